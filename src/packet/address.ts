@@ -1,0 +1,64 @@
+/** IPv4/IPv6 addresses between their byte and text forms. */
+import { isIPv4, isIPv6 } from 'node:net';
+import { InputError } from '../errors.js';
+
+export function ipv4ToString(b: Uint8Array, off = 0): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+export function ipv6ToString(b: Uint8Array, off = 0): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[off + i]! << 8) | b[off + i + 1]!);
+  // RFC 5952: compress the longest run (≥2) of zero groups
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+export function parseIPv4(text: string): Uint8Array {
+  if (!isIPv4(text)) throw new InputError(`'${text}' is not an IPv4 address`);
+  return Uint8Array.from(text.split('.').map(Number));
+}
+
+export function parseIPv6(text: string): Uint8Array {
+  if (!isIPv6(text)) throw new InputError(`'${text}' is not an IPv6 address`);
+  const out = new Uint8Array(16);
+  let s = text;
+  let tail4: number[] | null = null;
+  const m = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (m) {
+    tail4 = m[1]!.split('.').map(Number);
+    s = s.slice(0, -m[1]!.length) + '0:0';
+  }
+  const [head, rest] = s.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((g, i) => {
+    const v = parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+/** Bytes of an address given as text (IPv4 or IPv6). */
+export function parseIP(text: string): Uint8Array {
+  return text.includes(':') ? parseIPv6(text) : parseIPv4(text);
+}

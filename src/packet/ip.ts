@@ -1,0 +1,178 @@
+/**
+ * IPv4 and IPv6 header encode/decode. Decoding never throws: a truncated or malformed header
+ * comes back as a PacketError value, so hot paths (raw socket, capture replay) branch instead of
+ * unwinding.
+ */
+import { sum16, finish } from './checksum.js';
+
+export type PacketErrorCode = 'TRUNCATED' | 'BAD_VERSION' | 'BAD_HEADER' | 'NOT_TCP' | 'FRAGMENT';
+
+export class PacketError {
+  readonly code: PacketErrorCode;
+  readonly message: string;
+  constructor(code: PacketErrorCode, message: string) {
+    this.code = code;
+    this.message = message;
+  }
+}
+
+export function isPacketError(x: unknown): x is PacketError {
+  return x instanceof PacketError;
+}
+
+export const IPPROTO_TCP = 6;
+
+export interface IpHeader {
+  version: 4 | 6;
+  /** Offset of the IP header in the buffer. */
+  offset: number;
+  headerLength: number;
+  /** Total datagram length claimed by the header (v6: 40 + payload length). */
+  totalLength: number;
+  /** Upper-layer protocol after any IPv6 extension headers. */
+  protocol: number;
+  ttl: number;
+  /** IPv4 identification (0 for v6). */
+  id: number;
+  /** Views into the buffer (4 or 16 bytes). */
+  src: Uint8Array;
+  dst: Uint8Array;
+  payloadOffset: number;
+  payloadLength: number;
+  /** IPv4 fragment offset/more-fragments set: not the first or only fragment. */
+  fragment: boolean;
+}
+
+const V6_EXT = new Set([0, 43, 60]); // hop-by-hop, routing, destination options
+
+/** Decode the IP header at `off`; `end` bounds the bytes actually captured. */
+export function decodeIp(buf: Uint8Array, off = 0, end = buf.length): IpHeader | PacketError {
+  if (end - off < 1) return new PacketError('TRUNCATED', 'empty packet');
+  const version = buf[off]! >> 4;
+  if (version === 4) return decodeIPv4(buf, off, end);
+  if (version === 6) return decodeIPv6(buf, off, end);
+  return new PacketError('BAD_VERSION', `IP version ${version} is neither 4 nor 6`);
+}
+
+function decodeIPv4(buf: Uint8Array, off: number, end: number): IpHeader | PacketError {
+  if (end - off < 20) return new PacketError('TRUNCATED', `IPv4 header needs 20 bytes, ${end - off} captured`);
+  const ihl = (buf[off]! & 0x0f) * 4;
+  if (ihl < 20) return new PacketError('BAD_HEADER', `IPv4 header length ${ihl} < 20`);
+  if (end - off < ihl) return new PacketError('TRUNCATED', `IPv4 header of ${ihl} bytes, ${end - off} captured`);
+  const total = (buf[off + 2]! << 8) | buf[off + 3]!;
+  if (total < ihl) return new PacketError('BAD_HEADER', `IPv4 total length ${total} < header length ${ihl}`);
+  const fragField = ((buf[off + 6]! << 8) | buf[off + 7]!) & 0x3fff;
+  const avail = Math.min(total, end - off);
+  return {
+    version: 4,
+    offset: off,
+    headerLength: ihl,
+    totalLength: total,
+    protocol: buf[off + 9]!,
+    ttl: buf[off + 8]!,
+    id: (buf[off + 4]! << 8) | buf[off + 5]!,
+    src: buf.subarray(off + 12, off + 16),
+    dst: buf.subarray(off + 16, off + 20),
+    payloadOffset: off + ihl,
+    payloadLength: avail - ihl,
+    fragment: (fragField & 0x1fff) !== 0,
+  };
+}
+
+function decodeIPv6(buf: Uint8Array, off: number, end: number): IpHeader | PacketError {
+  if (end - off < 40) return new PacketError('TRUNCATED', `IPv6 header needs 40 bytes, ${end - off} captured`);
+  const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
+  let next = buf[off + 6]!;
+  let p = off + 40;
+  const limit = Math.min(off + 40 + plen, end);
+  let fragment = false;
+  while (V6_EXT.has(next) || next === 44) {
+    if (limit - p < 8) return new PacketError('TRUNCATED', 'IPv6 extension header truncated');
+    if (next === 44) {
+      fragment = (((buf[p + 2]! << 8) | buf[p + 3]!) & 0xfff8) !== 0;
+      next = buf[p]!;
+      p += 8;
+    } else {
+      const len = (buf[p + 1]! + 1) * 8;
+      next = buf[p]!;
+      p += len;
+    }
+  }
+  if (p > limit) return new PacketError('TRUNCATED', 'IPv6 extension headers run past the packet');
+  return {
+    version: 6,
+    offset: off,
+    headerLength: p - off,
+    totalLength: 40 + plen,
+    protocol: next,
+    ttl: buf[off + 7]!,
+    id: 0,
+    src: buf.subarray(off + 8, off + 24),
+    dst: buf.subarray(off + 24, off + 40),
+    payloadOffset: p,
+    payloadLength: limit - p,
+    fragment,
+  };
+}
+
+export interface IPv4Fields {
+  src: Uint8Array;
+  dst: Uint8Array;
+  protocol: number;
+  ttl?: number;
+  id?: number;
+  dontFragment?: boolean;
+}
+
+/** Encode an IPv4 header (no options) in front of `payload`, with its header checksum. */
+export function encodeIPv4(f: IPv4Fields, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(20 + payload.length);
+  const total = out.length;
+  out[0] = 0x45;
+  out[2] = total >> 8;
+  out[3] = total & 0xff;
+  out[4] = ((f.id ?? 0) >> 8) & 0xff;
+  out[5] = (f.id ?? 0) & 0xff;
+  out[6] = f.dontFragment === false ? 0 : 0x40;
+  out[8] = f.ttl ?? 64;
+  out[9] = f.protocol;
+  out.set(f.src, 12);
+  out.set(f.dst, 16);
+  const c = finish(sum16(out, 0, 20));
+  out[10] = c >> 8;
+  out[11] = c & 0xff;
+  out.set(payload, 20);
+  return out;
+}
+
+export interface IPv6Fields {
+  src: Uint8Array;
+  dst: Uint8Array;
+  nextHeader: number;
+  hopLimit?: number;
+  flowLabel?: number;
+}
+
+/** Encode an IPv6 header (no extension headers) in front of `payload`. */
+export function encodeIPv6(f: IPv6Fields, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(40 + payload.length);
+  const fl = f.flowLabel ?? 0;
+  out[0] = 0x60;
+  out[1] = (fl >> 16) & 0x0f;
+  out[2] = (fl >> 8) & 0xff;
+  out[3] = fl & 0xff;
+  out[4] = payload.length >> 8;
+  out[5] = payload.length & 0xff;
+  out[6] = f.nextHeader;
+  out[7] = f.hopLimit ?? 64;
+  out.set(f.src, 8);
+  out.set(f.dst, 24);
+  out.set(payload, 40);
+  return out;
+}
+
+/** True when the IPv4 header checksum at `off` is right. */
+export function ipv4ChecksumOk(buf: Uint8Array, off = 0): boolean {
+  const ihl = (buf[off]! & 0x0f) * 4;
+  return finish(sum16(buf, off, off + ihl)) === 0;
+}

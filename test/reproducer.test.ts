@@ -1,0 +1,60 @@
+/**
+ * ctprobe server + client across two real namespaces joined by a veth (no NAT): the forged
+ * segment reaches the client namespace at seq = server next + 100000 with a valid checksum,
+ * and the verdict is clean.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, collect, hasTool, isRoot, NetnsPair, sh } from './netns.js';
+
+const ready = isRoot && hasTool('tcpdump') && hasTool('ip');
+
+describe.skipIf(!ready)('reproducer across two namespaces', () => {
+  const pair = ready ? new NetnsPair('ctp-t-repro') : null;
+  afterAll(() => pair?.cleanup());
+
+  it('forges at next+100000, the client host accepts the checksum, verdict clean', async () => {
+    const p = pair!;
+    const td = p.spawnIn(p.b, 'tcpdump', ['-i', p.vethB, '-n', '-S', '-l', '-U', 'tcp port 9400']);
+    const tdOut = collect(td);
+    await sleep(600);
+    const srv = p.spawnIn(p.a, 'node', [CLI, 'server', '--port', '9400', '--offset', '100000', '--hold', '5s', '--linger', '500ms', '--connections', '2', '-o', 'json']);
+    const srvOut = collect(srv);
+    await sleep(700);
+    const cli = p.spawnIn(p.b, 'node', [CLI, 'client', `${p.addrA}:9400`, '--count', '2', '--timeout', '500ms', '--interval', '100ms', '-o', 'json']);
+    const cliRes = await collect(cli);
+    const srvRes = await srvOut;
+    await sleep(200);
+    td.kill('SIGINT');
+    const dump = (await tdOut).out;
+
+    const events = srvRes.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const closed = events.filter((e) => e.event === 'closed');
+    expect(events.filter((e) => e.event === 'established')).toHaveLength(2);
+    expect(closed.map((e) => e.verdict)).toEqual(['clean', 'clean']);
+    expect(events.some((e) => e.event === 'reset')).toBe(false);
+    expect(srvRes.code).toBe(0);
+    const summary = events.find((e) => e.event === 'summary')!;
+    expect(summary).toMatchObject({ connections: 2, injected: 2, reset: 0, clean: 2 });
+
+    // Every injected seq must appear in the client namespace as a P. segment from the server.
+    const injected = events.filter((e) => e.event === 'injected');
+    for (const inj of injected) expect(dump).toMatch(new RegExp(`${p.addrA}\\.9400 > .*Flags \\[P\\.\\], seq ${inj.seq as number}:`));
+    // And that seq is the server's SYN/ACK ISN + 1 + 100000 (mod 2^32).
+    const synack = [...dump.matchAll(/Flags \[S\.\], seq (\d+),/g)].map((m) => Number(m[1]));
+    expect(synack).toHaveLength(2);
+    expect(injected.map((e) => e.seq).sort()).toEqual(synack.map((s) => (s + 1 + 100000) % 2 ** 32).sort());
+    // The client's stack checked the forged segment's TCP checksum and found it right.
+    const csum = sh(`ip netns exec ${p.b} nstat -az TcpInCsumErrors`);
+    expect(csum).toMatch(/TcpInCsumErrors\s+0\b/);
+    // The client answered the out-of-window segment with a duplicate ACK (it was not dropped as corrupt).
+    expect(cliRes.out).toMatch(/"outcome":"ok"/);
+  });
+
+  it('refuses to run without privileges, with one clear line', async () => {
+    const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups node ${CLI} server --port 9401 2>&1; echo "exit=$?"`, true);
+    expect(r).toMatch(/^ctprobe: raw sockets need root or CAP_NET_RAW/m);
+    expect(r).toMatch(/exit=2/);
+    expect(r).not.toMatch(/at .*\.js:\d+/);
+  });
+});
