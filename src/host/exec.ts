@@ -114,6 +114,8 @@ export function run(tool: string, args: string[], opts: RunOptions = {}): Promis
       if (res.status !== 0 && !opts.allowFail) reject(new CommandError(`${tool} ${args.join(' ')}`, stderr, code));
       else resolve(res);
     });
+    // A tool that exits before reading its input must surface as its own failure, not EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

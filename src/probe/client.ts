@@ -28,6 +28,8 @@ export interface ClientOptions {
   intervalMs: number;
   timeoutMs: number;
   count: number;
+  /** Connect timeout; defaults to timeoutMs (nc -w uses one value for both). */
+  connectTimeoutMs?: number;
   /** Pin the source port (like `nc -p`). */
   localPort?: number;
 }
@@ -61,7 +63,8 @@ export function attempt(n: number, o: ClientOptions): Promise<AttemptResult> {
       if (timer) clearTimeout(timer);
       timer = setTimeout(fn, ms);
     };
-    arm(o.timeoutMs, () => finish('timeout', `connect timed out after ${o.timeoutMs} ms`));
+    const connectMs = o.connectTimeoutMs ?? o.timeoutMs;
+    arm(connectMs, () => finish('timeout', `connect timed out after ${connectMs} ms`));
     s.on('connect', () => {
       r.connectMs = Math.round(performance.now() - t0);
       r.local = `${s.localAddress}:${s.localPort}`;

@@ -4,7 +4,7 @@ import { formatAttempt, formatClientSummary } from '../../report/events.js';
 import { parseDuration, parseIntFlag } from '../../util/duration.js';
 import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.js';
 
-const help = `Usage: ctprobe client HOST:PORT [--interval 1s] [--timeout 3s] [--count 10] [--source-port N] [-o text|json]
+const help = `Usage: ctprobe client HOST:PORT [--interval 1s] [--timeout 3s] [--connect-timeout DUR] [--count 10] [--source-port N] [-o text|json]
 
 The client side of the reproducer: the seed's 'while true; do nc -w 3 HOST PORT; sleep 1; done',
 built in and bounded. Each attempt connects, reads until the connection has been idle for
@@ -19,6 +19,7 @@ with timings. Run it inside the NATed namespace/container whose host you suspect
 Flags:
   --interval DUR    pause between attempts (default 1s)
   --timeout DUR     connect timeout and idle timeout, like nc -w (default 3s)
+  --connect-timeout DUR  connect timeout when it should differ from --timeout
   --count N         number of attempts (default 10; at most 100000)
   --source-port N   pin the source port (like nc -p)
   -o text|json      text lines (default) or one JSON object per attempt
@@ -41,6 +42,7 @@ export const clientCommand: Command = {
     const { values, positionals } = parseFlags(argv, {
       interval: { type: 'string' },
       timeout: { type: 'string' },
+      'connect-timeout': { type: 'string' },
       count: { type: 'string' },
       'source-port': { type: 'string' },
       ...OUTPUT_FLAG,
@@ -57,6 +59,7 @@ export const clientCommand: Command = {
         ...target,
         intervalMs: values.interval ? parseDuration(values.interval, '--interval') : 1000,
         timeoutMs: values.timeout ? parseDuration(values.timeout, '--timeout') : 3000,
+        ...(values['connect-timeout'] ? { connectTimeoutMs: parseDuration(values['connect-timeout'], '--connect-timeout') } : {}),
         count: values.count ? parseIntFlag(values.count, '--count', 1, 100_000) : 10,
         ...(values['source-port'] ? { localPort: parseIntFlag(values['source-port'], '--source-port', 1, 65535) } : {}),
       },

@@ -1,0 +1,112 @@
+/**
+ * One lab cell's topology, all inside namespaces this run creates (interfaces are created
+ * directly in their namespaces, so nothing ever appears in the root namespace):
+ *
+ *   container (192.0.2.2) ─ veth ─ [br0 192.0.2.1] client-host [up0 198.51.100.1] ─ veth ─ server (198.51.100.2)
+ *                                   MASQUERADE 192.0.2.0/24, ip_forward=1, conntrack
+ *
+ * The server namespace has no firewall and no conntrack: like the seed's server host, it does not
+ * discard anything itself.
+ */
+import { run } from '../host/exec.js';
+import { LAB_PREFIX } from './state.js';
+
+export const ADDR = {
+  container: '192.0.2.2',
+  bridge: '192.0.2.1',
+  containerNet: '192.0.2.0/24',
+  hostUplink: '198.51.100.1',
+  server: '198.51.100.2',
+} as const;
+
+export type Mitigation = 'none' | 'drop-input' | 'drop-forward' | 'be-liberal';
+export const MITIGATIONS: Mitigation[] = ['none', 'drop-input', 'drop-forward', 'be-liberal'];
+
+export interface CellNamespaces {
+  container: string;
+  host: string;
+  server: string;
+}
+
+export function cellNamespaces(run: string, cell: number): CellNamespaces {
+  const base = `${LAB_PREFIX}${run}-${cell}`;
+  return { container: `${base}-c`, host: `${base}-h`, server: `${base}-s` };
+}
+
+/** The client-host's rules: NAT like docker0, plus the mitigation under test. */
+export function hostRuleset(m: Mitigation): string {
+  const lines = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    `-A POSTROUTING -s ${ADDR.containerNet} ! -o br0 -m comment --comment ctprobe-lab -j MASQUERADE`,
+    'COMMIT',
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+  ];
+  if (m === 'drop-input') {
+    // libnetwork PR 2275 style: a chain jumped to from INPUT.
+    lines.push(
+      ':CTPROBE-INVALID - [0:0]',
+      '-A INPUT -m comment --comment ctprobe-lab -j CTPROBE-INVALID',
+      '-A CTPROBE-INVALID -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP',
+      '-A CTPROBE-INVALID -j RETURN',
+    );
+  } else if (m === 'drop-forward') {
+    // kube-proxy style (KUBE-FORWARD).
+    lines.push('-A FORWARD -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+function sysctlScript(m: Mitigation): string {
+  const set = (k: string, v: number | string) => `echo ${v} > /proc/sys/${k.replace(/\./g, '/')}`;
+  return [
+    set('net.ipv4.ip_forward', 1),
+    set('net.netfilter.nf_conntrack_log_invalid', 6),
+    set('net.netfilter.nf_conntrack_tcp_be_liberal', m === 'be-liberal' ? 1 : 0),
+  ].join(' && ');
+}
+
+/** Create the cell's namespaces, links, addresses, NAT and mitigation. */
+export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<void> {
+  await run('ip', ['-batch', '-'], { input: [ns.container, ns.host, ns.server].map((n) => `netns add ${n}`).join('\n') + '\n' });
+  await run('ip', ['-batch', '-'], {
+    input: [
+      `link add eth0 netns ${ns.container} type veth peer name vc0 netns ${ns.host}`,
+      `link add eth0 netns ${ns.server} type veth peer name up0 netns ${ns.host}`,
+    ].join('\n') + '\n',
+  });
+  await Promise.all([
+    run('ip', ['-n', ns.container, '-batch', '-'], {
+      input: ['link set lo up', 'link set eth0 up', `addr add ${ADDR.container}/24 dev eth0`, `route add default via ${ADDR.bridge}`].join('\n') + '\n',
+    }),
+    run('ip', ['-n', ns.server, '-batch', '-'], {
+      input: ['link set lo up', 'link set eth0 up', `addr add ${ADDR.server}/24 dev eth0`].join('\n') + '\n',
+    }),
+    run('ip', ['-n', ns.host, '-batch', '-'], {
+      input: [
+        'link set lo up',
+        'link add br0 type bridge forward_delay 0 stp_state 0',
+        'link set vc0 master br0',
+        `addr add ${ADDR.bridge}/24 dev br0`,
+        `addr add ${ADDR.hostUplink}/24 dev up0`,
+        'link set br0 up',
+        'link set vc0 up',
+        'link set up0 up',
+      ].join('\n') + '\n',
+    }),
+  ]);
+  await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m) });
+  await run('sh', ['-c', sysctlScript(m)], { netns: ns.host });
+}
+
+/** Remove the cell's namespaces (their interfaces go with them). Never throws. */
+export async function destroyCell(ns: CellNamespaces): Promise<void> {
+  await Promise.all([ns.container, ns.host, ns.server].map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
+}
