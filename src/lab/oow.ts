@@ -160,11 +160,13 @@ export async function runCell(runId: string, cell: CellSpec, profile: KernelProf
   };
 }
 
-/** Kernel log lines for a cell: nf_conntrack lines that name the cell's server port. */
-export function cellLogLines(records: KmsgRecord[], port: number): string[] {
-  const spt = `SPT=${port} `;
-  const dpt = `DPT=${port} `;
-  return records.filter((r) => r.text.startsWith('nf_ct_') && (r.text.includes(spt) || r.text.includes(dpt))).map((r) => r.text.trim());
+/** Kernel log lines for a cell: nf_conntrack lines naming one of the cell's interfaces and its port. */
+export function cellLogLines(records: KmsgRecord[], port: number, ns: Pick<CellNamespaces, 'bridge' | 'uplink' | 'vethHost'>): string[] {
+  const ports = [`SPT=${port} `, `DPT=${port} `];
+  const ifaces = [ns.bridge, ns.uplink, ns.vethHost].flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
+  return records
+    .filter((r) => r.text.startsWith('nf_ct_') && ports.some((p) => r.text.includes(p)) && ifaces.some((i) => r.text.includes(i)))
+    .map((r) => r.text.trim());
 }
 
 export { destroyCell };

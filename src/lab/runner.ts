@@ -109,7 +109,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     // Log records are written synchronously with the packets; give the printk path a moment.
     await new Promise((r) => setTimeout(r, 50));
     const records = klog?.drain() ?? [];
-    for (const c of cells) results[c.index]!.invalidLog = cellLogLines(records, c.port);
+    for (const c of cells) results[c.index]!.invalidLog = cellLogLines(records, c.port, results[c.index]!.namespaces);
   } finally {
     await teardown();
     process.off('SIGINT', onSignal);

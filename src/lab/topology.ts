@@ -2,7 +2,7 @@
  * One lab cell's topology, all inside namespaces this run creates (interfaces are created
  * directly in their namespaces, so nothing ever appears in the root namespace):
  *
- *   container (192.0.2.2) ─ veth ─ [br0 192.0.2.1] client-host [up0 198.51.100.1] ─ veth ─ server (198.51.100.2)
+ *   container (192.0.2.2) ─ veth ─ [bridge 192.0.2.1] client-host [uplink 198.51.100.1] ─ veth ─ server (198.51.100.2)
  *                                   MASQUERADE 192.0.2.0/24, ip_forward=1, conntrack
  *
  * The server namespace has no firewall and no conntrack: like the seed's server host, it does not
@@ -26,22 +26,31 @@ export interface CellNamespaces {
   container: string;
   host: string;
   server: string;
+  /** The client host's interfaces, named per run and cell: every kernel log line names one
+   * (IN=/OUT=), which attributes it to this cell even when several lab runs share the kernel. */
+  bridge: string;
+  uplink: string;
+  vethHost: string;
 }
+
+/** Interface-name stems of lab interfaces (≤ 15 characters: 3 + 6-hex run + 2-digit cell). */
+export const LAB_IFACE_RE = /^ct[buv][0-9a-f]{6}\d{2}$/;
 
 export function cellNamespaces(run: string, cell: number): CellNamespaces {
   const base = `${LAB_PREFIX}${run}-${cell}`;
-  return { container: `${base}-c`, host: `${base}-h`, server: `${base}-s` };
+  const id = `${run}${String(cell).padStart(2, '0')}`;
+  return { container: `${base}-c`, host: `${base}-h`, server: `${base}-s`, bridge: `ctb${id}`, uplink: `ctu${id}`, vethHost: `ctv${id}` };
 }
 
 /** The client-host's rules: NAT like docker0, plus the mitigation under test. */
-export function hostRuleset(m: Mitigation): string {
+export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
   const lines = [
     '*nat',
     ':PREROUTING ACCEPT [0:0]',
     ':INPUT ACCEPT [0:0]',
     ':OUTPUT ACCEPT [0:0]',
     ':POSTROUTING ACCEPT [0:0]',
-    `-A POSTROUTING -s ${ADDR.containerNet} ! -o br0 -m comment --comment ctprobe-lab -j MASQUERADE`,
+    `-A POSTROUTING -s ${ADDR.containerNet} ! -o ${bridge} -m comment --comment ctprobe-lab -j MASQUERADE`,
     'COMMIT',
     '*filter',
     ':INPUT ACCEPT [0:0]',
@@ -78,8 +87,8 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
   await run('ip', ['-batch', '-'], { input: [ns.container, ns.host, ns.server].map((n) => `netns add ${n}`).join('\n') + '\n' });
   await run('ip', ['-batch', '-'], {
     input: [
-      `link add eth0 netns ${ns.container} type veth peer name vc0 netns ${ns.host}`,
-      `link add eth0 netns ${ns.server} type veth peer name up0 netns ${ns.host}`,
+      `link add eth0 netns ${ns.container} type veth peer name ${ns.vethHost} netns ${ns.host}`,
+      `link add eth0 netns ${ns.server} type veth peer name ${ns.uplink} netns ${ns.host}`,
     ].join('\n') + '\n',
   });
   await Promise.all([
@@ -92,17 +101,17 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
     run('ip', ['-n', ns.host, '-batch', '-'], {
       input: [
         'link set lo up',
-        'link add br0 type bridge forward_delay 0 stp_state 0',
-        'link set vc0 master br0',
-        `addr add ${ADDR.bridge}/24 dev br0`,
-        `addr add ${ADDR.hostUplink}/24 dev up0`,
-        'link set br0 up',
-        'link set vc0 up',
-        'link set up0 up',
+        `link add ${ns.bridge} type bridge forward_delay 0 stp_state 0`,
+        `link set ${ns.vethHost} master ${ns.bridge}`,
+        `addr add ${ADDR.bridge}/24 dev ${ns.bridge}`,
+        `addr add ${ADDR.hostUplink}/24 dev ${ns.uplink}`,
+        `link set ${ns.bridge} up`,
+        `link set ${ns.vethHost} up`,
+        `link set ${ns.uplink} up`,
       ].join('\n') + '\n',
     }),
   ]);
-  await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m) });
+  await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge) });
   await run('sh', ['-c', sysctlScript(m)], { netns: ns.host });
 }
 

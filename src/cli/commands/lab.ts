@@ -7,7 +7,7 @@ import { formatMs, parseIntFlag } from '../../util/duration.js';
 import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.js';
 
 const help = `Usage: ctprobe lab [oow-rst] [--offset N]... [--mitigation none,drop-input,drop-forward,be-liberal]
-                   [--no-control] [--concurrency 5] [--keep] [-o text|json]
+                   [--no-control] [--concurrency 10] [--keep] [-o text|json]
        ctprobe lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)
        ctprobe lab list       scenarios, and lab namespaces present now
 
@@ -29,7 +29,7 @@ Flags:
   --offset N        sequence offset of the forged segment; repeatable (default +100000 and -100000)
   --mitigation L    comma-separated list (default all four)
   --no-control      skip the non-NATed control cells
-  --concurrency N   cells run at the same time (default 5)
+  --concurrency N   cells run at the same time (default 10)
   --keep            leave the topology up and print commands to explore it
   -o text|json      a matrix for people (default) or one JSON document
 
@@ -106,7 +106,7 @@ export const labCommand: Command = {
       mitigations: parseMitigations(values.mitigation),
       control: !values['no-control'],
       keep: Boolean(values.keep),
-      concurrency: values.concurrency ? parseIntFlag(values.concurrency, '--concurrency', 1, 32) : 5,
+      concurrency: values.concurrency ? parseIntFlag(values.concurrency, '--concurrency', 1, 32) : 10,
       onProgress: fmt === 'text' || process.stderr.isTTY ? progress : undefined,
     });
     process.stdout.write((fmt === 'json' ? JSON.stringify(labJson(report), null, 2) : labText(report)) + '\n');

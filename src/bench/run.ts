@@ -1,0 +1,29 @@
+/**
+ * `npm run bench`: figures, never assertions. Each bench prints its own lines; a bench whose
+ * prerequisites are missing (not root, no tool) says so and is skipped.
+ */
+import { release } from 'node:os';
+import { benchLab } from './lab.js';
+
+interface Bench {
+  name: string;
+  run: () => Promise<void>;
+}
+
+const benches: Bench[] = [{ name: 'lab oow-rst matrix', run: benchLab }];
+
+async function main(): Promise<void> {
+  const only = process.argv[2];
+  console.log(`ctprobe benchmarks — node ${process.version}, kernel ${release()}`);
+  for (const b of benches) {
+    if (only && !b.name.includes(only)) continue;
+    console.log(`\n## ${b.name}`);
+    try {
+      await b.run();
+    } catch (e) {
+      console.log(`skipped: ${(e as Error).message}`);
+    }
+  }
+}
+
+void main();

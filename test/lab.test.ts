@@ -1,0 +1,102 @@
+/**
+ * The lab for real: namespaces, veths, bridge, MASQUERADE, conntrack. Asserts the verdicts this
+ * kernel's profile predicts, the kernel's reasons, teardown on success and on signals, and that
+ * `lab clean` removes what a SIGKILLed run left.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, collect, hasTool, isRoot, sh } from './netns.js';
+
+const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
+const logAll = () => readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
+const nsOfRun = (run: string) => sh('ip netns list').split('\n').filter((l) => l.startsWith(`ctp-lab-${run}-`));
+
+describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
+  it('reproduces the reset through NAT and proves which fix works, with the kernel’s reasons', async () => {
+    const before = logAll();
+    const p = spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none,drop-input,drop-forward,be-liberal', '-o', 'json']);
+    const r = await collect(p);
+    const rep = JSON.parse(r.out) as { kernel: string; run: string; cells: Array<Record<string, unknown>> };
+    const cell = (id: string) => rep.cells.find((c) => c.id === id)!;
+    expect(rep.cells.map((c) => c.id)).toEqual(['nat/none/+100000', 'nat/drop-input/+100000', 'nat/drop-forward/+100000', 'nat/be-liberal/+100000', 'control/+100000']);
+    for (const c of rep.cells) expect(c.match, `${c.id as string}: saw ${c.verdict as string}, expected ${c.expected as string}`).toBe(true);
+    expect(r.code).toBe(0);
+    expect(cell('nat/none/+100000').verdict).toBe('reset');
+    expect(cell('nat/be-liberal/+100000').verdict).toBe('clean');
+    expect(cell('nat/drop-input/+100000').verdict).toBe('clean');
+    expect(cell('control/+100000').verdict).toBe('clean');
+    if (/^6\.(1\d|[2-9])\./.test(rep.kernel)) {
+      // 6.2+: the forged segment only poisons the window; the ACK of the client's FIN is INVALID.
+      const log = (cell('nat/none/+100000').invalidLog as string[]).join('\n');
+      expect(log).toMatch(/bytes more than expected/);
+      expect(log).toMatch(/ACK is over upper bound \d+ \(ACKed data not seen yet\)/);
+      expect(cell('nat/none/+100000').invalidCount).toBeGreaterThan(0);
+      expect(cell('nat/be-liberal/+100000').invalidLog).toEqual([]);
+    }
+    expect(nsOfRun(rep.run)).toEqual([]);
+    // Only this file runs labs, one test at a time: the root sysctl must be back as it was.
+    expect(logAll()).toBe(before);
+  });
+
+  it('exits 130/143 on SIGINT/SIGTERM and leaves nothing', async () => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const p = spawn('node', [CLI, 'lab', '--concurrency', '3']);
+      let err = '';
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const done = collect(p);
+      let run = '';
+      for (let i = 0; i < 100 && !run; i++) {
+        await sleep(50);
+        run = /lab run ([0-9a-f]+)/.exec(err)?.[1] ?? '';
+      }
+      expect(run).not.toBe('');
+      for (let i = 0; i < 100 && nsOfRun(run).length === 0; i++) await sleep(50);
+      expect(nsOfRun(run).length).toBeGreaterThan(0);
+      p.kill(sig);
+      const r = await done;
+      expect(r.code).toBe(sig === 'SIGINT' ? 130 : 143);
+      expect(nsOfRun(run)).toEqual([]);
+    }
+  });
+
+  it('lab clean removes what a SIGKILLed run left, and only that', async () => {
+    const p = spawn('node', [CLI, 'lab', '--concurrency', '4']);
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const done = collect(p);
+    let run = '';
+    for (let i = 0; i < 100 && !run; i++) {
+      await sleep(50);
+      run = /lab run ([0-9a-f]+)/.exec(err)?.[1] ?? '';
+    }
+    for (let i = 0; i < 100 && nsOfRun(run).length < 6; i++) await sleep(50);
+    p.kill('SIGKILL');
+    await done;
+    sh('pkill -KILL -f "dist/cli/main.js (server|client) .*198.51.100.2" || true', true);
+    expect(nsOfRun(run).length).toBeGreaterThan(0); // SIGKILL: nothing could clean up
+    const c = await collect(spawn('node', [CLI, 'lab', 'clean', '-o', 'json']));
+    expect(c.code).toBe(0);
+    const rep = JSON.parse(c.out) as { removed: string[] };
+    expect(rep.removed.some((n) => n.startsWith(`ctp-lab-${run}-`))).toBe(true);
+    expect(nsOfRun(run)).toEqual([]);
+    expect(sh('ip -o link show')).not.toMatch(new RegExp(`ct[buv]${run}`));
+    expect(() => readFileSync(`/run/ctprobe/lab-${run}.json`)).toThrow();
+  });
+});
+
+describe('ctprobe lab without privileges or with bad flags', () => {
+  it('says why in one line and exits 2', async () => {
+    const bad = await collect(spawn('node', [CLI, 'lab', '--mitigation', 'nope']));
+    expect(bad.code).toBe(2);
+    expect(bad.err.trim()).toMatch(/^ctprobe: --mitigation: 'nope' is not one of none, drop-input, drop-forward, be-liberal$/);
+    const sc = await collect(spawn('node', [CLI, 'lab', 'nosuch']));
+    expect(sc.err).toMatch(/unknown lab scenario 'nosuch'/);
+    if (isRoot) {
+      const np = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups node ${CLI} lab 2>&1; echo "exit=$?"`, true);
+      expect(np).toMatch(/^ctprobe: the lab creates network namespaces: run it as root/m);
+      expect(np).toMatch(/exit=2/);
+    }
+  });
+});
