@@ -1,10 +1,11 @@
 /** Wall time of the full oow-rst matrix and of each cell (target: ≤ 10 s on 2 cores). */
 import { runLab } from '../lab/runner.js';
+import { oowScenario } from '../lab/oow.js';
 import { formatMs } from '../util/duration.js';
 
 export async function benchLab(): Promise<void> {
   for (const concurrency of [5, 10]) {
-    const r = await runLab({ scenario: 'oow-rst', offsets: [100000, -100000], mitigations: ['none', 'drop-input', 'drop-forward', 'be-liberal'], control: true, keep: false, concurrency });
+    const r = await runLab({ scenario: oowScenario([100000, -100000], ['none', 'drop-input', 'drop-forward', 'be-liberal'], true), keep: false, concurrency });
     const cells = r.cells.map((c) => c.ms);
     const matched = r.cells.filter((c) => c.match).length;
     console.log(`concurrency ${concurrency}: matrix ${formatMs(r.ms)} wall (target ≤ 10s), ${r.cells.length} cells, ${matched} match`);

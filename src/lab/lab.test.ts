@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectedVerdict, kernelProfile } from './expect.js';
-import { buildCells, cellLogLines } from './oow.js';
+import { buildCells } from './oow.js';
+import { cellLogLines } from './runner.js';
 import { cellNamespaces, hostRuleset, LAB_IFACE_RE } from './topology.js';
 import { parseKmsgRecord } from '../host/kmsg.js';
 
@@ -56,8 +57,9 @@ describe('cells and rules', () => {
     const line = (iface: string, port: number) =>
       parseKmsgRecord(`4,100,200,-;nf_ct_proto_6: 35498 bytes more than expected IN=${iface} OUT= MAC=aa SRC=198.51.100.2 DST=198.51.100.1 LEN=61 PROTO=TCP SPT=${port} DPT=4000 SEQ=1 ACK=2 WINDOW=502 ACK PSH URGP=0 `)!;
     const recs = [line(ns.uplink, 9101), line(other.uplink, 9101), line(ns.uplink, 9102), { ...line(ns.uplink, 9101), text: 'unrelated IN=x' }];
-    expect(cellLogLines(recs, 9101, ns)).toHaveLength(1);
-    expect(cellLogLines(recs, 9101, ns)[0]).toMatch(/^nf_ct_proto_6: 35498 bytes more than expected/);
+    const cell = { ifaces: [ns.bridge, ns.uplink, ns.vethHost], ports: [9101] };
+    expect(cellLogLines(recs, cell)).toHaveLength(1);
+    expect(cellLogLines(recs, cell)[0]).toMatch(/^nf_ct_proto_6: 35498 bytes more than expected/);
   });
   it('parses /dev/kmsg records', () => {
     expect(parseKmsgRecord('6,1234,5678,-;hello world\n SUBSYSTEM=x')).toEqual({ seq: 1234, usec: 5678, priority: 6, text: 'hello world' });

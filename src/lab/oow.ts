@@ -1,17 +1,14 @@
 /**
  * Scenario `oow-rst`: the out-of-window segment through a NAT host, per offset × mitigation, plus
  * the non-NATed control (the client runs on the client host itself). Each cell has its own
- * namespaces and server port, so cells run in parallel and kernel log lines are attributed by port.
+ * namespaces, interface names and server port, so cells run in parallel and kernel log lines are
+ * attributed to the right cell.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { CtprobeError } from '../errors.js';
-import { run } from '../host/exec.js';
-import type { KmsgRecord } from '../host/kmsg.js';
-import { ADDR, cellNamespaces, createCell, destroyCell, type CellNamespaces, type Mitigation } from './topology.js';
-import { expectedVerdict, type CellVerdict, type KernelProfile } from './expect.js';
-
-export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+import { expectedVerdict } from './expect.js';
+import type { LabCellResult, LabContext, Scenario } from './scenario.js';
+import { CLI_PATH, invalidCounter, jsonLines, spawnNode, waitFor } from './spawn.js';
+import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
   id: string;
@@ -22,22 +19,6 @@ export interface CellSpec {
   port: number;
 }
 
-export interface CellResult {
-  id: string;
-  offset: number;
-  mitigation: Mitigation;
-  natted: boolean;
-  verdict: CellVerdict;
-  expected: CellVerdict;
-  match: boolean;
-  why: string;
-  invalidLog: string[];
-  invalidCount: number | null;
-  ms: number;
-  client: string | null;
-  namespaces: CellNamespaces;
-}
-
 export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100): CellSpec[] {
   const cells: CellSpec[] = [];
   const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
@@ -46,37 +27,6 @@ export function buildCells(offsets: number[], mitigations: Mitigation[], control
     if (control) cells.push({ id: `control/${sign(offset)}`, index: cells.length, offset, mitigation: 'none', natted: false, port: basePort + cells.length });
   }
   return cells;
-}
-
-/** Child processes of live cells, so a signal handler can kill them before removing namespaces. */
-export const liveChildren = new Set<ChildProcess>();
-
-function spawnIn(ns: string, args: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(p);
-  p.on('close', () => liveChildren.delete(p));
-  return p;
-}
-
-function linesOf(p: ChildProcess, onLine: (l: string) => void): Promise<number | null> {
-  let buf = '';
-  p.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return new Promise((resolve) => p.on('close', (code) => resolve(code)));
-}
-
-async function invalidCounter(ns: string): Promise<number | null> {
-  const r = await run('conntrack', ['-S'], { netns: ns, allowFail: true }).catch(() => null);
-  if (!r || r.status !== 0) return null;
-  let total = 0;
-  for (const m of r.stdout.matchAll(/\binvalid=(\d+)/g)) total += Number(m[1]);
-  return total;
 }
 
 export interface CellTiming {
@@ -92,46 +42,31 @@ export interface CellTiming {
 
 export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 8000 };
 
-/** Run one cell: topology up, server, client, verdict; the topology is left for the caller. */
-export async function runCell(runId: string, cell: CellSpec, profile: KernelProfile, t: CellTiming, onCreated: (ns: CellNamespaces) => void): Promise<CellResult> {
+/** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
+async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<LabCellResult> {
   const t0 = performance.now();
-  const ns = cellNamespaces(runId, cell.index);
-  onCreated(ns);
+  const ns = cellNamespaces(ctx.runId, cell.index);
+  ctx.track([ns.container, ns.host, ns.server]);
   await createCell(ns, cell.mitigation);
   const before = await invalidCounter(ns.host);
 
-  let verdict: CellVerdict | null = null;
-  let listening!: () => void;
-  const ready = new Promise<void>((r) => (listening = r));
-  const server = spawnIn(ns.server, [
+  const serverEvents: Array<Record<string, unknown>> = [];
+  const server = spawnNode(ns.server, CLI_PATH, [
     'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
     '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
   ]);
   let serverErr = '';
   server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
-  const serverDone = linesOf(server, (l) => {
-    try {
-      const e = JSON.parse(l) as { event: string; verdict?: string };
-      if (e.event === 'listening') listening();
-      if (e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean')) verdict ??= e.verdict;
-    } catch {
-      /* not ours */
-    }
-  });
-  const started = await Promise.race([ready.then(() => true), serverDone.then(() => false)]);
-  if (!started) throw new CtprobeError('ECMD', `lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
+  const serverDone = jsonLines(server, (e) => serverEvents.push(e));
+  if (!(await waitFor(server, serverEvents, (e) => e.event === 'listening', 5000)))
+    throw new CtprobeError('ECMD', `lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
   let client: string | null = null;
-  const cl = spawnIn(cell.natted ? ns.container : ns.host, [
+  const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, [
     'client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json',
   ]);
-  const clientDone = linesOf(cl, (l) => {
-    try {
-      const e = JSON.parse(l) as { event: string; outcome?: string };
-      if (e.event === 'attempt') client = e.outcome ?? null;
-    } catch {
-      /* ignore */
-    }
+  const clientDone = jsonLines(cl, (e) => {
+    if (e.event === 'attempt') client = (e.outcome as string) ?? null;
   });
   const timer = setTimeout(() => {
     server.kill('SIGTERM');
@@ -141,32 +76,33 @@ export async function runCell(runId: string, cell: CellSpec, profile: KernelProf
   clearTimeout(timer);
 
   const after = await invalidCounter(ns.host);
-  const exp = expectedVerdict(profile, cell.offset, cell.mitigation, cell.natted);
-  const v: CellVerdict = verdict ?? 'timeout';
+  const closed = serverEvents.find((e) => e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
+  const verdict = (closed?.verdict as 'reset' | 'clean' | undefined) ?? 'timeout';
+  const exp = expectedVerdict(ctx.profile, cell.offset, cell.mitigation, cell.natted);
   return {
     id: cell.id,
-    offset: cell.offset,
-    mitigation: cell.mitigation,
-    natted: cell.natted,
-    verdict: v,
+    verdict,
     expected: exp.verdict,
-    match: v === exp.verdict,
+    match: verdict === exp.verdict,
     why: exp.why,
     invalidLog: [],
     invalidCount: before === null || after === null ? null : after - before,
     ms: Math.round(performance.now() - t0),
-    client,
-    namespaces: ns,
+    namespaces: [ns.container, ns.host, ns.server],
+    ifaces: [ns.bridge, ns.uplink, ns.vethHost],
+    ports: [cell.port],
+    details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
   };
 }
 
-/** Kernel log lines for a cell: nf_conntrack lines naming one of the cell's interfaces and its port. */
-export function cellLogLines(records: KmsgRecord[], port: number, ns: Pick<CellNamespaces, 'bridge' | 'uplink' | 'vethHost'>): string[] {
-  const ports = [`SPT=${port} `, `DPT=${port} `];
-  const ifaces = [ns.bridge, ns.uplink, ns.vethHost].flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
-  return records
-    .filter((r) => r.text.startsWith('nf_ct_') && ports.some((p) => r.text.includes(p)) && ifaces.some((i) => r.text.includes(i)))
-    .map((r) => r.text.trim());
+export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}): Scenario {
+  const cells = buildCells(offsets, mitigations, control);
+  const t = { ...DEFAULT_TIMING, ...timing };
+  return {
+    name: 'oow-rst',
+    what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)',
+    cells: cells.length,
+    cellId: (i) => cells[i]!.id,
+    runCell: (i, ctx) => runCell(cells[i]!, ctx, t),
+  };
 }
-
-export { destroyCell };

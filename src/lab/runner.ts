@@ -1,31 +1,27 @@
 /**
  * Runs a lab scenario: checks it can run, records the run so a killed run can be cleaned up,
- * runs the cells (a few at a time), collects the kernel's invalid-packet log lines, and tears
+ * runs the cells (several at a time), collects the kernel's invalid-packet log lines, and tears
  * everything down on success, failure, SIGINT and SIGTERM.
  */
 import { release } from 'node:os';
 import { PrivilegeError } from '../errors.js';
-import { isRoot, requireTool, runSync } from '../host/exec.js';
-import { KernelLog } from '../host/kmsg.js';
-import { kernelProfile, type KernelProfile } from './expect.js';
-import { buildCells, cellLogLines, destroyCell, DEFAULT_TIMING, liveChildren, runCell, type CellResult, type CellSpec, type CellTiming } from './oow.js';
+import { isRoot, requireTool, run, runSync } from '../host/exec.js';
+import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
+import { kernelProfile } from './expect.js';
+import { liveChildren } from './spawn.js';
+import type { LabCellResult, Scenario } from './scenario.js';
 import { enableLogAllNetns, newRunId, readLogAllNetns, removeRunState, restoreLogAllNetns, writeRunState } from './state.js';
-import type { CellNamespaces, Mitigation } from './topology.js';
 
 export interface LabOptions {
-  scenario: 'oow-rst';
-  offsets: number[];
-  mitigations: Mitigation[];
-  control: boolean;
+  scenario: Scenario;
   keep: boolean;
   concurrency: number;
-  timing?: Partial<CellTiming>;
   onProgress?: (ev: LabProgress) => void;
 }
 
 export type LabProgress =
-  | { type: 'start'; run: string; cells: number; kernel: string; profile: KernelProfile }
-  | { type: 'cell'; done: number; total: number; cell: CellResult };
+  | { type: 'start'; run: string; cells: number; kernel: string; profile: string }
+  | { type: 'cell'; done: number; total: number; cell: LabCellResult };
 
 export interface LabReport {
   kernel: string;
@@ -35,15 +31,24 @@ export interface LabReport {
   scenario: string;
   run: string;
   kernelLog: 'collected' | 'unavailable';
-  cells: CellResult[];
+  cells: LabCellResult[];
   ms: number;
-  kept: CellNamespaces[] | null;
+  kept: string[] | null;
 }
 
 /** Fail early, in one line, when the lab cannot run here. */
 export function preflight(): void {
   if (!isRoot()) throw new PrivilegeError('the lab creates network namespaces: run it as root (or with CAP_NET_ADMIN + CAP_SYS_ADMIN + CAP_NET_RAW)');
-  for (const t of ['ip', 'iptables-restore', 'conntrack']) requireTool(t);
+  for (const t of ['ip', 'iptables-restore', 'conntrack', 'ss', 'setpriv']) requireTool(t);
+}
+
+/** Kernel log lines for a cell: nf_conntrack lines naming one of its interfaces and one of its ports. */
+export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'ifaces' | 'ports'>): string[] {
+  const ports = cell.ports.flatMap((p) => [`SPT=${p} `, `DPT=${p} `]);
+  const ifaces = cell.ifaces.flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
+  return records
+    .filter((r) => r.text.startsWith('nf_ct_') && ports.some((p) => r.text.includes(p)) && ifaces.some((i) => r.text.includes(i)))
+    .map((r) => r.text.trim());
 }
 
 export async function runLab(o: LabOptions): Promise<LabReport> {
@@ -52,10 +57,9 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const runId = newRunId();
   const kernel = release();
   const profile = kernelProfile(kernel);
-  const timing = { ...DEFAULT_TIMING, ...o.timing };
-  const cells: CellSpec[] = buildCells(o.offsets, o.mitigations, o.control);
-  const created: CellNamespaces[] = [];
-  writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: o.scenario, keep: o.keep });
+  const sc = o.scenario;
+  const created: string[] = [];
+  writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: sc.name, keep: o.keep });
 
   const logAll = enableLogAllNetns();
   const klog = KernelLog.open();
@@ -64,7 +68,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     if (torn) return;
     torn = true;
     for (const c of liveChildren) c.kill('SIGKILL');
-    if (!o.keep) await Promise.all(created.map((ns) => destroyCell(ns)));
+    if (!o.keep) await Promise.all(created.map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
     klog?.close();
     restoreLogAllNetns(runId);
     removeRunState(runId);
@@ -76,7 +80,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const onExit = () => {
     if (torn) return;
     for (const c of liveChildren) c.kill('SIGKILL');
-    if (!o.keep) for (const ns of created) for (const n of [ns.container, ns.host, ns.server]) runSync('ip', ['netns', 'del', n], { allowFail: true });
+    if (!o.keep) for (const n of created) runSync('ip', ['netns', 'del', n], { allowFail: true });
     restoreLogAllNetns(runId);
     removeRunState(runId);
   };
@@ -84,32 +88,33 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   process.on('SIGTERM', onSignal);
   process.on('exit', onExit);
 
-  o.onProgress?.({ type: 'start', run: runId, cells: cells.length, kernel, profile });
-  const results: CellResult[] = new Array(cells.length);
+  o.onProgress?.({ type: 'start', run: runId, cells: sc.cells, kernel, profile: profile.id });
+  const results: LabCellResult[] = new Array(sc.cells);
+  const ctx = { runId, profile, track: (ns: string[]) => created.push(...ns) };
   let next = 0;
   let done = 0;
   try {
     let failed = false;
     const worker = async () => {
-      while (next < cells.length && !failed && !torn) {
-        const cell = cells[next++]!;
-        const r = await runCell(runId, cell, profile, timing, (ns) => created.push(ns)).catch((e: unknown) => {
+      while (next < sc.cells && !failed && !torn) {
+        const i = next++;
+        const r = await sc.runCell(i, ctx).catch((e: unknown) => {
           failed = true;
           throw e;
         });
-        results[cell.index] = r;
+        results[i] = r;
         done++;
-        o.onProgress?.({ type: 'cell', done, total: cells.length, cell: r });
+        o.onProgress?.({ type: 'cell', done, total: sc.cells, cell: r });
       }
     };
     // Let every worker settle before teardown, so none creates namespaces after it.
-    const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(o.concurrency, cells.length)) }, worker));
+    const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(o.concurrency, sc.cells)) }, worker));
     const err = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (err) throw err.reason;
     // Log records are written synchronously with the packets; give the printk path a moment.
     await new Promise((r) => setTimeout(r, 50));
     const records = klog?.drain() ?? [];
-    for (const c of cells) results[c.index]!.invalidLog = cellLogLines(records, c.port, results[c.index]!.namespaces);
+    for (const r of results) r.invalidLog = cellLogLines(records, r);
   } finally {
     await teardown();
     process.off('SIGINT', onSignal);
@@ -121,7 +126,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     profile: profile.id,
     profileLabel: profile.label,
     profileSummary: profile.summary,
-    scenario: o.scenario,
+    scenario: sc.name,
     run: runId,
     kernelLog: klog && (logAll.value === 1 || readLogAllNetns() === 1) ? 'collected' : 'unavailable',
     cells: results,

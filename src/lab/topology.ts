@@ -34,7 +34,7 @@ export interface CellNamespaces {
 }
 
 /** Interface-name stems of lab interfaces (≤ 15 characters: 3 + 6-hex run + 2-digit cell). */
-export const LAB_IFACE_RE = /^ct[buv][0-9a-f]{6}\d{2}$/;
+export const LAB_IFACE_RE = /^ct[abuv][0-9a-f]{6}\d{2}$/;
 
 export function cellNamespaces(run: string, cell: number): CellNamespaces {
   const base = `${LAB_PREFIX}${run}-${cell}`;
@@ -113,9 +113,4 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
   ]);
   await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge) });
   await run('sh', ['-c', sysctlScript(m)], { netns: ns.host });
-}
-
-/** Remove the cell's namespaces (their interfaces go with them). Never throws. */
-export async function destroyCell(ns: CellNamespaces): Promise<void> {
-  await Promise.all([ns.container, ns.host, ns.server].map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
 }

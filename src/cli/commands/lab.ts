@@ -2,11 +2,15 @@ import { UsageError } from '../../errors.js';
 import { runLab, preflight, type LabProgress } from '../../lab/runner.js';
 import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
 import { MITIGATIONS, type Mitigation } from '../../lab/topology.js';
+import { oowScenario } from '../../lab/oow.js';
+import { HALF_CLOSE_MITIGATIONS, halfCloseScenario, portReuseScenario, type HalfCloseMitigation } from '../../lab/halfclose.js';
 import { labJson, labText } from '../../report/matrix.js';
 import { formatMs, parseIntFlag } from '../../util/duration.js';
 import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.js';
 
 const help = `Usage: ctprobe lab [oow-rst] [--offset N]... [--mitigation none,drop-input,drop-forward,be-liberal]
+       ctprobe lab half-close-leak [--mitigation none,close-wait-long,idle-timeout,drop-invalid,be-liberal]
+       ctprobe lab port-reuse
                    [--no-control] [--concurrency 10] [--keep] [-o text|json]
        ctprobe lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)
        ctprobe lab list       scenarios, and lab namespaces present now
@@ -19,7 +23,13 @@ the client host itself (no NAT). For each cell: the verdict (reset / clean / tim
 kernel's profile expects, the kernel's own invalid-packet log lines, the conntrack invalid count
 and the time taken. A cell that differs from the expectation is reported loudly: it is a finding.
 
-Mitigations (applied inside the client host namespace only):
+half-close-leak: an app behind an Envoy-like sidecar proxy (ctprobe proxy on 15001, nat OUTPUT
+REDIRECT excluding uid 1337) talks to an upstream that closes first; close_wait is 2 s in the app
+namespace and the app closes 3 s after EOF, so its FIN is INVALID and never reaches the proxy: the
+proxy's FIN-WAIT-2 + CLOSE-WAIT pair leaks (verdict leak / clean / reclaimed). port-reuse: the app
+then reconnects from the same source port (verdict reuse-connected / reuse-timeout).
+
+oow-rst mitigations (applied inside the client host namespace only):
   none          nothing
   drop-input    INVALID DROP in a chain jumped to from INPUT (libnetwork PR 2275 style)
   drop-forward  INVALID DROP in FORWARD (kube-proxy style) — too late for packets to the host itself
@@ -37,6 +47,9 @@ Everything is created in namespaces named ctp-lab-<run>-…, removed on success,
 and SIGTERM. The root namespace's firewall is never touched; its nf_log_all_netns sysctl is set
 to 1 while the lab runs (so the kernel logs why packets are INVALID) and restored afterwards.
 
+half-close-leak mitigations: close-wait-long (close_wait 60 s), idle-timeout (proxy idle 5 s),
+drop-invalid (INVALID DROP in OUTPUT/INPUT), be-liberal.
+
 Exit codes: 0 every cell matches its expectation, 1 some cell does not, 2 the lab cannot run.
 Needs root, iproute2, iptables and conntrack (apt-get install -y iproute2 iptables conntrack).
 `;
@@ -46,18 +59,24 @@ function parseOffsets(v: string[] | undefined): number[] {
   return v.flatMap((s) => s.split(',')).map((s) => parseIntFlag(s, '--offset', -(2 ** 31), 2 ** 31 - 1));
 }
 
-function parseMitigations(v: string | undefined): Mitigation[] {
-  if (!v) return [...MITIGATIONS];
+function parseMitigations<T extends string>(v: string | undefined, all: readonly T[]): T[] {
+  if (!v) return [...all];
   const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const m of list) if (!MITIGATIONS.includes(m as Mitigation)) throw new UsageError(`--mitigation: '${m}' is not one of ${MITIGATIONS.join(', ')}`);
-  return list as Mitigation[];
+  for (const m of list) if (!all.includes(m as T)) throw new UsageError(`--mitigation: '${m}' is not one of ${all.join(', ')}`);
+  return list as T[];
 }
 
+const SCENARIOS = [
+  { name: 'oow-rst', what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)' },
+  { name: 'half-close-leak', what: 'half-closed connection leak through an Envoy-like TCP proxy (Istio 43297)' },
+  { name: 'port-reuse', what: 'the leaked proxy socket meets a reused source port (Istio 43301): connect timeout or not' },
+];
+
 function progress(ev: LabProgress): void {
-  if (ev.type === 'start') process.stderr.write(`lab run ${ev.run}: ${ev.cells} cells on kernel ${ev.kernel} (profile ${ev.profile.id})\n`);
+  if (ev.type === 'start') process.stderr.write(`lab run ${ev.run}: ${ev.cells} cells on kernel ${ev.kernel} (profile ${ev.profile})\n`);
   else {
     const c = ev.cell;
-    process.stderr.write(`  [${ev.done}/${ev.total}] ${c.id.padEnd(22)} ${c.verdict.padEnd(7)} ${c.match ? 'as expected' : `EXPECTED ${c.expected}`}  ${formatMs(c.ms)}\n`);
+    process.stderr.write(`  [${ev.done}/${ev.total}] ${c.id.padEnd(26)} ${c.verdict.padEnd(15)} ${c.match ? 'as expected' : `EXPECTED ${c.expected}`}  ${formatMs(c.ms)}\n`);
   }
 }
 
@@ -91,7 +110,7 @@ export const labCommand: Command = {
     if (sub === 'list') {
       const ns = labNamespaces();
       const live = new Set(liveRuns().map((s) => s.run));
-      const scenarios = [{ name: 'oow-rst', what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)' }];
+      const scenarios = SCENARIOS;
       if (fmt === 'json') process.stdout.write(JSON.stringify({ scenarios, namespaces: ns.map((n) => ({ name: n, live: live.has(runOfNamespace(n) ?? '') })) }) + '\n');
       else {
         process.stdout.write('scenarios:\n' + scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.what}`).join('\n') + '\n');
@@ -99,12 +118,16 @@ export const labCommand: Command = {
       }
       return 0;
     }
-    if (sub !== 'oow-rst') throw new UsageError(`unknown lab scenario '${sub}' (try: oow-rst, clean, list)`);
+    if (!SCENARIOS.some((s) => s.name === sub)) throw new UsageError(`unknown lab scenario '${sub}' (try: ${SCENARIOS.map((s) => s.name).join(', ')}, clean, list)`);
+    if (sub !== 'oow-rst' && (values.offset || values['no-control'])) throw new UsageError('--offset and --no-control apply to oow-rst only');
+    const scenario =
+      sub === 'oow-rst'
+        ? oowScenario(parseOffsets(values.offset), parseMitigations<Mitigation>(values.mitigation, MITIGATIONS), !values['no-control'])
+        : sub === 'half-close-leak'
+          ? halfCloseScenario(parseMitigations<HalfCloseMitigation>(values.mitigation, HALF_CLOSE_MITIGATIONS))
+          : portReuseScenario();
     const report = await runLab({
-      scenario: 'oow-rst',
-      offsets: parseOffsets(values.offset),
-      mitigations: parseMitigations(values.mitigation),
-      control: !values['no-control'],
+      scenario,
       keep: Boolean(values.keep),
       concurrency: values.concurrency ? parseIntFlag(values.concurrency, '--concurrency', 1, 32) : 10,
       onProgress: fmt === 'text' || process.stderr.isTTY ? progress : undefined,

@@ -1,0 +1,208 @@
+/**
+ * Scenarios `half-close-leak` and `port-reuse`: an application behind an Envoy-like sidecar
+ * (TransparentProxy on 15001, nat OUTPUT REDIRECT excluding the proxy's uid 1337) talks to an
+ * upstream that closes first. conntrack's CLOSE_WAIT timeout is lowered inside the app namespace
+ * so the entry expires before the app closes: the app's FIN is then INVALID ("invalid new"), is
+ * not redirected, never reaches the proxy, and the proxy keeps FIN-WAIT-2 (towards the app) and
+ * CLOSE-WAIT (towards the upstream) until its idle timeout.
+ *
+ *   app namespace: app (203.0.113.1) + proxy :15001 (uid 1337) ── veth ── upstream namespace (203.0.113.2:7777)
+ */
+import { CtprobeError } from '../errors.js';
+import { run } from '../host/exec.js';
+import type { KernelProfile } from './expect.js';
+import type { LabCellResult, LabContext, Scenario } from './scenario.js';
+import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, waitFor } from './spawn.js';
+import { LAB_PREFIX } from './state.js';
+import { findProxyLeak } from './leakcheck.js';
+
+export const HC = {
+  app: '203.0.113.1',
+  upstream: '203.0.113.2',
+  upstreamPort: 7777,
+  proxyPort: 15001,
+  proxyUid: 1337,
+  closeWaitShort: 2,
+  appCloseDelayMs: 3000,
+  upstreamCloseAfterMs: 100,
+} as const;
+
+export type HalfCloseMitigation = 'none' | 'close-wait-long' | 'idle-timeout' | 'drop-invalid' | 'be-liberal';
+export const HALF_CLOSE_MITIGATIONS: HalfCloseMitigation[] = ['none', 'close-wait-long', 'idle-timeout', 'drop-invalid', 'be-liberal'];
+
+interface HcCell {
+  id: string;
+  mitigation: HalfCloseMitigation;
+  reuse: boolean;
+}
+
+const SHORT_IDLE_MS = 4500;
+
+/** Expected verdicts: a FIN with no conntrack entry is "invalid new" on every kernel version. */
+export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: string; why: string } {
+  if (c.reuse) {
+    return p.id === 'modern-challenge'
+      ? { verdict: 'reuse-connected', why: '6.2+ conntrack lets the challenge ACK through; the app’s RST kills the stale proxy socket and the retransmitted SYN connects' }
+      : { verdict: 'reuse-timeout', why: 'before 6.2 the RST answering the stale socket’s challenge ACK is INVALID; the SYN is retransmitted until connect times out' };
+  }
+  switch (c.mitigation) {
+    case 'close-wait-long':
+      return { verdict: 'clean', why: 'close_wait outlives the app’s close delay: its FIN is tracked, redirected to the proxy, and both proxy sockets close' };
+    case 'idle-timeout':
+      return { verdict: 'reclaimed', why: `the leak happens, but the proxy's idle timeout (${SHORT_IDLE_MS / 1000}s here, 1h by default) reclaims both sockets` };
+    case 'drop-invalid':
+      return { verdict: 'leak', why: 'dropping INVALID only stops the un-redirected FIN from leaving; it still never reaches the proxy' };
+    case 'be-liberal':
+      return { verdict: 'leak', why: 'be_liberal relaxes window checks only; a FIN with no conntrack entry is still "invalid new"' };
+    default:
+      return { verdict: 'leak', why: 'the CLOSE_WAIT entry expired before the app closed; its FIN is INVALID, not redirected, and never reaches the proxy' };
+  }
+}
+
+function ruleset(m: HalfCloseMitigation): string {
+  const lines = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    `-A OUTPUT -p tcp -d ${HC.upstream} --dport ${HC.upstreamPort} -m owner ! --uid-owner ${HC.proxyUid} -m comment --comment ctprobe-lab -j REDIRECT --to-ports ${HC.proxyPort}`,
+    'COMMIT',
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+  ];
+  if (m === 'drop-invalid') {
+    lines.push('-A OUTPUT -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
+    lines.push('-A INPUT -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/** A source port for the app, distinct per run and cell (log lines on lo carry only ports). */
+function sourcePort(runId: string, index: number): number {
+  return 20000 + ((parseInt(runId, 16) % 2000) * 16 + index) % 40000;
+}
+
+async function setup(app: string, up: string, veth: string, m: HalfCloseMitigation): Promise<void> {
+  await run('ip', ['-batch', '-'], { input: `netns add ${app}\nnetns add ${up}\n` });
+  await run('ip', ['link', 'add', veth, 'netns', app, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', up]);
+  await Promise.all([
+    run('ip', ['-n', app, '-batch', '-'], { input: ['link set lo up', `link set ${veth} up`, `addr add ${HC.app}/24 dev ${veth}`].join('\n') + '\n' }),
+    run('ip', ['-n', up, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `addr add ${HC.upstream}/24 dev eth0`].join('\n') + '\n' }),
+  ]);
+  await run('iptables-restore', [], { netns: app, input: ruleset(m) });
+  const set = (k: string, v: number) => `echo ${v} > /proc/sys/net/netfilter/${k}`;
+  await run('sh', ['-c', [
+    set('nf_conntrack_log_invalid', 6),
+    set('nf_conntrack_tcp_timeout_close_wait', m === 'close-wait-long' ? 60 : HC.closeWaitShort),
+    set('nf_conntrack_tcp_be_liberal', m === 'be-liberal' ? 1 : 0),
+  ].join(' && ')], { netns: app });
+}
+
+async function snapshot(ns: string): Promise<{ ss: string; conntrack: string }> {
+  const [ss, ct] = await Promise.all([
+    run('ss', ['-tanoepi'], { netns: ns, allowFail: true }),
+    run('conntrack', ['-L'], { netns: ns, allowFail: true }),
+  ]);
+  return { ss: ss.stdout, conntrack: ct.stdout };
+}
+
+async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<LabCellResult> {
+  const t0 = performance.now();
+  const base = `${LAB_PREFIX}${ctx.runId}-${index}`;
+  const appNs = `${base}-a`;
+  const upNs = `${base}-u`;
+  const veth = `cta${ctx.runId}${String(index).padStart(2, '0')}`;
+  const sport = sourcePort(ctx.runId, index);
+  ctx.track([appNs, upNs]);
+  await setup(appNs, upNs, veth, c.mitigation);
+  const before = await invalidCounter(appNs);
+
+  const upEvents: Array<Record<string, unknown>> = [];
+  const upstream = spawnNode(upNs, PEERS_PATH, ['upstream', String(HC.upstreamPort), String(HC.upstreamCloseAfterMs)]);
+  void jsonLines(upstream, (e) => upEvents.push(e));
+  const proxyEvents: Array<Record<string, unknown>> = [];
+  const idleMs = c.mitigation === 'idle-timeout' ? SHORT_IDLE_MS : 3_600_000;
+  const proxy = spawnNode(appNs, CLI_PATH, ['proxy', '--port', String(HC.proxyPort), '--idle-timeout', `${idleMs}ms`, '-o', 'json'], HC.proxyUid);
+  let proxyErr = '';
+  proxy.stderr?.setEncoding('utf8').on('data', (d: string) => (proxyErr += d));
+  void jsonLines(proxy, (e) => proxyEvents.push(e));
+  const ok = await Promise.all([
+    waitFor(upstream, upEvents, (e) => e.event === 'listening', 5000),
+    waitFor(proxy, proxyEvents, (e) => e.event === 'listening', 5000),
+  ]);
+  if (!ok.every(Boolean)) throw new CtprobeError('ECMD', `lab cell ${c.id}: the proxy or upstream did not start${proxyErr ? `: ${proxyErr.trim().split('\n')[0]}` : ''}`);
+
+  const appEvents: Array<Record<string, unknown>> = [];
+  const app = spawnNode(appNs, PEERS_PATH, ['app', HC.upstream, String(HC.upstreamPort), String(sport), String(HC.appCloseDelayMs), c.reuse ? '1' : '0', '3000']);
+  const appDone = jsonLines(app, (e) => appEvents.push(e));
+  await waitFor(app, appEvents, (e) => e.event === 'app-fin' || e.event === 'connect-failed', 10_000);
+  const tFin = performance.now();
+  await new Promise((r) => setTimeout(r, 600));
+  const snap = await snapshot(appNs);
+  const leak = findProxyLeak(snap.ss, snap.conntrack, HC.proxyPort, sport);
+
+  let verdict: string = leak ? 'leak' : 'clean';
+  const details: Record<string, unknown> = { mitigation: c.mitigation, sourcePort: sport, proxyIdleTimeoutMs: idleMs, leak, closeWaitTimeoutS: c.mitigation === 'close-wait-long' ? 60 : HC.closeWaitShort };
+  if (c.mitigation === 'idle-timeout' && leak) {
+    // Measure how long the leak lives: poll until the proxy's sockets are gone (bounded).
+    for (let i = 0; i < 80; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const s = await snapshot(appNs);
+      if (!findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport)) {
+        verdict = 'reclaimed';
+        details.reclaimedAfterMs = Math.round(performance.now() - tFin);
+        break;
+      }
+    }
+  }
+  if (c.reuse) {
+    await appDone;
+    const reuse = appEvents.find((e) => e.event === 'reuse');
+    details.reuse = reuse ?? null;
+    verdict = reuse?.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
+    details.staleSocketAfterReuse = Boolean(findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
+  }
+  for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
+  const after = await invalidCounter(appNs);
+  const exp = expectedHalfClose(ctx.profile, c);
+  return {
+    id: c.id,
+    verdict,
+    expected: exp.verdict,
+    match: verdict === exp.verdict,
+    why: exp.why,
+    invalidLog: [],
+    invalidCount: before === null || after === null ? null : after - before,
+    ms: Math.round(performance.now() - t0),
+    namespaces: [appNs, upNs],
+    ifaces: [veth, 'lo'],
+    ports: [sport],
+    details,
+  };
+}
+
+export function halfCloseScenario(mitigations: HalfCloseMitigation[]): Scenario {
+  const cells: HcCell[] = mitigations.map((m) => ({ id: `half-close/${m}`, mitigation: m, reuse: false }));
+  return {
+    name: 'half-close-leak',
+    what: 'half-closed connection leak through an Envoy-like TCP proxy (CLOSE_WAIT entry expires, app FIN INVALID)',
+    cells: cells.length,
+    cellId: (i) => cells[i]!.id,
+    runCell: (i, ctx) => runHcCell(i, cells[i]!, ctx),
+  };
+}
+
+export function portReuseScenario(): Scenario {
+  const cells: HcCell[] = [{ id: 'port-reuse/none', mitigation: 'none', reuse: true }];
+  return {
+    name: 'port-reuse',
+    what: 'after the leak, the app reuses its source port: connect timeout (< 6.2) or reset-and-connect (6.2+)',
+    cells: cells.length,
+    cellId: (i) => cells[i]!.id,
+    runCell: (i, ctx) => runHcCell(i, cells[i]!, ctx),
+  };
+}

@@ -1,0 +1,59 @@
+/** Processes the lab starts inside its namespaces, tracked so teardown can kill them first. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { run } from '../host/exec.js';
+
+export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const PEERS_PATH = fileURLToPath(new URL('./peers.js', import.meta.url));
+
+export const liveChildren = new Set<ChildProcess>();
+
+/** Run `node SCRIPT args…` inside a namespace, optionally as another uid (via setpriv). */
+export function spawnNode(ns: string, script: string, args: string[], uid?: number): ChildProcess {
+  const pre = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const p = spawn('ip', ['netns', 'exec', ns, ...pre, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(p);
+  p.on('close', () => liveChildren.delete(p));
+  return p;
+}
+
+/** Feed each stdout line of `p` that parses as JSON to `onEvent`; resolves with the exit code. */
+export function jsonLines(p: ChildProcess, onEvent: (e: Record<string, unknown>) => void): Promise<number | null> {
+  let buf = '';
+  p.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        onEvent(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not an event */
+      }
+    }
+  });
+  return new Promise((resolve) => p.on('close', (code) => resolve(code)));
+}
+
+/** Wait for the first event matching `pred`, or for the process to end (false). */
+export function waitFor(p: ChildProcess, events: Array<Record<string, unknown>>, pred: (e: Record<string, unknown>) => boolean, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const tick = () => {
+      if (events.some(pred)) return resolve(true);
+      if (p.exitCode !== null || p.signalCode !== null || Date.now() - t0 > timeoutMs) return resolve(false);
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+/** conntrack's `invalid` counter in a namespace, summed over CPUs; null when unreadable. */
+export async function invalidCounter(ns: string): Promise<number | null> {
+  const r = await run('conntrack', ['-S'], { netns: ns, allowFail: true }).catch(() => null);
+  if (!r || r.status !== 0) return null;
+  let total = 0;
+  for (const m of r.stdout.matchAll(/\binvalid=(\d+)/g)) total += Number(m[1]);
+  return total;
+}
