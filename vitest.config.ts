@@ -8,5 +8,6 @@ export default defineConfig({
     // Integration tests spawn namespaces and node processes; two cores, keep the pool small.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     pool: 'forks',
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
