@@ -12,7 +12,7 @@ import { CtprobeError } from '../errors.js';
 import { run } from '../host/exec.js';
 import type { KernelProfile } from './expect.js';
 import type { LabCellResult, LabContext, Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, waitFor } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
 
@@ -120,6 +120,9 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   ctx.track([appNs, upNs]);
   await setup(appNs, upNs, veth, c.mitigation);
   const before = await invalidCounter(appNs);
+  const capture = ctx.captureDir ? `${ctx.captureDir}/${c.id.replace(/[/]/g, '_')}.pcap` : undefined;
+  const ifindex = capture ? await interfaceIndex(appNs) : undefined;
+  const stopCapture = capture ? await startCapture(appNs, capture, `tcp port ${HC.upstreamPort} or tcp port ${HC.proxyPort}`) : null;
 
   const upEvents: Array<Record<string, unknown>> = [];
   const upstream = spawnNode(upNs, PEERS_PATH, ['upstream', String(HC.upstreamPort), String(HC.upstreamCloseAfterMs)]);
@@ -167,6 +170,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     details.staleSocketAfterReuse = Boolean(findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
   }
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
+  await stopCapture?.();
   const after = await invalidCounter(appNs);
   const exp = expectedHalfClose(ctx.profile, c);
   return {
@@ -182,6 +186,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     ifaces: [veth, 'lo'],
     ports: [sport],
     details,
+    ...(capture ? { capture, ifindex } : {}),
   };
 }
 

@@ -7,7 +7,7 @@
 import { CtprobeError } from '../errors.js';
 import { expectedVerdict } from './expect.js';
 import type { LabCellResult, LabContext, Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, spawnNode, waitFor } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
@@ -49,6 +49,9 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   ctx.track([ns.container, ns.host, ns.server]);
   await createCell(ns, cell.mitigation);
   const before = await invalidCounter(ns.host);
+  const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
+  const ifindex = capture ? await interfaceIndex(ns.host) : undefined;
+  const stopCapture = capture ? await startCapture(ns.host, capture, `tcp port ${cell.port}`) : null;
 
   const serverEvents: Array<Record<string, unknown>> = [];
   const server = spawnNode(ns.server, CLI_PATH, [
@@ -75,6 +78,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   await Promise.all([serverDone, clientDone]);
   clearTimeout(timer);
 
+  await stopCapture?.();
   const after = await invalidCounter(ns.host);
   const closed = serverEvents.find((e) => e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
   const verdict = (closed?.verdict as 'reset' | 'clean' | undefined) ?? 'timeout';
@@ -92,6 +96,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
     ifaces: [ns.bridge, ns.uplink, ns.vethHost],
     ports: [cell.port],
     details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
+    ...(capture ? { capture, ifindex } : {}),
   };
 }
 

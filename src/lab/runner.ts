@@ -3,6 +3,7 @@
  * runs the cells (several at a time), collects the kernel's invalid-packet log lines, and tears
  * everything down on success, failure, SIGINT and SIGTERM.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
@@ -16,6 +17,8 @@ export interface LabOptions {
   scenario: Scenario;
   keep: boolean;
   concurrency: number;
+  /** Write each cell's capture of its NAT/app host and its kernel log lines to this directory. */
+  captureDir?: string | null;
   onProgress?: (ev: LabProgress) => void;
 }
 
@@ -90,7 +93,11 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
 
   o.onProgress?.({ type: 'start', run: runId, cells: sc.cells, kernel, profile: profile.id });
   const results: LabCellResult[] = new Array(sc.cells);
-  const ctx = { runId, profile, track: (ns: string[]) => created.push(...ns) };
+  const ctx = { runId, profile, track: (ns: string[]) => created.push(...ns), captureDir: o.captureDir ?? null };
+  if (o.captureDir) {
+    requireTool('tcpdump');
+    mkdirSync(o.captureDir, { recursive: true });
+  }
   let next = 0;
   let done = 0;
   try {
@@ -115,6 +122,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     await new Promise((r) => setTimeout(r, 50));
     const records = klog?.drain() ?? [];
     for (const r of results) r.invalidLog = cellLogLines(records, r);
+    if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, profile.id, results);
   } finally {
     await teardown();
     process.off('SIGINT', onSignal);
@@ -133,4 +141,15 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     ms: Math.round(performance.now() - t0),
     kept: o.keep ? created : null,
   };
+}
+
+/**
+ * With --capture: DIR/index.json names, per cell, the capture (tcpdump -i any on the NAT host,
+ * so packets appear once per interface they cross), the interfaces that are the cell's, and the
+ * kernel's invalid-packet log lines, for `ctprobe explain` and the model-vs-kernel agreement test.
+ */
+function writeCaptureIndex(dir: string, kernel: string, profile: string, results: LabCellResult[]): void {
+  const cells = results.map((r) => ({ id: r.id, capture: r.capture ?? null, ifindex: r.ifindex ?? null, ifaces: r.ifaces, ports: r.ports, verdict: r.verdict, details: r.details, invalidLog: r.invalidLog }));
+  writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, profile, cells }, null, 2) + '\n');
+  for (const r of results) if (r.capture) writeFileSync(r.capture.replace(/\.pcap$/, '.log'), r.invalidLog.join('\n') + (r.invalidLog.length ? '\n' : ''));
 }

@@ -21,6 +21,10 @@ export interface LabCellResult {
   ports: number[];
   /** Scenario-specific figures. */
   details: Record<string, unknown>;
+  /** The capture file of this cell, with `--capture`. */
+  capture?: string;
+  /** With `--capture`: ifindex → name in the captured namespace (SLL2 records carry the ifindex). */
+  ifindex?: Record<string, string>;
 }
 
 export interface LabContext {
@@ -28,6 +32,8 @@ export interface LabContext {
   profile: KernelProfile;
   /** Called with every namespace before it is created, so teardown can remove it on any path. */
   track(namespaces: string[]): void;
+  /** When set, cells write a capture of their NAT/app host here (`lab --capture DIR`). */
+  captureDir: string | null;
 }
 
 export interface Scenario {

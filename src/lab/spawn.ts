@@ -57,3 +57,43 @@ export async function invalidCounter(ns: string): Promise<number | null> {
   for (const m of r.stdout.matchAll(/\binvalid=(\d+)/g)) total += Number(m[1]);
   return total;
 }
+
+/**
+ * tcpdump on every interface of a namespace, written to `file`; resolves once it is capturing.
+ * Call the returned stop() to end it and wait until the file is complete.
+ */
+export async function startCapture(ns: string, file: string, filter: string): Promise<() => Promise<void>> {
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-n', '-U', '-s', '262144', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  liveChildren.add(p);
+  const closed = new Promise<void>((resolve) => p.on('close', () => {
+    liveChildren.delete(p);
+    resolve();
+  }));
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`tcpdump did not start in ${ns}: ${err.trim()}`)), 5000);
+    p.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (/listening on/.test(err)) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    p.on('close', () => {
+      clearTimeout(t);
+      reject(new Error(`tcpdump exited in ${ns}: ${err.trim().split('\n').pop() ?? ''}`));
+    });
+  });
+  return async () => {
+    p.kill('SIGINT');
+    await closed;
+  };
+}
+
+/** ifindex → interface name inside a namespace (captures with -i any record the ifindex). */
+export async function interfaceIndex(ns: string): Promise<Record<string, string>> {
+  const r = await run('ip', ['-n', ns, '-o', 'link', 'show'], { allowFail: true });
+  const out: Record<string, string> = {};
+  for (const m of r.stdout.matchAll(/^(\d+): ([^:@\s]+)/gm)) out[m[1]!] = m[2]!;
+  return out;
+}

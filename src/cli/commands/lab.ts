@@ -11,7 +11,7 @@ import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.
 const help = `Usage: ctprobe lab [oow-rst] [--offset N]... [--mitigation none,drop-input,drop-forward,be-liberal]
        ctprobe lab half-close-leak [--mitigation none,close-wait-long,idle-timeout,drop-invalid,be-liberal]
        ctprobe lab port-reuse
-                   [--no-control] [--concurrency 10] [--keep] [-o text|json]
+                   [--no-control] [--concurrency 10] [--keep] [--capture DIR] [-o text|json]
        ctprobe lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)
        ctprobe lab list       scenarios, and lab namespaces present now
 
@@ -41,6 +41,8 @@ Flags:
   --no-control      skip the non-NATed control cells
   --concurrency N   cells run at the same time (default 10)
   --keep            leave the topology up and print commands to explore it
+  --capture DIR     write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log
+                    lines, and DIR/index.json; replay them with 'ctprobe explain'
   -o text|json      a matrix for people (default) or one JSON document
 
 Everything is created in namespaces named ctp-lab-<run>-…, removed on success, failure, Ctrl-C
@@ -91,6 +93,7 @@ export const labCommand: Command = {
       'no-control': { type: 'boolean' },
       concurrency: { type: 'string' },
       keep: { type: 'boolean' },
+      capture: { type: 'string' },
       ...OUTPUT_FLAG,
     });
     const fmt = outputFormat(values.output);
@@ -129,6 +132,7 @@ export const labCommand: Command = {
     const report = await runLab({
       scenario,
       keep: Boolean(values.keep),
+      captureDir: values.capture ?? null,
       concurrency: values.concurrency ? parseIntFlag(values.concurrency, '--concurrency', 1, 32) : 10,
       onProgress: fmt === 'text' || process.stderr.isTTY ? progress : undefined,
     });
