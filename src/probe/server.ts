@@ -229,7 +229,7 @@ export class OutOfWindowProbe extends EventEmitter {
     if (localText === null) return;
     const key = connKey(localText, tcp.dstPort, remoteText, tcp.srcPort);
     const f = tcp.flags;
-    let c = this.conns.get(key);
+    const c = this.conns.get(key);
 
     if (f & TCP_SYN) {
       if (f & TCP_ACK) return;
