@@ -41,8 +41,9 @@ export class NetnsPair {
     const vb = `ctpt${id}b`;
     sh(`ip netns add ${this.a} && ip netns add ${this.b}`);
     sh(`ip link add ${va} type veth peer name ${vb} && ip link set ${va} netns ${this.a} && ip link set ${vb} netns ${this.b}`);
-    sh(`ip -n ${this.a} addr add ${addrA}/24 dev ${va} && ip -n ${this.a} link set ${va} up && ip -n ${this.a} link set lo up`);
-    sh(`ip -n ${this.b} addr add ${addrB}/24 dev ${vb} && ip -n ${this.b} link set ${vb} up && ip -n ${this.b} link set lo up`);
+    const cidr = (a: string) => (a.includes(':') ? `${a}/64 nodad` : `${a}/24`);
+    sh(`ip -n ${this.a} addr add ${cidr(addrA)} dev ${va} && ip -n ${this.a} link set ${va} up && ip -n ${this.a} link set lo up`);
+    sh(`ip -n ${this.b} addr add ${cidr(addrB)} dev ${vb} && ip -n ${this.b} link set ${vb} up && ip -n ${this.b} link set lo up`);
     this.vethB = vb;
   }
   readonly vethB: string;

@@ -51,10 +51,50 @@ describe.skipIf(!ready)('reproducer across two namespaces', () => {
     expect(cliRes.out).toMatch(/"outcome":"ok"/);
   });
 
+  it('bounds its connection table and counts evictions', async () => {
+    const p = pair!;
+    const srv = p.spawnIn(p.a, 'node', [CLI, 'server', '--port', '9402', '--table-size', '1', '--hold', '2s', '--linger', '200ms', '-o', 'json']);
+    const srvOut = collect(srv);
+    await sleep(700);
+    await collect(p.spawnIn(p.b, 'node', [CLI, 'client', `${p.addrA}:9402`, '--count', '3', '--timeout', '200ms', '--interval', '50ms', '-o', 'json']));
+    await sleep(300);
+    srv.kill('SIGTERM');
+    const events = (await srvOut).out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const summary = events.find((e) => e.event === 'summary')!;
+    expect(summary.connections).toBe(3);
+    expect(summary.evicted).toBeGreaterThanOrEqual(2);
+  });
+
   it('refuses to run without privileges, with one clear line', async () => {
     const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups node ${CLI} server --port 9401 2>&1; echo "exit=$?"`, true);
     expect(r).toMatch(/^ctprobe: raw sockets need root or CAP_NET_RAW/m);
     expect(r).toMatch(/exit=2/);
     expect(r).not.toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe.skipIf(!ready)('reproducer over IPv6', () => {
+  const pair = ready ? new NetnsPair('ctp-t-repro6', '2001:db8::1', '2001:db8::2') : null;
+  afterAll(() => pair?.cleanup());
+
+  it('forges at next+100000 into an IPv6 connection with a valid checksum', async () => {
+    const p = pair!;
+    const td = p.spawnIn(p.b, 'tcpdump', ['-i', p.vethB, '-n', '-S', '-l', '-U', 'tcp port 9410']);
+    const tdOut = collect(td);
+    await sleep(600);
+    const srv = p.spawnIn(p.a, 'node', [CLI, 'server', '--port', '9410', '--bind', '2001:db8::1', '--hold', '3s', '--linger', '300ms', '--connections', '1', '-o', 'json']);
+    const srvOut = collect(srv);
+    await sleep(700);
+    await collect(p.spawnIn(p.b, 'node', [CLI, 'client', '[2001:db8::1]:9410', '--count', '1', '--timeout', '400ms', '-o', 'json']));
+    const events = (await srvOut).out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    await sleep(200);
+    td.kill('SIGINT');
+    const dump = (await tdOut).out;
+    const inj = events.find((e) => e.event === 'injected')!;
+    const isn = Number(/Flags \[S\.\], seq (\d+),/.exec(dump)?.[1]);
+    expect(inj.seq).toBe((isn + 1 + 100000) % 2 ** 32);
+    expect(dump).toMatch(new RegExp(`2001:db8::1\\.9410 > .*Flags \\[P\\.\\], seq ${inj.seq as number}:`));
+    expect(events.find((e) => e.event === 'closed')?.verdict).toBe('clean');
+    expect(sh(`ip netns exec ${p.b} nstat -az TcpInCsumErrors`)).toMatch(/TcpInCsumErrors\s+0\b/);
   });
 });

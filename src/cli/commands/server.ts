@@ -5,7 +5,8 @@ import { parseDuration, parseIntFlag } from '../../util/duration.js';
 import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.js';
 
 const help = `Usage: ctprobe server [--port 9000] [--bind ADDR] [--offset +100000] [--count 1] [--payload 9]
-                      [--hold 10s] [--linger 1s] [--connections N] [--exit-on-reset] [-o text|json]
+                      [--hold 10s] [--linger 1s] [--connections N] [--table-size N] [--exit-on-reset]
+                      [-o text|json]
 
 The out-of-window reproducer (Docker libnetwork #1090, Kubernetes #74839). Listens on --port with
 a normal TCP listener and watches the same port with a raw socket. Into every connection it
@@ -30,6 +31,8 @@ Flags:
   --linger DUR      after our close, keep listening this long for a late RST (default 1s)
   --connections N   exit after N connections have a verdict
   --exit-on-reset   exit at the first reset (exit code 3)
+  --table-size N    connections tracked at once (default 65536); the oldest finished ones are
+                    evicted first, and evictions are counted in the summary
   -o text|json      text lines (default) or one JSON object per event
 
 Exit codes: 0 no reset seen, 3 a reset was seen, 2 cannot run (needs root or CAP_NET_RAW).
@@ -53,6 +56,7 @@ export const serverCommand: Command = {
       hold: { type: 'string' },
       linger: { type: 'string' },
       connections: { type: 'string' },
+      'table-size': { type: 'string' },
       'exit-on-reset': { type: 'boolean' },
       ...OUTPUT_FLAG,
     });
@@ -66,6 +70,7 @@ export const serverCommand: Command = {
       payload: values.payload ? parseIntFlag(values.payload, '--payload', 1, 1400) : 9,
       holdMs: values.hold ? parseDuration(values.hold, '--hold') : 10_000,
       lingerMs: values.linger ? parseDuration(values.linger, '--linger') : 1000,
+      maxConnections: values['table-size'] ? parseIntFlag(values['table-size'], '--table-size', 1, 10_000_000) : 65536,
     });
     const limit = values.connections ? parseIntFlag(values.connections, '--connections', 1) : Infinity;
     let sawReset = false;
