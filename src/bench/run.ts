@@ -4,13 +4,17 @@
  */
 import { release } from 'node:os';
 import { benchLab } from './lab.js';
+import { benchRawsock } from './rawsock.js';
 
 interface Bench {
   name: string;
   run: () => Promise<void>;
 }
 
-const benches: Bench[] = [{ name: 'lab oow-rst matrix', run: benchLab }];
+const benches: Bench[] = [
+  { name: 'lab oow-rst matrix', run: benchLab },
+  { name: 'raw socket receive', run: benchRawsock },
+];
 
 async function main(): Promise<void> {
   const only = process.argv[2];
