@@ -15,6 +15,8 @@ function topHelp(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
+    'Start with `ctprobe lab`: it reproduces the failures on this host, in namespaces, and shows which fix works.',
+    '',
     'Most commands need root (or CAP_NET_RAW + CAP_NET_ADMIN). Exit codes: 0 ok, 1 a finding',
     '(a reset, a mismatch, a leak), 2 cannot run (usage, privilege, missing tool), 3 reset seen (server).',
   ].join('\n');

@@ -116,7 +116,7 @@ export const labCommand: Command = {
       const scenarios = SCENARIOS;
       if (fmt === 'json') process.stdout.write(JSON.stringify({ scenarios, namespaces: ns.map((n) => ({ name: n, live: live.has(runOfNamespace(n) ?? '') })) }) + '\n');
       else {
-        process.stdout.write('scenarios:\n' + scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.what}`).join('\n') + '\n');
+        process.stdout.write('scenarios:\n' + scenarios.map((s) => `  ${s.name.padEnd(16)} ${s.what}`).join('\n') + '\n');
         process.stdout.write(ns.length ? `lab namespaces now:\n${ns.map((n) => `  ${n}${live.has(runOfNamespace(n) ?? '') ? '' : '  (leftover: ctprobe lab clean)'}`).join('\n')}\n` : 'no lab namespaces now\n');
       }
       return 0;
