@@ -44,6 +44,14 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(rest);
 }
 
+// Output piped into `head` and closed early: stop quietly (the lab's exit hook still tears down).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
