@@ -1,7 +1,8 @@
 /**
- * The lab for real: namespaces, veths, bridge, MASQUERADE, conntrack. Asserts the verdicts this
- * kernel's profile predicts, the kernel's reasons, teardown on success and on signals, and that
- * `lab clean` removes what a SIGKILLed run left.
+ * The lab for real: namespaces, veths, bridge, MASQUERADE, conntrack, a transparent proxy.
+ * Asserts the verdicts this kernel's profile predicts, the kernel's reasons, teardown on success
+ * and on signals, and that `lab clean` removes what a SIGKILLed run left. Every lab run of the
+ * suite lives in this file, so they run one at a time and the root sysctl check is exact.
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -12,6 +13,21 @@ import { CLI, collect, hasTool, isRoot, sh } from './netns.js';
 const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
 const logAll = () => readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
 const nsOfRun = (run: string) => sh('ip netns list').split('\n').filter((l) => l.startsWith(`ctp-lab-${run}-`));
+
+/** Start a lab in the background; resolve its run id once it printed it and created `minNs` namespaces. */
+async function startLab(args: string[], minNs: number) {
+  const p = spawn('node', [CLI, 'lab', ...args]);
+  let err = '';
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const done = collect(p);
+  let run = '';
+  for (let i = 0; i < 100 && !run; i++) {
+    await sleep(50);
+    run = /lab run ([0-9a-f]+)/.exec(err)?.[1] ?? '';
+  }
+  for (let i = 0; i < 100 && nsOfRun(run).length < minNs; i++) await sleep(50);
+  return { p, done, run };
+}
 
 describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
   it('reproduces the reset through NAT and proves which fix works, with the kernel’s reasons', async () => {
@@ -42,17 +58,8 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
 
   it('exits 130/143 on SIGINT/SIGTERM and leaves nothing', async () => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      const p = spawn('node', [CLI, 'lab', '--concurrency', '3']);
-      let err = '';
-      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const done = collect(p);
-      let run = '';
-      for (let i = 0; i < 100 && !run; i++) {
-        await sleep(50);
-        run = /lab run ([0-9a-f]+)/.exec(err)?.[1] ?? '';
-      }
+      const { p, done, run } = await startLab(['--concurrency', '3'], 1);
       expect(run).not.toBe('');
-      for (let i = 0; i < 100 && nsOfRun(run).length === 0; i++) await sleep(50);
       expect(nsOfRun(run).length).toBeGreaterThan(0);
       p.kill(sig);
       const r = await done;
@@ -62,16 +69,7 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
   });
 
   it('lab clean removes what a SIGKILLed run left, and only that', async () => {
-    const p = spawn('node', [CLI, 'lab', '--concurrency', '4']);
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const done = collect(p);
-    let run = '';
-    for (let i = 0; i < 100 && !run; i++) {
-      await sleep(50);
-      run = /lab run ([0-9a-f]+)/.exec(err)?.[1] ?? '';
-    }
-    for (let i = 0; i < 100 && nsOfRun(run).length < 6; i++) await sleep(50);
+    const { p, done, run } = await startLab(['--concurrency', '4'], 6);
     p.kill('SIGKILL');
     await done;
     sh('pkill -KILL -f "dist/cli/main.js (server|client) .*198.51.100.2" || true', true);
@@ -83,6 +81,36 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
     expect(nsOfRun(run)).toEqual([]);
     expect(sh('ip -o link show')).not.toMatch(new RegExp(`ct[buv]${run}`));
     expect(() => readFileSync(`/run/ctprobe/lab-${run}.json`)).toThrow();
+  });
+});
+
+describe.skipIf(!ready || !hasTool('setpriv'))('ctprobe lab half-close-leak / port-reuse', () => {
+  it('leaks the proxy pair without mitigation, not with a long close_wait', async () => {
+    const r = await collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--mitigation', 'none,close-wait-long', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { run: string; cells: Array<Record<string, any>> };
+    const none = rep.cells.find((c) => c.id === 'half-close/none')!;
+    const long = rep.cells.find((c) => c.id === 'half-close/close-wait-long')!;
+    expect(none.verdict).toBe('leak');
+    expect(none.leak.finWait2).toMatch(new RegExp(`^FIN-WAIT-2 .*127\\.0\\.0\\.1:15001 203\\.0\\.113\\.1:${none.sourcePort}\\b`));
+    expect(none.leak.closeWait).toMatch(/^CLOSE-WAIT .*203\.0\.113\.2:7777/);
+    expect(none.invalidCount).toBeGreaterThan(0);
+    expect((none.invalidLog as string[]).join('\n')).toMatch(/invalid new/);
+    expect(long.verdict).toBe('clean');
+    expect(long.leak).toBeNull();
+    expect(r.code).toBe(0);
+    expect(sh('ip netns list')).not.toContain(`ctp-lab-${rep.run}-`);
+  });
+
+  it('reports what a reused source port does on this kernel', async () => {
+    const r = await collect(spawn('node', [CLI, 'lab', 'port-reuse', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { kernel: string; cells: Array<Record<string, any>> };
+    const c = rep.cells[0]!;
+    expect(['reuse-connected', 'reuse-timeout']).toContain(c.verdict);
+    expect(c.match).toBe(true);
+    if (/^6\.(1\d|[2-9])\./.test(rep.kernel)) {
+      expect(c.reuse.result).toBe('connected');
+      expect((c.invalidLog as string[]).join('\n')).toMatch(/packet \(index 3\) in dir 1 ignored, state SYN_SENT/);
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import type { LabCellResult, LabContext, Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
+import { iptablesRuleset } from './topology.js';
 
 export const HC = {
   app: '203.0.113.1',
@@ -60,25 +61,12 @@ export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: strin
 }
 
 function ruleset(m: HalfCloseMitigation): string {
-  const lines = [
-    '*nat',
-    ':PREROUTING ACCEPT [0:0]',
-    ':INPUT ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':POSTROUTING ACCEPT [0:0]',
-    `-A OUTPUT -p tcp -d ${HC.upstream} --dport ${HC.upstreamPort} -m owner ! --uid-owner ${HC.proxyUid} -m comment --comment ctprobe-lab -j REDIRECT --to-ports ${HC.proxyPort}`,
-    'COMMIT',
-    '*filter',
-    ':INPUT ACCEPT [0:0]',
-    ':FORWARD ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-  ];
-  if (m === 'drop-invalid') {
-    lines.push('-A OUTPUT -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
-    lines.push('-A INPUT -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
-  }
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+  const redirect = `-A OUTPUT -p tcp -d ${HC.upstream} --dport ${HC.upstreamPort} -m owner ! --uid-owner ${HC.proxyUid} -m comment --comment ctprobe-lab -j REDIRECT --to-ports ${HC.proxyPort}`;
+  const filter =
+    m === 'drop-invalid'
+      ? ['OUTPUT', 'INPUT'].map((chain) => `-A ${chain} -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP`)
+      : [];
+  return iptablesRuleset([redirect], filter);
 }
 
 /** A source port for the app, distinct per run and cell (log lines on lo carry only ports). */

@@ -42,24 +42,21 @@ export function cellNamespaces(run: string, cell: number): CellNamespaces {
   return { container: `${base}-c`, host: `${base}-h`, server: `${base}-s`, bridge: `ctb${id}`, uplink: `ctu${id}`, vethHost: `ctv${id}` };
 }
 
+/** An iptables-restore document with the nat and filter tables' built-in chains and the given rules. */
+export function iptablesRuleset(nat: string[], filter: string[]): string {
+  return [
+    '*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...nat, 'COMMIT',
+    '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ...filter, 'COMMIT', '',
+  ].join('\n');
+}
+
 /** The client-host's rules: NAT like docker0, plus the mitigation under test. */
 export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
-  const lines = [
-    '*nat',
-    ':PREROUTING ACCEPT [0:0]',
-    ':INPUT ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':POSTROUTING ACCEPT [0:0]',
-    `-A POSTROUTING -s ${ADDR.containerNet} ! -o ${bridge} -m comment --comment ctprobe-lab -j MASQUERADE`,
-    'COMMIT',
-    '*filter',
-    ':INPUT ACCEPT [0:0]',
-    ':FORWARD ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-  ];
+  const nat = [`-A POSTROUTING -s ${ADDR.containerNet} ! -o ${bridge} -m comment --comment ctprobe-lab -j MASQUERADE`];
+  const filter: string[] = [];
   if (m === 'drop-input') {
     // libnetwork PR 2275 style: a chain jumped to from INPUT.
-    lines.push(
+    filter.push(
       ':CTPROBE-INVALID - [0:0]',
       '-A INPUT -m comment --comment ctprobe-lab -j CTPROBE-INVALID',
       '-A CTPROBE-INVALID -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP',
@@ -67,10 +64,9 @@ export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
     );
   } else if (m === 'drop-forward') {
     // kube-proxy style (KUBE-FORWARD).
-    lines.push('-A FORWARD -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
+    filter.push('-A FORWARD -m conntrack --ctstate INVALID -m comment --comment ctprobe-lab -j DROP');
   }
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+  return iptablesRuleset(nat, filter);
 }
 
 function sysctlScript(m: Mitigation): string {
