@@ -1,0 +1,826 @@
+/**
+ * A pure model of the kernel's TCP connection tracker (net/netfilter/nf_conntrack_proto_tcp.c):
+ * the per-packet entry (flag validity, new-connection setup incl. loose pickup, state transitions with
+ * the IGNORE / REPEAT / TIME_WAIT / SYN_RECV / CLOSE special cases, RST checks), the window checks in
+ * their OLD, overshoot-INVALID (6.0) and MODERN (6.1+) forms, handleInvalid, timeouts and be_liberal.
+ * Behaviour per kernel comes from a KernelProfile. No I/O.
+ * Spec: /work/shared/notes/conntrack-tcp-model.md §0–§9.
+ */
+import { seqAfter as after, seqBefore as before } from '../packet/seq.js';
+import type { KernelProfile, ProfileFeatures } from './profile.js';
+import {
+  CtFlag,
+  Idx,
+  State,
+  TcpFlag,
+  flagIndex,
+  nextState,
+  sIG,
+  sIV,
+  stateName,
+  timeoutTable,
+  validFlagCombination,
+  type DirValue,
+  type TimeoutName,
+} from './states.js';
+
+export interface TcpPacketView {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  /** FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32 ECE=64 CWR=128 */
+  flags: number;
+  /** Raw (unscaled) window field. */
+  window: number;
+  payloadLength: number;
+  /** TCP header length in bytes (20..60). */
+  dataOffset: number;
+  options: { wscale?: number; sackPerm?: boolean; sackBlocks?: Array<[number, number]>; tsOnlyNopNop?: boolean };
+  hasOptions: boolean;
+  /** Capture time in seconds (float). */
+  tsSec: number;
+}
+
+export type Verdict = 'ACCEPT' | 'IGNORE' | 'INVALID';
+
+/**
+ * Which rule decided: 'I' SEQ over upper bound (incl. the overshoot workaround), 'II' SEQ under lower bound,
+ * 'III' ACK over upper bound, 'IV' ACK under lower bound, 'state' transition table (sIG/sIV), 'new' first packet
+ * cannot start a connection, 'loose' pickup refused (tcp_loose=0), 'rst' RST sequence check, 'flags' invalid
+ * flag combination, 'truncated' bad header length, 'challenge-ack' RFC 5961 ACK in LAST_ACK, 'repeat' reopen of
+ * a closed entry. null: nothing failed.
+ */
+export type CheckName = 'I' | 'II' | 'III' | 'IV' | 'state' | 'new' | 'loose' | 'rst' | 'flags' | 'truncated' | 'challenge-ack' | 'repeat';
+
+export interface Decision {
+  verdict: Verdict;
+  dir: 'original' | 'reply';
+  stateBefore: string;
+  stateAfter: string;
+  /** The kernel's own message for this packet (what nf_conntrack_log_invalid would print after "nf_ct_proto_6: "). */
+  reason: string | null;
+  /** Whether the kernel would log it with nf_conntrack_log_invalid=6. */
+  logged: boolean;
+  /** The rule that decided (also set when be_liberal turned a failed window check into ACCEPT). */
+  check: CheckName | null;
+  /** The timeout (seconds) the entry was refreshed to, or null when not refreshed. */
+  timeoutSec: number | null;
+  /** A second kernel log line for the same packet (handleInvalid lowering the timeout). */
+  secondaryReason: string | null;
+  /** The model's explanation where the kernel prints nothing (be_liberal, pickup refused, entry deleted …). */
+  note: string | null;
+  /** The entry was removed by this packet (RST before any reply, or reopen → REPEAT). */
+  deleted: boolean;
+  /** Kernel returned NF_REPEAT: the old entry was killed and the packet was looked up again as new. */
+  repeat: boolean;
+}
+
+export interface Sysctls {
+  /** nf_conntrack_tcp_be_liberal */
+  beLiberal: boolean;
+  /** nf_conntrack_tcp_loose (mid-stream pickup) */
+  loose: boolean;
+  /** nf_conntrack_tcp_ignore_invalid_rst (5.14+; ignored on profiles without it) */
+  ignoreInvalidRst: boolean;
+  /** nf_conntrack_tcp_max_retrans */
+  maxRetrans: number;
+  /** nf_conntrack_tcp_timeout_* overrides, seconds */
+  timeouts: Partial<Record<TimeoutName, number>>;
+  /** Kernel HZ, only used to print the jiffies in handleInvalid's message (250 on the 6.18 lab host). */
+  hz?: number;
+}
+
+export const DEFAULT_SYSCTLS: Readonly<Sysctls> = {
+  beLiberal: false,
+  loose: true,
+  ignoreInvalidRst: false,
+  maxRetrans: 3,
+  timeouts: {},
+  hz: 250,
+};
+
+export function resolveSysctls(s: Partial<Sysctls> = {}): Sysctls {
+  return { ...DEFAULT_SYSCTLS, ...s, timeouts: { ...(s.timeouts ?? {}) } };
+}
+
+/** Shared, resolved configuration (one per table; trackers keep a reference). */
+export interface TrackerConfig {
+  profile: KernelProfile;
+  features: ProfileFeatures;
+  sysctls: Sysctls;
+  /** Timeout per state slot, seconds (see timeoutTable). */
+  timeouts: number[];
+}
+
+export function makeTrackerConfig(profile: KernelProfile, sysctls: Partial<Sysctls> = {}): TrackerConfig {
+  const s = resolveSysctls(sysctls);
+  return { profile, features: profile.features, sysctls: s, timeouts: timeoutTable(s.timeouts) };
+}
+
+/** One direction's window state (kernel `ip_ct_tcp_state`). All u32 values are kept in [0, 2^32). */
+export interface DirState {
+  /** Highest seq+len (incl. SYN/FIN) seen from this direction. */
+  tdEnd: number;
+  /** Highest seq this direction may send (peer's ack + window). */
+  tdMaxend: number;
+  /** Largest (scaled) window this direction advertised. */
+  tdMaxwin: number;
+  /** Highest ack this direction sent (valid once MAXACK_SET). */
+  tdMaxack: number;
+  tdScale: number;
+  flags: number;
+}
+
+function newDirState(): DirState {
+  return { tdEnd: 0, tdMaxend: 0, tdMaxwin: 0, tdMaxack: 0, tdScale: 0, flags: 0 };
+}
+
+function clearDirState(s: DirState, keepFlags = 0): void {
+  s.tdEnd = 0;
+  s.tdMaxend = 0;
+  s.tdMaxwin = 0;
+  s.tdMaxack = 0;
+  s.tdScale = 0;
+  s.flags &= keepFlags;
+}
+
+export function createDecision(): Decision {
+  return {
+    verdict: 'ACCEPT',
+    dir: 'original',
+    stateBefore: 'NONE',
+    stateAfter: 'NONE',
+    reason: null,
+    logged: false,
+    check: null,
+    timeoutSec: null,
+    secondaryReason: null,
+    note: null,
+    deleted: false,
+    repeat: false,
+  };
+}
+
+function resetDecision(d: Decision, dir: DirValue, before: string): void {
+  d.verdict = 'ACCEPT';
+  d.dir = dir === 0 ? 'original' : 'reply';
+  d.stateBefore = before;
+  d.stateAfter = before;
+  d.reason = null;
+  d.logged = false;
+  d.check = null;
+  d.timeoutSec = null;
+  d.secondaryReason = null;
+  d.note = null;
+  d.deleted = false;
+  d.repeat = false;
+}
+
+/** seq + payload + SYN + FIN, mod 2^32. */
+export function segmentEnd(p: TcpPacketView): number {
+  return (p.seq + p.payloadLength + (p.flags & TcpFlag.SYN ? 1 : 0) + (p.flags & TcpFlag.FIN ? 1 : 0)) >>> 0;
+}
+
+/** tcp_sack: the highest SACK right edge after `ack` (skipped for NOP,NOP,TIMESTAMP-only options). */
+function sackRightEdge(p: TcpPacketView, ack: number): number {
+  if (p.dataOffset <= 20 || p.options.tsOnlyNopNop) return ack;
+  const blocks = p.options.sackBlocks;
+  if (!blocks) return ack;
+  let sack = ack;
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i];
+    if (b && after(b[1], sack)) sack = b[1] >>> 0;
+  }
+  return sack;
+}
+
+/** tcp_options: parse window scale / SACK-permitted into a direction (only when the header has options). */
+function applyOptions(st: DirState, p: TcpPacketView, keepLiberal: boolean): void {
+  if (p.dataOffset <= 20) return;
+  st.tdScale = 0;
+  st.flags = keepLiberal ? st.flags & CtFlag.BE_LIBERAL : 0;
+  if (p.options.sackPerm) st.flags |= CtFlag.SACK_PERM;
+  if (p.options.wscale !== undefined) {
+    st.tdScale = Math.min(p.options.wscale, 14);
+    st.flags |= CtFlag.WINDOW_SCALE;
+  }
+}
+
+const W_ACCEPT = 0;
+const W_IGNORE = 1;
+const W_INVALID = 2;
+type WindowResult = 0 | 1 | 2;
+
+/** The kernel's log text for a window-check failure in the OLD (unbounded) wording. */
+const OLD_MSG = {
+  I: 'SEQ is over the upper bound (over the window of the receiver)',
+  II: 'SEQ is under the lower bound (already ACKed data retransmitted)',
+  III: 'ACK is over the upper bound (ACKed data not seen yet)',
+  IV: 'ACK is under the lower bound (possible overly delayed ACK)',
+} as const;
+
+const u32 = (x: number): number => x >>> 0;
+
+/**
+ * One flow's conntrack TCP state (kernel `ip_ct_tcp` plus the status bits it uses and the timeout).
+ * Feed packets with `process(pkt, dir)`; dir 0 = ORIGINAL (the flow's first packet's direction).
+ */
+export class ConntrackTracker {
+  readonly cfg: TrackerConfig;
+  /** [ORIGINAL, REPLY] */
+  readonly seen: [DirState, DirState] = [newDirState(), newDirState()];
+  state: number = State.NONE;
+  lastDir: DirValue = 0;
+  retrans = 0;
+  lastIndex: number = Idx.NONE;
+  lastSeq = 0;
+  lastAck = 0;
+  lastEnd = 0;
+  lastWin = 0;
+  lastWscale = 0;
+  lastFlags = 0;
+  /** IPS_SEEN_REPLY */
+  seenReply = false;
+  /** IPS_ASSURED */
+  assured = false;
+  /** IPS_FIXED_TIMEOUT */
+  fixedTimeout = false;
+  /** The entry exists (first packet accepted). */
+  confirmed = false;
+  /** Killed (RST before reply, REPEAT); a dead tracker accepts no more packets. */
+  dead = false;
+  /** Absolute expiry time in seconds (packet clock). */
+  expires = 0;
+
+  constructor(profile: KernelProfile, sysctls: Partial<Sysctls> = {}, config?: TrackerConfig) {
+    this.cfg = config ?? makeTrackerConfig(profile, sysctls);
+  }
+
+  get stateName(): string {
+    return stateName(this.state);
+  }
+
+  /** Remaining lifetime at `now`, seconds. */
+  remaining(now: number): number {
+    return this.expires - now;
+  }
+
+  isExpired(now: number): boolean {
+    return this.confirmed && now >= this.expires;
+  }
+
+  /** Mark a direction BE_LIBERAL (as ctnetlink / nft / OVS can). */
+  setLiberal(dir: DirValue): void {
+    this.seen[dir].flags |= CtFlag.BE_LIBERAL;
+  }
+
+  /**
+   * Process one packet in direction `dir`. Writes into `out` (reused) if given.
+   * A first packet that returns INVALID leaves the tracker unconfirmed (no entry exists).
+   */
+  process(p: TcpPacketView, dir: DirValue, out: Decision = createDecision()): Decision {
+    const d = out;
+    if (this.dead) throw new Error('conntrack entry was deleted; start a new tracker');
+    resetDecision(d, dir, stateName(this.state));
+    this.packet(p, dir, d);
+    // The core sets SEEN_REPLY after any non-INVALID verdict for a reply-direction packet.
+    if (d.verdict !== 'INVALID' && !this.dead) {
+      this.confirmed = true;
+      if (dir === 1) this.seenReply = true;
+    }
+    d.stateAfter = stateName(this.state);
+    return d;
+  }
+
+  private invalid(d: Decision, check: CheckName, reason: string | null, logged: boolean): void {
+    d.verdict = 'INVALID';
+    d.check = check;
+    d.reason = reason;
+    d.logged = logged;
+  }
+
+  /** nf_conntrack_tcp_packet */
+  private packet(p: TcpPacketView, dir: DirValue, d: Decision): void {
+    const f = this.cfg.features;
+    const sys = this.cfg.sysctls;
+    const seen = this.seen;
+
+    // tcp_error
+    if (p.dataOffset < 20 || p.dataOffset > 60) return this.invalid(d, 'truncated', 'truncated packet', true);
+    if (!validFlagCombination(p.flags)) return this.invalid(d, 'flags', 'invalid tcp flag combination', true);
+
+    if (!this.confirmed && !this.tcpNew(p, d)) return;
+
+    let oldState = this.state;
+    const idx = flagIndex(p.flags);
+    let next = nextState(dir, idx, oldState);
+    const seq = u32(p.seq);
+    const ack = u32(p.ack);
+    let skipWindow = false;
+
+    if (next === State.SYN_SENT && oldState >= State.TIME_WAIT) {
+      // Reopen from TIME_WAIT / CLOSE.
+      if ((seen[dir].flags | seen[1 - dir]!.flags) & CtFlag.CLOSE_INIT || (this.lastDir === dir && this.lastIndex === Idx.RST)) {
+        this.dead = true;
+        d.repeat = true;
+        d.deleted = true;
+        d.check = 'repeat';
+        d.note = `reopening a closed connection in ${stateName(oldState)}: entry killed, packet looked up again (NF_REPEAT)`;
+        return;
+      }
+      next = sIG; // falls through to the IGNORE handling
+    }
+
+    if (next === sIG) {
+      if (idx === Idx.SYNACK && this.lastIndex === Idx.SYN && this.lastDir !== dir && ack === this.lastEnd) {
+        // The SYN/ACK answers a SYN we let through: resync from the annotations.
+        oldState = State.SYN_SENT;
+        next = State.SYN_RECV;
+        const s = seen[this.lastDir];
+        s.tdEnd = this.lastEnd;
+        s.tdMaxend = this.lastEnd;
+        s.tdMaxwin = this.lastWin === 0 ? 1 : this.lastWin;
+        s.tdScale = this.lastWscale;
+        this.lastFlags &= ~CtFlag.EXP_CHALLENGE_ACK;
+        s.flags = this.lastFlags;
+        clearDirState(seen[dir], CtFlag.BE_LIBERAL);
+      } else {
+        this.lastIndex = idx;
+        this.lastDir = dir;
+        this.lastSeq = seq;
+        this.lastEnd = segmentEnd(p);
+        this.lastWin = p.window & 0xffff;
+        if (idx === Idx.SYN && dir === 0) {
+          this.lastFlags = 0;
+          this.lastWscale = 0;
+          if (p.dataOffset > 20) {
+            if (p.options.wscale !== undefined) {
+              this.lastFlags |= CtFlag.WINDOW_SCALE;
+              this.lastWscale = Math.min(p.options.wscale, 14);
+            }
+            if (p.options.sackPerm) this.lastFlags |= CtFlag.SACK_PERM;
+          }
+          if (oldState === State.LAST_ACK) this.lastFlags |= CtFlag.EXP_CHALLENGE_ACK;
+        }
+        if (f.challengeAck && oldState === State.SYN_SENT && idx === Idx.ACK && dir === 1) this.lastAck = ack;
+        d.verdict = 'IGNORE';
+        d.check = 'state';
+        d.logged = true;
+        d.reason = f.newStateMessages
+          ? `packet (index ${idx}) in dir ${dir} ignored, state ${stateName(oldState)}`
+          : `invalid packet ignored in state ${stateName(oldState)}`;
+        return;
+      }
+    } else if (next === sIV) {
+      // (synproxy client keep-alive exception not modelled: no synproxy)
+      return this.invalid(
+        d,
+        'state',
+        f.newStateMessages ? `packet (index ${idx}) in dir ${dir} invalid, state ${stateName(oldState)}` : 'invalid state',
+        true,
+      );
+    } else if (next === State.TIME_WAIT) {
+      if (
+        oldState === State.LAST_ACK &&
+        idx === Idx.ACK &&
+        this.lastDir !== dir &&
+        this.lastIndex === Idx.SYN &&
+        this.lastFlags & CtFlag.EXP_CHALLENGE_ACK
+      ) {
+        this.lastFlags &= ~CtFlag.EXP_CHALLENGE_ACK;
+        d.verdict = 'IGNORE';
+        d.check = 'challenge-ack';
+        d.reason = 'challenge-ack ignored';
+        d.logged = true;
+        return;
+      }
+    } else if (next === State.SYN_SENT2) {
+      this.lastFlags |= CtFlag.SIMULTANEOUS_OPEN;
+    } else if (next === State.SYN_RECV) {
+      if (dir === 1 && idx === Idx.ACK && this.lastFlags & CtFlag.SIMULTANEOUS_OPEN) next = State.ESTABLISHED;
+    } else if (next === State.CLOSE && idx === Idx.RST) {
+      const st = this.state;
+      if (
+        f.rstImprovements &&
+        (st === State.FIN_WAIT || st === State.LAST_ACK || st === State.TIME_WAIT || st === State.CLOSE || st === State.CLOSE_WAIT)
+      ) {
+        skipWindow = true; // tuple may be re-used already: skip all checks
+      } else {
+        let done = false;
+        const r = seen[1 - dir]!;
+        const established = this.state === State.ESTABLISHED && this.assured;
+        if (r.flags & CtFlag.MAXACK_SET && (!f.rstImprovements || this.lastIndex !== Idx.SYN)) {
+          if (f.rstImprovements && seq === 0 && !established) done = true;
+          else if (before(seq, r.tdMaxack) && !(f.ignoreInvalidRstSysctl && sys.ignoreInvalidRst)) {
+            return this.invalid(d, 'rst', 'invalid rst', true);
+          } else if (!established || seq === r.tdMaxack) done = true;
+          else if (this.lastIndex === Idx.ACK && this.lastDir === dir && seq === this.lastEnd) done = true;
+          else {
+            next = oldState; // inexact RST: keep state, allow a challenge ACK
+            d.note = 'RST sequence does not match exactly: state kept to allow a challenge ACK';
+          }
+        }
+        if (!done) {
+          if (
+            ((this.seenReply && this.lastIndex === Idx.SYN && (!f.rstSynLastDirCheck || this.lastDir !== dir)) ||
+              (!this.assured && this.lastIndex === Idx.ACK)) &&
+            ack === this.lastEnd
+          ) {
+            skipWindow = true; // RST to a SYN/ACK we let through
+          } else if (
+            f.challengeAck &&
+            oldState === State.SYN_SENT &&
+            this.lastIndex === Idx.ACK &&
+            this.lastDir === 1 &&
+            seq === this.lastAck
+          ) {
+            skipWindow = true; // RST answering a challenge ACK we let through
+          }
+        }
+      }
+    }
+
+    if (!skipWindow) {
+      const res = this.inWindow(dir, idx, p, d);
+      if (res === W_IGNORE) {
+        d.verdict = 'IGNORE';
+        return;
+      }
+      if (res === W_INVALID) {
+        d.verdict = 'INVALID';
+        if (f.handleInvalid) this.handleInvalid(dir, idx, p.tsSec, d);
+        return;
+      }
+    }
+
+    // in_window:
+    this.lastIndex = idx;
+    this.lastDir = dir;
+    this.state = next;
+    if (oldState !== next && next === State.FIN_WAIT) seen[dir].flags |= CtFlag.CLOSE_INIT;
+
+    const to = this.cfg.timeouts;
+    const toNext = to[next] ?? 0;
+    const toRetrans = to[State.RETRANS] ?? 0;
+    const toUnack = to[State.UNACK] ?? 0;
+    let t: number;
+    if (this.retrans >= sys.maxRetrans && toNext > toRetrans) t = toRetrans;
+    else if (f.rstImprovements && idx === Idx.RST) t = to[State.CLOSE] ?? 0;
+    else if ((seen[0].flags | seen[1].flags) & CtFlag.DATA_UNACKNOWLEDGED && toNext > toUnack) t = toUnack;
+    else if (this.lastWin === 0 && toNext > toRetrans) t = toRetrans;
+    else t = toNext;
+
+    if (!this.seenReply) {
+      if (p.flags & TcpFlag.RST) {
+        this.dead = true;
+        d.deleted = true;
+        d.note = 'RST before any reply: entry deleted';
+        return;
+      }
+      if (f.synSentNoRenew && idx === Idx.SYN && oldState === State.SYN_SENT) {
+        d.note = 'SYN retransmission does not renew the SYN_SENT timeout';
+        return;
+      }
+      if (next === State.ESTABLISHED && t > toUnack) t = toUnack;
+    } else if (!this.assured && (oldState === State.SYN_RECV || oldState === State.ESTABLISHED) && next === State.ESTABLISHED) {
+      this.assured = true;
+    }
+    this.expires = p.tsSec + t;
+    d.timeoutSec = t;
+  }
+
+  /** tcp_new: set up the entry from its first packet. false ⇒ INVALID, no entry. */
+  private tcpNew(p: TcpPacketView, d: Decision): boolean {
+    const f = this.cfg.features;
+    const idx = flagIndex(p.flags);
+    const s = nextState(0, idx, State.NONE);
+    if (s === sIV) {
+      this.invalid(d, 'new', 'invalid new', f.logInvalidNew);
+      if (!f.logInvalidNew) d.note = 'this kernel only pr_debug()s "invalid new"';
+      return false;
+    }
+    const s0 = this.seen[0];
+    const s1 = this.seen[1];
+    clearDirState(s0);
+    clearDirState(s1);
+    this.state = State.NONE;
+    this.lastDir = 0;
+    this.retrans = 0;
+    this.lastSeq = this.lastAck = this.lastEnd = this.lastWin = this.lastWscale = this.lastFlags = 0;
+    if (s === State.SYN_SENT) {
+      s0.tdEnd = segmentEnd(p);
+      s0.tdMaxwin = p.window === 0 ? 1 : p.window & 0xffff;
+      s0.tdMaxend = s0.tdEnd;
+      applyOptions(s0, p, f.keepLiberalOnOptions);
+    } else if (!this.cfg.sysctls.loose) {
+      this.invalid(d, 'loose', null, false);
+      d.note = 'mid-stream pickup refused: nf_conntrack_tcp_loose=0';
+      return false;
+    } else {
+      s0.tdEnd = segmentEnd(p);
+      s0.tdMaxwin = p.window === 0 ? 1 : p.window & 0xffff;
+      s0.tdMaxend = u32(s0.tdEnd + s0.tdMaxwin);
+      s0.flags = s1.flags = CtFlag.SACK_PERM | CtFlag.BE_LIBERAL;
+    }
+    this.lastIndex = Idx.NONE;
+    return true;
+  }
+
+  /** Initialise a sender from a SYN or SYN/ACK (tcp_init_sender, or the pre-5.17 inline version). */
+  private initSender(S: DirState, R: DirState, p: TcpPacketView, end: number, win: number, dir: DirValue): void {
+    S.tdEnd = S.tdMaxend = end;
+    S.tdMaxwin = win === 0 ? 1 : win;
+    applyOptions(S, p, this.cfg.features.keepLiberalOnOptions);
+    const onlyReply = this.cfg.features.synReinit === 'modern';
+    if ((!onlyReply || dir === 1) && !(S.flags & CtFlag.WINDOW_SCALE && R.flags & CtFlag.WINDOW_SCALE)) {
+      S.tdScale = 0;
+      R.tdScale = 0;
+    }
+  }
+
+  /** tcp_in_window */
+  private inWindow(dir: DirValue, idx: number, p: TcpPacketView, d: Decision): WindowResult {
+    const f = this.cfg.features;
+    const S = this.seen[dir];
+    const R = this.seen[1 - dir]!;
+    const isSyn = (p.flags & TcpFlag.SYN) !== 0;
+    const isAck = (p.flags & TcpFlag.ACK) !== 0;
+    const isRst = (p.flags & TcpFlag.RST) !== 0;
+    let seq = u32(p.seq);
+    let ack = u32(p.ack);
+    let sack = ack;
+    const rawWin = p.window & 0xffff;
+    let win = rawWin;
+    let end = segmentEnd(p);
+
+    if (R.flags & CtFlag.SACK_PERM) sack = sackRightEdge(p, sack);
+    // NAT sequence adjustment (seqadj) is 0 without helpers/synproxy: not modelled.
+
+    if (S.tdMaxwin === 0) {
+      if (isSyn) {
+        this.initSender(S, R, p, end, win, dir);
+        if (!isAck) return W_ACCEPT; // simultaneous open
+      } else {
+        // Mid-stream: trust the packet.
+        S.tdEnd = end;
+        const swin = u32(win << S.tdScale);
+        S.tdMaxwin = swin === 0 ? 1 : swin;
+        S.tdMaxend = u32(end + S.tdMaxwin);
+        if (R.tdMaxwin === 0) {
+          R.tdEnd = R.tdMaxend = sack;
+        } else if (sack === u32(R.tdEnd + 1)) {
+          R.tdEnd = u32(R.tdEnd + 1); // reply to a keep-alive
+        }
+      }
+    } else if (f.synReinit === 'modern') {
+      if (isSyn && after(end, S.tdEnd) && (this.state === State.SYN_SENT || this.state === State.SYN_RECV)) {
+        this.initSender(S, R, p, end, win, dir);
+        if (dir === 1 && !isAck) return W_ACCEPT;
+      }
+    } else if (
+      ((this.state === State.SYN_SENT && dir === 0) || (this.state === State.SYN_RECV && dir === 1)) &&
+      after(end, S.tdEnd)
+    ) {
+      // Pre-5.17 re-init (no SYN requirement).
+      S.tdEnd = S.tdMaxend = end;
+      S.tdMaxwin = win === 0 ? 1 : win;
+      applyOptions(S, p, f.keepLiberalOnOptions);
+    }
+
+    if (!isAck) {
+      ack = sack = R.tdEnd;
+    } else if (isRst && ack === 0) {
+      ack = sack = R.tdEnd; // broken stacks send RST|ACK with ack 0
+    }
+    if (isRst && seq === 0 && this.state === State.SYN_SENT) seq = end = S.tdEnd;
+
+    const maxAckWin = S.tdMaxwin > 66000 ? S.tdMaxwin : 66000;
+    const ackLowerBound = u32(R.tdEnd - maxAckWin - 1);
+    const seqLowerBound = u32(S.tdEnd - R.tdMaxwin - 1);
+
+    if (f.ignoreVerdict) {
+      // MODERN: I, III, II, IV; II/IV/overshoot → IGNORE.
+      if (!before(seq, S.tdMaxend + 1)) {
+        const overshot = u32(end - S.tdMaxend + 1);
+        const ackOk = after(sack, ackLowerBound);
+        const inWin = R.tdMaxwin !== 0 && after(end, seqLowerBound);
+        if (f.overshootWorkaround !== 'none' && inWin && ackOk && overshot <= R.tdMaxwin && before(sack, R.tdEnd + 1)) {
+          S.tdEnd = end;
+          S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
+          return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', `${overshot} bytes more than expected`);
+        }
+        return this.fail(S, d, W_INVALID, 'I', `SEQ is over upper bound ${u32(S.tdMaxend + 1)} (over the window of the receiver)`);
+      }
+      if (!before(sack, R.tdEnd + 1)) {
+        return this.fail(S, d, W_INVALID, 'III', `ACK is over upper bound ${u32(R.tdEnd + 1)} (ACKed data not seen yet)`);
+      }
+      if (!(R.tdMaxwin === 0 || after(end, seqLowerBound))) {
+        return this.fail(S, d, W_IGNORE, 'II', `SEQ is under lower bound ${seqLowerBound} (already ACKed data retransmitted)`);
+      }
+      if (!after(sack, ackLowerBound)) {
+        return this.fail(S, d, W_IGNORE, 'IV', `ignored ACK under lower bound ${ackLowerBound} (possible overly delayed)`);
+      }
+    } else {
+      // OLD (and 6.0's overshoot-INVALID variant): all-or-nothing, INVALID on failure.
+      const seqOk = before(seq, S.tdMaxend + 1);
+      const inWin = R.tdMaxwin === 0 || after(end, seqLowerBound);
+      const ackHighOk = before(sack, R.tdEnd + 1);
+      const ackLowOk = after(sack, ackLowerBound);
+      if (!(seqOk && inWin && ackHighOk && ackLowOk)) {
+        const check: CheckName = !seqOk ? 'I' : !inWin ? 'II' : !ackHighOk ? 'III' : 'IV';
+        if (S.flags & CtFlag.BE_LIBERAL || this.cfg.sysctls.beLiberal) {
+          d.check = check;
+          d.note = `window check ${check} failed (${OLD_MSG[check]}); accepted because of be_liberal`;
+          return W_ACCEPT; // window state untouched
+        }
+        if (f.overshootWorkaround !== 'none' && !seqOk) {
+          const overshot = u32(end - S.tdMaxend + 1);
+          if (inWin && ackLowOk && overshot <= R.tdMaxwin && ackHighOk) {
+            S.tdEnd = end;
+            S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
+            d.check = 'I';
+            d.reason = `${overshot} bytes more than expected`;
+            d.logged = true;
+            return W_INVALID;
+          }
+        }
+        d.check = check;
+        d.reason = OLD_MSG[check];
+        d.logged = true;
+        return W_INVALID;
+      }
+    }
+
+    // In window: update.
+    if (!isSyn) win = u32(win << S.tdScale);
+    const swin = u32(win + sack - ack);
+    if (S.tdMaxwin < swin) S.tdMaxwin = swin;
+    if (after(end, S.tdEnd)) {
+      S.tdEnd = end;
+      S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
+    }
+    if (isAck) {
+      if (!(S.flags & CtFlag.MAXACK_SET)) {
+        S.tdMaxack = ack;
+        S.flags |= CtFlag.MAXACK_SET;
+      } else if (after(ack, S.tdMaxack)) {
+        S.tdMaxack = ack;
+      }
+    }
+    if (R.tdMaxwin !== 0 && after(end, S.tdMaxend)) R.tdMaxwin = u32(R.tdMaxwin + end - S.tdMaxend);
+    if (after(sack + win, R.tdMaxend - 1)) {
+      R.tdMaxend = u32(sack + win);
+      if (win === 0) R.tdMaxend = u32(R.tdMaxend + 1);
+    }
+    if (ack === R.tdEnd) R.flags &= ~CtFlag.DATA_UNACKNOWLEDGED;
+    if (idx === Idx.ACK) {
+      if (this.lastDir === dir && this.lastSeq === seq && this.lastAck === ack && this.lastEnd === end && this.lastWin === rawWin) {
+        this.retrans++;
+      } else {
+        this.lastDir = dir;
+        this.lastSeq = seq;
+        this.lastAck = ack;
+        this.lastEnd = end;
+        this.lastWin = rawWin;
+        this.retrans = 0;
+      }
+    }
+    return W_ACCEPT;
+  }
+
+  /** nf_tcp_log_invalid: be_liberal turns any failure into ACCEPT (no log, window untouched). */
+  private fail(S: DirState, d: Decision, result: WindowResult, check: CheckName, msg: string): WindowResult {
+    d.check = check;
+    if (S.flags & CtFlag.BE_LIBERAL || this.cfg.sysctls.beLiberal) {
+      d.note = `window check ${check} failed (${msg}); accepted because of be_liberal`;
+      return W_ACCEPT;
+    }
+    if (result === W_ACCEPT) {
+      d.note = msg; // only reachable with an 'accept' overshoot variant; not a released kernel
+      return W_ACCEPT;
+    }
+    d.reason = msg;
+    d.logged = true;
+    return result;
+  }
+
+  /** nf_tcp_handle_invalid (6.1+): an out-of-window FIN/RST answering a FIN/RST lowers the timeout. */
+  private handleInvalid(dir: DirValue, idx: number, now: number, d: Decision): void {
+    if (!this.assured || this.fixedTimeout) return;
+    if (idx !== Idx.FIN && idx !== Idx.RST) return;
+    if (this.lastDir !== dir && (this.lastIndex === Idx.FIN || this.lastIndex === Idx.RST)) {
+      const remaining = this.expires - now;
+      if (remaining < 120) return;
+      const unack = this.cfg.timeouts[State.UNACK] ?? 300;
+      if (remaining > unack) {
+        const hz = this.cfg.sysctls.hz ?? 250;
+        d.secondaryReason = `packet (index ${idx}, dir ${dir}) response for index ${this.lastIndex} lower timeout to ${unack * hz}`;
+        this.expires = now + unack;
+        d.timeoutSec = unack;
+      }
+    } else {
+      this.lastIndex = idx;
+      this.lastDir = dir;
+    }
+  }
+}
+
+export interface FlowEntry {
+  key: string;
+  /** The ORIGINAL tuple (first packet's). */
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  tracker: ConntrackTracker;
+}
+
+/** Canonical key of a TCP 4-tuple (same for both directions). */
+export function flowKey(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstPort'>): string {
+  const a = `${p.src}|${p.srcPort}`;
+  const b = `${p.dst}|${p.dstPort}`;
+  return a < b ? `${a}>${b}` : `${b}>${a}`;
+}
+
+/**
+ * A conntrack table of TCP flows keyed by 4-tuple. Direction is ORIGINAL when the packet matches the
+ * tuple of the flow's first packet. An entry whose timeout has passed (by packet time) is deleted
+ * before the packet is processed; the packet then starts a new entry.
+ */
+export class ConntrackTable {
+  readonly cfg: TrackerConfig;
+  private readonly flows = new Map<string, FlowEntry>();
+  /** Like `conntrack -S` invalid: packets that left untracked. */
+  invalidCount = 0;
+  ignoreCount = 0;
+
+  constructor(profile: KernelProfile, sysctls: Partial<Sysctls> = {}) {
+    this.cfg = makeTrackerConfig(profile, sysctls);
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  /** The live entry for a packet's 4-tuple (expired entries are still returned until a packet or gc removes them). */
+  lookup(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstPort'>): ConntrackTracker | undefined {
+    return this.flows.get(flowKey(p))?.tracker;
+  }
+
+  entries(): IterableIterator<FlowEntry> {
+    return this.flows.values();
+  }
+
+  /** Delete every entry expired at `now`; returns how many. */
+  gc(now: number): number {
+    let n = 0;
+    for (const [k, e] of this.flows) {
+      if (e.tracker.isExpired(now)) {
+        this.flows.delete(k);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  process(p: TcpPacketView, out: Decision = createDecision()): Decision {
+    const key = flowKey(p);
+    let e = this.flows.get(key);
+    if (e && e.tracker.isExpired(p.tsSec)) {
+      this.flows.delete(key);
+      e = undefined;
+    }
+    let d: Decision;
+    if (!e) {
+      d = this.processNew(key, p, out);
+    } else {
+      const dir: DirValue =
+        p.src === e.src && p.srcPort === e.srcPort && p.dst === e.dst && p.dstPort === e.dstPort ? 0 : 1;
+      d = e.tracker.process(p, dir, out);
+      if (d.repeat) {
+        this.flows.delete(key);
+        const note = d.note;
+        d = this.processNew(key, p, out);
+        d.repeat = true;
+        d.note = d.note ? `${note}; ${d.note}` : note;
+      } else if (d.deleted) {
+        this.flows.delete(key);
+      }
+    }
+    if (d.verdict === 'INVALID') this.invalidCount++;
+    else if (d.verdict === 'IGNORE') this.ignoreCount++;
+    return d;
+  }
+
+  private processNew(key: string, p: TcpPacketView, out: Decision): Decision {
+    const t = new ConntrackTracker(this.cfg.profile, undefined, this.cfg);
+    const d = t.process(p, 0, out);
+    if (t.confirmed && !t.dead) {
+      this.flows.set(key, { key, src: p.src, dst: p.dst, srcPort: p.srcPort, dstPort: p.dstPort, tracker: t });
+    }
+    return d;
+  }
+}
