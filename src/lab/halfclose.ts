@@ -42,7 +42,7 @@ const SHORT_IDLE_MS = 4500;
 /** Expected verdicts: a FIN with no conntrack entry is "invalid new" on every kernel version. */
 export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: string; why: string } {
   if (c.reuse) {
-    return p.id === 'modern-challenge'
+    return p.conntrack.features.challengeAck
       ? { verdict: 'reuse-connected', why: '6.2+ conntrack lets the challenge ACK through; the app’s RST kills the stale proxy socket and the retransmitted SYN connects' }
       : { verdict: 'reuse-timeout', why: 'before 6.2 the RST answering the stale socket’s challenge ACK is INVALID; the SYN is retransmitted until connect times out' };
   }
