@@ -3,10 +3,12 @@ import { serverCommand } from './commands/server.js';
 import { clientCommand } from './commands/client.js';
 import { labCommand } from './commands/lab.js';
 import { proxyCommand } from './commands/proxy.js';
+import { explainCommand } from './commands/explain.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them. One line per command. */
 export const commands: Command[] = [
   labCommand,
+  explainCommand,
   serverCommand,
   clientCommand,
   proxyCommand,

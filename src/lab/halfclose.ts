@@ -158,7 +158,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     details.staleSocketAfterReuse = Boolean(findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
   }
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
-  await stopCapture?.();
+  const captureDropped = (await stopCapture?.()) ?? null;
   const after = await invalidCounter(appNs);
   const exp = expectedHalfClose(ctx.profile, c);
   return {
@@ -174,7 +174,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     ifaces: [veth, 'lo'],
     ports: [sport],
     details,
-    ...(capture ? { capture, ifindex } : {}),
+    ...(capture ? { capture, ifindex, captureDropped } : {}),
   };
 }
 

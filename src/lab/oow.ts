@@ -78,7 +78,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   await Promise.all([serverDone, clientDone]);
   clearTimeout(timer);
 
-  await stopCapture?.();
+  const captureDropped = (await stopCapture?.()) ?? null;
   const after = await invalidCounter(ns.host);
   const closed = serverEvents.find((e) => e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
   const verdict = (closed?.verdict as 'reset' | 'clean' | undefined) ?? 'timeout';
@@ -96,7 +96,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
     ifaces: [ns.bridge, ns.uplink, ns.vethHost],
     ports: [cell.port],
     details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
-    ...(capture ? { capture, ifindex } : {}),
+    ...(capture ? { capture, ifindex, captureDropped } : {}),
   };
 }
 

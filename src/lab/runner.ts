@@ -149,7 +149,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
  * kernel's invalid-packet log lines, for `ctprobe explain` and the model-vs-kernel agreement test.
  */
 function writeCaptureIndex(dir: string, kernel: string, profile: string, results: LabCellResult[]): void {
-  const cells = results.map((r) => ({ id: r.id, capture: r.capture ?? null, ifindex: r.ifindex ?? null, ifaces: r.ifaces, ports: r.ports, verdict: r.verdict, details: r.details, invalidLog: r.invalidLog }));
+  const cells = results.map((r) => ({ id: r.id, capture: r.capture ?? null, captureDropped: r.captureDropped ?? null, ifindex: r.ifindex ?? null, ifaces: r.ifaces, ports: r.ports, verdict: r.verdict, details: r.details, invalidLog: r.invalidLog }));
   writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, profile, cells }, null, 2) + '\n');
   for (const r of results) if (r.capture) writeFileSync(r.capture.replace(/\.pcap$/, '.log'), r.invalidLog.join('\n') + (r.invalidLog.length ? '\n' : ''));
 }

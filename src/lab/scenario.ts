@@ -25,6 +25,8 @@ export interface LabCellResult {
   capture?: string;
   /** With `--capture`: ifindex → name in the captured namespace (SLL2 records carry the ifindex). */
   ifindex?: Record<string, string>;
+  /** With `--capture`: packets tcpdump reported as dropped by the kernel (null: unknown). */
+  captureDropped?: number | null;
 }
 
 export interface LabContext {
