@@ -5,6 +5,7 @@
 import { release } from 'node:os';
 import { benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
+import { benchExplain } from './explain.js';
 
 interface Bench {
   name: string;
@@ -14,6 +15,7 @@ interface Bench {
 const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
   { name: 'raw socket receive', run: benchRawsock },
+  { name: 'explain throughput', run: benchExplain },
 ];
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import { forEachPacket, LINKTYPE, type PacketRecord } from '../capture/reader.js
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
-import { ConntrackTable, createDecision, type Decision, type Sysctls, type TcpPacketView } from './model.js';
+import { ConntrackTable, createDecision, flowKey, type Decision, type Sysctls, type TcpPacketView } from './model.js';
 import type { KernelProfile } from './profile.js';
 
 export interface ExplainOptions {
@@ -97,6 +97,18 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
 
 const DEDUPE_WINDOW_S = 0.005;
 
+/** IPv4 address text by its 32-bit value: captures repeat a few addresses millions of times. */
+const v4Cache = new Map<number, string>();
+function v4Text(b: Uint8Array): string {
+  const n = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  let t = v4Cache.get(n);
+  if (t === undefined) {
+    t = ipv4ToString(b);
+    if (v4Cache.size < 1 << 16) v4Cache.set(n, t);
+  }
+  return t;
+}
+
 export async function explainCapture(path: string, o: ExplainOptions): Promise<ExplainSummary> {
   const table = new ConntrackTable(o.profile, o.sysctls);
   const filter = o.flow ? parseFlowFilter(o.flow) : null;
@@ -147,8 +159,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     s.tcp++;
     const v6 = ip.version === 6;
-    view.src = v6 ? ipv6ToString(ip.src) : ipv4ToString(ip.src);
-    view.dst = v6 ? ipv6ToString(ip.dst) : ipv4ToString(ip.dst);
+    view.src = v6 ? ipv6ToString(ip.src) : v4Text(ip.src);
+    view.dst = v6 ? ipv6ToString(ip.dst) : v4Text(ip.dst);
     view.srcPort = tcp.srcPort;
     view.dstPort = tcp.dstPort;
     view.seq = tcp.seq;
@@ -167,30 +179,33 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.tsSec = rec.tsSec;
 
     let natMatchedTo: string | null = null;
-    const known = table.lookup(view);
+    let key = flowKey(view);
+    const known = table.lookup(view, key);
     if (!known) {
       const orig = natIndex.get(`${view.src}|${view.srcPort}>${view.dstPort}`);
       if (orig !== undefined && orig !== view.dst) {
         const alias = { src: view.src, srcPort: view.srcPort, dst: orig, dstPort: view.dstPort };
-        if (table.lookup(alias)) {
+        const aliasKey = flowKey(alias);
+        if (table.lookup(alias, aliasKey)) {
           natMatchedTo = orig;
           view.dst = orig;
+          key = aliasKey;
         }
       }
     }
-    table.process(view, decision);
-    if (!known && !natMatchedTo && table.lookup(view)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, view.src);
+    table.process(view, decision, key);
+    if (!known && !natMatchedTo && table.lookup(view, key)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, view.src);
 
     if (decision.verdict === 'INVALID') s.invalid++;
     else if (decision.verdict === 'IGNORE') s.ignore++;
     else s.accept++;
 
     if (filter && !filter(view.src, view.srcPort) && !filter(view.dst, view.dstPort)) return;
-    const fk = decision.dir === 'original' ? `${view.src}:${view.srcPort} → ${view.dst}:${view.dstPort}` : `${view.dst}:${view.dstPort} → ${view.src}:${view.srcPort}`;
-    let f = flows.get(fk);
+    let f = flows.get(key);
     if (!f) {
-      f = { flow: fk, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '' };
-      flows.set(fk, f);
+      const label = decision.dir === 'original' ? `${view.src}:${view.srcPort} → ${view.dst}:${view.dstPort}` : `${view.dst}:${view.dstPort} → ${view.src}:${view.srcPort}`;
+      f = { flow: label, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '' };
+      flows.set(key, f);
     }
     f.packets++;
     if (decision.verdict === 'INVALID') {
@@ -204,7 +219,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.tsSec = rec.tsSec;
       out.src = view.src;
       out.srcPort = view.srcPort;
-      out.dst = natMatchedTo ? (v6 ? ipv6ToString(ip.dst) : ipv4ToString(ip.dst)) : view.dst;
+      out.dst = natMatchedTo ? (v6 ? ipv6ToString(ip.dst) : v4Text(ip.dst)) : view.dst;
       out.dstPort = view.dstPort;
       out.flags = flagsToString(tcp.flags);
       out.seq = tcp.seq;

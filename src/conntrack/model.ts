@@ -766,8 +766,8 @@ export class ConntrackTable {
   }
 
   /** The live entry for a packet's 4-tuple (expired entries are still returned until a packet or gc removes them). */
-  lookup(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstPort'>): ConntrackTracker | undefined {
-    return this.flows.get(flowKey(p))?.tracker;
+  lookup(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstPort'>, key: string = flowKey(p)): ConntrackTracker | undefined {
+    return this.flows.get(key)?.tracker;
   }
 
   entries(): IterableIterator<FlowEntry> {
@@ -786,8 +786,8 @@ export class ConntrackTable {
     return n;
   }
 
-  process(p: TcpPacketView, out: Decision = createDecision()): Decision {
-    const key = flowKey(p);
+  /** `key` may be passed when the caller already computed flowKey(p) (hot replay loops). */
+  process(p: TcpPacketView, out: Decision = createDecision(), key: string = flowKey(p)): Decision {
     let e = this.flows.get(key);
     if (e && e.tracker.isExpired(p.tsSec)) {
       this.flows.delete(key);

@@ -1,0 +1,116 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { PcapWriter } from '../capture/writer.js';
+import { explainCapture, parseFlowFilter, type ExplainedPacket } from './explain.js';
+import { profileFromFlag } from './profile.js';
+import { synthFlow, type SynthFlow } from './synth.js';
+
+const dir = mkdtempSync(`${tmpdir()}/ctp-explain-`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function pcap(name: string, packets: Array<{ ts: number; data: Uint8Array }>): string {
+  const path = `${dir}/${name}.pcap`;
+  writeFileSync(path, PcapWriter.toBuffer(packets, { linkType: 101 }));
+  return path;
+}
+
+const base: SynthFlow = { client: '192.0.2.2', server: '198.51.100.2', clientPort: 40000, serverPort: 9000, clientIsn: 1000, serverIsn: 4294967000, segments: 3, start: 1000 };
+
+async function run(path: string, kernel: string, extra: Partial<Parameters<typeof explainCapture>[1]> = {}) {
+  const packets: Array<Pick<ExplainedPacket, 'index' | 'flags' | 'natMatchedTo'> & { verdict: string; reason: string | null; state: string }> = [];
+  const summary = await explainCapture(path, {
+    profile: profileFromFlag(kernel),
+    onPacket: (p) => packets.push({ index: p.index, flags: p.flags, natMatchedTo: p.natMatchedTo, verdict: p.decision.verdict, reason: p.decision.reason, state: p.decision.stateAfter }),
+    ...extra,
+  });
+  return { summary, packets };
+}
+
+describe('explain', () => {
+  it('accepts a normal flow whose sequence numbers wrap, ending in TIME_WAIT', async () => {
+    const { summary, packets } = await run(pcap('clean', synthFlow(base)), '6.18');
+    expect(summary.invalid).toBe(0);
+    expect(summary.ignore).toBe(0);
+    expect(packets.every((p) => p.verdict === 'ACCEPT')).toBe(true);
+    expect(packets.at(-1)!.state).toBe('TIME_WAIT');
+    expect(summary.flows).toHaveLength(1);
+  });
+
+  it('says what 6.18 and 5.10 do with a segment 100000 beyond the window', async () => {
+    const path = pcap('oow', synthFlow({ ...base, forgedOffset: 100000, segments: 0 }));
+    const modern = await run(path, '6.18');
+    expect(modern.packets[3]!.verdict).toBe('IGNORE');
+    expect(modern.packets[3]!.reason).toMatch(/^\d+ bytes more than expected$/);
+    expect(modern.packets[4]!.reason).toMatch(/^ignored ACK under lower bound \d+ \(possible overly delayed\)$/);
+    const firstInvalid = modern.packets.find((p) => p.verdict === 'INVALID')!;
+    expect(firstInvalid.flags).toBe('FIN|ACK'); // the server's FIN acking the client's: delayed failure
+    expect(firstInvalid.reason).toMatch(/^ACK is over upper bound \d+ \(ACKed data not seen yet\)$/);
+
+    const old = await run(path, '5.10');
+    expect(old.packets[3]!.verdict).toBe('INVALID');
+    expect(old.packets[3]!.reason).toBe('SEQ is over the upper bound (over the window of the receiver)');
+
+    const liberal = await run(path, '6.18', { sysctls: { beLiberal: true } });
+    expect(liberal.summary.invalid).toBe(0);
+  });
+
+  it('matches replies addressed to a masquerade address to their flow', async () => {
+    const path = pcap('nat', synthFlow({ ...base, replyTo: '198.51.100.1' }));
+    const { summary, packets } = await run(path, '6.18');
+    expect(summary.invalid).toBe(0);
+    expect(packets[1]!.natMatchedTo).toBe('192.0.2.2');
+    // every server packet (SYN/ACK, 3 data segments, FIN) went to the NAT address and was matched
+    expect(packets.filter((p) => p.natMatchedTo).length).toBe(2 + base.segments);
+    expect(summary.flows).toHaveLength(1);
+  });
+
+  it('counts a packet seen on several interfaces once when asked to', async () => {
+    const flow = synthFlow(base);
+    const doubled = flow.flatMap((p) => [p, { ts: p.ts + 0.000002, data: p.data }]);
+    const path = pcap('dup', doubled);
+    const d = await run(path, '6.18', { dedupe: true });
+    expect(d.summary.duplicates).toBe(flow.length);
+    expect(d.summary.invalid).toBe(0);
+    const nd = await run(path, '6.18', { dedupe: false });
+    expect(nd.summary.duplicates).toBe(0);
+    expect(nd.summary.tcp).toBe(flow.length * 2);
+  });
+
+  it('filters the report by endpoint but feeds every packet to the model', async () => {
+    const a = synthFlow(base);
+    const b = synthFlow({ ...base, clientPort: 40001, serverPort: 7777, start: 2000 });
+    const path = pcap('two', [...a, ...b]);
+    const all = await run(path, '6.18');
+    expect(all.summary.flows).toHaveLength(2);
+    const only = await run(path, '6.18', { flow: '7777' });
+    expect(only.summary.flows).toHaveLength(1);
+    expect(only.packets).toHaveLength(b.length);
+    expect(parseFlowFilter('198.51.100.2:9000')('198.51.100.2', 9000)).toBe(true);
+    expect(parseFlowFilter('198.51.100.2:9000')('198.51.100.2', 9001)).toBe(false);
+    expect(parseFlowFilter(':9000')('x', 9000)).toBe(true);
+    expect(parseFlowFilter('[2001:db8::1]:80')('2001:db8::1', 80)).toBe(true);
+  });
+
+  it('the CLI gives one clear line and exit 2 for a malformed or missing file, exit 1 for INVALID', () => {
+    const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+    const bad = `${dir}/bad.pcap`;
+    writeFileSync(bad, Buffer.from('not a capture at all, just text'));
+    const r = spawnSync('node', [cli, 'explain', bad], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^ctprobe: .*not a pcap or pcapng file/);
+    const missing = spawnSync('node', [cli, 'explain', `${dir}/nope.pcap`], { encoding: 'utf8' });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/^ctprobe: /);
+    const oow = spawnSync('node', [cli, 'explain', `${dir}/oow.pcap`, '--kernel', '6.18', '-o', 'json'], { encoding: 'utf8' });
+    expect(oow.status).toBe(1);
+    const last = JSON.parse(oow.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(last).toMatchObject({ type: 'summary', profile: 'modern-challenge' });
+    expect(last.invalid).toBeGreaterThan(0);
+    const k = spawnSync('node', [cli, 'explain', bad, '--kernel', 'banana'], { encoding: 'utf8' });
+    expect(k.status).toBe(2);
+    expect(k.stderr).toMatch(/^ctprobe: --kernel: unknown kernel profile/);
+  });
+});
