@@ -97,13 +97,29 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
 
 const DEDUPE_WINDOW_S = 0.005;
 
+/**
+ * A short canonical key for an IPv4 4-tuple (6 UTF-16 units, same for both directions): cheaper to
+ * build and hash per packet than the table's text key. The table accepts any key that is the same
+ * for both directions of a flow and distinct between flows; IPv6 uses the text key.
+ */
+function v4Key(a: number, pa: number, b: number, pb: number): string {
+  const aFirst = a < b || (a === b && pa <= pb);
+  return aFirst
+    ? String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb)
+    : String.fromCharCode(b >>> 16, b & 0xffff, pb, a >>> 16, a & 0xffff, pa);
+}
+
+function u32At(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
 /** IPv4 address text by its 32-bit value: captures repeat a few addresses millions of times. */
 const v4Cache = new Map<number, string>();
-function v4Text(b: Uint8Array): string {
-  const n = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+function v4Text(b: Uint8Array, o: number): string {
+  const n = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   let t = v4Cache.get(n);
   if (t === undefined) {
-    t = ipv4ToString(b);
+    t = ipv4ToString(b, o);
     if (v4Cache.size < 1 << 16) v4Cache.set(n, t);
   }
   return t;
@@ -118,8 +134,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
   const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [] };
   const flows = new Map<string, FlowSummary>();
-  // "serverAddr|serverPort>clientPort" → original client address, for replies addressed to a NAT address
-  const natIndex = new Map<string, string>();
+  // "serverAddr|serverPort>clientPort" → original client address (text, and u32 for IPv4), for
+  // replies addressed to a NAT address
+  const natIndex = new Map<string, { text: string; v4: number }>();
   const recent = new Map<string, number>();
   let lastPrune = 0;
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
@@ -159,8 +176,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     s.tcp++;
     const v6 = ip.version === 6;
-    view.src = v6 ? ipv6ToString(ip.src) : v4Text(ip.src);
-    view.dst = v6 ? ipv6ToString(ip.dst) : v4Text(ip.dst);
+    view.src = v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset);
+    view.dst = v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset);
     view.srcPort = tcp.srcPort;
     view.dstPort = tcp.dstPort;
     view.seq = tcp.seq;
@@ -179,22 +196,23 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.tsSec = rec.tsSec;
 
     let natMatchedTo: string | null = null;
-    let key = flowKey(view);
+    const srcN = v6 ? 0 : u32At(d, ip.srcOffset);
+    let key = v6 ? flowKey(view) : v4Key(srcN, view.srcPort, u32At(d, ip.dstOffset), view.dstPort);
     const known = table.lookup(view, key);
     if (!known) {
       const orig = natIndex.get(`${view.src}|${view.srcPort}>${view.dstPort}`);
-      if (orig !== undefined && orig !== view.dst) {
-        const alias = { src: view.src, srcPort: view.srcPort, dst: orig, dstPort: view.dstPort };
-        const aliasKey = flowKey(alias);
+      if (orig !== undefined && orig.text !== view.dst) {
+        const alias = { src: view.src, srcPort: view.srcPort, dst: orig.text, dstPort: view.dstPort };
+        const aliasKey = v6 ? flowKey(alias) : v4Key(srcN, view.srcPort, orig.v4, view.dstPort);
         if (table.lookup(alias, aliasKey)) {
-          natMatchedTo = orig;
-          view.dst = orig;
+          natMatchedTo = orig.text;
+          view.dst = orig.text;
           key = aliasKey;
         }
       }
     }
     table.process(view, decision, key);
-    if (!known && !natMatchedTo && table.lookup(view, key)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, view.src);
+    if (!known && !natMatchedTo && table.lookup(view, key)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, { text: view.src, v4: srcN });
 
     if (decision.verdict === 'INVALID') s.invalid++;
     else if (decision.verdict === 'IGNORE') s.ignore++;
@@ -219,7 +237,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.tsSec = rec.tsSec;
       out.src = view.src;
       out.srcPort = view.srcPort;
-      out.dst = natMatchedTo ? (v6 ? ipv6ToString(ip.dst) : v4Text(ip.dst)) : view.dst;
+      out.dst = natMatchedTo ? (v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset)) : view.dst;
       out.dstPort = view.dstPort;
       out.flags = flagsToString(tcp.flags);
       out.seq = tcp.seq;

@@ -24,6 +24,9 @@ export const IPPROTO_TCP = 6;
 
 export interface IpHeader {
   version: 4 | 6;
+  /** Offsets of the source and destination addresses in the buffer (4 or 16 bytes each). */
+  srcOffset: number;
+  dstOffset: number;
   /** Offset of the IP header in the buffer. */
   offset: number;
   headerLength: number;
@@ -34,9 +37,9 @@ export interface IpHeader {
   ttl: number;
   /** IPv4 identification (0 for v6). */
   id: number;
-  /** Views into the buffer (4 or 16 bytes). */
-  src: Uint8Array;
-  dst: Uint8Array;
+  /** Views into the buffer (4 or 16 bytes), made on first use: hot loops read by offset instead. */
+  readonly src: Uint8Array;
+  readonly dst: Uint8Array;
   payloadOffset: number;
   payloadLength: number;
   /** IPv4 fragment offset/more-fragments set: not the first or only fragment. */
@@ -44,6 +47,30 @@ export interface IpHeader {
 }
 
 const V6_EXT = new Set([0, 43, 60]); // hop-by-hop, routing, destination options
+
+class DecodedIp implements IpHeader {
+  constructor(
+    private readonly buf: Uint8Array,
+    readonly version: 4 | 6,
+    readonly offset: number,
+    readonly headerLength: number,
+    readonly totalLength: number,
+    readonly protocol: number,
+    readonly ttl: number,
+    readonly id: number,
+    readonly srcOffset: number,
+    readonly dstOffset: number,
+    readonly payloadOffset: number,
+    readonly payloadLength: number,
+    readonly fragment: boolean,
+  ) {}
+  get src(): Uint8Array {
+    return this.buf.subarray(this.srcOffset, this.srcOffset + (this.version === 4 ? 4 : 16));
+  }
+  get dst(): Uint8Array {
+    return this.buf.subarray(this.dstOffset, this.dstOffset + (this.version === 4 ? 4 : 16));
+  }
+}
 
 /** Decode the IP header at `off`; `end` bounds the bytes actually captured. */
 export function decodeIp(buf: Uint8Array, off = 0, end = buf.length): IpHeader | PacketError {
@@ -63,20 +90,7 @@ function decodeIPv4(buf: Uint8Array, off: number, end: number): IpHeader | Packe
   if (total < ihl) return new PacketError('BAD_HEADER', `IPv4 total length ${total} < header length ${ihl}`);
   const fragField = ((buf[off + 6]! << 8) | buf[off + 7]!) & 0x3fff;
   const avail = Math.min(total, end - off);
-  return {
-    version: 4,
-    offset: off,
-    headerLength: ihl,
-    totalLength: total,
-    protocol: buf[off + 9]!,
-    ttl: buf[off + 8]!,
-    id: (buf[off + 4]! << 8) | buf[off + 5]!,
-    src: buf.subarray(off + 12, off + 16),
-    dst: buf.subarray(off + 16, off + 20),
-    payloadOffset: off + ihl,
-    payloadLength: avail - ihl,
-    fragment: (fragField & 0x1fff) !== 0,
-  };
+  return new DecodedIp(buf, 4, off, ihl, total, buf[off + 9]!, buf[off + 8]!, (buf[off + 4]! << 8) | buf[off + 5]!, off + 12, off + 16, off + ihl, avail - ihl, (fragField & 0x1fff) !== 0);
 }
 
 function decodeIPv6(buf: Uint8Array, off: number, end: number): IpHeader | PacketError {
@@ -99,20 +113,7 @@ function decodeIPv6(buf: Uint8Array, off: number, end: number): IpHeader | Packe
     }
   }
   if (p > limit) return new PacketError('TRUNCATED', 'IPv6 extension headers run past the packet');
-  return {
-    version: 6,
-    offset: off,
-    headerLength: p - off,
-    totalLength: 40 + plen,
-    protocol: next,
-    ttl: buf[off + 7]!,
-    id: 0,
-    src: buf.subarray(off + 8, off + 24),
-    dst: buf.subarray(off + 24, off + 40),
-    payloadOffset: p,
-    payloadLength: limit - p,
-    fragment,
-  };
+  return new DecodedIp(buf, 6, off, p - off, 40 + plen, next, buf[off + 7]!, 0, off + 8, off + 24, p, limit - p, fragment);
 }
 
 export interface IPv4Fields {
