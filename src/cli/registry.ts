@@ -4,11 +4,15 @@ import { clientCommand } from './commands/client.js';
 import { labCommand } from './commands/lab.js';
 import { proxyCommand } from './commands/proxy.js';
 import { explainCommand } from './commands/explain.js';
+import { auditCommand } from './commands/audit.js';
+import { fixCommand } from './commands/fix.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them. One line per command. */
 export const commands: Command[] = [
   labCommand,
   explainCommand,
+  auditCommand,
+  fixCommand,
   serverCommand,
   clientCommand,
   proxyCommand,
