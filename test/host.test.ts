@@ -1,0 +1,138 @@
+/**
+ * audit / fix in real namespaces: each rule shape is recognised, the JSON is stable, fix
+ * round-trips byte for byte on both backends, be_liberal is restored, --pod finds a namespace by
+ * UTS hostname. Never touches the root namespace.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, hasTool, isRoot, sh, uniqueName } from './netns.js';
+
+const ready = isRoot && hasTool('iptables-save') && hasTool('nft');
+const made: string[] = [];
+const procs: ChildProcess[] = [];
+afterAll(() => {
+  procs.forEach((p) => p.kill('SIGKILL'));
+  made.forEach((n) => sh(`ip netns del ${n}`, true));
+});
+function ns(): string {
+  const n = uniqueName('ctp-t-host-');
+  sh(`ip netns add ${n}`);
+  made.push(n);
+  return n;
+}
+const ctp = (...args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+const auditJson = (n: string) => JSON.parse(ctp('audit', '--netns', n, '-o', 'json').stdout) as { findings: Array<{ id: string; severity: string }>; firewall: { invalidDrops: Array<{ chain: string; reachedFrom: string[] }>; platforms: Array<{ name: string }> } };
+
+describe.skipIf(!ready)('audit', () => {
+  it('flags a missing INVALID drop as high, and its JSON is stable', () => {
+    const n = ns();
+    sh(`ip netns exec ${n} iptables -A INPUT -s 203.0.113.0/24 -j ACCEPT`);
+    const r = ctp('audit', '--netns', n, '-o', 'json');
+    expect(r.status).toBe(1);
+    const a = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string }> };
+    expect(a.findings[0]).toMatchObject({ id: 'no-invalid-drop', severity: 'high' });
+    expect(ctp('audit', '--netns', n, '-o', 'json').stdout).toBe(r.stdout);
+  });
+
+  it('recognises kube-proxy, Docker and Istio rule shapes and where the drops sit', () => {
+    const n = ns();
+    const rules = [
+      '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':KUBE-FORWARD - [0:0]', ':DOCKER-INPUT - [0:0]', ':DOCKER - [0:0]',
+      '-A INPUT -j DOCKER-INPUT', '-A FORWARD -j KUBE-FORWARD',
+      '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+      '-A DOCKER-INPUT -m conntrack --ctstate INVALID -j DROP', '-A DOCKER-INPUT -j RETURN', 'COMMIT',
+      '*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ':ISTIO_OUTPUT - [0:0]', ':ISTIO_REDIRECT - [0:0]',
+      '-A OUTPUT -p tcp -j ISTIO_OUTPUT', '-A ISTIO_OUTPUT -j ISTIO_REDIRECT', '-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001', 'COMMIT',
+      '*mangle', ':PREROUTING ACCEPT [0:0]', '-A PREROUTING -m conntrack --ctstate INVALID -j DROP', 'COMMIT', '',
+    ].join('\n');
+    spawnSync('ip', ['netns', 'exec', n, 'iptables-restore'], { input: rules });
+    const a = auditJson(n);
+    expect(a.firewall.platforms.map((p) => p.name).sort()).toEqual(['docker', 'istio', 'kube-proxy']);
+    const drops = Object.fromEntries(a.firewall.invalidDrops.map((d) => [d.chain, d.reachedFrom]));
+    expect(drops['KUBE-FORWARD']).toEqual(['FORWARD']);
+    expect(drops['DOCKER-INPUT']).toEqual(['INPUT']);
+    expect(drops['PREROUTING']).toEqual(['PREROUTING']);
+    expect(a.findings.some((f) => f.severity === 'high')).toBe(false);
+  });
+
+  it('says a FORWARD-only drop does not cover replies to the host', () => {
+    const n = ns();
+    sh(`ip netns exec ${n} iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP`);
+    expect(auditJson(n).findings[0]).toMatchObject({ id: 'invalid-drop-forward-only', severity: 'medium' });
+  });
+
+  it('sees an nft ct state invalid drop', () => {
+    const n = ns();
+    spawnSync('ip', ['netns', 'exec', n, 'nft', '-f', '-'], { input: 'table inet filter {\n chain input {\n type filter hook input priority 0;\n ct state invalid drop\n }\n}\n' });
+    const a = auditJson(n);
+    expect(a.firewall.invalidDrops.some((d) => d.reachedFrom.includes('INPUT'))).toBe(true);
+    expect(a.findings.some((f) => f.id === 'no-invalid-drop')).toBe(false);
+  });
+});
+
+describe.skipIf(!ready)('fix', () => {
+  for (const backend of ['iptables', 'nft'] as const) {
+    it(`drop-invalid on ${backend}: idempotent, dry-run changes nothing, remove is byte-identical`, () => {
+      const n = ns();
+      sh(`ip netns exec ${n} iptables -A INPUT -s 198.51.100.0/24 -j ACCEPT`);
+      spawnSync('ip', ['netns', 'exec', n, 'nft', '-f', '-'], { input: 'table ip mine {\n chain c {\n type filter hook output priority 0;\n counter\n }\n}\n' });
+      const state = () => sh(`ip netns exec ${n} iptables-save | grep -v '^#'`) + '\n--\n' + sh(`ip netns exec ${n} nft list ruleset`);
+      const before = state();
+      ctp('fix', 'apply', '--method', 'drop-invalid', '--backend', backend, '--netns', n, '--dry-run');
+      expect(state()).toBe(before);
+      expect(ctp('fix', 'apply', '--method', 'drop-invalid', '--backend', backend, '--netns', n).status).toBe(0);
+      const once = state();
+      expect(once).not.toBe(before);
+      ctp('fix', 'apply', '--method', 'drop-invalid', '--backend', backend, '--netns', n);
+      expect(state()).toBe(once);
+      expect(auditJson(n).findings.some((f) => f.id === 'no-invalid-drop')).toBe(false);
+      expect(JSON.parse(ctp('fix', 'status', '--netns', n, '-o', 'json').stdout).dropInvalid[backend]).toEqual(['INPUT']);
+      expect(ctp('fix', 'remove', '--method', 'drop-invalid', '--netns', n).status).toBe(0);
+      expect(state()).toBe(before);
+    });
+  }
+
+  it('be-liberal: sets 1 and restores the previous value', () => {
+    const n = ns();
+    sh(`ip netns exec ${n} iptables -t nat -A POSTROUTING -j ACCEPT`); // loads conntrack in the namespace
+    const v = () => sh(`ip netns exec ${n} cat /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal`).trim();
+    expect(v()).toBe('0');
+    ctp('fix', 'apply', '--method', 'be-liberal', '--netns', n);
+    expect(v()).toBe('1');
+    expect(auditJson(n).findings.some((f) => f.id === 'be-liberal-on')).toBe(true);
+    ctp('fix', 'remove', '--method', 'be-liberal', '--netns', n);
+    expect(v()).toBe('0');
+    expect(ctp('fix', 'remove', '--method', 'be-liberal', '--netns', n).stdout).toMatch(/nothing to restore/);
+  });
+
+  it('gives one-line errors for bad targets and flags', () => {
+    const r = ctp('fix', 'apply', '--method', 'drop-invalid', '--netns', 'ctp-t-host-nosuch');
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe("ctprobe: no network namespace named 'ctp-t-host-nosuch' ('ip netns list' shows them)");
+    expect(ctp('fix', 'apply', '--method', 'nope').stderr).toMatch(/^ctprobe: --method must be drop-invalid or be-liberal/);
+    expect(ctp('audit', '--netns', 'a', '--pid', '1').stderr).toMatch(/at most one of --netns, --pid, --pod/);
+  });
+});
+
+describe.skipIf(!ready || !hasTool('unshare'))('--pod', () => {
+  it('finds a namespace by the UTS hostname of a process in it; no match and ambiguity are clear errors', async () => {
+    const n = ns();
+    const pod = uniqueName('ctp-pod-');
+    sh(`ip netns exec ${n} iptables -A INPUT -m conntrack --ctstate INVALID -j DROP`);
+    const p = spawn('ip', ['netns', 'exec', n, 'unshare', '--uts', 'sh', '-c', `hostname ${pod}; exec sleep 30`], { stdio: 'ignore' });
+    procs.push(p);
+    await sleep(500);
+    const a = JSON.parse(ctp('audit', '--pod', pod, '-o', 'json').stdout) as { target: string; firewall: { invalidDrops: unknown[] } };
+    expect(a.target).toMatch(new RegExp(`^pod ${pod} \\(pid \\d+\\)$`));
+    expect(a.firewall.invalidDrops).toHaveLength(1); // the rule of that namespace, not the host's
+    const none = ctp('audit', '--pod', 'ctp-no-such-pod');
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/^ctprobe: no process has the hostname 'ctp-no-such-pod'/);
+    const n2 = ns();
+    const p2 = spawn('ip', ['netns', 'exec', n2, 'unshare', '--uts', 'sh', '-c', `hostname ${pod}; exec sleep 30`], { stdio: 'ignore' });
+    procs.push(p2);
+    await sleep(500);
+    expect(ctp('audit', '--pod', pod).stderr).toMatch(/is used in 2 network namespaces/);
+  });
+});
