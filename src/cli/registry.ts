@@ -6,6 +6,7 @@ import { proxyCommand } from './commands/proxy.js';
 import { explainCommand } from './commands/explain.js';
 import { auditCommand } from './commands/audit.js';
 import { fixCommand } from './commands/fix.js';
+import { leaksCommand } from './commands/leaks.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them. One line per command. */
 export const commands: Command[] = [
@@ -13,6 +14,7 @@ export const commands: Command[] = [
   explainCommand,
   auditCommand,
   fixCommand,
+  leaksCommand,
   serverCommand,
   clientCommand,
   proxyCommand,

@@ -134,7 +134,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   const tFin = performance.now();
   await new Promise((r) => setTimeout(r, 600));
   const snap = await snapshot(appNs);
-  const leak = findProxyLeak(snap.ss, snap.conntrack, HC.proxyPort, sport);
+  const leak = await findProxyLeak(snap.ss, snap.conntrack, HC.proxyPort, sport);
 
   let verdict: string = leak ? 'leak' : 'clean';
   const details: Record<string, unknown> = { mitigation: c.mitigation, sourcePort: sport, proxyIdleTimeoutMs: idleMs, leak, closeWaitTimeoutS: c.mitigation === 'close-wait-long' ? 60 : HC.closeWaitShort };
@@ -143,7 +143,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     for (let i = 0; i < 80; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const s = await snapshot(appNs);
-      if (!findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport)) {
+      if (!(await findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport))) {
         verdict = 'reclaimed';
         details.reclaimedAfterMs = Math.round(performance.now() - tFin);
         break;
@@ -155,7 +155,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     const reuse = appEvents.find((e) => e.event === 'reuse');
     details.reuse = reuse ?? null;
     verdict = reuse?.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
-    details.staleSocketAfterReuse = Boolean(findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
+    details.staleSocketAfterReuse = Boolean(await findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
   }
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
   const captureDropped = (await stopCapture?.()) ?? null;

@@ -1,21 +1,24 @@
 /**
- * The lab's leak check: in `ss -tanoepi` output of the app namespace, the proxy's FIN-WAIT-2
- * socket on its port towards the app's source port, and its CLOSE-WAIT partner towards the
- * upstream owned by the same process, with no conntrack entry left for the app's port.
- * Only sockets a process still holds count: once the proxy closes them, an orphaned FIN-WAIT-2
- * is the kernel's to reap (tcp_fin_timeout), not a leak.
+ * The lab's leak check: the half-close leak detector of src/inspect over `ss -tanoepi` and
+ * `conntrack -L` of the app namespace, narrowed to the app's source port. Only sockets a process
+ * still holds count: once the proxy closes them, an orphaned FIN-WAIT-2 is the kernel's to reap
+ * (tcp_fin_timeout), not a leak.
  */
+import { parseConntrack } from '../inspect/conntrack.js';
+import { findLeaks } from '../inspect/leaks.js';
+import { parseSs, type SsSocket } from '../inspect/ss.js';
+
 export interface LabLeak {
   finWait2: string;
   closeWait: string | null;
 }
 
-export function findProxyLeak(ss: string, conntrack: string, proxyPort: number, appPort: number): LabLeak | null {
-  const lines = ss.split('\n');
-  const fw = lines.find((l) => /^(tcp\s+)?FIN-WAIT-2\s/.test(l) && l.includes(`:${proxyPort} `) && new RegExp(`:${appPort}\\s`).test(l) && l.includes('users:('));
-  if (!fw) return null;
-  const pid = /pid=(\d+)/.exec(fw)?.[1];
-  const cw = lines.find((l) => /^(tcp\s+)?CLOSE-WAIT\s/.test(l) && (!pid || l.includes(`pid=${pid},`))) ?? null;
-  if (conntrack && new RegExp(`sport=${appPort}\\b`).test(conntrack)) return null;
-  return { finWait2: fw.trim().replace(/\s+/g, ' '), closeWait: cw?.trim().replace(/\s+/g, ' ') ?? null };
+const show = (s: SsSocket) => `${s.state} ${s.recvQ} ${s.sendQ} ${s.local}:${s.localPort ?? '*'} ${s.peer}:${s.peerPort ?? '*'}${s.users[0] ? ` ${s.users[0].name}/${s.users[0].pid}` : ''}`;
+
+export async function findProxyLeak(ss: string, conntrack: string, proxyPort: number, appPort: number): Promise<LabLeak | null> {
+  const sockets = await parseSs(ss, { lenient: true });
+  const entries = await parseConntrack(conntrack, { lenient: true });
+  const found = findLeaks(sockets, entries, { proxyPort });
+  const leak = [...found.leaks, ...found.halfLeaks].find((l) => l.appPort === appPort);
+  return leak ? { finWait2: show(leak.finWait2), closeWait: leak.closeWait ? show(leak.closeWait) : null } : null;
 }

@@ -1,0 +1,125 @@
+/**
+ * `conntrack -L` (plain, `-o extended`, `-o id`), /proc/net/nf_conntrack, and `conntrack -S`.
+ */
+import { InputError } from '../errors.js';
+import { linesOf, type LineSource } from './lines.js';
+
+export interface CtTuple {
+  src: string;
+  dst: string;
+  sport: number | null;
+  dport: number | null;
+  packets: number | null;
+  bytes: number | null;
+}
+
+export interface CtEntry {
+  line: number;
+  l3: string | null;
+  protocol: string;
+  protoNum: number;
+  timeout: number;
+  state: string | null;
+  original: CtTuple;
+  reply: CtTuple;
+  assured: boolean;
+  unreplied: boolean;
+  mark: number | null;
+  zone: number | null;
+  use: number | null;
+  id: number | null;
+}
+
+const TUPLE_KEYS = new Set(['src', 'dst', 'sport', 'dport', 'packets', 'bytes', 'type', 'code']);
+const STATES = new Set(['NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2', 'LISTEN']);
+
+function tuple(kv: Array<[string, string]>): CtTuple {
+  const g = (k: string) => kv.find(([a]) => a === k)?.[1];
+  const n = (k: string) => (g(k) === undefined ? null : Number(g(k)));
+  return { src: g('src') ?? '', dst: g('dst') ?? '', sport: n('sport'), dport: n('dport'), packets: n('packets'), bytes: n('bytes') };
+}
+
+/** Parse one entry line. Throws InputError naming the line. */
+export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
+  const where = `line ${lineNo}`;
+  const tok = text.trim().split(/\s+/);
+  let i = 0;
+  let l3: string | null = null;
+  if (tok[0] === 'ipv4' || tok[0] === 'ipv6') {
+    l3 = tok[0];
+    i = 2;
+  }
+  const protocol = tok[i++] ?? '';
+  const protoNum = Number(tok[i++]);
+  const timeout = Number(tok[i++]);
+  if (!/^[a-z0-9]+$/.test(protocol) || !Number.isInteger(protoNum) || !Number.isInteger(timeout)) throw new InputError('not a conntrack entry (want: PROTO NUM TIMEOUT [STATE] src=… dst=…)', where);
+  let state: string | null = null;
+  if (STATES.has(tok[i] ?? '')) state = tok[i++]!;
+  const kvs: Array<Array<[string, string]>> = [[]];
+  let assured = false;
+  let unreplied = false;
+  const extra: Record<string, string> = {};
+  for (; i < tok.length; i++) {
+    const t = tok[i]!;
+    if (t === '[ASSURED]') assured = true;
+    else if (t === '[UNREPLIED]') unreplied = true;
+    else if (t.startsWith('[')) continue;
+    else {
+      const eq = t.indexOf('=');
+      if (eq <= 0) throw new InputError(`unexpected token '${t.slice(0, 30)}'`, where);
+      const k = t.slice(0, eq);
+      const v = t.slice(eq + 1);
+      if (k === 'src' && kvs[kvs.length - 1]!.some(([a]) => a === 'src')) kvs.push([]);
+      // id= is a tuple field for ICMP (echo id) and the entry id otherwise (-o id)
+      const inTuple = TUPLE_KEYS.has(k) || (k === 'id' && protocol.startsWith('icmp'));
+      if (inTuple && kvs.length <= 2) {
+        kvs[kvs.length - 1]!.push([k, v]);
+      } else extra[k] = v;
+    }
+  }
+  if (kvs.length < 2) throw new InputError('conntrack entry without both tuples', where);
+  const n = (k: string) => (extra[k] === undefined ? null : Number(extra[k]));
+  return { line: lineNo, l3, protocol, protoNum, timeout, state, original: tuple(kvs[0]!), reply: tuple(kvs[1]!), assured, unreplied, mark: n('mark'), zone: n('zone'), use: n('use'), id: n('id') };
+}
+
+export async function parseConntrack(src: LineSource, o: { lenient?: boolean } = {}): Promise<CtEntry[]> {
+  const out: CtEntry[] = [];
+  let n = 0;
+  for await (const raw of linesOf(src)) {
+    n++;
+    const l = raw.trim();
+    if (!l || /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l)) continue;
+    try {
+      out.push(parseConntrackLine(l, n));
+    } catch (e) {
+      if (!o.lenient) throw e;
+    }
+  }
+  return out;
+}
+
+export interface CtStats {
+  perCpu: Array<{ cpu: number; counters: Record<string, number> }>;
+  totals: Record<string, number>;
+}
+
+/** `conntrack -S`: "cpu=0 found=0 invalid=12 …" per CPU, plus totals. */
+export async function parseConntrackStats(src: LineSource): Promise<CtStats> {
+  const s: CtStats = { perCpu: [], totals: {} };
+  let n = 0;
+  for await (const raw of linesOf(src)) {
+    n++;
+    const l = raw.trim();
+    if (!l) continue;
+    const kv = [...l.matchAll(/(\w+)=(\d+)/g)];
+    const cpu = kv.find((m) => m[1] === 'cpu');
+    if (!cpu) throw new InputError('not a conntrack -S line (no cpu=)', `line ${n}`);
+    const counters: Record<string, number> = {};
+    for (const m of kv) if (m[1] !== 'cpu') {
+      counters[m[1]!] = Number(m[2]);
+      s.totals[m[1]!] = (s.totals[m[1]!] ?? 0) + Number(m[2]);
+    }
+    s.perCpu.push({ cpu: Number(cpu[2]), counters });
+  }
+  return s;
+}
