@@ -159,6 +159,23 @@ describe.skipIf(!ready || !hasTool('setpriv'))('ctprobe lab half-close-leak / po
     expect(sh('ip netns list')).not.toContain(`ctp-lab-${rep.run}-`);
   });
 
+  it('ctprobe leaks finds exactly the leaked pair in the lab’s snapshot', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-leaks-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--mitigation', 'none', '--capture', dir, '-o', 'json']));
+      const cell = (JSON.parse(r.out) as { cells: Array<Record<string, any>> }).cells[0]!;
+      expect(cell.verdict).toBe('leak');
+      const l = await collect(spawn('node', [CLI, 'leaks', '--ss-file', `${dir}/half-close_none.ss.txt`, '--conntrack-file', `${dir}/half-close_none.conntrack.txt`, '-o', 'json']));
+      expect(l.code).toBe(1);
+      const rep = JSON.parse(l.out) as { leaks: Array<Record<string, any>>; halfLeaks: unknown[] };
+      expect(rep.leaks).toHaveLength(1);
+      expect(rep.halfLeaks).toHaveLength(0);
+      expect(rep.leaks[0]).toMatchObject({ app: `203.0.113.1:${cell.sourcePort}`, proxy: '127.0.0.1:15001', upstream: '203.0.113.2:7777', process: { name: 'node' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports what a reused source port does on this kernel', async () => {
     const r = await collect(spawn('node', [CLI, 'lab', 'port-reuse', '-o', 'json']));
     const rep = JSON.parse(r.out) as { kernel: string; cells: Array<Record<string, any>> };

@@ -6,6 +6,7 @@ import { release } from 'node:os';
 import { benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
+import { benchLeaks } from './leaks.js';
 
 interface Bench {
   name: string;
@@ -16,6 +17,7 @@ const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
   { name: 'raw socket receive', run: benchRawsock },
   { name: 'explain throughput', run: benchExplain },
+  { name: 'leaks over 100k sockets', run: benchLeaks },
 ];
 
 async function main(): Promise<void> {

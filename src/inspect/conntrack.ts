@@ -2,7 +2,7 @@
  * `conntrack -L` (plain, `-o extended`, `-o id`), /proc/net/nf_conntrack, and `conntrack -S`.
  */
 import { InputError } from '../errors.js';
-import { linesOf, type LineSource } from './lines.js';
+import { lineBatches, type LineSource } from './lines.js';
 
 export interface CtTuple {
   src: string;
@@ -85,7 +85,7 @@ export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
 export async function parseConntrack(src: LineSource, o: { lenient?: boolean } = {}): Promise<CtEntry[]> {
   const out: CtEntry[] = [];
   let n = 0;
-  for await (const raw of linesOf(src)) {
+  for await (const batch of lineBatches(src)) for (const raw of batch) {
     n++;
     const l = raw.trim();
     if (!l || /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l)) continue;
@@ -107,7 +107,7 @@ export interface CtStats {
 export async function parseConntrackStats(src: LineSource): Promise<CtStats> {
   const s: CtStats = { perCpu: [], totals: {} };
   let n = 0;
-  for await (const raw of linesOf(src)) {
+  for await (const batch of lineBatches(src)) for (const raw of batch) {
     n++;
     const l = raw.trim();
     if (!l) continue;

@@ -38,25 +38,35 @@ const ep = (a: string, p: number | null) => `${a.includes(':') ? `[${a}]` : a}:$
 export function findLeaks(sockets: SsSocket[], conntrack: CtEntry[] | null, opts: Partial<LeakOptions> = {}): { leaks: Leak[]; halfLeaks: Leak[] } {
   const o = { ...DEFAULT_LEAK_OPTIONS, ...opts };
   // App ports with a live conntrack entry: their FIN will still be tracked and redirected.
-  const tracked = new Set<number>();
-  for (const e of conntrack ?? []) if (e.protocol === 'tcp' && e.original.sport !== null) tracked.add(e.original.sport);
-  const used = new Map<number, SsSocket[]>();
-  for (const s of sockets) if (s.localPort !== null) used.set(s.localPort, [...(used.get(s.localPort) ?? []), s]);
+  const tracked = new Set<string>();
+  for (const e of conntrack ?? []) if (e.protocol === 'tcp' && e.original.sport !== null) tracked.add(`${e.original.src}|${e.original.sport}`);
+  // Local endpoints in use (addr|port → count), to tell whether the app's port is free again.
+  const used = new Map<string, number>();
+  for (const s of sockets) if (s.localPort !== null) used.set(`${s.local}|${s.localPort}`, (used.get(`${s.local}|${s.localPort}`) ?? 0) + 1);
+  // The proxy's CLOSE-WAIT sockets per pid, sorted by inode, for the nearest-inode pairing.
+  const closeWaitByPid = new Map<number, SsSocket[]>();
+  for (const s of sockets)
+    if (s.state === 'CLOSE-WAIT' && s.peerPort !== (opts.proxyPort ?? DEFAULT_LEAK_OPTIONS.proxyPort))
+      for (const u of s.users) {
+        const list = closeWaitByPid.get(u.pid);
+        if (list) list.push(s);
+        else closeWaitByPid.set(u.pid, [s]);
+      }
 
-  const candidates = sockets.filter((s) => s.state === 'FIN-WAIT-2' && s.localPort === o.proxyPort && s.users.length > 0 && s.peerPort !== null && !tracked.has(s.peerPort));
+  const candidates = sockets.filter((s) => s.state === 'FIN-WAIT-2' && s.localPort === o.proxyPort && s.users.length > 0 && s.peerPort !== null && !tracked.has(`${s.peer}|${s.peerPort}`));
   const takenCw = new Set<SsSocket>();
   const leaks: Leak[] = [];
   const halfLeaks: Leak[] = [];
   for (const fw of candidates) {
     const pid = fw.users[0]!.pid;
     let best: SsSocket | null = null;
-    for (const s of sockets) {
-      if (s.state !== 'CLOSE-WAIT' || takenCw.has(s) || s.peerPort === o.proxyPort || !s.users.some((u) => u.pid === pid)) continue;
+    for (const s of closeWaitByPid.get(pid) ?? []) {
+      if (takenCw.has(s)) continue;
       if (!best || Math.abs((s.ino ?? 0) - (fw.ino ?? 0)) < Math.abs((best.ino ?? 0) - (fw.ino ?? 0))) best = s;
     }
     if (best) takenCw.add(best);
     const appPort = fw.peerPort!;
-    const appStillUses = (used.get(appPort) ?? []).some((s) => s !== fw && s.local === fw.peer);
+    const appStillUses = (used.get(`${fw.peer}|${appPort}`) ?? 0) > 0;
     const leak: Leak = {
       app: ep(fw.peer, appPort),
       appPort,

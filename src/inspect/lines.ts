@@ -1,15 +1,56 @@
-/** Line plumbing shared by the parsers: whole text or an (async) iterable of lines. */
-export type LineSource = string | Iterable<string> | AsyncIterable<string>;
+/**
+ * Line plumbing shared by the parsers. A source is a whole text, lines, or an async stream of
+ * lines or of line batches (files are read in chunks and handed over a batch at a time: one
+ * promise per batch, not per line, keeps 100k-line support bundles fast with bounded memory).
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import { InputError } from '../errors.js';
 
-export async function* linesOf(src: LineSource): AsyncGenerator<string> {
+export type LineSource = string | Iterable<string> | AsyncIterable<string | string[]>;
+
+const BATCH = 4096;
+
+export async function* lineBatches(src: LineSource): AsyncGenerator<string[]> {
   if (typeof src === 'string') {
-    for (const l of src.split('\n')) yield l;
+    yield src.split('\n');
     return;
   }
-  for await (const l of src as AsyncIterable<string>) yield l;
+  if (Symbol.iterator in Object(src)) {
+    yield Array.isArray(src) ? src : [...(src as Iterable<string>)];
+    return;
+  }
+  let batch: string[] = [];
+  for await (const item of src as AsyncIterable<string | string[]>) {
+    if (Array.isArray(item)) {
+      if (batch.length) {
+        yield batch;
+        batch = [];
+      }
+      yield item;
+    } else {
+      batch.push(item);
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+  }
+  if (batch.length) yield batch;
 }
 
-/** Split "addr:port" as ss prints it: [v6]:port, v6%scope:port, *:*, 0.0.0.0:*. */
+/** A file's lines in batches, read in chunks (bounded memory). */
+export async function* fileLineBatches(path: string): AsyncGenerator<string[]> {
+  if (!existsSync(path)) throw new InputError(`cannot read ${path}: no such file`);
+  let rest = '';
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+    const parts = (rest + (chunk as string)).split('\n');
+    rest = parts.pop() ?? '';
+    yield parts;
+  }
+  if (rest) yield [rest];
+}
+
+/** Split "addr:port" as ss prints it: [v6]:port, [v6]%scope:port, *:*, 0.0.0.0:*. */
 export function splitEndpoint(s: string): { addr: string; port: number | null; scope: string | null } | null {
   const i = s.lastIndexOf(':');
   if (i <= 0) return null;
@@ -21,7 +62,8 @@ export function splitEndpoint(s: string): { addr: string; port: number | null; s
   const pct = addr.indexOf('%');
   if (pct >= 0) {
     scope = addr.slice(pct + 1).replace(/\]$/, '');
-    addr = addr.slice(0, pct) + (addr.startsWith('[') ? ']' : '');
+    const before = addr.slice(0, pct);
+    addr = before.startsWith('[') && !before.endsWith(']') ? `${before}]` : before;
   }
   if (addr.startsWith('[') && addr.endsWith(']')) addr = addr.slice(1, -1);
   if (addr.startsWith('::ffff:') && addr.includes('.')) addr = addr.slice(7);

@@ -1,6 +1,6 @@
 /** `nstat -zas` / `nstat -az`: NAME VALUE RATE per line, after a "#kernel" header. */
 import { InputError } from '../errors.js';
-import { linesOf, type LineSource } from './lines.js';
+import { lineBatches, type LineSource } from './lines.js';
 
 export interface NstatCounter {
   name: string;
@@ -11,7 +11,7 @@ export interface NstatCounter {
 export async function parseNstat(src: LineSource): Promise<Map<string, NstatCounter>> {
   const out = new Map<string, NstatCounter>();
   let n = 0;
-  for await (const raw of linesOf(src)) {
+  for await (const batch of lineBatches(src)) for (const raw of batch) {
     n++;
     const l = raw.trim();
     if (!l || l.startsWith('#')) continue;

@@ -3,7 +3,7 @@
  * column); `-i` continuation lines (indented) are attached to the socket before them.
  */
 import { InputError } from '../errors.js';
-import { linesOf, splitEndpoint, type LineSource } from './lines.js';
+import { lineBatches, splitEndpoint, type LineSource } from './lines.js';
 
 export const SS_STATES = new Set(['ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'CLOSE', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING', 'UNCONN', 'NEW-SYN-RECV', 'BOUND', 'UNKNOWN']);
 
@@ -51,13 +51,27 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const l = splitEndpoint(tok[i++] ?? '');
   const p = splitEndpoint(tok[i++] ?? '');
   if (!l || !p) throw new InputError('ss line without local and peer address:port', where);
-  const rest = tok.slice(i).join(' ');
-  const timer = /timer:\((\w+),([^,)]*),(\d+)\)/.exec(rest);
-  const users = [...rest.matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]), fd: Number(m[3]) }));
-  const num = (re: RegExp) => {
-    const m = re.exec(rest);
-    return m ? Number(m[1]) : null;
-  };
+  // One pass over the remaining tokens, dispatching on their prefix.
+  let timer: SsSocket['timer'] = null;
+  let users: SsProcess[] = [];
+  let uid: number | null = null;
+  let ino: number | null = null;
+  let sk: string | null = null;
+  let cgroup: string | null = null;
+  for (let j = i; j < tok.length; j++) {
+    let t = tok[j]!;
+    if (t.startsWith('users:(')) {
+      // a process name may contain spaces: rejoin until the parentheses balance
+      while (j + 1 < tok.length && (t.split('(').length !== t.split(')').length)) t += ` ${tok[++j]}`;
+      users = [...t.matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]), fd: Number(m[3]) }));
+    } else if (t.startsWith('timer:(')) {
+      const m = /^timer:\((\w+),([^,)]*),(\d+)\)/.exec(t);
+      if (m) timer = { kind: m[1]!, time: m[2]!, retrans: Number(m[3]) };
+    } else if (t.startsWith('uid:')) uid = Number(t.slice(4));
+    else if (t.startsWith('ino:')) ino = Number(t.slice(4));
+    else if (t.startsWith('sk:')) sk = t.slice(3);
+    else if (t.startsWith('cgroup:')) cgroup = t.slice(7);
+  }
   const last = tok[tok.length - 1] ?? '';
   return {
     line: lineNo,
@@ -69,12 +83,12 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
     localPort: l.port,
     peer: p.addr,
     peerPort: p.port,
-    timer: timer ? { kind: timer[1]!, time: timer[2]!, retrans: Number(timer[3]) } : null,
+    timer,
     users,
-    uid: num(/\buid:(\d+)/),
-    ino: num(/\bino:(\d+)/),
-    sk: /\bsk:([0-9a-f]+)/.exec(rest)?.[1] ?? null,
-    cgroup: /\bcgroup:(\S+)/.exec(rest)?.[1] ?? null,
+    uid: Number.isInteger(uid) ? uid : null,
+    ino: Number.isInteger(ino) ? ino : null,
+    sk,
+    cgroup,
     shutdown: SHUTDOWN.has(last) ? last : null,
     info: null,
   };
@@ -89,7 +103,7 @@ export interface ParseOptions {
 export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<SsSocket[]> {
   const out: SsSocket[] = [];
   let n = 0;
-  for await (const raw of linesOf(src)) {
+  for await (const batch of lineBatches(src)) for (const raw of batch) {
     n++;
     if (!raw.trim()) continue;
     if (/^(Netid\s+)?State\s+Recv-Q/.test(raw.trim())) continue;

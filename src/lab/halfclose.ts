@@ -8,6 +8,7 @@
  *
  *   app namespace: app (203.0.113.1) + proxy :15001 (uid 1337) ── veth ── upstream namespace (203.0.113.2:7777)
  */
+import { writeFileSync } from 'node:fs';
 import { CtprobeError } from '../errors.js';
 import { run } from '../host/exec.js';
 import type { KernelProfile } from './expect.js';
@@ -135,6 +136,11 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   await new Promise((r) => setTimeout(r, 600));
   const snap = await snapshot(appNs);
   const leak = await findProxyLeak(snap.ss, snap.conntrack, HC.proxyPort, sport);
+  if (capture) {
+    // A support bundle of the moment the leak is judged: `ctprobe leaks --ss-file … --conntrack-file …`
+    writeFileSync(capture.replace(/\.pcap$/, '.ss.txt'), snap.ss);
+    writeFileSync(capture.replace(/\.pcap$/, '.conntrack.txt'), snap.conntrack);
+  }
 
   let verdict: string = leak ? 'leak' : 'clean';
   const details: Record<string, unknown> = { mitigation: c.mitigation, sourcePort: sport, proxyIdleTimeoutMs: idleMs, leak, closeWaitTimeoutS: c.mitigation === 'close-wait-long' ? 60 : HC.closeWaitShort };

@@ -1,6 +1,5 @@
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { InputError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
+import { fileLineBatches } from '../../inspect/lines.js';
 import { findTool } from '../../host/exec.js';
 import { describeTarget, runInTarget, TARGET_FLAGS, TARGET_HELP, targetFromFlags } from '../../host/target.js';
 import { parseConntrack, type CtEntry } from '../../inspect/conntrack.js';
@@ -36,10 +35,6 @@ Exit codes: 0 no leak, 1 leak found, 2 cannot run.
 Example: ctprobe leaks --ss-file ss.txt --conntrack-file ct.txt
 `;
 
-async function* fileLines(path: string): AsyncGenerator<string> {
-  if (!existsSync(path)) throw new InputError(`cannot read ${path}: no such file`);
-  yield* createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-}
 
 function leakText(l: Leak, n: number): string {
   const p = l.process ? `${l.process.name} (pid ${l.process.pid}, fd ${l.process.fd})` : 'an unknown process';
@@ -69,8 +64,8 @@ export const leaksCommand: Command = {
     if (values['ss-file']) {
       if (values.netns || values.pid || values.pod) throw new UsageError('--ss-file reads a file: it does not combine with --netns/--pid/--pod');
       source = values['ss-file'];
-      sockets = await parseSs(fileLines(values['ss-file']));
-      if (values['conntrack-file']) entries = await parseConntrack(fileLines(values['conntrack-file']));
+      sockets = await parseSs(fileLineBatches(values['ss-file']));
+      if (values['conntrack-file']) entries = await parseConntrack(fileLineBatches(values['conntrack-file']));
     } else {
       const t = targetFromFlags(values);
       source = describeTarget(t);
