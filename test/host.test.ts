@@ -136,3 +136,21 @@ describe.skipIf(!ready || !hasTool('unshare'))('--pod', () => {
     expect(ctp('audit', '--pod', pod).stderr).toMatch(/is used in 2 network namespaces/);
   });
 });
+
+describe.skipIf(!ready)('invalid-log on/off/status', () => {
+  it('sysctl and LOG-rule methods turn on, report, and turn off leaving everything as it was', () => {
+    const n = ns();
+    sh(`ip netns exec ${n} iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT`);
+    const state = () => sh(`ip netns exec ${n} iptables-save | grep -v '^#'`) + sh(`ip netns exec ${n} cat /proc/sys/net/netfilter/nf_conntrack_log_invalid`);
+    const before = state();
+    expect(ctp('invalid-log', 'on', '--netns', n).stdout).toMatch(/set nf_conntrack_log_invalid=6 \(was 0\)/);
+    expect(ctp('invalid-log', 'on', '--netns', n, '--method', 'log-rule', '--prefix', 'MY_INVALID').stdout).toMatch(/prefix "MY_INVALID: "/);
+    const st = JSON.parse(ctp('invalid-log', 'status', '--netns', n, '-o', 'json').stdout) as Record<string, unknown>;
+    expect(st).toMatchObject({ logInvalid: 6, logRule: 'MY_INVALID: ', setByCtprobe: true });
+    if (st.logAllNetns === 0) expect(st.effective).toBe(false); // lines from a namespace need nf_log_all_netns
+    expect(sh(`ip netns exec ${n} iptables-save -t mangle`)).toMatch(/--ctstate INVALID .*-j LOG .*--log-prefix "MY_INVALID: "/);
+    ctp('invalid-log', 'off', '--netns', n);
+    expect(state()).toBe(before);
+    expect(ctp('invalid-log', 'off', '--netns', n).stdout).toMatch(/nothing of ctprobe/);
+  });
+});

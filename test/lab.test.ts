@@ -114,6 +114,20 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
     }
   });
 
+  it('invalid-log watch turns the kernel’s lines into events while a lab runs', async () => {
+    const watch = spawn('node', [CLI, 'invalid-log', 'watch', '--duration', '6s', '--only-conntrack', '-o', 'json']);
+    const w = collect(watch);
+    await sleep(300);
+    await collect(spawn('node', [CLI, 'lab', '--offset=100000', '--mitigation', 'none', '--no-control']));
+    watch.kill('SIGINT');
+    const events = (await w).out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+    const over = events.find((e) => /^ACK is over upper bound \d+ \(ACKed data not seen yet\)$/.test(e.reason));
+    expect(over).toBeDefined();
+    expect(over).toMatchObject({ event: 'invalid', source: 'nf_ct_proto_6', src: '198.51.100.2', dst: '198.51.100.1', proto: 'TCP' });
+    expect(over!.flags).toContain('ACK');
+    expect(typeof over!.seq).toBe('number');
+  });
+
   it('exits 130/143 on SIGINT/SIGTERM and leaves nothing', async () => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       const { p, done, run } = await startLab(['--concurrency', '3'], 1);

@@ -7,6 +7,7 @@ import { explainCommand } from './commands/explain.js';
 import { auditCommand } from './commands/audit.js';
 import { fixCommand } from './commands/fix.js';
 import { leaksCommand } from './commands/leaks.js';
+import { invalidLogCommand } from './commands/invalid-log.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them. One line per command. */
 export const commands: Command[] = [
@@ -15,6 +16,7 @@ export const commands: Command[] = [
   auditCommand,
   fixCommand,
   leaksCommand,
+  invalidLogCommand,
   serverCommand,
   clientCommand,
   proxyCommand,

@@ -98,7 +98,7 @@ export function audit(t: Target, o: { proxyIdleTimeoutS?: number | null } = {}):
   for (const d of drops)
     findings.push({ id: `invalid-drop-${d.backend}-${d.table.replace(/\s+/g, '-')}-${d.chain}-${d.position}`, severity: 'info', title: `INVALID DROP in ${d.backend} ${d.table}/${d.chain} rule ${d.position}${d.reachedFrom.length ? `, reached from ${d.reachedFrom.join(', ')}` : ', not reached from any built-in chain'}${d.ownedByCtprobe ? ' (added by ctprobe)' : ''}`, explanation: d.rule, fix: null });
   if ((sysctls.nf_conntrack_log_invalid ?? 0) === 0)
-    findings.push({ id: 'log-invalid-off', severity: 'low', title: 'the kernel does not say why packets are INVALID', explanation: 'nf_conntrack_log_invalid=0: INVALID packets are counted but not logged.', fix: { command: 'sysctl -w net.netfilter.nf_conntrack_log_invalid=6', tradeoffs: 'log lines for every INVALID TCP packet (rate-limited by the kernel); in containers also needs nf_log_all_netns=1 on the host' } });
+    findings.push({ id: 'log-invalid-off', severity: 'low', title: 'the kernel does not say why packets are INVALID', explanation: 'nf_conntrack_log_invalid=0: INVALID packets are counted but not logged.', fix: { command: 'ctprobe invalid-log on   (sets net.netfilter.nf_conntrack_log_invalid=6)', tradeoffs: 'log lines for every INVALID TCP packet (rate-limited by the kernel); in containers also needs nf_log_all_netns=1 on the host' } });
   if (invalid !== null && invalid > 0)
     findings.push({ id: 'invalid-counter', severity: 'info', title: `conntrack counted ${invalid} INVALID packet(s)`, explanation: 'conntrack -S invalid, summed over CPUs, since the namespace was created.', fix: null });
   const cw = sysctls.nf_conntrack_tcp_timeout_close_wait ?? null;

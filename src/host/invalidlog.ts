@@ -1,0 +1,118 @@
+/**
+ * Making the kernel say why packets are INVALID, reversibly:
+ * - sysctl method: net.netfilter.nf_conntrack_log_invalid=6 (TCP) in the target namespace; lines
+ *   from a non-root namespace are printed only with the root namespace's nf_log_all_netns=1, which
+ *   ctprobe sets only when asked (--all-netns) and restores on `off`;
+ * - log-rule method: mangle LOG rules with a prefix for ctstate INVALID TCP packets, as the seed
+ *   did, in a chain of ctprobe's own jumped to from PREROUTING and OUTPUT.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import { enableLogAllNetns, readLogAllNetns, restoreLogAllNetns } from '../lab/state.js';
+import { parseIptablesSave } from './firewall.js';
+import { readConntrackSysctls, writeSysctl } from './sysctl.js';
+import { runInTarget, type Target } from './target.js';
+
+const STATE_DIR = process.env.CTPROBE_STATE_DIR ?? '/run/ctprobe';
+export const LOG_CHAIN = 'CTPROBE-LOG';
+
+function nsKey(t: Target): string {
+  const r = runInTarget(t, 'readlink', ['/proc/self/ns/net'], { allowFail: true });
+  return (r.stdout.match(/\d+/) ?? ['unknown'])[0];
+}
+const stateFile = (t: Target) => `${STATE_DIR}/invalid-log-${nsKey(t)}.json`;
+
+export interface InvalidLogStatus {
+  logInvalid: number | null;
+  logAllNetns: number | null;
+  logRule: string | null;
+  setByCtprobe: boolean;
+  /** Whether lines from this target will actually be printed. */
+  effective: boolean;
+}
+
+function logRulePrefix(t: Target): string | null {
+  const r = runInTarget(t, 'iptables-save', ['-t', 'mangle'], { allowFail: true });
+  if (r.status !== 0) return null;
+  const chain = parseIptablesSave(r.stdout).get('mangle')?.chains.get(LOG_CHAIN);
+  const rule = chain?.rules.find((x) => x.target === 'LOG');
+  return rule ? (/--log-prefix "([^"]*)"/.exec(rule.text)?.[1] ?? '') : null;
+}
+
+export function invalidLogStatus(t: Target): InvalidLogStatus {
+  const v = readConntrackSysctls(t).nf_conntrack_log_invalid ?? null;
+  const all = readLogAllNetns();
+  let setBy = false;
+  try {
+    readFileSync(stateFile(t));
+    setBy = true;
+  } catch {
+    /* not ours */
+  }
+  const rule = logRulePrefix(t);
+  const inRoot = t.kind === 'host';
+  return { logInvalid: v, logAllNetns: all, logRule: rule, setByCtprobe: setBy, effective: (v === 6 || v === 255 || rule !== null) && (inRoot || all === 1) };
+}
+
+export function invalidLogOn(t: Target, o: { method: 'sysctl' | 'log-rule'; prefix: string; allNetns: boolean }): string[] {
+  const said: string[] = [];
+  const cur = readConntrackSysctls(t).nf_conntrack_log_invalid ?? null;
+  mkdirSync(STATE_DIR, { recursive: true });
+  let state: { previous: number | null; logRule: boolean; allNetns: boolean; createdMangle?: boolean } = { previous: null, logRule: false, allNetns: false };
+  try {
+    state = JSON.parse(readFileSync(stateFile(t), 'utf8')) as typeof state;
+  } catch {
+    state.previous = cur;
+  }
+  if (o.method === 'sysctl') {
+    if (cur === null) throw new UsageError('net.netfilter.nf_conntrack_log_invalid does not exist here (is nf_conntrack loaded?)');
+    if (cur !== 6) writeSysctl(t, 'nf_conntrack_log_invalid', 6);
+    said.push(cur === 6 ? 'nf_conntrack_log_invalid is already 6' : `set nf_conntrack_log_invalid=6 (was ${cur})`);
+  } else if (logRulePrefix(t) === null) {
+    if (!/^[\w .:-]{1,28}$/.test(o.prefix)) throw new UsageError('--prefix: up to 28 letters, digits, spaces, . : _ -');
+    const rules = ['*mangle', `:${LOG_CHAIN} - [0:0]`, `-A ${LOG_CHAIN} -p tcp -m conntrack --ctstate INVALID -m comment --comment ctprobe -j LOG --log-level debug --log-prefix "${o.prefix}: "`, `-I PREROUTING 1 -m comment --comment ctprobe -j ${LOG_CHAIN}`, `-I OUTPUT 1 -m comment --comment ctprobe -j ${LOG_CHAIN}`, 'COMMIT', ''].join('\n');
+    const hadMangle = /^\*mangle$/m.test(runInTarget(t, 'iptables-save', []).stdout);
+    runInTarget(t, 'iptables-restore', ['--noflush'], { input: rules });
+    state.logRule = true;
+    state.createdMangle = !hadMangle;
+    said.push(`added mangle LOG rules with prefix "${o.prefix}: " for INVALID TCP packets`);
+  } else said.push('LOG rules already present');
+  if (t.kind !== 'host' && readLogAllNetns() !== 1) {
+    if (o.allNetns) {
+      enableLogAllNetns();
+      state.allNetns = true;
+      said.push('set the root namespace’s net.netfilter.nf_log_all_netns=1 (restored by off)');
+    } else said.push('note: the root namespace’s nf_log_all_netns is 0, so the kernel prints nothing from this namespace; add --all-netns');
+  }
+  writeFileSync(stateFile(t), JSON.stringify(state) + '\n');
+  return said;
+}
+
+export function invalidLogOff(t: Target): string[] {
+  let state: { previous: number | null; logRule: boolean; allNetns: boolean; createdMangle?: boolean };
+  try {
+    state = JSON.parse(readFileSync(stateFile(t), 'utf8')) as typeof state;
+  } catch {
+    return ['nothing of ctprobe’s to turn off here'];
+  }
+  const said: string[] = [];
+  if (state.previous !== null && readConntrackSysctls(t).nf_conntrack_log_invalid !== state.previous) {
+    writeSysctl(t, 'nf_conntrack_log_invalid', state.previous);
+    said.push(`restored nf_conntrack_log_invalid=${state.previous}`);
+  }
+  if (logRulePrefix(t) !== null) {
+    runInTarget(t, 'iptables-restore', ['--noflush'], { input: ['*mangle', `-D PREROUTING -m comment --comment ctprobe -j ${LOG_CHAIN}`, `-D OUTPUT -m comment --comment ctprobe -j ${LOG_CHAIN}`, `-F ${LOG_CHAIN}`, `-X ${LOG_CHAIN}`, 'COMMIT', ''].join('\n') });
+    said.push('removed the LOG rules');
+    // iptables-nft keeps a table once created: drop the mangle table again if ctprobe created it and it is empty.
+    const mangle = parseIptablesSave(runInTarget(t, 'iptables-save', ['-t', 'mangle'], { allowFail: true }).stdout).get('mangle');
+    const empty = mangle && [...mangle.chains.values()].every((c) => c.rules.length === 0);
+    if (state.createdMangle && empty && /nf_tables/.test(runInTarget(t, 'iptables', ['-V'], { allowFail: true }).stdout))
+      runInTarget(t, 'nft', ['delete', 'table', 'ip', 'mangle'], { allowFail: true });
+  }
+  if (state.allNetns) {
+    const v = restoreLogAllNetns();
+    if (v !== null) said.push(`restored nf_log_all_netns=${v}`);
+  }
+  rmSync(stateFile(t), { force: true });
+  return said.length ? said : ['already off'];
+}
