@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { CtprobeError } from '../errors.js';
 import { run } from '../host/exec.js';
 import type { KernelProfile } from './expect.js';
-import type { LabCellResult, LabContext, Scenario } from './scenario.js';
+import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
@@ -166,22 +166,19 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
   const captureDropped = (await stopCapture?.()) ?? null;
   const after = await invalidCounter(appNs);
-  const exp = expectedHalfClose(ctx.profile, c);
-  return {
+  return cellResult({
     id: c.id,
     verdict,
-    expected: exp.verdict,
-    match: verdict === exp.verdict,
-    why: exp.why,
-    invalidLog: [],
-    invalidCount: before === null || after === null ? null : after - before,
-    ms: Math.round(performance.now() - t0),
+    expected: expectedHalfClose(ctx.profile, c),
+    invalidBefore: before,
+    invalidAfter: after,
+    startedAt: t0,
     namespaces: [appNs, upNs],
     ifaces: [veth, 'lo'],
     ports: [sport],
     details,
-    ...(capture ? { capture, ifindex, captureDropped } : {}),
-  };
+    capture: capture ? { capture, ifindex, captureDropped } : null,
+  });
 }
 
 export function halfCloseScenario(mitigations: HalfCloseMitigation[]): Scenario {

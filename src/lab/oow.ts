@@ -6,7 +6,7 @@
  */
 import { CtprobeError } from '../errors.js';
 import { expectedVerdict } from './expect.js';
-import type { LabCellResult, LabContext, Scenario } from './scenario.js';
+import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
@@ -82,22 +82,19 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   const after = await invalidCounter(ns.host);
   const closed = serverEvents.find((e) => e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
   const verdict = (closed?.verdict as 'reset' | 'clean' | undefined) ?? 'timeout';
-  const exp = expectedVerdict(ctx.profile, cell.offset, cell.mitigation, cell.natted);
-  return {
+  return cellResult({
     id: cell.id,
     verdict,
-    expected: exp.verdict,
-    match: verdict === exp.verdict,
-    why: exp.why,
-    invalidLog: [],
-    invalidCount: before === null || after === null ? null : after - before,
-    ms: Math.round(performance.now() - t0),
+    expected: expectedVerdict(ctx.profile, cell.offset, cell.mitigation, cell.natted),
+    invalidBefore: before,
+    invalidAfter: after,
+    startedAt: t0,
     namespaces: [ns.container, ns.host, ns.server],
     ifaces: [ns.bridge, ns.uplink, ns.vethHost],
     ports: [cell.port],
     details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
-    ...(capture ? { capture, ifindex, captureDropped } : {}),
-  };
+    capture: capture ? { capture, ifindex, captureDropped } : null,
+  });
 }
 
 export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}): Scenario {

@@ -46,3 +46,34 @@ export interface Scenario {
   cellId(index: number): string;
   runCell(index: number, ctx: LabContext): Promise<LabCellResult>;
 }
+
+/** Assemble a cell's result: match, invalid-counter delta and duration are derived, not repeated. */
+export function cellResult(c: {
+  id: string;
+  verdict: string;
+  expected: { verdict: string; why: string };
+  invalidBefore: number | null;
+  invalidAfter: number | null;
+  startedAt: number;
+  namespaces: string[];
+  ifaces: string[];
+  ports: number[];
+  details: Record<string, unknown>;
+  capture?: { capture: string; ifindex: Record<string, string> | undefined; captureDropped: number | null } | null;
+}): LabCellResult {
+  return {
+    id: c.id,
+    verdict: c.verdict,
+    expected: c.expected.verdict,
+    match: c.verdict === c.expected.verdict,
+    why: c.expected.why,
+    invalidLog: [],
+    invalidCount: c.invalidBefore === null || c.invalidAfter === null ? null : c.invalidAfter - c.invalidBefore,
+    ms: Math.round(performance.now() - c.startedAt),
+    namespaces: c.namespaces,
+    ifaces: c.ifaces,
+    ports: c.ports,
+    details: c.details,
+    ...(c.capture ? c.capture : {}),
+  };
+}
