@@ -47,6 +47,22 @@ export interface KernelProfile {
   features: ProfileFeatures;
 }
 
+const MODERN_FEATURES: ProfileFeatures = {
+  ignoreVerdict: true,
+  boundedMessages: true,
+  overshootWorkaround: 'ignore',
+  handleInvalid: true,
+  challengeAck: false,
+  ignoreInvalidRstSysctl: true,
+  rstImprovements: true,
+  synSentNoRenew: true,
+  newStateMessages: true,
+  synReinit: 'modern',
+  logInvalidNew: true,
+  keepLiberalOnOptions: true,
+  rstSynLastDirCheck: false,
+};
+
 const OLD_FEATURES: ProfileFeatures = {
   ignoreVerdict: false,
   boundedMessages: false,
@@ -91,42 +107,15 @@ const BASES: Record<ProfileId, Omit<KernelProfile, 'release' | 'caveat'>> = {
     label: '6.1',
     description:
       'Below-window segments and stale ACKs are IGNOREd (keep conntrack, no state update); an overshooting segment is IGNOREd but poisons the window; only SEQ-over and ACK-over are INVALID; bounded messages; out-of-window FIN/RST lower the timeout.',
-    features: {
-      ignoreVerdict: true,
-      boundedMessages: true,
-      overshootWorkaround: 'ignore',
-      handleInvalid: true,
-      challengeAck: false,
-      ignoreInvalidRstSysctl: true,
-      rstImprovements: true,
-      synSentNoRenew: true,
-      newStateMessages: true,
-      synReinit: 'modern',
-      logInvalidNew: true,
-      keepLiberalOnOptions: true,
-      rstSynLastDirCheck: false,
-    },
+    features: MODERN_FEATURES,
   },
   'modern-challenge': {
     id: 'modern-challenge',
     label: '6.2+ (incl. 6.18)',
     description:
       'As 6.1, plus challenge-ACK handling during connection reuse (an ACK answering a SYN in SYN_SENT is remembered and the RST to it passes).',
-    features: {
-      ignoreVerdict: true,
-      boundedMessages: true,
-      overshootWorkaround: 'ignore',
-      handleInvalid: true,
-      challengeAck: true,
-      ignoreInvalidRstSysctl: true,
-      rstImprovements: true,
-      synSentNoRenew: true,
-      newStateMessages: true,
-      synReinit: 'modern',
-      logInvalidNew: true,
-      keepLiberalOnOptions: true,
-      rstSynLastDirCheck: true,
-    },
+    // 6.1 plus the 2023 challenge-ACK change and the extra direction test on an RST answering a SYN
+    features: { ...MODERN_FEATURES, challengeAck: true, rstSynLastDirCheck: true },
   },
 };
 

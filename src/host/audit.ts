@@ -7,6 +7,7 @@
 import { release } from 'node:os';
 import { profileForRelease } from '../conntrack/profile.js';
 import { predictOutOfWindow } from '../conntrack/predict.js';
+import { parseConntrackStatsText } from '../inspect/conntrack.js';
 import { findTool } from './exec.js';
 import { iptablesInvalidDrops, nftInvalidDrops, parseIptablesSave, recognisePlatforms, type InvalidDrop, type Platform } from './firewall.js';
 import { readConntrackSysctls } from './sysctl.js';
@@ -75,7 +76,7 @@ export function audit(t: Target, o: { proxyIdleTimeoutS?: number | null } = {}):
   let note: string | null = null;
   if (findTool('conntrack')) {
     const r = runInTarget(t, 'conntrack', ['-S'], { allowFail: true });
-    if (r.status === 0) invalid = [...r.stdout.matchAll(/\binvalid=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+    if (r.status === 0) invalid = parseConntrackStatsText(r.stdout).totals.invalid ?? 0;
     else note = `conntrack -S failed: ${r.stderr.trim().split('\n')[0] ?? ''}`;
   } else note = "'conntrack' not installed (apt-get install -y conntrack): invalid counters unknown";
 

@@ -7,11 +7,12 @@
  * - be-liberal: net.netfilter.nf_conntrack_tcp_be_liberal=1, the previous value kept under
  *   /run/ctprobe so `remove` restores it.
  */
-import { mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CtprobeError } from '../errors.js';
 import { parseIptablesSave } from './firewall.js';
 import { readConntrackSysctls, writeSysctl } from './sysctl.js';
-import { runInTarget, type Target } from './target.js';
+import { runInTarget, targetNetnsId, type Target } from './target.js';
+import { STATE_DIR } from './statedir.js';
 import { findTool } from './exec.js';
 
 export type FixMethod = 'drop-invalid' | 'be-liberal';
@@ -19,7 +20,6 @@ export type FixChain = 'INPUT' | 'FORWARD';
 export type FixBackend = 'iptables' | 'nft';
 
 export const CTPROBE_CHAIN = 'CTPROBE-INVALID';
-const STATE_DIR = process.env.CTPROBE_STATE_DIR ?? '/run/ctprobe';
 
 export interface FixStatus {
   dropInvalid: { iptables: FixChain[]; nft: FixChain[] };
@@ -33,15 +33,6 @@ export interface FixResult {
   commands: string[];
 }
 
-function nsId(t: Target): string {
-  // The network namespace inode identifies the target across runs.
-  const pid = t.kind === 'pid' ? t.pid : 'self';
-  if (t.kind === 'netns') {
-    const r = runInTarget(t, 'readlink', ['/proc/self/ns/net'], { allowFail: true });
-    return (r.stdout.trim().match(/\d+/) ?? ['unknown'])[0];
-  }
-  return (readlinkSync(`/proc/${pid}/ns/net`).match(/\d+/) ?? ['unknown'])[0];
-}
 
 function iptSave(t: Target): string {
   return runInTarget(t, 'iptables-save', []).stdout;
@@ -67,7 +58,7 @@ function nftStatus(t: Target): FixChain[] {
 }
 
 function stateFile(t: Target): string {
-  return `${STATE_DIR}/fix-be-liberal-${nsId(t)}.json`;
+  return `${STATE_DIR}/fix-be-liberal-${targetNetnsId(t)}.json`;
 }
 
 export function fixStatus(t: Target, withNft = true): FixStatus {

@@ -11,16 +11,12 @@ import { UsageError } from '../errors.js';
 import { enableLogAllNetns, readLogAllNetns, restoreLogAllNetns } from '../lab/state.js';
 import { parseIptablesSave } from './firewall.js';
 import { readConntrackSysctls, writeSysctl } from './sysctl.js';
-import { runInTarget, type Target } from './target.js';
+import { runInTarget, targetNetnsId, type Target } from './target.js';
+import { STATE_DIR } from './statedir.js';
 
-const STATE_DIR = process.env.CTPROBE_STATE_DIR ?? '/run/ctprobe';
 export const LOG_CHAIN = 'CTPROBE-LOG';
 
-function nsKey(t: Target): string {
-  const r = runInTarget(t, 'readlink', ['/proc/self/ns/net'], { allowFail: true });
-  return (r.stdout.match(/\d+/) ?? ['unknown'])[0];
-}
-const stateFile = (t: Target) => `${STATE_DIR}/invalid-log-${nsKey(t)}.json`;
+const stateFile = (t: Target) => `${STATE_DIR}/invalid-log-${targetNetnsId(t)}.json`;
 
 export interface InvalidLogStatus {
   logInvalid: number | null;

@@ -15,6 +15,12 @@ export function describeTarget(t: Target): string {
   return t.pod ? `pod ${t.pod} (pid ${t.pid})` : `network namespace of pid ${t.pid}`;
 }
 
+/** The target's network-namespace inode: identifies it across runs (for undo state). */
+export function targetNetnsId(t: Target): string {
+  const r = runInTarget(t, 'readlink', ['/proc/self/ns/net'], { allowFail: true });
+  return (r.stdout.match(/\d+/) ?? ['unknown'])[0];
+}
+
 /** Run a tool inside the target's network namespace. */
 export function runInTarget(t: Target, tool: string, args: string[], opts: RunOptions = {}): RunResult {
   if (t.kind === 'host') return runSync(tool, args, opts);

@@ -103,23 +103,33 @@ export interface CtStats {
   totals: Record<string, number>;
 }
 
-/** `conntrack -S`: "cpu=0 found=0 invalid=12 …" per CPU, plus totals. */
-export async function parseConntrackStats(src: LineSource): Promise<CtStats> {
-  const s: CtStats = { perCpu: [], totals: {} };
-  let n = 0;
-  for await (const batch of lineBatches(src)) for (const raw of batch) {
-    n++;
-    const l = raw.trim();
-    if (!l) continue;
-    const kv = [...l.matchAll(/(\w+)=(\d+)/g)];
-    const cpu = kv.find((m) => m[1] === 'cpu');
-    if (!cpu) throw new InputError('not a conntrack -S line (no cpu=)', `line ${n}`);
-    const counters: Record<string, number> = {};
-    for (const m of kv) if (m[1] !== 'cpu') {
+/** One `conntrack -S` line ("cpu=0 found=0 invalid=12 …") into `s`. */
+function addStatsLine(s: CtStats, raw: string, n: number): void {
+  const l = raw.trim();
+  if (!l) return;
+  const kv = [...l.matchAll(/(\w+)=(\d+)/g)];
+  const cpu = kv.find((m) => m[1] === 'cpu');
+  if (!cpu) throw new InputError('not a conntrack -S line (no cpu=)', `line ${n}`);
+  const counters: Record<string, number> = {};
+  for (const m of kv)
+    if (m[1] !== 'cpu') {
       counters[m[1]!] = Number(m[2]);
       s.totals[m[1]!] = (s.totals[m[1]!] ?? 0) + Number(m[2]);
     }
-    s.perCpu.push({ cpu: Number(cpu[2]), counters });
-  }
+  s.perCpu.push({ cpu: Number(cpu[2]), counters });
+}
+
+/** `conntrack -S` output (small: one line per CPU), parsed at once. */
+export function parseConntrackStatsText(text: string): CtStats {
+  const s: CtStats = { perCpu: [], totals: {} };
+  text.split('\n').forEach((l, i) => addStatsLine(s, l, i + 1));
+  return s;
+}
+
+/** `conntrack -S` from any line source: per CPU, plus totals. */
+export async function parseConntrackStats(src: LineSource): Promise<CtStats> {
+  const s: CtStats = { perCpu: [], totals: {} };
+  let n = 0;
+  for await (const batch of lineBatches(src)) for (const raw of batch) addStatsLine(s, raw, ++n);
   return s;
 }

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { run } from '../host/exec.js';
+import { parseConntrackStatsText } from '../inspect/conntrack.js';
 
 export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 export const PEERS_PATH = fileURLToPath(new URL('./peers.js', import.meta.url));
@@ -53,9 +54,11 @@ export function waitFor(p: ChildProcess, events: Array<Record<string, unknown>>,
 export async function invalidCounter(ns: string): Promise<number | null> {
   const r = await run('conntrack', ['-S'], { netns: ns, allowFail: true }).catch(() => null);
   if (!r || r.status !== 0) return null;
-  let total = 0;
-  for (const m of r.stdout.matchAll(/\binvalid=(\d+)/g)) total += Number(m[1]);
-  return total;
+  try {
+    return parseConntrackStatsText(r.stdout).totals.invalid ?? 0;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { runSync } from '../host/exec.js';
 
 export const LAB_PREFIX = 'ctp-lab-';
-export const STATE_DIR = process.env.CTPROBE_STATE_DIR ?? '/run/ctprobe';
+export { STATE_DIR } from '../host/statedir.js';
+import { STATE_DIR } from '../host/statedir.js';
 const LOG_ALL = '/proc/sys/net/netfilter/nf_log_all_netns';
 const LOG_ALL_ORIG = `${STATE_DIR}/nf_log_all_netns.orig`;
 

@@ -35,13 +35,12 @@ Exit codes: 0 nothing INVALID, 1 some packet is INVALID, 2 cannot read the file 
 Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
 `;
 
-function line(p: ExplainedPacket, profile: KernelProfile): string {
+function line(p: ExplainedPacket): string {
   const d = p.decision;
   const head = `#${p.index} ${p.tsSec.toFixed(6)} ${p.src}:${p.srcPort} > ${p.dst}:${p.dstPort} [${p.flags}] seq ${p.seq} ack ${p.ack} len ${p.len}`;
   const nat = p.natMatchedTo ? ` (NAT: flow of ${p.natMatchedTo})` : '';
   const reason = d.reason ? ` "${d.reason}"${d.logged ? '' : ' (not logged on this kernel)'}` : '';
   const extra = d.secondaryReason ? `; also "${d.secondaryReason}"` : d.note ? `; ${d.note}` : '';
-  void profile;
   return `${head}${nat}\n    ${d.dir} ${d.stateBefore} → ${d.stateAfter}  ${d.verdict}${reason}${extra}\n    ${p.consequence}`;
 }
 
@@ -84,7 +83,7 @@ export const explainCommand: Command = {
         if (fmt === 'json') {
           const d = p.decision;
           w(JSON.stringify({ type: 'packet', index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence }));
-        } else w(line(p, profile));
+        } else w(line(p));
       },
     });
     if (fmt === 'json') {
