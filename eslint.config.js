@@ -16,4 +16,15 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // One error class per failure (src/errors.ts): a bare Error has no code and no exit status.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]", message: 'Throw a CtprobeError subclass from src/errors.ts (one class per failure, fixed code).' },
+      ],
+    },
+  },
 );

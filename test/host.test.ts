@@ -25,9 +25,22 @@ const ctp = (...args: string[]) => spawnSync('node', [CLI, ...args], { encoding:
 const auditJson = (n: string) => JSON.parse(ctp('audit', '--netns', n, '-o', 'json').stdout) as { findings: Array<{ id: string; severity: string }>; firewall: { invalidDrops: Array<{ chain: string; reachedFrom: string[] }>; platforms: Array<{ name: string }> } };
 
 describe.skipIf(!ready)('audit', () => {
-  it('flags a missing INVALID drop as high, and its JSON is stable', () => {
+  it('with no NAT, a missing INVALID drop is not a finding: nothing is mis-delivered', () => {
     const n = ns();
     sh(`ip netns exec ${n} iptables -A INPUT -s 203.0.113.0/24 -j ACCEPT`);
+    const r = ctp('audit', '--netns', n, '-o', 'json');
+    expect(r.status).toBe(0);
+    const a = JSON.parse(r.stdout) as { type: string; findings: Array<{ id: string; severity: string }>; firewall: { nat: string[] } };
+    expect(a.type).toBe('audit');
+    expect(a.firewall.nat).toEqual([]);
+    expect(a.findings.find((f) => f.id === 'no-nat')).toMatchObject({ severity: 'info' });
+    expect(a.findings.some((f) => f.severity === 'high' || f.severity === 'medium')).toBe(false);
+  });
+
+  it('flags a missing INVALID drop on a masquerading host as high, and its JSON is stable', () => {
+    const n = ns();
+    sh(`ip netns exec ${n} iptables -A INPUT -s 203.0.113.0/24 -j ACCEPT`);
+    sh(`ip netns exec ${n} iptables -t nat -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE`);
     const r = ctp('audit', '--netns', n, '-o', 'json');
     expect(r.status).toBe(1);
     const a = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string }> };
@@ -59,6 +72,7 @@ describe.skipIf(!ready)('audit', () => {
   it('says a FORWARD-only drop does not cover replies to the host', () => {
     const n = ns();
     sh(`ip netns exec ${n} iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP`);
+    sh(`ip netns exec ${n} iptables -t nat -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE`);
     expect(auditJson(n).findings[0]).toMatchObject({ id: 'invalid-drop-forward-only', severity: 'medium' });
   });
 
@@ -110,7 +124,7 @@ describe.skipIf(!ready)('fix', () => {
     const r = ctp('fix', 'apply', '--method', 'drop-invalid', '--netns', 'ctp-t-host-nosuch');
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe("ctprobe: no network namespace named 'ctp-t-host-nosuch' ('ip netns list' shows them)");
-    expect(ctp('fix', 'apply', '--method', 'nope').stderr).toMatch(/^ctprobe: --method must be drop-invalid or be-liberal/);
+    expect(ctp('fix', 'apply', '--method', 'nope').stderr).toMatch(/^ctprobe: --method: 'nope' is not one of drop-invalid, be-liberal/);
     expect(ctp('audit', '--netns', 'a', '--pid', '1').stderr).toMatch(/at most one of --netns, --pid, --pod/);
   });
 });

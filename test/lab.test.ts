@@ -123,7 +123,7 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
     const events = (await w).out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
     const over = events.find((e) => /^ACK is over upper bound \d+ \(ACKed data not seen yet\)$/.test(e.reason));
     expect(over).toBeDefined();
-    expect(over).toMatchObject({ event: 'invalid', source: 'nf_ct_proto_6', src: '198.51.100.2', dst: '198.51.100.1', proto: 'TCP' });
+    expect(over).toMatchObject({ type: 'invalid', source: 'nf_ct_proto_6', src: '198.51.100.2', dst: '198.51.100.1', proto: 'TCP' });
     expect(over!.flags).toContain('ACK');
     expect(typeof over!.seq).toBe('number');
   });

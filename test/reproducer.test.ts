@@ -29,16 +29,16 @@ describe.skipIf(!ready)('reproducer across two namespaces', () => {
     const dump = (await tdOut).out;
 
     const events = srvRes.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const closed = events.filter((e) => e.event === 'closed');
-    expect(events.filter((e) => e.event === 'established')).toHaveLength(2);
+    const closed = events.filter((e) => e.type === 'closed');
+    expect(events.filter((e) => e.type === 'established')).toHaveLength(2);
     expect(closed.map((e) => e.verdict)).toEqual(['clean', 'clean']);
-    expect(events.some((e) => e.event === 'reset')).toBe(false);
+    expect(events.some((e) => e.type === 'reset')).toBe(false);
     expect(srvRes.code).toBe(0);
-    const summary = events.find((e) => e.event === 'summary')!;
+    const summary = events.find((e) => e.type === 'server-summary')!;
     expect(summary).toMatchObject({ connections: 2, injected: 2, reset: 0, clean: 2 });
 
     // Every injected seq must appear in the client namespace as a P. segment from the server.
-    const injected = events.filter((e) => e.event === 'injected');
+    const injected = events.filter((e) => e.type === 'injected');
     for (const inj of injected) expect(dump).toMatch(new RegExp(`${p.addrA}\\.9400 > .*Flags \\[P\\.\\], seq ${inj.seq as number}:`));
     // And that seq is the server's SYN/ACK ISN + 1 + 100000 (mod 2^32).
     const synack = [...dump.matchAll(/Flags \[S\.\], seq (\d+),/g)].map((m) => Number(m[1]));
@@ -60,7 +60,7 @@ describe.skipIf(!ready)('reproducer across two namespaces', () => {
     await sleep(300);
     srv.kill('SIGTERM');
     const events = (await srvOut).out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const summary = events.find((e) => e.event === 'summary')!;
+    const summary = events.find((e) => e.type === 'server-summary')!;
     expect(summary.connections).toBe(3);
     expect(summary.evicted).toBeGreaterThanOrEqual(2);
   });
@@ -90,11 +90,11 @@ describe.skipIf(!ready)('reproducer over IPv6', () => {
     await sleep(200);
     td.kill('SIGINT');
     const dump = (await tdOut).out;
-    const inj = events.find((e) => e.event === 'injected')!;
+    const inj = events.find((e) => e.type === 'injected')!;
     const isn = Number(/Flags \[S\.\], seq (\d+),/.exec(dump)?.[1]);
     expect(inj.seq).toBe((isn + 1 + 100000) % 2 ** 32);
     expect(dump).toMatch(new RegExp(`2001:db8::1\\.9410 > .*Flags \\[P\\.\\], seq ${inj.seq as number}:`));
-    expect(events.find((e) => e.event === 'closed')?.verdict).toBe('clean');
+    expect(events.find((e) => e.type === 'closed')?.verdict).toBe('clean');
     expect(sh(`ip netns exec ${p.b} nstat -az TcpInCsumErrors`)).toMatch(/TcpInCsumErrors\s+0\b/);
   });
 });

@@ -2,6 +2,7 @@
  * Raw socket receive throughput: a sender namespace pushes a bounded burst of TCP segments at a
  * receiver namespace whose RawTcpSocket (BPF on the port, 8 MB buffer) counts them.
  */
+import { PrivilegeError, SystemError } from '../errors.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runSync } from '../host/exec.js';
@@ -19,14 +20,14 @@ function peer(ns: string, args: string[]): Promise<Record<string, number>> {
       try {
         resolve(JSON.parse(last) as Record<string, number>);
       } catch {
-        reject(new Error(`raw socket peer failed: ${out.trim()}`));
+        reject(new SystemError(`raw socket peer failed: ${out.trim()}`));
       }
     });
   });
 }
 
 export async function benchRawsock(): Promise<void> {
-  if (process.geteuid?.() !== 0) throw new Error('needs root');
+  if (process.geteuid?.() !== 0) throw new PrivilegeError('the raw socket benchmark needs root');
   const id = newRunId();
   const a = `ctp-bench-${id}-a`;
   const b = `ctp-bench-${id}-b`;

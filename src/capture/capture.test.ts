@@ -472,10 +472,10 @@ describe('malformed input', () => {
       }
     });
 
-  it('empty and header-only files yield no packets', async () => {
+  it('a header-only file yields no packets; an empty file is an InputError', async () => {
     expect([...parseCaptureBuffer(new Uint8Array(0))]).toEqual([]);
     expect([...parseCaptureBuffer(pcapHdr)]).toEqual([]);
-    expect(await readAll(tmpFile(Buffer.alloc(0)))).toEqual([]);
+    await expect(readAll(tmpFile(Buffer.alloc(0)))).rejects.toThrow(/the file is empty/);
     expect(await readAll(tmpFile(pcapHdr))).toEqual([]);
     expect(await forEachPacket(tmpFile(pcapHdr), () => undefined)).toBe(0);
   });

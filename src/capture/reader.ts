@@ -500,6 +500,7 @@ class Source {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new InputError(`not a regular file: ${path}`);
+      if (st.size === 0) throw new InputError('the file is empty: not a pcap or pcapng capture', path);
       return new Source(fh, st.size, Math.max(64, opts.chunkSize ?? DEFAULT_CHUNK));
     } catch (e) {
       await fh.close();

@@ -1,56 +1,79 @@
 #!/usr/bin/env node
-import { CtprobeError } from '../errors.js';
-import type { Command } from './command.js';
+/** The entry point: find the command, run it, turn what it threw into one line and an exit code. */
+import { readFileSync } from 'node:fs';
+import { CtprobeError, EXIT } from '../errors.js';
+import { COMMON_EXITS } from './command.js';
 import { commands } from './registry.js';
 
-const VERSION = '0.1.0';
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'ctprobe — reproduce, detect and explain conntrack-caused connection failures in NATed networks',
     '',
-    'Usage: ctprobe <command> [flags]      ctprobe <command> --help for its flags',
+    'Usage: ctprobe <command> [flags]      ctprobe help <command>  (or <command> --help)',
+    '       ctprobe --version',
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Start with `ctprobe lab`: it reproduces the failures on this host, in namespaces, and shows which fix works.',
     '',
-    'Most commands need root (or CAP_NET_RAW + CAP_NET_ADMIN). Exit codes: 0 ok, 1 a finding',
-    '(a reset, a mismatch, a leak), 2 cannot run (usage, privilege, missing tool), 3 reset seen (server).',
+    'Output: -o text (default) or -o json: one JSON document for commands that end with a result',
+    '(lab, audit, leaks, fix), JSON lines for streams (explain, server, client, proxy, invalid-log watch);',
+    'every JSON object has a "type".',
+    '',
+    'Most commands need root (or CAP_NET_RAW + CAP_NET_ADMIN).',
+    'Exit codes: 0 ok, 1 a finding (a reset, a mismatch, a leak, an INVALID packet), 3 a reset seen (server)',
+    COMMON_EXITS,
   ].join('\n');
 }
 
+const controller = new AbortController();
+let signalled: NodeJS.Signals | null = null;
+let interruptible = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    // A command that owns nothing to clean up stops at once; one that does is told through its
+    // signal (a second signal while it cleans up stops it at once).
+    if (signalled || !interruptible) process.exit(sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
+    signalled = sig;
+    controller.abort();
+  });
+
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let [name, ...rest] = argv;
+  if (name === 'help' && rest.length) [name, ...rest] = [rest[0]!, '--help'];
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(topHelp() + '\n');
-    return name === undefined ? 2 : 0;
+    return name === undefined ? EXIT.cannotRun : EXIT.ok;
   }
-  if (name === '--version' || name === '-V') {
-    process.stdout.write(VERSION + '\n');
-    return 0;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`ctprobe ${VERSION}\n`);
+    return EXIT.ok;
   }
-  const cmd: Command | undefined = commands.find((c) => c.name === name);
+  const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
     process.stderr.write(`ctprobe: unknown command '${name}' (see ctprobe --help)\n`);
-    return 2;
+    return EXIT.cannotRun;
   }
   if (rest.includes('-h') || rest.includes('--help')) {
-    process.stdout.write(cmd.help.trimEnd() + '\n');
-    return 0;
+    process.stdout.write(cmd.help() + '\n');
+    return EXIT.ok;
   }
-  return cmd.run(rest);
+  interruptible = cmd.interruptible;
+  const code = await cmd.run(rest, controller.signal);
+  if (signalled) return signalled === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
+  return code;
 }
 
 // Output piped into `head` and closed early: stop quietly (the lab's exit hook still tears down).
-for (const stream of [process.stdout, process.stderr]) {
+for (const stream of [process.stdout, process.stderr])
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
+    process.exit(EXIT.internal);
   });
-}
 
 main(process.argv.slice(2)).then(
   (code) => {
@@ -59,12 +82,12 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof CtprobeError) {
       process.stderr.write(`ctprobe: ${err.message}\n`);
-      process.exitCode = err.exitCode;
+      process.exitCode = signalled && err.exitCode === EXIT.cannotRun ? (signalled === 'SIGINT' ? EXIT.interrupted : EXIT.terminated) : err.exitCode;
     } else {
       const e = err as Error;
-      process.stderr.write(`ctprobe: internal error: ${e?.message ?? String(err)}\n`);
+      process.stderr.write(`ctprobe: internal error (a bug, please report it): ${e?.message ?? String(err)}\n`);
       if (process.env.CTPROBE_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
-      process.exitCode = 70;
+      process.exitCode = EXIT.internal;
     }
   },
 );

@@ -1,23 +1,13 @@
 import type { Command } from './command.js';
-import { serverCommand } from './commands/server.js';
-import { clientCommand } from './commands/client.js';
-import { labCommand } from './commands/lab.js';
-import { proxyCommand } from './commands/proxy.js';
-import { explainCommand } from './commands/explain.js';
 import { auditCommand } from './commands/audit.js';
+import { clientCommand } from './commands/client.js';
+import { explainCommand } from './commands/explain.js';
 import { fixCommand } from './commands/fix.js';
-import { leaksCommand } from './commands/leaks.js';
 import { invalidLogCommand } from './commands/invalid-log.js';
+import { labCommand } from './commands/lab.js';
+import { leaksCommand } from './commands/leaks.js';
+import { proxyCommand } from './commands/proxy.js';
+import { serverCommand } from './commands/server.js';
 
-/** Every subcommand, in the order `ctprobe --help` lists them. One line per command. */
-export const commands: Command[] = [
-  labCommand,
-  explainCommand,
-  auditCommand,
-  fixCommand,
-  leaksCommand,
-  invalidLogCommand,
-  serverCommand,
-  clientCommand,
-  proxyCommand,
-];
+/** Every subcommand, in the order `ctprobe --help` lists them: a new command is one file and one line here. */
+export const commands: Command[] = [labCommand, explainCommand, auditCommand, fixCommand, leaksCommand, invalidLogCommand, serverCommand, clientCommand, proxyCommand];

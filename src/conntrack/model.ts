@@ -6,6 +6,7 @@
  * Behaviour per kernel comes from a KernelProfile. No I/O.
  * Spec: /work/shared/notes/conntrack-tcp-model.md §0–§9.
  */
+import { InternalError } from '../errors.js';
 import { seqAfter as after, seqBefore as before } from '../packet/seq.js';
 import type { KernelProfile, ProfileFeatures } from './profile.js';
 import {
@@ -283,7 +284,7 @@ export class ConntrackTracker {
    */
   process(p: TcpPacketView, dir: DirValue, out: Decision = createDecision()): Decision {
     const d = out;
-    if (this.dead) throw new Error('conntrack entry was deleted; start a new tracker');
+    if (this.dead) throw new InternalError('conntrack entry was deleted; start a new tracker');
     resetDecision(d, dir, stateName(this.state));
     this.packet(p, dir, d);
     // The core sets SEEN_REPLY after any non-INVALID verdict for a reply-direction packet.

@@ -4,6 +4,7 @@
  * 5.10 and 6.0 (5.12 messages, 5.14 RST handling, 5.17 SYN re-init) are feature bits on top.
  * Change history: /work/shared/notes/conntrack-tcp-model.md §6. Only 6.18 was checked on a real kernel.
  */
+import { UsageError } from '../errors.js';
 
 export type ProfileId = 'old' | 'overshoot-invalid' | 'modern' | 'modern-challenge';
 
@@ -185,6 +186,6 @@ export function profileForRelease(release: string): KernelProfile {
 export function profileFromFlag(flag: string): KernelProfile {
   const f = flag.trim();
   if ((PROFILE_IDS as readonly string[]).includes(f)) return profileById(f as ProfileId);
-  if (!parseRelease(f)) throw new Error(`unknown kernel profile "${flag}" (use ${PROFILE_IDS.join(', ')} or a release like 6.18)`);
+  if (!parseRelease(f)) throw new UsageError(`--kernel: unknown kernel profile "${flag}" (use ${PROFILE_IDS.join(', ')} or a release like 6.18)`);
   return profileForRelease(f);
 }

@@ -8,8 +8,9 @@ import { release } from 'node:os';
 import { profileForRelease } from '../conntrack/profile.js';
 import { predictOutOfWindow } from '../conntrack/predict.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
-import { findTool } from './exec.js';
-import { iptablesInvalidDrops, nftInvalidDrops, parseIptablesSave, recognisePlatforms, type InvalidDrop, type Platform } from './firewall.js';
+import { PrivilegeError } from '../errors.js';
+import { findTool, isRoot } from './exec.js';
+import { iptablesInvalidDrops, iptablesNat, nftInvalidDrops, nftNat, parseIptablesSave, recognisePlatforms, type InvalidDrop, type NatKind, type Platform } from './firewall.js';
 import { readConntrackSysctls } from './sysctl.js';
 import { describeTarget, runInTarget, type Target } from './target.js';
 
@@ -27,9 +28,26 @@ export interface AuditReport {
   target: string;
   kernel: { release: string; profile: string; label: string; outOfWindow: string };
   sysctls: Record<string, number | null>;
-  firewall: { backends: string[]; invalidDrops: InvalidDrop[]; platforms: Platform[] };
-  conntrack: { invalid: number | null; note: string | null };
+  /** null: the firewall could not be read (see `unknown`). */
+  firewall: { backends: string[]; invalidDrops: InvalidDrop[]; platforms: Platform[]; nat: NatKind[] } | null;
+  conntrack: { invalid: number | null };
+  /** What could not be read, and why: findings that would rest on it are not raised. */
+  unknown: Array<{ what: string; why: string }>;
   findings: Finding[];
+}
+
+/**
+ * What audit reads, as raw text: gathered live from a target, or (later) from a support bundle,
+ * then analysed by `analyse`, which is pure. null = could not be read.
+ */
+export interface HostSnapshot {
+  target: string;
+  kernelRelease: string;
+  sysctls: Record<string, number | null>;
+  iptablesSave: { text: string; backend: 'iptables-nft' | 'iptables-legacy' } | null;
+  nftJson: string | null;
+  conntrackStats: string | null;
+  unknown: Array<{ what: string; why: string }>;
 }
 
 const TRADEOFFS_DROP =
@@ -46,59 +64,82 @@ function outOfWindowSummary(rel: string): string {
   return `beyond the window: ${say(up)}; below the window: ${say(down)}`;
 }
 
-export function audit(t: Target, o: { proxyIdleTimeoutS?: number | null } = {}): AuditReport {
-  const rel = release();
-  const p = profileForRelease(rel);
-  const sysctls = readConntrackSysctls(t);
-  const findings: Finding[] = [];
-  const backends: string[] = [];
-  let drops: InvalidDrop[] = [];
-  let platforms: Platform[] = [];
-  if (findTool('iptables-save')) {
+const firstLine = (t: string) => t.trim().split('\n')[0] ?? '';
+
+/** Read everything audit needs from a target; what cannot be read is recorded, not guessed. */
+export function gather(t: Target): HostSnapshot {
+  if (!isRoot()) throw new PrivilegeError("audit reads the firewall (iptables-save, nft) and conntrack's counters: run it as root (or with CAP_NET_ADMIN)");
+  const unknown: HostSnapshot['unknown'] = [];
+  let iptablesSave: HostSnapshot['iptablesSave'] = null;
+  if (!findTool('iptables-save')) unknown.push({ what: 'iptables rules', why: "'iptables-save' not installed (apt-get install -y iptables)" });
+  else {
     const r = runInTarget(t, 'iptables-save', [], { allowFail: true });
-    if (r.status === 0) {
-      backends.push(/nf_tables/.test(runInTarget(t, 'iptables', ['-V'], { allowFail: true }).stdout) ? 'iptables-nft' : 'iptables-legacy');
-      const tables = parseIptablesSave(r.stdout);
-      drops = iptablesInvalidDrops(tables);
-      platforms = recognisePlatforms(tables);
-    }
+    if (r.status !== 0) unknown.push({ what: 'iptables rules', why: `iptables-save failed: ${firstLine(r.stderr)}` });
+    else iptablesSave = { text: r.stdout, backend: /nf_tables/.test(runInTarget(t, 'iptables', ['-V'], { allowFail: true }).stdout) ? 'iptables-nft' : 'iptables-legacy' };
   }
+  let nftJson: string | null = null;
   if (findTool('nft')) {
     const r = runInTarget(t, 'nft', ['-j', 'list', 'ruleset'], { allowFail: true });
-    if (r.status === 0 && r.stdout.trim()) {
-      backends.push('nft');
-      drops.push(...nftInvalidDrops(r.stdout).filter((d) => !drops.some((x) => x.backend === 'iptables' && d.table.endsWith(x.table))));
-    }
-  }
-  drops.sort((a, b) => `${a.backend}${a.table}${a.chain}${a.position}`.localeCompare(`${b.backend}${b.table}${b.chain}${b.position}`));
-
-  let invalid: number | null = null;
-  let note: string | null = null;
-  if (findTool('conntrack')) {
+    if (r.status === 0) nftJson = r.stdout;
+    else unknown.push({ what: 'nft ruleset', why: `nft -j list ruleset failed: ${firstLine(r.stderr)}` });
+  } else if (iptablesSave?.backend !== 'iptables-legacy') unknown.push({ what: 'nft ruleset', why: "'nft' not installed (apt-get install -y nftables)" });
+  let conntrackStats: string | null = null;
+  if (!findTool('conntrack')) unknown.push({ what: 'conntrack counters', why: "'conntrack' not installed (apt-get install -y conntrack)" });
+  else {
     const r = runInTarget(t, 'conntrack', ['-S'], { allowFail: true });
-    if (r.status === 0) invalid = parseConntrackStatsText(r.stdout).totals.invalid ?? 0;
-    else note = `conntrack -S failed: ${r.stderr.trim().split('\n')[0] ?? ''}`;
-  } else note = "'conntrack' not installed (apt-get install -y conntrack): invalid counters unknown";
+    if (r.status === 0) conntrackStats = r.stdout;
+    else unknown.push({ what: 'conntrack counters', why: `conntrack -S failed: ${firstLine(r.stderr)}` });
+  }
+  return { target: describeTarget(t), kernelRelease: release(), sysctls: readConntrackSysctls(t), iptablesSave, nftJson, conntrackStats, unknown };
+}
+
+export function audit(t: Target, o: AuditOptions = {}): AuditReport {
+  return analyse(gather(t), o);
+}
+
+export interface AuditOptions {
+  proxyIdleTimeoutS?: number | null;
+}
+
+/** Findings from a snapshot (pure). A finding that would rest on unknown data is not raised. */
+export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
+  const rel = snap.kernelRelease;
+  const p = profileForRelease(rel);
+  const sysctls = snap.sysctls;
+  const findings: Finding[] = [];
+  const unknown = [...snap.unknown];
+  let firewall: AuditReport['firewall'] = null;
+  if (snap.iptablesSave || snap.nftJson !== null) {
+    const backends: string[] = [];
+    let drops: InvalidDrop[] = [];
+    let platforms: Platform[] = [];
+    const nat = new Set<NatKind>();
+    if (snap.iptablesSave) {
+      backends.push(snap.iptablesSave.backend);
+      const tables = parseIptablesSave(snap.iptablesSave.text);
+      drops = iptablesInvalidDrops(tables);
+      platforms = recognisePlatforms(tables);
+      iptablesNat(tables).forEach((k) => nat.add(k));
+    }
+    if (snap.nftJson !== null && snap.nftJson.trim()) {
+      backends.push('nft');
+      drops.push(...nftInvalidDrops(snap.nftJson).filter((d) => !drops.some((x) => x.backend === 'iptables' && d.table.endsWith(x.table))));
+      nftNat(snap.nftJson).forEach((k) => nat.add(k));
+    }
+    drops.sort((a, b) => `${a.backend}${a.table}${a.chain}${a.position}`.localeCompare(`${b.backend}${b.table}${b.chain}${b.position}`));
+    firewall = { backends, invalidDrops: drops, platforms, nat: [...nat].sort() };
+  }
+  const invalid = snap.conntrackStats === null ? null : (parseConntrackStatsText(snap.conntrackStats).totals.invalid ?? 0);
 
   const liberal = sysctls.nf_conntrack_tcp_be_liberal === 1;
-  const inputDrop = drops.some((d) => d.reachedFrom.includes('INPUT') || (d.reachedFrom.includes('PREROUTING') && d.table !== 'raw'));
-  const forwardOnly = !inputDrop && drops.some((d) => d.reachedFrom.includes('FORWARD'));
-  if (!liberal && !inputDrop) {
-    findings.push({
-      id: forwardOnly ? 'invalid-drop-forward-only' : 'no-invalid-drop',
-      severity: forwardOnly ? 'medium' : 'high',
-      title: forwardOnly ? 'INVALID packets are dropped in FORWARD only' : 'INVALID packets reach the host and are answered with RST',
-      explanation: forwardOnly
-        ? 'A FORWARD drop covers DNATed traffic to pods (kube-proxy), but replies to MASQUERADEd connections that conntrack marks INVALID are addressed to the host itself: they go through INPUT, reach its TCP stack and are reset.'
-        : `Nothing drops ctstate INVALID before the host's TCP stack and be_liberal is off. On this kernel (${p.label}) an out-of-window segment through NAT does this: ${outOfWindowSummary(rel)}. The host answers such packets with an RST its container never sent (Docker libnetwork 1090, Kubernetes 74839).`,
-      fix: { command: 'ctprobe fix apply --method drop-invalid --chain INPUT   (or: --method be-liberal)', tradeoffs: `drop-invalid: ${TRADEOFFS_DROP}. be-liberal: ${TRADEOFFS_LIBERAL}.` },
-    });
-  }
   if (liberal)
     findings.push({ id: 'be-liberal-on', severity: 'info', title: 'nf_conntrack_tcp_be_liberal=1', explanation: `Out-of-window packets are not marked INVALID here, so they are not reset. Trade-off: ${TRADEOFFS_LIBERAL}.`, fix: null });
-  for (const d of drops)
-    findings.push({ id: `invalid-drop-${d.backend}-${d.table.replace(/\s+/g, '-')}-${d.chain}-${d.position}`, severity: 'info', title: `INVALID DROP in ${d.backend} ${d.table}/${d.chain} rule ${d.position}${d.reachedFrom.length ? `, reached from ${d.reachedFrom.join(', ')}` : ', not reached from any built-in chain'}${d.ownedByCtprobe ? ' (added by ctprobe)' : ''}`, explanation: d.rule, fix: null });
-  if ((sysctls.nf_conntrack_log_invalid ?? 0) === 0)
+  else if (sysctls.nf_conntrack_tcp_be_liberal === null) unknown.push({ what: 'nf_conntrack_tcp_be_liberal', why: 'not readable (is nf_conntrack loaded in this namespace?)' });
+  if (firewall && sysctls.nf_conntrack_tcp_be_liberal === 0) findings.push(...invalidDropFindings(firewall, p.label, rel));
+  if (firewall)
+    for (const d of firewall.invalidDrops)
+      findings.push({ id: `invalid-drop-${d.backend}-${d.table.replace(/\s+/g, '-')}-${d.chain}-${d.position}`, severity: 'info', title: `INVALID DROP in ${d.backend} ${d.table}/${d.chain} rule ${d.position}${d.reachedFrom.length ? `, reached from ${d.reachedFrom.join(', ')}` : ', not reached from any built-in chain'}${d.ownedByCtprobe ? ' (added by ctprobe)' : ''}`, explanation: d.rule, fix: null });
+  if (sysctls.nf_conntrack_log_invalid === 0)
     findings.push({ id: 'log-invalid-off', severity: 'low', title: 'the kernel does not say why packets are INVALID', explanation: 'nf_conntrack_log_invalid=0: INVALID packets are counted but not logged.', fix: { command: 'ctprobe invalid-log on   (sets net.netfilter.nf_conntrack_log_invalid=6)', tradeoffs: 'log lines for every INVALID TCP packet (rate-limited by the kernel); in containers also needs nf_log_all_netns=1 on the host' } });
   if (invalid !== null && invalid > 0)
     findings.push({ id: 'invalid-counter', severity: 'info', title: `conntrack counted ${invalid} INVALID packet(s)`, explanation: 'conntrack -S invalid, summed over CPUs, since the namespace was created.', fix: null });
@@ -111,15 +152,58 @@ export function audit(t: Target, o: { proxyIdleTimeoutS?: number | null } = {}):
       explanation: `When an upstream closes first and the application closes more than ${cw}s later, conntrack's CLOSE_WAIT entry has expired: the application's FIN is INVALID, never reaches the proxy, and the proxy's FIN-WAIT-2/CLOSE-WAIT sockets leak for up to ${o.proxyIdleTimeoutS}s (Istio 43297). 'ctprobe leaks' finds them.`,
       fix: { command: `sysctl -w net.netfilter.nf_conntrack_tcp_timeout_close_wait=${o.proxyIdleTimeoutS}   (or lower the proxy's idle_timeout)`, tradeoffs: 'longer close_wait keeps half-closed entries in the conntrack table longer (table size); a shorter idle_timeout closes idle long-lived connections' },
     });
-  if (note) findings.push({ id: 'conntrack-tool-missing', severity: 'low', title: 'conntrack counters unavailable', explanation: note, fix: { command: 'apt-get install -y conntrack', tradeoffs: 'none' } });
   const order: Severity[] = ['high', 'medium', 'low', 'info'];
   findings.sort((a, b) => order.indexOf(a.severity) - order.indexOf(b.severity) || a.id.localeCompare(b.id));
   return {
-    target: describeTarget(t),
+    target: snap.target,
     kernel: { release: rel, profile: p.id, label: p.label, outOfWindow: outOfWindowSummary(rel) },
     sysctls,
-    firewall: { backends, invalidDrops: drops, platforms },
-    conntrack: { invalid, note },
+    firewall,
+    conntrack: { invalid },
+    unknown,
     findings,
   };
+}
+
+/**
+ * Whether an INVALID packet can be answered with a reset here depends on the NAT in use:
+ * MASQUERADE/SNAT (Docker 1090: the reply is addressed to the host, so only a drop reached from
+ * INPUT helps), DNAT/REDIRECT (Kubernetes 74839: the reply goes on to the pod or local app; a
+ * FORWARD drop helps for pods). With no NAT nothing is mis-delivered, so nothing is raised.
+ */
+function invalidDropFindings(fw: NonNullable<AuditReport['firewall']>, label: string, rel: string): Finding[] {
+  const reached = (hook: string) => fw.invalidDrops.some((d) => d.reachedFrom.includes(hook) || (d.reachedFrom.includes('PREROUTING') && d.table !== 'raw'));
+  const input = reached('INPUT');
+  const forward = reached('FORWARD');
+  const snat = fw.nat.includes('masquerade') || fw.nat.includes('snat');
+  const dnat = fw.nat.includes('dnat') || fw.nat.includes('redirect');
+  const tradeoffs = `drop-invalid: ${TRADEOFFS_DROP}. be-liberal: ${TRADEOFFS_LIBERAL}.`;
+  const behaviour = `On this kernel (${label}) an out-of-window segment through NAT does this: ${outOfWindowSummary(rel)}.`;
+  if (!snat && !dnat) {
+    if (input || forward) return [];
+    return [{ id: 'no-nat', severity: 'info', title: 'no NAT rules here: an INVALID packet is not mis-delivered, nothing to reset', explanation: `No MASQUERADE, SNAT, DNAT or REDIRECT rule was found, so a packet conntrack marks INVALID still reaches the socket it is addressed to. ${behaviour}`, fix: null }];
+  }
+  if (snat && !input)
+    return [
+      {
+        id: forward ? 'invalid-drop-forward-only' : 'no-invalid-drop',
+        severity: forward ? 'medium' : 'high',
+        title: forward ? 'INVALID packets are dropped in FORWARD only' : 'INVALID packets reach the host and are answered with RST',
+        explanation: forward
+          ? 'A FORWARD drop covers DNATed traffic to pods (kube-proxy), but replies to MASQUERADEd connections that conntrack marks INVALID are addressed to the host itself: they go through INPUT, reach its TCP stack and are reset.'
+          : `This host masquerades (SNAT) and nothing drops ctstate INVALID before its TCP stack; be_liberal is off. ${behaviour} The host answers such packets with an RST its container never sent (Docker libnetwork 1090).`,
+        fix: { command: 'ctprobe fix apply --method drop-invalid --chain INPUT   (or: --method be-liberal)', tradeoffs },
+      },
+    ];
+  if (dnat && !input && !forward)
+    return [
+      {
+        id: 'no-invalid-drop-dnat',
+        severity: 'high',
+        title: 'INVALID replies to DNATed connections are not dropped',
+        explanation: `This host DNATs (a Service, or a REDIRECT) and nothing drops ctstate INVALID; be_liberal is off. ${behaviour} An INVALID reply is not reverse-NATed and the pod or app answers it with RST (Kubernetes 74839).`,
+        fix: { command: 'ctprobe fix apply --method drop-invalid --chain FORWARD   (or: --method be-liberal)', tradeoffs },
+      },
+    ];
+  return [];
 }

@@ -135,21 +135,28 @@ export function recognisePlatforms(tables: Map<string, IptTable>): Platform[] {
   return found;
 }
 
-/** INVALID drops in `nft -j list ruleset` output: rules matching ct state invalid with a drop verdict. */
-export function nftInvalidDrops(json: string): InvalidDrop[] {
-  let doc: { nftables?: Array<Record<string, any>> };
+/** The objects of an `nft -j list ruleset` document; anything else is an InputError, never a crash. */
+function nftObjects(json: string): Array<Record<string, any>> {
+  let doc: unknown;
   try {
-    doc = JSON.parse(json) as typeof doc;
+    doc = JSON.parse(json);
   } catch {
     throw new InputError('nft -j output is not JSON');
   }
+  const list = (doc as { nftables?: unknown } | null)?.nftables;
+  if (typeof doc !== 'object' || doc === null || !Array.isArray(list)) throw new InputError('nft -j output has no "nftables" array (is it `nft -j list ruleset` output?)');
+  return list.filter((o): o is Record<string, any> => typeof o === 'object' && o !== null);
+}
+
+/** INVALID drops in `nft -j list ruleset` output: rules matching ct state invalid with a drop verdict. */
+export function nftInvalidDrops(json: string): InvalidDrop[] {
   const hooks = new Map<string, string>();
   const out: InvalidDrop[] = [];
   const pos = new Map<string, number>();
-  for (const o of doc.nftables ?? []) {
+  for (const o of nftObjects(json)) {
     if (o.chain?.hook) hooks.set(`${o.chain.family}/${o.chain.table}/${o.chain.name}`, String(o.chain.hook).toUpperCase());
     const r = o.rule;
-    if (!r) continue;
+    if (typeof r !== 'object' || r === null) continue;
     const key = `${r.family}/${r.table}/${r.chain}`;
     pos.set(key, (pos.get(key) ?? 0) + 1);
     const expr = JSON.stringify(r.expr ?? []);
@@ -158,4 +165,26 @@ export function nftInvalidDrops(json: string): InvalidDrop[] {
       out.push({ backend: 'nft', table: `${r.family} ${r.table}`, chain: r.chain, position: pos.get(key)!, reachedFrom: hooks.has(key) ? [hooks.get(key)!] : [], rule: `ct state invalid drop${r.comment ? ` comment "${r.comment}"` : ''}`, ownedByCtprobe: r.table === 'ctprobe' });
   }
   return out;
+}
+
+export type NatKind = 'masquerade' | 'snat' | 'dnat' | 'redirect';
+
+const NAT_TARGETS: Record<string, NatKind> = { MASQUERADE: 'masquerade', SNAT: 'snat', DNAT: 'dnat', REDIRECT: 'redirect' };
+
+/** The kinds of NAT an iptables ruleset does (targets in its nat table). */
+export function iptablesNat(tables: Map<string, IptTable>): NatKind[] {
+  const out = new Set<NatKind>();
+  for (const c of tables.get('nat')?.chains.values() ?? []) for (const r of c.rules) if (r.target && NAT_TARGETS[r.target]) out.add(NAT_TARGETS[r.target]!);
+  return [...out];
+}
+
+/** The kinds of NAT an nft ruleset does (masquerade/snat/dnat/redirect statements). */
+export function nftNat(json: string): NatKind[] {
+  const out = new Set<NatKind>();
+  for (const o of nftObjects(json)) {
+    if (typeof o.rule !== 'object' || o.rule === null) continue;
+    const expr = JSON.stringify(o.rule.expr ?? []);
+    for (const k of ['masquerade', 'snat', 'dnat', 'redirect'] as const) if (expr.includes(`"${k}":`)) out.add(k);
+  }
+  return [...out];
 }

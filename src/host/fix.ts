@@ -8,12 +8,12 @@
  *   /run/ctprobe so `remove` restores it.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { CtprobeError } from '../errors.js';
+import { PrivilegeError, SystemError } from '../errors.js';
 import { parseIptablesSave } from './firewall.js';
-import { readConntrackSysctls, writeSysctl } from './sysctl.js';
+import { readConntrackSysctls, writeSysctls } from './sysctl.js';
 import { runInTarget, targetNetnsId, type Target } from './target.js';
-import { STATE_DIR } from './statedir.js';
-import { findTool } from './exec.js';
+import { netnsStateFile, pruneStateFiles, STATE_DIR } from './statedir.js';
+import { findTool, isRoot } from './exec.js';
 
 export type FixMethod = 'drop-invalid' | 'be-liberal';
 export type FixChain = 'INPUT' | 'FORWARD';
@@ -47,10 +47,17 @@ function iptStatus(t: Target): FixChain[] {
   return out;
 }
 
-function nftStatus(t: Target): FixChain[] {
-  if (!findTool('nft')) return [];
+/** ctprobe's nft table as text, or null when it does not exist. */
+function nftTable(t: Target): string | null {
+  if (!findTool('nft')) return null;
   const r = runInTarget(t, 'nft', ['list', 'table', 'inet', 'ctprobe'], { allowFail: true });
-  if (r.status !== 0) return [];
+  return r.status === 0 ? r.stdout : null;
+}
+
+function nftStatus(t: Target): FixChain[] {
+  const text = nftTable(t);
+  if (text === null) return [];
+  const r = { stdout: text };
   const out: FixChain[] = [];
   if (/hook input/.test(r.stdout)) out.push('INPUT');
   if (/hook forward/.test(r.stdout)) out.push('FORWARD');
@@ -58,10 +65,32 @@ function nftStatus(t: Target): FixChain[] {
 }
 
 function stateFile(t: Target): string {
-  return `${STATE_DIR}/fix-be-liberal-${targetNetnsId(t)}.json`;
+  return netnsStateFile('fix-be-liberal', targetNetnsId(t));
+}
+
+/** What the namespace looked like before ctprobe's iptables chain, so remove can restore it exactly. */
+function dropStateFile(t: Target): string {
+  return netnsStateFile('fix-drop-invalid', targetNetnsId(t));
+}
+
+/** Fixes change a firewall or a sysctl: fail in one line, up front, without the privilege. */
+export function requireFixPrivilege(): void {
+  if (!isRoot()) throw new PrivilegeError('fix reads and changes the firewall and conntrack sysctls: run it as root (or with CAP_NET_ADMIN)');
+}
+
+/**
+ * An iptables `filter` table that ctprobe's apply created (it was not there before) and that is
+ * now empty again: built-in chains only, policy ACCEPT, no rules.
+ */
+function filterTableIsPristine(save: string): boolean {
+  const filter = parseIptablesSave(save).get('filter');
+  if (!filter) return false;
+  return [...filter.chains].every(([name, c]) => ['INPUT', 'FORWARD', 'OUTPUT'].includes(name) && c.policy === 'ACCEPT' && c.rules.length === 0);
 }
 
 export function fixStatus(t: Target, withNft = true): FixStatus {
+  requireFixPrivilege();
+  pruneStateFiles();
   const v = readConntrackSysctls(t).nf_conntrack_tcp_be_liberal ?? null;
   let previous: number | null = null;
   let applied = false;
@@ -96,15 +125,17 @@ export function nftApplyText(chain: FixChain): string {
 }
 
 export function applyFix(t: Target, method: FixMethod, o: { chain: FixChain; backend: FixBackend; dryRun: boolean }): FixResult {
+  requireFixPrivilege();
+  pruneStateFiles();
   if (method === 'be-liberal') {
     const cur = readConntrackSysctls(t).nf_conntrack_tcp_be_liberal;
-    if (cur === null) throw new CtprobeError('ESYS', 'net.netfilter.nf_conntrack_tcp_be_liberal does not exist here (is nf_conntrack loaded?)');
+    if (cur === null) throw new SystemError('net.netfilter.nf_conntrack_tcp_be_liberal does not exist here (is nf_conntrack loaded?)');
     const cmd = `sysctl -w net.netfilter.nf_conntrack_tcp_be_liberal=1`;
     if (cur === 1) return { changed: false, message: 'be_liberal is already 1', commands: [] };
     if (o.dryRun) return { changed: false, message: 'would set be_liberal=1', commands: [cmd] };
     mkdirSync(STATE_DIR, { recursive: true });
     writeFileSync(stateFile(t), JSON.stringify({ previous: cur }) + '\n');
-    writeSysctl(t, 'nf_conntrack_tcp_be_liberal', 1);
+    writeSysctls(t, { nf_conntrack_tcp_be_liberal: 1 });
     return { changed: true, message: `set nf_conntrack_tcp_be_liberal=1 (was ${cur}; 'fix remove' restores it)`, commands: [cmd] };
   }
   if (o.backend === 'nft') {
@@ -119,11 +150,31 @@ export function applyFix(t: Target, method: FixMethod, o: { chain: FixChain; bac
   // With the chain present (jumped to from the other chain), only add the jump.
   const text = now.length ? ['*filter', `-I ${o.chain} 1 -m comment --comment ctprobe -j ${CTPROBE_CHAIN}`, 'COMMIT', ''].join('\n') : iptablesApplyText(o.chain);
   if (o.dryRun) return { changed: false, message: 'would run iptables-restore --noflush with:', commands: [text] };
+  if (!now.length) {
+    mkdirSync(STATE_DIR, { recursive: true });
+    writeFileSync(dropStateFile(t), JSON.stringify({ filterTableExisted: /^\*filter$/m.test(iptSave(t)) }) + '\n');
+  }
   runInTarget(t, 'iptables-restore', ['--noflush'], { input: text });
   return { changed: true, message: `added chain ${CTPROBE_CHAIN} (ctstate INVALID → DROP) at position 1 of ${o.chain}`, commands: [text] };
 }
 
+/** If apply created iptables' filter table (iptables-nft), delete it again so remove is byte-identical. */
+function restoreFilterTable(t: Target): void {
+  let before: { filterTableExisted: boolean } | null = null;
+  try {
+    before = JSON.parse(readFileSync(dropStateFile(t), 'utf8')) as { filterTableExisted: boolean };
+  } catch {
+    /* applied by an older ctprobe, or by hand: leave the table */
+  }
+  rmSync(dropStateFile(t), { force: true });
+  if (!before || before.filterTableExisted) return;
+  const backendNft = /nf_tables/.test(runInTarget(t, 'iptables', ['-V'], { allowFail: true }).stdout);
+  if (backendNft && filterTableIsPristine(iptSave(t))) runInTarget(t, 'nft', ['delete', 'table', 'ip', 'filter'], { allowFail: true });
+}
+
 export function removeFix(t: Target, method: FixMethod, o: { dryRun: boolean }): FixResult {
+  requireFixPrivilege();
+  pruneStateFiles();
   if (method === 'be-liberal') {
     let previous: number;
     try {
@@ -133,7 +184,7 @@ export function removeFix(t: Target, method: FixMethod, o: { dryRun: boolean }):
     }
     const cmd = `sysctl -w net.netfilter.nf_conntrack_tcp_be_liberal=${previous}`;
     if (o.dryRun) return { changed: false, message: 'would restore be_liberal', commands: [cmd] };
-    writeSysctl(t, 'nf_conntrack_tcp_be_liberal', previous);
+    writeSysctls(t, { nf_conntrack_tcp_be_liberal: previous });
     rmSync(stateFile(t), { force: true });
     return { changed: true, message: `restored nf_conntrack_tcp_be_liberal=${previous}`, commands: [cmd] };
   }
@@ -143,10 +194,14 @@ export function removeFix(t: Target, method: FixMethod, o: { dryRun: boolean }):
   if (hasChain) {
     const text = iptablesRemoveText(ipt);
     res.commands.push(text);
-    if (!o.dryRun) runInTarget(t, 'iptables-restore', ['--noflush'], { input: text });
+    if (!o.dryRun) {
+      runInTarget(t, 'iptables-restore', ['--noflush'], { input: text });
+      restoreFilterTable(t);
+    }
     res.changed = !o.dryRun;
   }
-  if (nftStatus(t).length) {
+  // The table, not its hooks: a user may have deleted ctprobe's chain and left the table.
+  if (nftTable(t) !== null) {
     const text = 'delete table inet ctprobe\n';
     res.commands.push(text);
     if (!o.dryRun) runInTarget(t, 'nft', ['-f', '-'], { input: text });

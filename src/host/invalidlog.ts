@@ -7,16 +7,18 @@
  *   did, in a chain of ctprobe's own jumped to from PREROUTING and OUTPUT.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
-import { enableLogAllNetns, readLogAllNetns, restoreLogAllNetns } from '../lab/state.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PrivilegeError, UsageError } from '../errors.js';
+import { parseKernelLogLine, type InvalidLogEvent } from '../inspect/kernlog.js';
+import { KernelLog } from './kmsg.js';
 import { parseIptablesSave } from './firewall.js';
-import { readConntrackSysctls, writeSysctl } from './sysctl.js';
+import { enableLogAllNetns, readConntrackSysctls, readLogAllNetns, restoreLogAllNetnsNow, writeSysctls } from './sysctl.js';
 import { runInTarget, targetNetnsId, type Target } from './target.js';
-import { STATE_DIR } from './statedir.js';
+import { netnsStateFile, STATE_DIR } from './statedir.js';
 
 export const LOG_CHAIN = 'CTPROBE-LOG';
 
-const stateFile = (t: Target) => `${STATE_DIR}/invalid-log-${targetNetnsId(t)}.json`;
+const stateFile = (t: Target) => netnsStateFile('invalid-log', targetNetnsId(t));
 
 export interface InvalidLogStatus {
   logInvalid: number | null;
@@ -62,7 +64,7 @@ export function invalidLogOn(t: Target, o: { method: 'sysctl' | 'log-rule'; pref
   }
   if (o.method === 'sysctl') {
     if (cur === null) throw new UsageError('net.netfilter.nf_conntrack_log_invalid does not exist here (is nf_conntrack loaded?)');
-    if (cur !== 6) writeSysctl(t, 'nf_conntrack_log_invalid', 6);
+    if (cur !== 6) writeSysctls(t, { nf_conntrack_log_invalid: 6 });
     said.push(cur === 6 ? 'nf_conntrack_log_invalid is already 6' : `set nf_conntrack_log_invalid=6 (was ${cur})`);
   } else if (logRulePrefix(t) === null) {
     if (!/^[\w .:-]{1,28}$/.test(o.prefix)) throw new UsageError('--prefix: up to 28 letters, digits, spaces, . : _ -');
@@ -93,7 +95,7 @@ export function invalidLogOff(t: Target): string[] {
   }
   const said: string[] = [];
   if (state.previous !== null && readConntrackSysctls(t).nf_conntrack_log_invalid !== state.previous) {
-    writeSysctl(t, 'nf_conntrack_log_invalid', state.previous);
+    writeSysctls(t, { nf_conntrack_log_invalid: state.previous });
     said.push(`restored nf_conntrack_log_invalid=${state.previous}`);
   }
   if (logRulePrefix(t) !== null) {
@@ -106,9 +108,38 @@ export function invalidLogOff(t: Target): string[] {
       runInTarget(t, 'nft', ['delete', 'table', 'ip', 'mangle'], { allowFail: true });
   }
   if (state.allNetns) {
-    const v = restoreLogAllNetns();
+    const v = restoreLogAllNetnsNow();
     if (v !== null) said.push(`restored nf_log_all_netns=${v}`);
   }
   rmSync(stateFile(t), { force: true });
   return said.length ? said : ['already off'];
+}
+
+export interface WatchedLine {
+  usec: number;
+  event: InvalidLogEvent;
+}
+
+/**
+ * Follow the kernel log from now on and hand over each invalid-packet line, until `signal` aborts
+ * or `untilMs` (epoch ms) passes. Returns how many lines were seen.
+ */
+export async function watchInvalidLog(o: { untilMs: number; onlyConntrack: boolean; signal: AbortSignal }, onLine: (l: WatchedLine) => void): Promise<number> {
+  const klog = KernelLog.open();
+  if (!klog) throw new PrivilegeError('cannot read /dev/kmsg: run as root (or with CAP_SYSLOG)');
+  let n = 0;
+  try {
+    while (!o.signal.aborted && Date.now() < o.untilMs) {
+      for (const r of klog.drain()) {
+        const e = parseKernelLogLine(r.text);
+        if (!e || (o.onlyConntrack && e.reason === null)) continue;
+        n++;
+        onLine({ usec: r.usec, event: e });
+      }
+      await sleep(200, undefined, { signal: o.signal }).catch(() => undefined);
+    }
+  } finally {
+    klog.close();
+  }
+  return n;
 }

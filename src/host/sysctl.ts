@@ -1,23 +1,22 @@
-/** Conntrack sysctls of a target namespace (they are per network namespace). */
+/**
+ * Conntrack sysctls of a target namespace (they are per network namespace): the one place that
+ * reads and writes them, and the one list of their defaults (timeouts come from the model).
+ */
+import { DEFAULT_TIMEOUTS } from '../conntrack/states.js';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { InternalError } from '../errors.js';
+import { STATE_DIR } from './statedir.js';
+import { run, type RunOptions } from './exec.js';
 import { runInTarget, type Target } from './target.js';
 
 /** TCP conntrack sysctls and their defaults (net.netfilter.…). */
-export const CONNTRACK_SYSCTLS: Record<string, number> = {
+export const CONNTRACK_SYSCTLS: Readonly<Record<string, number>> = {
   nf_conntrack_tcp_be_liberal: 0,
   nf_conntrack_tcp_loose: 1,
   nf_conntrack_tcp_ignore_invalid_rst: 0,
   nf_conntrack_log_invalid: 0,
   nf_conntrack_tcp_max_retrans: 3,
-  nf_conntrack_tcp_timeout_syn_sent: 120,
-  nf_conntrack_tcp_timeout_syn_recv: 60,
-  nf_conntrack_tcp_timeout_established: 432000,
-  nf_conntrack_tcp_timeout_fin_wait: 120,
-  nf_conntrack_tcp_timeout_close_wait: 60,
-  nf_conntrack_tcp_timeout_last_ack: 30,
-  nf_conntrack_tcp_timeout_time_wait: 120,
-  nf_conntrack_tcp_timeout_close: 10,
-  nf_conntrack_tcp_timeout_max_retrans: 300,
-  nf_conntrack_tcp_timeout_unacknowledged: 300,
+  ...Object.fromEntries(Object.entries(DEFAULT_TIMEOUTS).map(([k, v]) => [`nf_conntrack_tcp_timeout_${k}`, v])),
 };
 
 /** Read every known conntrack sysctl in one go; absent ones (older kernels) are null. */
@@ -34,7 +33,69 @@ export function readConntrackSysctls(t: Target): Record<string, number | null> {
   return out;
 }
 
-export function writeSysctl(t: Target, name: string, value: number): void {
-  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`bad sysctl name ${name}`);
-  runInTarget(t, 'sh', ['-c', `echo ${Math.trunc(value)} > /proc/sys/net/netfilter/${name}`]);
+/**
+ * A shell script writing sysctls, given as dotted names (`net.ipv4.ip_forward`) or bare
+ * netfilter names (`nf_conntrack_log_invalid`); stops at the first failure.
+ */
+export function sysctlScript(values: Record<string, number>): string {
+  return Object.entries(values)
+    .map(([name, v]) => {
+      if (!/^[a-z0-9_.]+$/.test(name)) throw new InternalError(`bad sysctl name ${name}`);
+      const path = name.includes('.') ? name.replace(/\./g, '/') : `net/netfilter/${name}`;
+      return `echo ${Math.trunc(v)} > /proc/sys/${path}`;
+    })
+    .join(' && ');
 }
+
+/** Write sysctls in a target namespace (one process for all of them). */
+export function writeSysctls(t: Target, values: Record<string, number>): void {
+  runInTarget(t, 'sh', ['-c', sysctlScript(values)]);
+}
+
+/** The same inside a named namespace, asynchronously (the lab's cells run in parallel). */
+export async function writeSysctlsIn(netns: string, values: Record<string, number>, opts: RunOptions = {}): Promise<void> {
+  await run('sh', ['-c', sysctlScript(values)], { ...opts, netns });
+}
+
+// nf_log_all_netns: the one root-namespace sysctl ctprobe may touch (kernel log lines from other
+// namespaces are printed only when it is 1). The original value is kept on disk so that a
+// killed run's leftovers can still restore it.
+const LOG_ALL = '/proc/sys/net/netfilter/nf_log_all_netns';
+const LOG_ALL_ORIG = `${STATE_DIR}/nf_log_all_netns.orig`;
+
+/** Read nf_log_all_netns; null when the kernel has none. */
+export function readLogAllNetns(): number | null {
+  try {
+    return Number(readFileSync(LOG_ALL, 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
+/** Make sure kernel log lines from other namespaces are emitted; remember the original value. */
+export function enableLogAllNetns(): { changed: boolean; value: number | null } {
+  const v = readLogAllNetns();
+  if (v === null || v === 1) return { changed: false, value: v };
+  mkdirSync(STATE_DIR, { recursive: true });
+  if (!existsSync(LOG_ALL_ORIG)) writeFileSync(LOG_ALL_ORIG, `${v}\n`);
+  try {
+    writeFileSync(LOG_ALL, '1\n');
+  } catch {
+    return { changed: false, value: v };
+  }
+  return { changed: true, value: 1 };
+}
+
+/** Restore nf_log_all_netns to the value remembered by enableLogAllNetns (callers decide when). */
+export function restoreLogAllNetnsNow(): number | null {
+  if (!existsSync(LOG_ALL_ORIG)) return null;
+  const orig = Number(readFileSync(LOG_ALL_ORIG, 'utf8').trim());
+  try {
+    writeFileSync(LOG_ALL, `${orig}\n`);
+  } catch {
+    return null;
+  }
+  rmSync(LOG_ALL_ORIG, { force: true });
+  return orig;
+}
+

@@ -4,7 +4,7 @@
  * pod (`--pod NAME`: the process whose UTS hostname is the pod name, as the seed found Envoy).
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { CtprobeError, UsageError } from '../errors.js';
+import { NamespaceError, UsageError } from '../errors.js';
 import { requireTool, runSync, type RunOptions, type RunResult } from './exec.js';
 
 export type Target = { kind: 'host' } | { kind: 'netns'; name: string } | { kind: 'pid'; pid: number; pod?: string };
@@ -53,8 +53,8 @@ export function findPod(pod: string): Target {
       if (net && !nets.has(net)) nets.set(net, Number(p));
     }
   }
-  if (nets.size === 0) throw new CtprobeError('ENETNS', `no process has the hostname '${pod}' (is the pod on this node? 'crictl pods' lists them)`);
-  if (nets.size > 1) throw new CtprobeError('ENETNS', `hostname '${pod}' is used in ${nets.size} network namespaces (pids ${[...nets.values()].join(', ')}): use --pid to choose one`);
+  if (nets.size === 0) throw new NamespaceError(`no process has the hostname '${pod}' (is the pod on this node? 'crictl pods' lists them)`);
+  if (nets.size > 1) throw new NamespaceError(`hostname '${pod}' is used in ${nets.size} network namespaces (pids ${[...nets.values()].join(', ')}): use --pid to choose one`);
   return { kind: 'pid', pid: [...nets.values()][0]!, pod };
 }
 
@@ -64,19 +64,14 @@ export function targetFromFlags(v: { netns?: string; pid?: string; pod?: string 
   if (given > 1) throw new UsageError('give at most one of --netns, --pid, --pod');
   if (v.netns !== undefined) {
     const list = runSync('ip', ['netns', 'list'], { allowFail: true }).stdout.split('\n').map((l) => l.split(' ')[0]);
-    if (!list.includes(v.netns)) throw new CtprobeError('ENETNS', `no network namespace named '${v.netns}' ('ip netns list' shows them)`);
+    if (!list.includes(v.netns)) throw new NamespaceError(`no network namespace named '${v.netns}' ('ip netns list' shows them)`);
     return { kind: 'netns', name: v.netns };
   }
   if (v.pid !== undefined) {
     if (!/^\d+$/.test(v.pid)) throw new UsageError(`--pid: '${v.pid}' is not a process id`);
-    if (!nsInode(v.pid, 'net')) throw new CtprobeError('ENETNS', `no process ${v.pid} (or its namespaces cannot be read: run as root)`);
+    if (!nsInode(v.pid, 'net')) throw new NamespaceError(`no process ${v.pid} (or its namespaces cannot be read: run as root)`);
     return { kind: 'pid', pid: Number(v.pid) };
   }
   if (v.pod !== undefined) return findPod(v.pod);
   return { kind: 'host' };
 }
-
-export const TARGET_FLAGS = { netns: { type: 'string' }, pid: { type: 'string' }, pod: { type: 'string' } } as const;
-export const TARGET_HELP = `  --netns NAME      act in this named network namespace (ip netns list)
-  --pid PID         act in the network namespace of this process
-  --pod NAME        act in the network namespace of the pod whose hostname is NAME`;

@@ -3,8 +3,8 @@
  * lines or of line batches (files are read in chunks and handed over a batch at a time: one
  * promise per batch, not per line, keeps 100k-line support bundles fast with bounded memory).
  */
-import { createReadStream, existsSync } from 'node:fs';
-import { InputError } from '../errors.js';
+import { createReadStream } from 'node:fs';
+import { fileError } from '../errors.js';
 
 export type LineSource = string | Iterable<string> | AsyncIterable<string | string[]>;
 
@@ -40,12 +40,17 @@ export async function* lineBatches(src: LineSource): AsyncGenerator<string[]> {
 
 /** A file's lines in batches, read in chunks (bounded memory). */
 export async function* fileLineBatches(path: string): AsyncGenerator<string[]> {
-  if (!existsSync(path)) throw new InputError(`cannot read ${path}: no such file`);
   let rest = '';
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
-    const parts = (rest + (chunk as string)).split('\n');
-    rest = parts.pop() ?? '';
-    yield parts;
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream) {
+      const parts = (rest + (chunk as string)).split('\n');
+      rest = parts.pop() ?? '';
+      yield parts;
+    }
+  } catch (e) {
+    // ENOENT, EISDIR, EACCES: one line naming the file and the fix.
+    throw fileError(path, e);
   }
   if (rest) yield [rest];
 }

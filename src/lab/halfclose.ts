@@ -9,8 +9,10 @@
  *   app namespace: app (203.0.113.1) + proxy :15001 (uid 1337) ── veth ── upstream namespace (203.0.113.2:7777)
  */
 import { writeFileSync } from 'node:fs';
-import { CtprobeError } from '../errors.js';
+import { LabError } from '../errors.js';
+import type { WireEvent } from '../events.js';
 import { run } from '../host/exec.js';
+import { writeSysctlsIn } from '../host/sysctl.js';
 import type { KernelProfile } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
@@ -39,6 +41,14 @@ interface HcCell {
 }
 
 const SHORT_IDLE_MS = 4500;
+
+export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> = {
+  none: 'nothing',
+  'close-wait-long': 'nf_conntrack_tcp_timeout_close_wait=60 (outlives the app’s close delay)',
+  'idle-timeout': `the proxy's idle timeout is ${SHORT_IDLE_MS / 1000}s (Envoy's default is 1h)`,
+  'drop-invalid': 'INVALID DROP in OUTPUT and INPUT',
+  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
+};
 
 /** Expected verdicts: a FIN with no conntrack entry is "invalid new" on every kernel version. */
 export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: string; why: string } {
@@ -83,12 +93,11 @@ async function setup(app: string, up: string, veth: string, m: HalfCloseMitigati
     run('ip', ['-n', up, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `addr add ${HC.upstream}/24 dev eth0`].join('\n') + '\n' }),
   ]);
   await run('iptables-restore', [], { netns: app, input: ruleset(m) });
-  const set = (k: string, v: number) => `echo ${v} > /proc/sys/net/netfilter/${k}`;
-  await run('sh', ['-c', [
-    set('nf_conntrack_log_invalid', 6),
-    set('nf_conntrack_tcp_timeout_close_wait', m === 'close-wait-long' ? 60 : HC.closeWaitShort),
-    set('nf_conntrack_tcp_be_liberal', m === 'be-liberal' ? 1 : 0),
-  ].join(' && ')], { netns: app });
+  await writeSysctlsIn(app, {
+    nf_conntrack_log_invalid: 6,
+    nf_conntrack_tcp_timeout_close_wait: m === 'close-wait-long' ? 60 : HC.closeWaitShort,
+    nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0,
+  });
 }
 
 async function snapshot(ns: string): Promise<{ ss: string; conntrack: string }> {
@@ -113,25 +122,25 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   const ifindex = capture ? await interfaceIndex(appNs) : undefined;
   const stopCapture = capture ? await startCapture(appNs, capture, `tcp port ${HC.upstreamPort} or tcp port ${HC.proxyPort}`) : null;
 
-  const upEvents: Array<Record<string, unknown>> = [];
+  const upEvents: WireEvent[] = [];
   const upstream = spawnNode(upNs, PEERS_PATH, ['upstream', String(HC.upstreamPort), String(HC.upstreamCloseAfterMs)]);
   void jsonLines(upstream, (e) => upEvents.push(e));
-  const proxyEvents: Array<Record<string, unknown>> = [];
+  const proxyEvents: WireEvent[] = [];
   const idleMs = c.mitigation === 'idle-timeout' ? SHORT_IDLE_MS : 3_600_000;
   const proxy = spawnNode(appNs, CLI_PATH, ['proxy', '--port', String(HC.proxyPort), '--idle-timeout', `${idleMs}ms`, '-o', 'json'], HC.proxyUid);
   let proxyErr = '';
   proxy.stderr?.setEncoding('utf8').on('data', (d: string) => (proxyErr += d));
   void jsonLines(proxy, (e) => proxyEvents.push(e));
   const ok = await Promise.all([
-    waitFor(upstream, upEvents, (e) => e.event === 'listening', 5000),
-    waitFor(proxy, proxyEvents, (e) => e.event === 'listening', 5000),
+    waitFor(upstream, upEvents, (e) => e.type === 'upstream-listening', 5000),
+    waitFor(proxy, proxyEvents, (e) => e.type === 'proxy-listening', 5000),
   ]);
-  if (!ok.every(Boolean)) throw new CtprobeError('ECMD', `lab cell ${c.id}: the proxy or upstream did not start${proxyErr ? `: ${proxyErr.trim().split('\n')[0]}` : ''}`);
+  if (!ok.every(Boolean)) throw new LabError(`lab cell ${c.id}: the proxy or upstream did not start${proxyErr ? `: ${proxyErr.trim().split('\n')[0]}` : ''}`);
 
-  const appEvents: Array<Record<string, unknown>> = [];
+  const appEvents: WireEvent[] = [];
   const app = spawnNode(appNs, PEERS_PATH, ['app', HC.upstream, String(HC.upstreamPort), String(sport), String(HC.appCloseDelayMs), c.reuse ? '1' : '0', '3000']);
   const appDone = jsonLines(app, (e) => appEvents.push(e));
-  await waitFor(app, appEvents, (e) => e.event === 'app-fin' || e.event === 'connect-failed', 10_000);
+  await waitFor(app, appEvents, (e) => e.type === 'app-fin' || e.type === 'connect-failed', 10_000);
   const tFin = performance.now();
   await new Promise((r) => setTimeout(r, 600));
   const snap = await snapshot(appNs);
@@ -158,9 +167,9 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   }
   if (c.reuse) {
     await appDone;
-    const reuse = appEvents.find((e) => e.event === 'reuse');
+    const reuse = appEvents.find((e) => e.type === 'reuse');
     details.reuse = reuse ?? null;
-    verdict = reuse?.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
+    verdict = reuse?.type === 'reuse' && reuse.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
     details.staleSocketAfterReuse = Boolean(await findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
   }
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');

@@ -4,7 +4,8 @@
  * namespaces, interface names and server port, so cells run in parallel and kernel log lines are
  * attributed to the right cell.
  */
-import { CtprobeError } from '../errors.js';
+import { LabError } from '../errors.js';
+import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
@@ -53,7 +54,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   const ifindex = capture ? await interfaceIndex(ns.host) : undefined;
   const stopCapture = capture ? await startCapture(ns.host, capture, `tcp port ${cell.port}`) : null;
 
-  const serverEvents: Array<Record<string, unknown>> = [];
+  const serverEvents: WireEvent[] = [];
   const server = spawnNode(ns.server, CLI_PATH, [
     'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
     '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
@@ -61,15 +62,15 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   let serverErr = '';
   server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
   const serverDone = jsonLines(server, (e) => serverEvents.push(e));
-  if (!(await waitFor(server, serverEvents, (e) => e.event === 'listening', 5000)))
-    throw new CtprobeError('ECMD', `lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
+  if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', 5000)))
+    throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
   let client: string | null = null;
   const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, [
     'client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json',
   ]);
   const clientDone = jsonLines(cl, (e) => {
-    if (e.event === 'attempt') client = (e.outcome as string) ?? null;
+    if (e.type === 'attempt') client = e.outcome;
   });
   const timer = setTimeout(() => {
     server.kill('SIGTERM');
@@ -80,8 +81,8 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
 
   const captureDropped = (await stopCapture?.()) ?? null;
   const after = await invalidCounter(ns.host);
-  const closed = serverEvents.find((e) => e.event === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
-  const verdict = (closed?.verdict as 'reset' | 'clean' | undefined) ?? 'timeout';
+  const closed = serverEvents.find((e) => e.type === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
+  const verdict = closed?.type === 'closed' ? closed.verdict : 'timeout';
   return cellResult({
     id: cell.id,
     verdict,

@@ -12,21 +12,23 @@
  *           from the same source port and reports how long that took, or that it timed out.
  */
 import net from 'node:net';
+import { encodeEvent, type PeerEvent } from '../events.js';
 
-const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify({ ts: Date.now(), ...o }) + '\n');
+type Body<E> = E extends PeerEvent ? Omit<E, 'ts'> : never;
+const out = (o: Body<PeerEvent>) => process.stdout.write(encodeEvent({ ts: Date.now(), ...o } as PeerEvent) + '\n');
 
 function upstream(port: number, closeAfterMs: number): void {
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    out({ event: 'upstream-accepted', peer: `${s.remoteAddress}:${s.remotePort}` });
+    out({ type: 'upstream-accepted', peer: `${s.remoteAddress}:${s.remotePort}` });
     s.on('error', () => undefined);
     s.on('end', () => s.end());
     s.write('hello from upstream\n');
     setTimeout(() => {
       s.end();
-      out({ event: 'upstream-fin', peer: `${s.remoteAddress}:${s.remotePort}` });
+      out({ type: 'upstream-fin', peer: `${s.remoteAddress}:${s.remotePort}` });
     }, closeAfterMs);
   });
-  server.listen(port, () => out({ event: 'listening', port }));
+  server.listen(port, () => out({ type: 'upstream-listening', port }));
   process.on('SIGTERM', () => process.exit(0));
 }
 
@@ -52,25 +54,25 @@ function connectOnce(host: string, port: number, localPort: number, timeoutMs: n
 async function app(host: string, port: number, sourcePort: number, closeDelayMs: number, reuse: boolean, connectTimeoutMs: number): Promise<void> {
   const first = await connectOnce(host, port, sourcePort, connectTimeoutMs);
   if (!first.s) {
-    out({ event: 'connect-failed', error: first.error, ms: first.ms });
+    out({ type: 'connect-failed', error: first.error, ms: first.ms });
     return;
   }
   const s = first.s;
-  out({ event: 'connected', local: `${s.localAddress}:${s.localPort}`, ms: first.ms });
-  s.on('error', (e) => out({ event: 'app-error', message: e.message }));
+  out({ type: 'connected', local: `${s.localAddress}:${s.localPort}`, ms: first.ms });
+  s.on('error', (e) => out({ type: 'app-error', message: e.message }));
   s.on('data', () => undefined);
   await new Promise<void>((resolve) => s.once('end', () => resolve()));
-  out({ event: 'eof' });
+  out({ type: 'eof' });
   await new Promise((r) => setTimeout(r, closeDelayMs));
   s.end();
-  out({ event: 'app-fin' });
+  out({ type: 'app-fin' });
   // The app's socket goes when the upstream's RST (or the proxy's ACK) arrives; do not wait long.
   await new Promise((r) => setTimeout(r, 400));
   s.destroy();
   if (!reuse) return;
   await new Promise((r) => setTimeout(r, 300));
   const again = await connectOnce(host, port, sourcePort, connectTimeoutMs);
-  out({ event: 'reuse', result: again.s ? 'connected' : again.error, ms: again.ms });
+  out({ type: 'reuse', result: again.s ? 'connected' : again.error, ms: again.ms });
   again.s?.destroy();
 }
 

@@ -1,7 +1,9 @@
 /** Processes the lab starts inside its namespaces, tracked so teardown can kill them first. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { run } from '../host/exec.js';
+import { LabError } from '../errors.js';
+import { decodeEvent, type WireEvent } from '../events.js';
+import { requireTool, run } from '../host/exec.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
 
 export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -11,15 +13,15 @@ export const liveChildren = new Set<ChildProcess>();
 
 /** Run `node SCRIPT args…` inside a namespace, optionally as another uid (via setpriv). */
 export function spawnNode(ns: string, script: string, args: string[], uid?: number): ChildProcess {
-  const pre = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
-  const p = spawn('ip', ['netns', 'exec', ns, ...pre, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pre = uid === undefined ? [] : [requireTool('setpriv'), `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const p = spawn(requireTool('ip'), ['netns', 'exec', ns, ...pre, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(p);
   p.on('close', () => liveChildren.delete(p));
   return p;
 }
 
-/** Feed each stdout line of `p` that parses as JSON to `onEvent`; resolves with the exit code. */
-export function jsonLines(p: ChildProcess, onEvent: (e: Record<string, unknown>) => void): Promise<number | null> {
+/** Feed each stdout line of `p` that is an event of the contract (src/events.ts) to `onEvent`; resolves with the exit code. */
+export function jsonLines(p: ChildProcess, onEvent: (e: WireEvent) => void): Promise<number | null> {
   let buf = '';
   p.stdout?.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
@@ -27,18 +29,15 @@ export function jsonLines(p: ChildProcess, onEvent: (e: Record<string, unknown>)
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      try {
-        onEvent(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* not an event */
-      }
+      const e = decodeEvent(line);
+      if (e) onEvent(e);
     }
   });
   return new Promise((resolve) => p.on('close', (code) => resolve(code)));
 }
 
 /** Wait for the first event matching `pred`, or for the process to end (false). */
-export function waitFor(p: ChildProcess, events: Array<Record<string, unknown>>, pred: (e: Record<string, unknown>) => boolean, timeoutMs: number): Promise<boolean> {
+export function waitFor(p: ChildProcess, events: WireEvent[], pred: (e: WireEvent) => boolean, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const tick = () => {
@@ -66,7 +65,7 @@ export async function invalidCounter(ns: string): Promise<number | null> {
  * Call the returned stop() to end it and wait until the file is complete.
  */
 export async function startCapture(ns: string, file: string, filter: string): Promise<() => Promise<number | null>> {
-  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-n', '-U', '--immediate-mode', '-B', '16384', // ten captures at once on 2 cores drop packets with the default buffer
+  const p = spawn(requireTool('ip'), ['netns', 'exec', ns, requireTool('tcpdump'), '-i', 'any', '-n', '-U', '--immediate-mode', '-B', '16384', // ten captures at once on 2 cores drop packets with the default buffer
      '-s', '262144', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   liveChildren.add(p);
   const closed = new Promise<void>((resolve) => p.on('close', () => {
@@ -75,7 +74,7 @@ export async function startCapture(ns: string, file: string, filter: string): Pr
   }));
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`tcpdump did not start in ${ns}: ${err.trim()}`)), 5000);
+    const t = setTimeout(() => reject(new LabError(`tcpdump did not start in ${ns}: ${err.trim()}`)), 5000);
     p.stderr?.setEncoding('utf8').on('data', (d: string) => {
       err += d;
       if (/listening on/.test(err)) {
@@ -85,7 +84,7 @@ export async function startCapture(ns: string, file: string, filter: string): Pr
     });
     p.on('close', () => {
       clearTimeout(t);
-      reject(new Error(`tcpdump exited in ${ns}: ${err.trim().split('\n').pop() ?? ''}`));
+      reject(new LabError(`tcpdump exited in ${ns}: ${err.trim().split('\n').pop() ?? ''}`));
     });
   });
   return async () => {

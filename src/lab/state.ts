@@ -7,12 +7,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { runSync } from '../host/exec.js';
+import { restoreLogAllNetnsNow } from '../host/sysctl.js';
+export { enableLogAllNetns, readLogAllNetns } from '../host/sysctl.js';
 
 export const LAB_PREFIX = 'ctp-lab-';
 export { STATE_DIR } from '../host/statedir.js';
 import { STATE_DIR } from '../host/statedir.js';
-const LOG_ALL = '/proc/sys/net/netfilter/nf_log_all_netns';
-const LOG_ALL_ORIG = `${STATE_DIR}/nf_log_all_netns.orig`;
 
 export function newRunId(): string {
   return randomBytes(3).toString('hex');
@@ -79,40 +79,9 @@ export function runOfNamespace(ns: string): string | null {
   return /^ctp-lab-([0-9a-f]+)-/.exec(ns)?.[1] ?? null;
 }
 
-/** Read nf_log_all_netns; null when the kernel has none. */
-export function readLogAllNetns(): number | null {
-  try {
-    return Number(readFileSync(LOG_ALL, 'utf8').trim());
-  } catch {
-    return null;
-  }
-}
-
-/** Make sure kernel log lines from other namespaces are emitted; remember the original value. */
-export function enableLogAllNetns(): { changed: boolean; value: number | null } {
-  const v = readLogAllNetns();
-  if (v === null || v === 1) return { changed: false, value: v };
-  mkdirSync(STATE_DIR, { recursive: true });
-  if (!existsSync(LOG_ALL_ORIG)) writeFileSync(LOG_ALL_ORIG, `${v}\n`);
-  try {
-    writeFileSync(LOG_ALL, '1\n');
-  } catch {
-    return { changed: false, value: v };
-  }
-  return { changed: true, value: 1 };
-}
-
 /** Restore nf_log_all_netns when no other lab run is alive. Returns the value restored, if any. */
 export function restoreLogAllNetns(exceptRun?: string): number | null {
-  if (!existsSync(LOG_ALL_ORIG) || liveRuns(exceptRun).length > 0) return null;
-  const orig = Number(readFileSync(LOG_ALL_ORIG, 'utf8').trim());
-  try {
-    writeFileSync(LOG_ALL, `${orig}\n`);
-  } catch {
-    return null;
-  }
-  rmSync(LOG_ALL_ORIG, { force: true });
-  return orig;
+  return liveRuns(exceptRun).length > 0 ? null : restoreLogAllNetnsNow();
 }
 
 export interface CleanReport {

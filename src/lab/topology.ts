@@ -9,6 +9,7 @@
  * discard anything itself.
  */
 import { run } from '../host/exec.js';
+import { writeSysctlsIn } from '../host/sysctl.js';
 import { LAB_PREFIX } from './state.js';
 
 export const ADDR = {
@@ -21,6 +22,12 @@ export const ADDR = {
 
 export type Mitigation = 'none' | 'drop-input' | 'drop-forward' | 'be-liberal';
 export const MITIGATIONS: Mitigation[] = ['none', 'drop-input', 'drop-forward', 'be-liberal'];
+export const MITIGATION_HELP: Readonly<Record<Mitigation, string>> = {
+  none: 'nothing',
+  'drop-input': 'INVALID DROP in a chain jumped to from INPUT (libnetwork PR 2275 style)',
+  'drop-forward': 'INVALID DROP in FORWARD (kube-proxy style): too late for packets to the host itself',
+  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
+};
 
 export interface CellNamespaces {
   container: string;
@@ -69,13 +76,8 @@ export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
   return iptablesRuleset(nat, filter);
 }
 
-function sysctlScript(m: Mitigation): string {
-  const set = (k: string, v: number | string) => `echo ${v} > /proc/sys/${k.replace(/\./g, '/')}`;
-  return [
-    set('net.ipv4.ip_forward', 1),
-    set('net.netfilter.nf_conntrack_log_invalid', 6),
-    set('net.netfilter.nf_conntrack_tcp_be_liberal', m === 'be-liberal' ? 1 : 0),
-  ].join(' && ');
+function hostSysctls(m: Mitigation): Record<string, number> {
+  return { 'net.ipv4.ip_forward': 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
 }
 
 /** Create the cell's namespaces, links, addresses, NAT and mitigation. */
@@ -108,5 +110,5 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
     }),
   ]);
   await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge) });
-  await run('sh', ['-c', sysctlScript(m)], { netns: ns.host });
+  await writeSysctlsIn(ns.host, hostSysctls(m));
 }

@@ -2,6 +2,7 @@
  * TCP header encode/decode with options (MSS, window scale, SACK-permitted, SACK blocks,
  * timestamps). Decoding returns a PacketError value for a truncated or malformed header.
  */
+import { InternalError } from '../errors.js';
 import { tcpChecksum } from './checksum.js';
 import { PacketError } from './ip.js';
 
@@ -159,7 +160,7 @@ function encodeOptions(o: TcpOptions | undefined): number[] {
       for (const v of [l >>> 0, r >>> 0]) out.push(v >>> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
   }
   while (out.length % 4) out.push(OPT_EOL);
-  if (out.length > 40) throw new RangeError(`TCP options need ${out.length} bytes, 40 at most`);
+  if (out.length > 40) throw new InternalError(`TCP options need ${out.length} bytes, 40 at most`);
   return out;
 }
 

@@ -4,23 +4,9 @@
  */
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { AttemptOutcome, AttemptResult, ClientSummary } from '../events.js';
 
-export type AttemptOutcome = 'ok' | 'reset' | 'timeout' | 'refused' | 'error';
-
-export interface AttemptResult {
-  attempt: number;
-  outcome: AttemptOutcome;
-  /** Local endpoint used, when the connection was established. */
-  local: string | null;
-  connectMs: number | null;
-  totalMs: number;
-  bytes: number;
-  /** Who closed first: us after idle, or the server. */
-  closedBy: 'client' | 'server' | null;
-  /** After our FIN, the server's FIN did not arrive within the timeout. */
-  closeStalled: boolean;
-  error: string | null;
-}
+export type { AttemptOutcome, AttemptResult, ClientSummary } from '../events.js';
 
 export interface ClientOptions {
   host: string;
@@ -108,14 +94,6 @@ export async function runClient(o: ClientOptions, onResult: (r: AttemptResult) =
   return results;
 }
 
-export interface ClientSummary {
-  attempts: number;
-  ok: number;
-  reset: number;
-  timeout: number;
-  refused: number;
-  error: number;
-}
 
 export function summarize(results: AttemptResult[]): ClientSummary {
   const s: ClientSummary = { attempts: results.length, ok: 0, reset: 0, timeout: 0, refused: 0, error: 0 };

@@ -13,14 +13,15 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { CtprobeError } from '../errors.js';
+import { SystemError, UsageError } from '../errors.js';
+import type { ConnPhase, ProbeSummary, ServerEvent, Verdict } from '../events.js';
 import { decodeIp, isPacketError, IPPROTO_TCP } from '../packet/ip.js';
 import { decodeTcp, encodeTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../packet/tcp.js';
 import { ipv4ToString, ipv6ToString, parseIP } from '../packet/address.js';
 import { seqAdd } from '../packet/seq.js';
 import { RawTcpSocket } from '../rawsock/index.js';
 
-export type Verdict = 'reset' | 'clean' | 'open';
+export type { ServerEvent as ProbeEvent, Verdict, ProbeSummary } from '../events.js';
 
 export interface ProbeServerOptions {
   port: number;
@@ -51,26 +52,6 @@ export const DEFAULT_SERVER_OPTIONS: ProbeServerOptions = {
   maxConnections: 65536,
 };
 
-export type ProbeEvent =
-  | { event: 'listening'; ts: number; port: number; bind: string; offset: number; count: number }
-  | { event: 'established'; ts: number; conn: string }
-  | { event: 'injected'; ts: number; conn: string; seq: number; ack: number; count: number; offset: number; bytes: number }
-  | { event: 'fin'; ts: number; conn: string }
-  | { event: 'reset'; ts: number; conn: string; seq: number; phase: ConnPhase }
-  | { event: 'closed'; ts: number; conn: string; verdict: Verdict; ms: number }
-  | ({ event: 'summary'; ts: number } & ProbeSummary);
-
-export interface ProbeSummary {
-  connections: number;
-  injected: number;
-  reset: number;
-  clean: number;
-  open: number;
-  evicted: number;
-  segments: number;
-}
-
-type ConnPhase = 'handshake' | 'established' | 'peer-fin' | 'closing' | 'closed';
 
 interface Conn {
   key: string;
@@ -118,12 +99,13 @@ export class OutOfWindowProbe extends EventEmitter {
     this.payloadBytes = Uint8Array.from({ length: this.opts.payload }, (_, i) => text.charCodeAt(i % text.length));
   }
 
-  private emitEvent(e: ProbeEvent): void {
+  private emitEvent(e: ServerEvent): void {
     this.emit('event', e);
   }
 
   /** Open the raw socket, then listen. Resolves once listening. */
   async start(): Promise<void> {
+    if (!net.isIP(this.opts.bind)) throw new UsageError(`--bind: '${this.opts.bind}' is not an IP address (e.g. 0.0.0.0, 198.51.100.2 or ::)`);
     this.raw = RawTcpSocket.open({ family: this.family, port: this.opts.port });
     this.raw.onPacket((p) => this.onSegment(p.data, p.from));
     const server = net.createServer({ allowHalfOpen: false }, (s) => this.onAccept(s));
@@ -131,12 +113,16 @@ export class OutOfWindowProbe extends EventEmitter {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
         const why = e.code === 'EADDRINUSE' ? 'address in use' : e.code === 'EADDRNOTAVAIL' ? 'address not on this host' : e.message;
-        reject(new CtprobeError('ESYS', `cannot listen on ${this.opts.bind}:${this.opts.port}: ${why}`));
+        // Nothing may keep the process alive after a failed start: the raw socket's poller would.
+        this.raw?.close();
+        this.raw = null;
+        this.server = null;
+        reject(new SystemError(`cannot listen on ${this.opts.bind}:${this.opts.port}: ${why}`));
       });
       server.listen({ port: this.opts.port, host: this.opts.bind, exclusive: true }, () => resolve());
     });
     const { port, bind, offset, count } = this.opts;
-    this.emitEvent({ event: 'listening', ts: Date.now(), port, bind, offset, count });
+    this.emitEvent({ type: 'listening', ts: Date.now(), port, bind, offset, count });
   }
 
   private onAccept(s: net.Socket): void {
@@ -241,7 +227,7 @@ export class OutOfWindowProbe extends EventEmitter {
     if (!c || c.verdict) return;
     if (f & TCP_RST) {
       if (c.phase === 'handshake' && c.serverNext === null) return;
-      this.emitEvent({ event: 'reset', ts: Date.now(), conn: key, seq: tcp.seq, phase: c.phase });
+      this.emitEvent({ type: 'reset', ts: Date.now(), conn: key, seq: tcp.seq, phase: c.phase });
       this.finalize(c, 'reset');
       return;
     }
@@ -252,12 +238,12 @@ export class OutOfWindowProbe extends EventEmitter {
       c.window = tcp.window;
       c.phase = 'established';
       this.summary.connections++;
-      this.emitEvent({ event: 'established', ts: Date.now(), conn: key });
+      this.emitEvent({ type: 'established', ts: Date.now(), conn: key });
       this.maybeInject(c);
     }
     if (f & TCP_FIN && c.phase === 'established') {
       c.phase = 'peer-fin';
-      this.emitEvent({ event: 'fin', ts: Date.now(), conn: key });
+      this.emitEvent({ type: 'fin', ts: Date.now(), conn: key });
     }
   }
 
@@ -291,7 +277,7 @@ export class OutOfWindowProbe extends EventEmitter {
       this.raw.send(seg, c.remote);
     }
     this.summary.injected++;
-    this.emitEvent({ event: 'injected', ts: Date.now(), conn: c.key, seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
+    this.emitEvent({ type: 'injected', ts: Date.now(), conn: c.key, seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
   }
 
   private finalize(c: Conn, verdict: Verdict): void {
@@ -302,7 +288,7 @@ export class OutOfWindowProbe extends EventEmitter {
     c.phase = 'closed';
     if (verdict === 'reset') this.summary.reset++;
     else if (verdict === 'clean') this.summary.clean++;
-    this.emitEvent({ event: 'closed', ts: Date.now(), conn: c.key, verdict, ms: Date.now() - c.startedAt });
+    this.emitEvent({ type: 'closed', ts: Date.now(), conn: c.key, verdict, ms: Date.now() - c.startedAt });
     this.emit('verdict', c.key, verdict);
   }
 
@@ -324,7 +310,7 @@ export class OutOfWindowProbe extends EventEmitter {
     for (const c of this.conns.values()) if (!c.verdict && c.serverNext !== null) open++;
     this.summary.open = open;
     const out = { ...this.summary };
-    this.emitEvent({ event: 'summary', ts: Date.now(), ...out });
+    this.emitEvent({ type: 'server-summary', ts: Date.now(), ...out });
     return out;
   }
 }

@@ -11,7 +11,8 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { CtprobeError } from '../errors.js';
+import { SystemError } from '../errors.js';
+import type { ProxyEvent } from '../events.js';
 import { originalDestination } from '../rawsock/index.js';
 
 export interface ProxyOptions {
@@ -22,17 +23,11 @@ export interface ProxyOptions {
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { port: 15001, bind: '0.0.0.0', idleTimeoutMs: 3_600_000 };
 
-export type ProxyEvent =
-  | { event: 'listening'; ts: number; port: number; idleTimeoutMs: number }
-  | { event: 'accepted'; ts: number; id: number; app: string; upstream: string }
-  | { event: 'half-close'; ts: number; id: number; from: 'app' | 'upstream' }
-  | { event: 'idle-timeout'; ts: number; id: number; idleMs: number }
-  | { event: 'closed'; ts: number; id: number; reason: 'both-ended' | 'idle-timeout' | 'error' | 'stopped'; ms: number }
-  | { event: 'error'; ts: number; id: number; side: 'app' | 'upstream'; message: string };
+export type { ProxyEvent } from '../events.js';
 
 function socketFd(s: net.Socket): number {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new CtprobeError('ESYS', 'cannot read the accepted socket’s file descriptor');
+  if (typeof fd !== 'number' || fd < 0) throw new SystemError('cannot read the accepted socket’s file descriptor');
   return fd;
 }
 
@@ -67,10 +62,10 @@ export class TransparentProxy extends EventEmitter {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.onAccept(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new CtprobeError('ESYS', `proxy cannot listen on ${this.opts.bind}:${this.opts.port}: ${e.message}`)));
+      server.once('error', (e) => reject(new SystemError(`proxy cannot listen on ${this.opts.bind}:${this.opts.port}: ${e.message}`)));
       server.listen({ port: this.opts.port, host: this.opts.bind }, () => resolve());
     });
-    this.emitEvent({ event: 'listening', ts: Date.now(), port: this.opts.port, idleTimeoutMs: this.opts.idleTimeoutMs });
+    this.emitEvent({ type: 'proxy-listening', ts: Date.now(), port: this.opts.port, idleTimeoutMs: this.opts.idleTimeoutMs });
   }
 
   private onAccept(app: net.Socket): void {
@@ -79,13 +74,13 @@ export class TransparentProxy extends EventEmitter {
       dst = originalDestination(socketFd(app));
     } catch (e) {
       app.destroy();
-      this.emitEvent({ event: 'error', ts: Date.now(), id: 0, side: 'app', message: (e as Error).message });
+      this.emitEvent({ type: 'proxy-error', ts: Date.now(), id: 0, side: 'app', message: (e as Error).message });
       return;
     }
     const upstream = net.connect({ host: dst.address, port: dst.port, allowHalfOpen: true });
     const p: Pair = { id: this.nextId++, app, upstream, appEnded: false, upstreamEnded: false, lastActivity: Date.now(), startedAt: Date.now(), timer: null, closed: false };
     this.pairs.add(p);
-    this.emitEvent({ event: 'accepted', ts: Date.now(), id: p.id, app: `${app.remoteAddress}:${app.remotePort}`, upstream: `${dst.address}:${dst.port}` });
+    this.emitEvent({ type: 'accepted', ts: Date.now(), id: p.id, app: `${app.remoteAddress}:${app.remotePort}`, upstream: `${dst.address}:${dst.port}` });
     const touch = () => (p.lastActivity = Date.now());
     upstream.on('connect', () => app.resume());
     app.on('data', (d: Buffer) => {
@@ -99,19 +94,19 @@ export class TransparentProxy extends EventEmitter {
     // Half-close propagation: FIN in → shutdown(SHUT_WR) out.
     app.on('end', () => {
       p.appEnded = true;
-      this.emitEvent({ event: 'half-close', ts: Date.now(), id: p.id, from: 'app' });
+      this.emitEvent({ type: 'half-close', ts: Date.now(), id: p.id, from: 'app' });
       upstream.end();
       this.maybeClose(p);
     });
     upstream.on('end', () => {
       p.upstreamEnded = true;
-      this.emitEvent({ event: 'half-close', ts: Date.now(), id: p.id, from: 'upstream' });
+      this.emitEvent({ type: 'half-close', ts: Date.now(), id: p.id, from: 'upstream' });
       app.end();
       this.maybeClose(p);
     });
     for (const [side, s] of [['app', app], ['upstream', upstream]] as const) {
       s.on('error', (e) => {
-        this.emitEvent({ event: 'error', ts: Date.now(), id: p.id, side, message: e.message });
+        this.emitEvent({ type: 'proxy-error', ts: Date.now(), id: p.id, side, message: e.message });
         this.close(p, 'error');
       });
     }
@@ -122,7 +117,7 @@ export class TransparentProxy extends EventEmitter {
     const check = () => {
       const idle = Date.now() - p.lastActivity;
       if (idle >= this.opts.idleTimeoutMs) {
-        this.emitEvent({ event: 'idle-timeout', ts: Date.now(), id: p.id, idleMs: idle });
+        this.emitEvent({ type: 'idle-timeout', ts: Date.now(), id: p.id, idleMs: idle });
         this.close(p, 'idle-timeout');
       } else p.timer = setTimeout(check, this.opts.idleTimeoutMs - idle);
     };
@@ -140,7 +135,7 @@ export class TransparentProxy extends EventEmitter {
     p.app.destroy();
     p.upstream.destroy();
     this.pairs.delete(p);
-    this.emitEvent({ event: 'closed', ts: Date.now(), id: p.id, reason, ms: Date.now() - p.startedAt });
+    this.emitEvent({ type: 'pair-closed', ts: Date.now(), id: p.id, reason, ms: Date.now() - p.startedAt });
   }
 
   /** Open pairs right now. */

@@ -10,7 +10,7 @@
  * the source address comes from recvfrom().
  */
 import { createRequire } from 'node:module';
-import { CtprobeError, PrivilegeError } from '../errors.js';
+import { PrivilegeError, SystemError } from '../errors.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -50,7 +50,7 @@ function load(): Libc {
   try {
     koffi = require('koffi') as typeof import('koffi');
   } catch (e) {
-    throw new CtprobeError('ESYS', `cannot load koffi (FFI for raw sockets): ${(e as Error).message} — run 'npm ci'`);
+    throw new SystemError(`cannot load koffi (FFI for raw sockets): ${(e as Error).message} — run 'npm ci'`);
   }
   const lib = koffi.load('libc.so.6');
   libc = {
@@ -141,7 +141,7 @@ export class RawTcpSocket {
     if (fd < 0) {
       const err = l.koffi.errno();
       if (err === EPERM || err === EACCES) throw new PrivilegeError('raw sockets need root or CAP_NET_RAW (run as root, or setcap cap_net_raw,cap_net_admin+ep on node)');
-      throw new CtprobeError('ESYS', `socket(AF_INET${family === 6 ? '6' : ''}, SOCK_RAW, IPPROTO_TCP) failed: ${errnoText(l, err)}`);
+      throw new SystemError(`socket(AF_INET${family === 6 ? '6' : ''}, SOCK_RAW, IPPROTO_TCP) failed: ${errnoText(l, err)}`);
     }
     const s = new RawTcpSocket(l, fd, family);
     try {
@@ -170,7 +170,7 @@ export class RawTcpSocket {
     fprog.writeUInt16LE(filter.length / 8, 0);
     fprog.writeBigUInt64LE(this.l.koffi.address(filter), 8);
     const rc = this.l.setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16) as number;
-    if (rc < 0) throw new CtprobeError('ESYS', `SO_ATTACH_FILTER failed: ${errnoText(this.l, this.l.koffi.errno())}`);
+    if (rc < 0) throw new SystemError(`SO_ATTACH_FILTER failed: ${errnoText(this.l, this.l.koffi.errno())}`);
   }
 
   /**
@@ -178,7 +178,7 @@ export class RawTcpSocket {
    * although its typings say (events); this is the one place that knows.
    */
   onPacket(cb: (pkt: RawPacket) => void): void {
-    if (this.poller) throw new CtprobeError('ESYS', 'raw socket already has a reader');
+    if (this.poller) throw new SystemError('raw socket already has a reader');
     const pkt: RawPacket = { data: this.rbuf, family: this.family, from: null };
     const drain = (status: number): void => {
       if (status < 0 || this.fd < 0) return;
@@ -188,7 +188,7 @@ export class RawTcpSocket {
         if (n < 0) {
           const err = this.l.koffi.errno();
           if (err === EINTR) continue;
-          if (err !== EAGAIN) throw new CtprobeError('ESYS', `recvfrom on raw socket failed: ${errnoText(this.l, err)}`);
+          if (err !== EAGAIN) throw new SystemError(`recvfrom on raw socket failed: ${errnoText(this.l, err)}`);
           return;
         }
         this.received++;
@@ -214,7 +214,7 @@ export class RawTcpSocket {
       a.set(dst, 8);
     }
     const n = Number(this.l.sendto(this.fd, segment, segment.length, 0, a, a.length));
-    if (n < 0) throw new CtprobeError('ESYS', `sendto on raw socket failed: ${errnoText(this.l, this.l.koffi.errno())}`);
+    if (n < 0) throw new SystemError(`sendto on raw socket failed: ${errnoText(this.l, this.l.koffi.errno())}`);
     return n;
   }
 
@@ -246,6 +246,6 @@ export function originalDestination(fd: number): { address: string; port: number
   const buf = Buffer.alloc(16);
   const len = new Uint32Array([16]);
   const rc = l.getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, buf, len) as number;
-  if (rc < 0) throw new CtprobeError('ESYS', `getsockopt(SO_ORIGINAL_DST) failed: ${errnoText(l, l.koffi.errno())}`);
+  if (rc < 0) throw new SystemError(`getsockopt(SO_ORIGINAL_DST) failed: ${errnoText(l, l.koffi.errno())}`);
   return { address: `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`, port: buf.readUInt16BE(2) };
 }

@@ -1,5 +1,7 @@
 /** The lab's results for people (a matrix for oow-rst, a table otherwise) and for machines. */
-import type { LabReport } from '../lab/runner.js';
+import type { LabProgress, LabReport } from '../lab/runner.js';
+import type { CleanReport } from '../lab/state.js';
+import type { Renderer } from './output.js';
 import type { LabCellResult } from '../lab/scenario.js';
 import { formatMs } from '../util/duration.js';
 
@@ -10,8 +12,9 @@ function mark(c: LabCellResult): string {
   return `${v} ${c.match ? '✓' : `✗ (expected ${c.expected})`}`;
 }
 
-export function labJson(r: LabReport): object {
+export function labJson(r: LabReport): { type: string } & Record<string, unknown> {
   return {
+    type: 'lab-run',
     kernel: r.kernel,
     profile: r.profile,
     profileLabel: r.profileLabel,
@@ -102,3 +105,37 @@ export function labText(r: LabReport): string {
   }
   return out.join('\n');
 }
+
+export const labRun: Renderer<LabReport> = { text: labText, json: labJson };
+
+/** One progress line per event (stderr). */
+export function labProgressLine(ev: LabProgress): string {
+  if (ev.type === 'start') return `lab run ${ev.run}: ${ev.cells} cells on kernel ${ev.kernel} (profile ${ev.profile})`;
+  const c = ev.cell;
+  return `  [${ev.done}/${ev.total}] ${c.id.padEnd(26)} ${c.verdict.padEnd(15)} ${c.match ? 'as expected' : `EXPECTED ${c.expected}`}  ${formatMs(c.ms)}`;
+}
+
+export const labClean: Renderer<CleanReport> = {
+  json: (r) => ({ type: 'lab-clean', ...r }),
+  text(r) {
+    const out = [r.removed.length ? `removed ${r.removed.length}: ${r.removed.join(' ')}` : 'nothing to clean'];
+    if (r.skippedLive.length) out.push(`left ${r.skippedLive.length} namespace(s) of a lab run still in progress`);
+    if (r.restoredLogAllNetns !== null) out.push(`restored net.netfilter.nf_log_all_netns=${r.restoredLogAllNetns}`);
+    return out.join('\n');
+  },
+};
+
+export interface LabList {
+  scenarios: Array<{ name: string; what: string; mitigations: string[] }>;
+  namespaces: Array<{ name: string; live: boolean }>;
+}
+
+export const labList: Renderer<LabList> = {
+  json: (r) => ({ type: 'lab-list', ...r }),
+  text(r) {
+    const out = ['scenarios:', ...r.scenarios.map((s) => `  ${s.name.padEnd(16)} ${s.what}`)];
+    if (!r.namespaces.length) out.push('no lab namespaces now');
+    else out.push('lab namespaces now:', ...r.namespaces.map((n) => `  ${n.name}${n.live ? '' : '  (leftover: ctprobe lab clean)'}`));
+    return out.join('\n');
+  },
+};

@@ -15,7 +15,7 @@ export function formatMs(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
   if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)}m`;
-  return `${(ms / 3_600_000).toFixed(1)}h`;
+  return ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : `${(ms / 3_600_000).toFixed(1)}h`;
 }
 
 export function parseIntFlag(text: string, flag: string, min = -Infinity, max = Infinity): number {

@@ -1,12 +1,14 @@
 import { UsageError } from '../../errors.js';
-import { applyFix, fixStatus, removeFix, type FixBackend, type FixChain, type FixMethod } from '../../host/fix.js';
-import { TARGET_FLAGS, TARGET_HELP, targetFromFlags, describeTarget } from '../../host/target.js';
-import { OUTPUT_FLAG, outputFormat, parseFlags, type Command } from '../command.js';
+import { applyFix, fixStatus, removeFix } from '../../host/fix.js';
+import { describeTarget, targetFromFlags } from '../../host/target.js';
+import { fixOutcome, fixStatusReport } from '../../report/host.js';
+import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
-const help = `Usage: ctprobe fix apply|remove|status --method drop-invalid|be-liberal [--chain INPUT|FORWARD]
-                   [--backend iptables|nft] [--netns NAME | --pid PID | --pod NAME] [--dry-run] [-o text|json]
-
-The seed's MY-WORKAROUND chain, done right: idempotent (apply twice = once), reversible (after
+export const fixCommand = defineCommand({
+  name: 'fix',
+  summary: 'apply / remove / show a workaround (INVALID drop chain, be_liberal), reversibly',
+  usage: ['fix apply|remove --method drop-invalid|be-liberal [--chain INPUT|FORWARD] [--backend iptables|nft] [--dry-run]', 'fix status [--netns NAME | --pid PID | --pod NAME] [-o text|json]'],
+  about: `The seed's MY-WORKAROUND chain, done right: idempotent (apply twice = once), reversible (after
 apply + remove, iptables-save and nft list ruleset are as before, byte for byte), touching only
 what ctprobe added, each change one transaction.
   drop-invalid  iptables: chain CTPROBE-INVALID (ctstate INVALID → DROP, RETURN) jumped to from
@@ -16,53 +18,27 @@ what ctprobe added, each change one transaction.
                 reply is addressed to the host. FORWARD covers DNATed pod traffic (kube-proxy).
   be-liberal    net.netfilter.nf_conntrack_tcp_be_liberal=1; remove restores the previous value.
 Trade-offs: dropping INVALID breaks asymmetric routing (Kubernetes 94861); be_liberal stops
-conntrack from judging windows at all. See 'ctprobe audit'.
-
-Flags:
-  --method M        drop-invalid or be-liberal (status: both)
-  --chain C         INPUT (default) or FORWARD, for drop-invalid
-  --backend B       iptables (default) or nft, for drop-invalid
-${TARGET_HELP}
-  --dry-run         print the exact commands / ruleset text, change nothing
-  -o text|json
-
-Exit codes: 0 done (or nothing to do), 2 cannot run.
-`;
-
-export const fixCommand: Command = {
-  name: 'fix',
-  summary: 'apply / remove / show a workaround (INVALID drop chain, be_liberal), reversibly',
-  help,
-  async run(argv) {
-    const { values, positionals } = parseFlags(argv, { method: { type: 'string' }, chain: { type: 'string' }, backend: { type: 'string' }, 'dry-run': { type: 'boolean' }, ...TARGET_FLAGS, ...OUTPUT_FLAG });
-    const fmt = outputFormat(values.output);
-    const action = positionals[0];
-    if (!action || !['apply', 'remove', 'status'].includes(action) || positionals.length > 1) throw new UsageError('fix needs one of: apply, remove, status (see --help)');
-    const method = values.method as FixMethod | undefined;
-    if (action !== 'status' && method !== 'drop-invalid' && method !== 'be-liberal') throw new UsageError('--method must be drop-invalid or be-liberal');
-    const chain = (values.chain ?? 'INPUT').toUpperCase() as FixChain;
-    if (chain !== 'INPUT' && chain !== 'FORWARD') throw new UsageError(`--chain: '${values.chain}' is not INPUT or FORWARD`);
-    const backend = (values.backend ?? 'iptables') as FixBackend;
-    if (backend !== 'iptables' && backend !== 'nft') throw new UsageError(`--backend: '${values.backend}' is not iptables or nft`);
-    const target = targetFromFlags(values);
-    const w = (s: string) => process.stdout.write(s + '\n');
-    if (action === 'status') {
-      const s = fixStatus(target);
-      if (fmt === 'json') w(JSON.stringify({ target: describeTarget(target), ...s }));
-      else {
-        w(`${describeTarget(target)}:`);
-        w(`  drop-invalid: iptables ${s.dropInvalid.iptables.join(', ') || 'not applied'}; nft ${s.dropInvalid.nft.join(', ') || 'not applied'}`);
-        w(`  be_liberal=${s.beLiberal.value ?? 'n/a'}${s.beLiberal.appliedByCtprobe ? ` (set by ctprobe; was ${s.beLiberal.previous})` : ''}`);
-      }
-      return 0;
-    }
-    const dryRun = Boolean(values['dry-run']);
-    const r = action === 'apply' ? applyFix(target, method!, { chain, backend, dryRun }) : removeFix(target, method!, { dryRun });
-    if (fmt === 'json') w(JSON.stringify({ target: describeTarget(target), action, method, dryRun, ...r }));
-    else {
-      w(`${describeTarget(target)}: ${r.message}`);
-      if (dryRun || r.changed) for (const c of r.commands) w(c.trimEnd().split('\n').map((l) => `  ${l}`).join('\n'));
-    }
-    return 0;
+conntrack from judging windows at all. See 'ctprobe audit'.`,
+  flags: {
+    method: { type: 'choice', arg: 'M', choices: ['drop-invalid', 'be-liberal'], help: 'the workaround (status shows both)' },
+    chain: { type: 'choice', arg: 'C', choices: ['INPUT', 'FORWARD'], default: 'INPUT', help: 'for drop-invalid: where the jump goes' },
+    backend: { type: 'choice', arg: 'B', choices: ['iptables', 'nft'], default: 'iptables', help: 'for drop-invalid' },
+    ...TARGET_FLAG_TABLE,
+    'dry-run': { type: 'boolean', help: 'print the exact commands / ruleset text, change nothing' },
   },
-};
+  exits: '0 done (or nothing to do)',
+  async run({ flags: f, args, out }) {
+    const action = args[0];
+    if ((action !== 'apply' && action !== 'remove' && action !== 'status') || args.length > 1) throw new UsageError('fix needs one of: apply, remove, status (see --help)');
+    const target = targetFromFlags(f);
+    if (action === 'status') {
+      out.result(fixStatusReport, { target: describeTarget(target), ...fixStatus(target) });
+      return EXIT.ok;
+    }
+    if (!f.method) throw new UsageError(`fix ${action} needs --method drop-invalid or --method be-liberal`);
+    const chain = f.chain as 'INPUT' | 'FORWARD';
+    const r = action === 'apply' ? applyFix(target, f.method, { chain, backend: f.backend, dryRun: f.dryRun }) : removeFix(target, f.method, { dryRun: f.dryRun });
+    out.result(fixOutcome, { target: describeTarget(target), action, method: f.method, dryRun: f.dryRun, ...r });
+    return EXIT.ok;
+  },
+});

@@ -1,0 +1,45 @@
+/**
+ * Where `leaks` gets its sockets and conntrack entries: live from a target namespace (ss and
+ * conntrack, as root), or from saved files (a support bundle). The detection itself is pure
+ * (src/inspect/leaks.ts). A conntrack table that could not be read is unknown, never empty.
+ */
+import { PrivilegeError } from '../errors.js';
+import { parseConntrack, type CtEntry } from '../inspect/conntrack.js';
+import { fileLineBatches } from '../inspect/lines.js';
+import { findLeaks, type Leak } from '../inspect/leaks.js';
+import { parseSs } from '../inspect/ss.js';
+import { isRoot, requireTool } from './exec.js';
+import { describeTarget, runInTarget, type Target } from './target.js';
+
+export interface LeakReport {
+  source: string;
+  proxyPort: number;
+  idleTimeoutS: number;
+  sockets: number;
+  /** null: no conntrack data (offline without --conntrack-file): tracked pairs cannot be ruled out. */
+  conntrackEntries: number | null;
+  leaks: Leak[];
+  halfLeaks: Leak[];
+}
+
+export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null };
+
+export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTimeoutS: number }): Promise<LeakReport> {
+  let source: string;
+  let sockets;
+  let entries: CtEntry[] | null = null;
+  if (src.kind === 'files') {
+    source = src.ss;
+    sockets = await parseSs(fileLineBatches(src.ss));
+    if (src.conntrack) entries = await parseConntrack(fileLineBatches(src.conntrack));
+  } else {
+    // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
+    if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
+    requireTool('conntrack');
+    source = describeTarget(src.target);
+    sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout);
+    entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
+  }
+  const { leaks, halfLeaks } = findLeaks(sockets, entries, o);
+  return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks };
+}

@@ -1,0 +1,52 @@
+/**
+ * Every lab scenario, once: its name, what it shows, its mitigations (with what each does) and how
+ * to build it. `lab --help`, `lab list` and the CLI's validation all read this table.
+ */
+import { HALF_CLOSE_MITIGATIONS, halfCloseScenario, HC_MITIGATION_HELP, portReuseScenario, type HalfCloseMitigation } from './halfclose.js';
+import { oowScenario } from './oow.js';
+import type { Scenario } from './scenario.js';
+import { MITIGATION_HELP, MITIGATIONS, type Mitigation } from './topology.js';
+
+export interface ScenarioOptions {
+  offsets: number[];
+  mitigations: string[] | null;
+  control: boolean;
+}
+
+export interface ScenarioEntry {
+  name: string;
+  what: string;
+  /** Mitigation name → what it does (empty: the scenario has no --mitigation). */
+  mitigations: Readonly<Record<string, string>>;
+  /** Takes --offset / --no-control. */
+  offsets: boolean;
+  build(o: ScenarioOptions): Scenario;
+}
+
+export const SCENARIOS: readonly ScenarioEntry[] = [
+  {
+    name: 'oow-rst',
+    what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)',
+    mitigations: MITIGATION_HELP,
+    offsets: true,
+    build: (o) => oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control),
+  },
+  {
+    name: 'half-close-leak',
+    what: 'half-closed connection leak through an Envoy-like TCP proxy (Istio 43297)',
+    mitigations: HC_MITIGATION_HELP,
+    offsets: false,
+    build: (o) => halfCloseScenario((o.mitigations ?? HALF_CLOSE_MITIGATIONS) as HalfCloseMitigation[]),
+  },
+  {
+    name: 'port-reuse',
+    what: 'the leaked proxy socket meets a reused source port (Istio 43301): connect timeout or not',
+    mitigations: {},
+    offsets: false,
+    build: () => portReuseScenario(),
+  },
+];
+
+export function scenarioByName(name: string): ScenarioEntry | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}

@@ -1,0 +1,29 @@
+/** `audit`'s result for people (findings, wrapped to 80 columns) and for machines (one JSON document). */
+import type { AuditReport } from '../host/audit.js';
+import type { Renderer } from './output.js';
+import { wrapText } from './text.js';
+
+export const auditReport: Renderer<AuditReport> = {
+  json: (r) => ({ type: 'audit', ...r }),
+  text(r) {
+    const out = [`ctprobe audit — ${r.target}`, `kernel ${r.kernel.release} (profile ${r.kernel.profile}: ${r.kernel.label})`, ...wrapText(`out-of-window packets through NAT: ${r.kernel.outOfWindow}`, 78, '  ')];
+    const s = r.sysctls;
+    const v = (k: string, unit = '') => (s[k] === null || s[k] === undefined ? 'unknown' : `${s[k]}${unit}`);
+    out.push(`conntrack: be_liberal=${v('nf_conntrack_tcp_be_liberal')} loose=${v('nf_conntrack_tcp_loose')} log_invalid=${v('nf_conntrack_log_invalid')}`);
+    out.push(`  close_wait=${v('nf_conntrack_tcp_timeout_close_wait', 's')} ignore_invalid_rst=${v('nf_conntrack_tcp_ignore_invalid_rst')} invalid counter=${r.conntrack.invalid ?? 'unknown'}`);
+    if (r.firewall) {
+      out.push(`firewall: ${r.firewall.backends.join(', ') || 'no rules'}; NAT: ${r.firewall.nat.join(', ') || 'none'}`);
+      out.push(`  platforms recognised: ${r.firewall.platforms.map((p) => p.name).join(', ') || 'none'}`);
+    } else out.push('firewall: unknown (could not be read)');
+    for (const u of r.unknown) out.push(...wrapText(`unknown: ${u.what} — ${u.why}`, 78, '  '));
+    out.push('');
+    for (const f of r.findings) {
+      out.push(...wrapText(`[${f.severity.toUpperCase()}] ${f.title}`, 78));
+      out.push(...wrapText(f.explanation, 78, '    '));
+      if (f.fix) out.push(...wrapText(`fix: ${f.fix.command}`, 78, '    '), ...wrapText(`trade-offs: ${f.fix.tradeoffs}`, 78, '    '));
+    }
+    if (!r.findings.length) out.push('no findings');
+    if (r.unknown.length) out.push('', 'Findings that would rest on what is unknown were not raised.');
+    return out.join('\n');
+  },
+};
