@@ -72,7 +72,7 @@ export function defineCommand<const T extends FlagTable>(spec: CommandSpec<T>): 
     help,
     async run(argv, signal, stdout = process.stdout) {
       const { flags, positionals } = parseFlagTable(argv, table);
-      const format = ((flags as Record<string, unknown>).output ?? 'text') as OutputFormat;
+      const format = (spec.output === false ? 'text' : (flags as Record<string, unknown>).output) as OutputFormat;
       const out = new Output(format, stdout as NodeJS.WriteStream);
       try {
         return await spec.run({ flags: flags as CommandContext<T>['flags'], args: positionals, out, signal });

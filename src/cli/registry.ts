@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
 import { auditCommand } from './commands/audit.js';
 import { clientCommand } from './commands/client.js';
+import { collectCommand } from './commands/collect.js';
 import { explainCommand } from './commands/explain.js';
 import { fixCommand } from './commands/fix.js';
 import { invalidLogCommand } from './commands/invalid-log.js';
@@ -10,4 +11,4 @@ import { proxyCommand } from './commands/proxy.js';
 import { serverCommand } from './commands/server.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them: a new command is one file and one line here. */
-export const commands: Command[] = [labCommand, explainCommand, auditCommand, fixCommand, leaksCommand, invalidLogCommand, serverCommand, clientCommand, proxyCommand];
+export const commands: Command[] = [labCommand, explainCommand, auditCommand, fixCommand, leaksCommand, invalidLogCommand, collectCommand, serverCommand, clientCommand, proxyCommand];

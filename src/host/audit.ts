@@ -4,15 +4,15 @@
  * conntrack's invalid counter, and the half-close leak window — as findings with a severity, a
  * plain explanation and the exact command that fixes them, with its trade-offs.
  */
-import { release } from 'node:os';
 import { profileForRelease } from '../conntrack/profile.js';
 import { predictOutOfWindow } from '../conntrack/predict.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
 import { PrivilegeError } from '../errors.js';
-import { findTool, isRoot } from './exec.js';
+import { isRoot } from './exec.js';
 import { iptablesInvalidDrops, iptablesNat, nftInvalidDrops, nftNat, parseIptablesSave, recognisePlatforms, type InvalidDrop, type NatKind, type Platform } from './firewall.js';
-import { readConntrackSysctls } from './sysctl.js';
-import { describeTarget, runInTarget, type Target } from './target.js';
+import { Bundle } from './bundle.js';
+import { readHost, type HostData, type SourceName } from './sources.js';
+import type { Target } from './target.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
 
@@ -64,37 +64,53 @@ function outOfWindowSummary(rel: string): string {
   return `beyond the window: ${say(up)}; below the window: ${say(down)}`;
 }
 
-const firstLine = (t: string) => t.trim().split('\n')[0] ?? '';
+/** The sources audit reads (a support bundle holds them too). */
+export const AUDIT_SOURCES = ['iptablesSave', 'iptablesVersion', 'nft', 'conntrackStats'] as const satisfies readonly SourceName[];
 
 /** Read everything audit needs from a target; what cannot be read is recorded, not guessed. */
 export function gather(t: Target): HostSnapshot {
   if (!isRoot()) throw new PrivilegeError("audit reads the firewall (iptables-save, nft) and conntrack's counters: run it as root (or with CAP_NET_ADMIN)");
+  return snapshotOf(readHost(t, AUDIT_SOURCES));
+}
+
+/** Audit's view of what was read (live or from a bundle). */
+export function snapshotOf(d: HostData): HostSnapshot {
   const unknown: HostSnapshot['unknown'] = [];
-  let iptablesSave: HostSnapshot['iptablesSave'] = null;
-  if (!findTool('iptables-save')) unknown.push({ what: 'iptables rules', why: "'iptables-save' not installed (apt-get install -y iptables)" });
-  else {
-    const r = runInTarget(t, 'iptables-save', [], { allowFail: true });
-    if (r.status !== 0) unknown.push({ what: 'iptables rules', why: `iptables-save failed: ${firstLine(r.stderr)}` });
-    else iptablesSave = { text: r.stdout, backend: /nf_tables/.test(runInTarget(t, 'iptables', ['-V'], { allowFail: true }).stdout) ? 'iptables-nft' : 'iptables-legacy' };
-  }
-  let nftJson: string | null = null;
-  if (findTool('nft')) {
-    const r = runInTarget(t, 'nft', ['-j', 'list', 'ruleset'], { allowFail: true });
-    if (r.status === 0) nftJson = r.stdout;
-    else unknown.push({ what: 'nft ruleset', why: `nft -j list ruleset failed: ${firstLine(r.stderr)}` });
-  } else if (iptablesSave?.backend !== 'iptables-legacy') unknown.push({ what: 'nft ruleset', why: "'nft' not installed (apt-get install -y nftables)" });
-  let conntrackStats: string | null = null;
-  if (!findTool('conntrack')) unknown.push({ what: 'conntrack counters', why: "'conntrack' not installed (apt-get install -y conntrack)" });
-  else {
-    const r = runInTarget(t, 'conntrack', ['-S'], { allowFail: true });
-    if (r.status === 0) conntrackStats = r.stdout;
-    else unknown.push({ what: 'conntrack counters', why: `conntrack -S failed: ${firstLine(r.stderr)}` });
-  }
-  return { target: describeTarget(t), kernelRelease: release(), sysctls: readConntrackSysctls(t), iptablesSave, nftJson, conntrackStats, unknown };
+  const get = (n: SourceName, what: string): string | null => {
+    const r = d.reads[n];
+    if (!r) unknown.push({ what, why: 'not collected' });
+    else if (r.text === null) unknown.push({ what, why: r.why });
+    return r?.text ?? null;
+  };
+  const ipt = get('iptablesSave', 'iptables rules');
+  const backend = /nf_tables/.test(d.reads.iptablesVersion?.text ?? '') ? 'iptables-nft' : 'iptables-legacy';
+  // Without the nft tool there are no native nft rules to miss (iptables-nft rules show in
+  // iptables-save): an empty ruleset, not an unknown one. A failing nft is unknown.
+  const nftMissing = d.reads.nft?.why?.startsWith("'nft' not installed") ?? false;
+  const nftJson = nftMissing ? '' : get('nft', 'nft ruleset');
+  return {
+    target: d.target,
+    kernelRelease: d.kernelRelease,
+    sysctls: d.sysctls,
+    iptablesSave: ipt === null ? null : { text: ipt, backend },
+    nftJson,
+    conntrackStats: get('conntrackStats', 'conntrack counters'),
+    unknown,
+  };
 }
 
 export function audit(t: Target, o: AuditOptions = {}): AuditReport {
   return analyse(gather(t), o);
+}
+
+/** The same audit from a support bundle (`ctprobe collect`): what it could not collect is unknown. */
+export async function auditBundle(path: string, o: AuditOptions = {}): Promise<AuditReport> {
+  const b = await Bundle.open(path);
+  try {
+    return analyse(snapshotOf(b.hostData(AUDIT_SOURCES)), o);
+  } finally {
+    b.close();
+  }
 }
 
 export interface AuditOptions {
@@ -135,7 +151,9 @@ export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
   if (liberal)
     findings.push({ id: 'be-liberal-on', severity: 'info', title: 'nf_conntrack_tcp_be_liberal=1', explanation: `Out-of-window packets are not marked INVALID here, so they are not reset. Trade-off: ${TRADEOFFS_LIBERAL}.`, fix: null });
   else if (sysctls.nf_conntrack_tcp_be_liberal === null) unknown.push({ what: 'nf_conntrack_tcp_be_liberal', why: 'not readable (is nf_conntrack loaded in this namespace?)' });
-  if (firewall && sysctls.nf_conntrack_tcp_be_liberal === 0) findings.push(...invalidDropFindings(firewall, p.label, rel));
+  // "Nothing drops INVALID" needs both rule sets: a drop may sit in the one that could not be read.
+  const firewallComplete = snap.iptablesSave !== null && snap.nftJson !== null;
+  if (firewall && firewallComplete && sysctls.nf_conntrack_tcp_be_liberal === 0) findings.push(...invalidDropFindings(firewall, p.label, rel));
   if (firewall)
     for (const d of firewall.invalidDrops)
       findings.push({ id: `invalid-drop-${d.backend}-${d.table.replace(/\s+/g, '-')}-${d.chain}-${d.position}`, severity: 'info', title: `INVALID DROP in ${d.backend} ${d.table}/${d.chain} rule ${d.position}${d.reachedFrom.length ? `, reached from ${d.reachedFrom.join(', ')}` : ', not reached from any built-in chain'}${d.ownedByCtprobe ? ' (added by ctprobe)' : ''}`, explanation: d.rule, fix: null });

@@ -8,7 +8,9 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PrivilegeError, UsageError } from '../errors.js';
+import { InputError, PrivilegeError, UsageError } from '../errors.js';
+import { fileLineBatches } from '../inspect/lines.js';
+import { Bundle } from './bundle.js';
 import { parseKernelLogLine, type InvalidLogEvent } from '../inspect/kernlog.js';
 import { KernelLog } from './kmsg.js';
 import { parseIptablesSave } from './firewall.js';
@@ -116,7 +118,8 @@ export function invalidLogOff(t: Target): string[] {
 }
 
 export interface WatchedLine {
-  usec: number;
+  /** Microseconds since boot (live), null from a saved log. */
+  usec: number | null;
   event: InvalidLogEvent;
 }
 
@@ -142,4 +145,24 @@ export async function watchInvalidLog(o: { untilMs: number; onlyConntrack: boole
     klog.close();
   }
   return n;
+}
+
+/** Invalid-packet lines of a saved kernel log (a bundle's, or any dmesg/journal file). */
+export async function invalidLinesFromBundle(path: string, onlyConntrack: boolean, onLine: (l: WatchedLine) => void): Promise<number> {
+  const b = await Bundle.open(path);
+  try {
+    const f = b.file('kernelLog');
+    if (f.text === null) throw new InputError(`the bundle has no kernel log (${f.why})`, path);
+    let n = 0;
+    for await (const batch of fileLineBatches(f.text))
+      for (const line of batch) {
+        const e = parseKernelLogLine(line);
+        if (!e || (onlyConntrack && e.reason === null)) continue;
+        n++;
+        onLine({ usec: null, event: e });
+      }
+    return n;
+  } finally {
+    b.close();
+  }
 }

@@ -3,7 +3,8 @@
  * conntrack, as root), or from saved files (a support bundle). The detection itself is pure
  * (src/inspect/leaks.ts). A conntrack table that could not be read is unknown, never empty.
  */
-import { PrivilegeError } from '../errors.js';
+import { InputError, PrivilegeError } from '../errors.js';
+import { Bundle } from './bundle.js';
 import { parseConntrack, type CtEntry } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
 import { findLeaks, type Leak } from '../inspect/leaks.js';
@@ -22,12 +23,24 @@ export interface LeakReport {
   halfLeaks: Leak[];
 }
 
-export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null };
+export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null } | { kind: 'bundle'; path: string };
 
 export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTimeoutS: number }): Promise<LeakReport> {
   let source: string;
   let sockets;
   let entries: CtEntry[] | null = null;
+  if (src.kind === 'bundle') {
+    const b = await Bundle.open(src.path);
+    try {
+      const ss = b.file('ssTcp');
+      if (ss.text === null) throw new InputError(`the bundle has no 'ss -tanoepi' output (${ss.why}): leaks cannot be judged from it`, src.path);
+      const ct = b.file('conntrackList');
+      const r = await leakReport({ kind: 'files', ss: ss.text, conntrack: ct.text }, o);
+      return { ...r, source: `${b.manifest.target} (bundle ${src.path})` };
+    } finally {
+      b.close();
+    }
+  }
   if (src.kind === 'files') {
     source = src.ss;
     sockets = await parseSs(fileLineBatches(src.ss));

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { audit } from '../../host/audit.js';
+import { audit, auditBundle } from '../../host/audit.js';
 import { targetFromFlags } from '../../host/target.js';
 import { auditReport } from '../../report/audit.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
@@ -7,7 +7,7 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 export const auditCommand = defineCommand({
   name: 'audit',
   summary: 'read a host or pod: kernel behaviour, conntrack sysctls, INVALID handling, findings',
-  usage: ['audit [--netns NAME | --pid PID | --pod NAME] [--proxy-idle-timeout DUR] [-o text|json]'],
+  usage: ['audit [--netns NAME | --pid PID | --pod NAME] [--proxy-idle-timeout DUR] [-o text|json]', 'audit --from BUNDLE [-o text|json]'],
   about: `Reads a host (or a pod's network namespace) and changes nothing. Reports:
   - the kernel and what it does with out-of-window packets (from ctprobe's conntrack model);
   - the conntrack sysctls (be_liberal, loose, ignore_invalid_rst, log_invalid, TCP timeouts);
@@ -24,11 +24,14 @@ INVALID drop is not a finding. What cannot be read is reported as unknown, and n
   flags: {
     ...TARGET_FLAG_TABLE,
     'proxy-idle-timeout': { type: 'duration', help: "the sidecar's TCP idle timeout (Envoy's default is 1h)" },
+    from: { type: 'string', arg: 'BUNDLE', help: "audit a support bundle ('ctprobe collect', .tar.gz or directory) instead of this host" },
   },
   exits: '0 no high-severity finding, 1 a high-severity finding',
   async run({ flags: f, args, out }) {
     if (args.length) throw new UsageError(`audit takes no arguments (got '${args[0]}')`);
-    const r = audit(targetFromFlags(f), { proxyIdleTimeoutS: f.proxyIdleTimeout === undefined ? null : f.proxyIdleTimeout / 1000 });
+    if (f.from && (f.netns || f.pid || f.pod)) throw new UsageError('--from reads a bundle: it does not combine with --netns/--pid/--pod');
+    const o = { proxyIdleTimeoutS: f.proxyIdleTimeout === undefined ? null : f.proxyIdleTimeout / 1000 };
+    const r = f.from ? await auditBundle(f.from, o) : audit(targetFromFlags(f), o);
     out.result(auditReport, r);
     return r.findings.some((x) => x.severity === 'high') ? EXIT.finding : EXIT.ok;
   },

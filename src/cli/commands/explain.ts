@@ -1,6 +1,7 @@
 import { release } from 'node:os';
 import { UsageError } from '../../errors.js';
 import { explainCapture } from '../../conntrack/explain.js';
+import { bundleCapture } from '../../host/bundle.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
 import { explainHeader, explainPackets, explainSummary, explainSummaryLines } from '../../report/explain.js';
 import { defineCommand, EXIT } from '../command.js';
@@ -8,7 +9,7 @@ import { defineCommand, EXIT } from '../command.js';
 export const explainCommand = defineCommand({
   name: 'explain',
   summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
-  usage: ['explain FILE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-o text|json]'],
+  usage: ['explain FILE|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-o text|json]'],
   about: `Replays a packet capture (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
 raw IP; IPv4 and IPv6) through ctprobe's model of the kernel's TCP conntrack, and says for every
 TCP packet: the flow and direction, the conntrack state before → after, the verdict
@@ -29,14 +30,17 @@ masquerade address are matched to their flow.`,
     'ignore-invalid-rst': { type: 'boolean', help: 'as with nf_conntrack_tcp_ignore_invalid_rst=1 (5.14+)' },
     flow: { type: 'string', arg: 'FILTER', help: 'report only flows with an endpoint matching ADDR, PORT, :PORT or ADDR:PORT' },
     only: { type: 'choice', arg: 'KIND', choices: ['invalid', 'ignored'], help: "report only INVALID packets, or 'ignored' (IGNORE and INVALID) ones" },
+    from: { type: 'string', arg: 'BUNDLE', help: "replay the capture of a support bundle (ctprobe collect --capture DUR) instead of FILE" },
     dedupe: { type: 'choice', arg: 'WHEN', choices: ['auto', 'on', 'off'], default: 'auto', help: 'count a packet seen on several interfaces once (auto: for -i any captures)' },
   },
   more: `-o json prints JSON lines: {"type":"header"}, {"type":"packet",…}…, {"type":"flow",…}…, {"type":"summary",…}.
 Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
-    if (args.length !== 1) throw new UsageError('explain needs exactly one capture FILE (see --help)');
-    const kernel = f.kernel ?? release();
+    if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
+    // A bundle's capture is modelled with the kernel it was collected on.
+    const { file, kernelRelease } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release() };
+    const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
     const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
     const line = out.lines(explainPackets);
@@ -44,10 +48,10 @@ Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
     let headed = false;
     // The header follows the file's first packet, so an unreadable file prints only its error.
     const headOnce = () => {
-      if (!headed) head({ file: args[0]!, kernel, profile });
+      if (!headed) head({ file: f.from ?? file, kernel, profile });
       headed = true;
     };
-    const summary = await explainCapture(args[0]!, {
+    const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
       flow: f.flow ?? null,

@@ -8,7 +8,7 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 export const leaksCommand = defineCommand({
   name: 'leaks',
   summary: 'find half-closed sidecar-proxy socket leaks (FIN-WAIT-2 + CLOSE-WAIT, no conntrack entry)',
-  usage: ['leaks [--netns NAME | --pid PID | --pod NAME] [--proxy-port N] [--idle-timeout DUR] [-o text|json]', 'leaks --ss-file F [--conntrack-file F] [--proxy-port N] [-o text|json]'],
+  usage: ['leaks [--netns NAME | --pid PID | --pod NAME] [--proxy-port N] [--idle-timeout DUR] [-o text|json]', 'leaks --ss-file F [--conntrack-file F] | --from BUNDLE  [--proxy-port N] [-o text|json]'],
   about: `Finds the half-closed connection leak of a sidecar TCP proxy (Istio/Envoy TCPProxy on 15001, Istio
 issue 43297): a proxy socket in FIN-WAIT-2 towards the application and its partner in CLOSE-WAIT
 towards the upstream, owned by the same process, with no conntrack entry left for the
@@ -25,6 +25,7 @@ bundle): --ss-file with the output of 'ss -tanoepi' (or 'ss -naoep') and --connt
     'proxy-port': { type: 'int', default: D.proxyPort, min: 1, max: 65535, help: "the proxy's inbound port" },
     'idle-timeout': { type: 'duration', default: D.idleTimeoutS * 1000, help: "the proxy's idle timeout, for how long a leak can live" },
     'ss-file': { type: 'string', arg: 'F', help: 'read sockets from a file instead of running ss' },
+    from: { type: 'string', arg: 'BUNDLE', help: "read a support bundle ('ctprobe collect'): its ss -tanoepi and conntrack -L" },
     'conntrack-file': { type: 'string', arg: 'F', help: 'read conntrack entries from a file (without it, offline mode cannot rule out tracked connections and says so)' },
   },
   more: 'Example: ctprobe leaks --ss-file ss.txt --conntrack-file ct.txt',
@@ -33,7 +34,8 @@ bundle): --ss-file with the output of 'ss -tanoepi' (or 'ss -naoep') and --connt
     if (args.length) throw new UsageError(`leaks takes no arguments (got '${args[0]}')`);
     if (f.conntrackFile && !f.ssFile) throw new UsageError('--conntrack-file needs --ss-file');
     if (f.ssFile && (f.netns || f.pid || f.pod)) throw new UsageError('--ss-file reads a file: it does not combine with --netns/--pid/--pod');
-    const src = f.ssFile ? { kind: 'files' as const, ss: f.ssFile, conntrack: f.conntrackFile ?? null } : { kind: 'live' as const, target: targetFromFlags(f) };
+    if (f.from && (f.ssFile || f.netns || f.pid || f.pod)) throw new UsageError('--from reads a bundle: it does not combine with --ss-file or --netns/--pid/--pod');
+    const src = f.from ? { kind: 'bundle' as const, path: f.from } : f.ssFile ? { kind: 'files' as const, ss: f.ssFile, conntrack: f.conntrackFile ?? null } : { kind: 'live' as const, target: targetFromFlags(f) };
     const r = await leakReport(src, { proxyPort: f.proxyPort, idleTimeoutS: f.idleTimeout / 1000 });
     out.result(render, r);
     return r.leaks.length || r.halfLeaks.length ? EXIT.finding : EXIT.ok;
