@@ -15,7 +15,7 @@ import { run } from '../host/exec.js';
 import { writeSysctlsIn } from '../host/sysctl.js';
 import type { KernelProfile } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
 import { iptablesRuleset } from './topology.js';
@@ -132,8 +132,8 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   proxy.stderr?.setEncoding('utf8').on('data', (d: string) => (proxyErr += d));
   void jsonLines(proxy, (e) => proxyEvents.push(e));
   const ok = await Promise.all([
-    waitFor(upstream, upEvents, (e) => e.type === 'upstream-listening', 5000),
-    waitFor(proxy, proxyEvents, (e) => e.type === 'proxy-listening', 5000),
+    waitFor(upstream, upEvents, (e) => e.type === 'upstream-listening', STARTUP_MS),
+    waitFor(proxy, proxyEvents, (e) => e.type === 'proxy-listening', STARTUP_MS),
   ]);
   if (!ok.every(Boolean)) throw new LabError(`lab cell ${c.id}: the proxy or upstream did not start${proxyErr ? `: ${proxyErr.trim().split('\n')[0]}` : ''}`);
 

@@ -8,7 +8,7 @@ import { LabError } from '../errors.js';
 import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
@@ -41,7 +41,7 @@ export interface CellTiming {
   cellTimeoutMs: number;
 }
 
-export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 8000 };
+export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
 async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<LabCellResult> {
@@ -62,7 +62,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   let serverErr = '';
   server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
   const serverDone = jsonLines(server, (e) => serverEvents.push(e));
-  if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', 5000)))
+  if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
     throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
   let client: string | null = null;

@@ -11,6 +11,9 @@ export const PEERS_PATH = fileURLToPath(new URL('./peers.js', import.meta.url));
 
 export const liveChildren = new Set<ChildProcess>();
 
+/** How long a peer may take to start (node start-up on a loaded 2-core machine can take seconds). */
+export const STARTUP_MS = 20_000;
+
 /** Run `node SCRIPT args…` inside a namespace, optionally as another uid (via setpriv). */
 export function spawnNode(ns: string, script: string, args: string[], uid?: number): ChildProcess {
   const pre = uid === undefined ? [] : [requireTool('setpriv'), `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
@@ -74,7 +77,7 @@ export async function startCapture(ns: string, file: string, filter: string): Pr
   }));
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new LabError(`tcpdump did not start in ${ns}: ${err.trim()}`)), 5000);
+    const t = setTimeout(() => reject(new LabError(`tcpdump did not start in ${ns}: ${err.trim()}`)), STARTUP_MS);
     p.stderr?.setEncoding('utf8').on('data', (d: string) => {
       err += d;
       if (/listening on/.test(err)) {
