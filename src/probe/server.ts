@@ -86,6 +86,10 @@ export class OutOfWindowProbe extends EventEmitter {
   private server: net.Server | null = null;
   private raw: RawTcpSocket | null = null;
   private readonly conns = new Map<string, Conn>();
+  // Eviction tiers, each in insertion order so the oldest is the first key: O(1) per eviction
+  // even when a SYN flood keeps the table full (finished first, then half-open, then the rest).
+  private readonly finishedConns = new Map<string, Conn>();
+  private readonly halfOpen = new Map<string, Conn>();
   private readonly sockets = new Set<net.Socket>();
   private readonly summary: ProbeSummary = { connections: 0, injected: 0, reset: 0, clean: 0, open: 0, evicted: 0, segments: 0 };
   private readonly family: 4 | 6;
@@ -171,23 +175,24 @@ export class OutOfWindowProbe extends EventEmitter {
       remotePort,
     };
     this.conns.set(key, c);
+    this.halfOpen.set(key, c);
     return c;
   }
 
-  /** Evict the oldest finished entry, or else the oldest one (Map keeps insertion order). */
+  /** Evict the oldest finished entry, else the oldest half-open one, else the oldest: O(1). */
   private evictOne(): void {
-    let victim: Conn | undefined;
-    for (const c of this.conns.values()) {
-      if (c.verdict) {
-        victim = c;
-        break;
-      }
-      victim ??= c;
-    }
+    const first = (m: Map<string, Conn>) => m.values().next().value as Conn | undefined;
+    const victim = first(this.finishedConns) ?? first(this.halfOpen) ?? first(this.conns);
     if (!victim) return;
-    if (victim.finalizeTimer) clearTimeout(victim.finalizeTimer);
-    this.conns.delete(victim.key);
+    this.forget(victim);
     this.summary.evicted++;
+  }
+
+  private forget(c: Conn): void {
+    if (c.finalizeTimer) clearTimeout(c.finalizeTimer);
+    this.conns.delete(c.key);
+    this.finishedConns.delete(c.key);
+    this.halfOpen.delete(c.key);
   }
 
   private onSegment(data: Uint8Array, from: Uint8Array | null): void {
@@ -220,7 +225,7 @@ export class OutOfWindowProbe extends EventEmitter {
     if (f & TCP_SYN) {
       if (f & TCP_ACK) return;
       if (c && !c.verdict) return; // retransmitted SYN
-      if (c) this.conns.delete(key); // port reuse after a finished connection
+      if (c) this.forget(c); // port reuse after a finished connection
       this.newConn(key, this.family === 4 ? dst : parseIP(localText), src, tcp.dstPort, tcp.srcPort);
       return;
     }
@@ -237,6 +242,7 @@ export class OutOfWindowProbe extends EventEmitter {
       c.clientNext = tcp.seq;
       c.window = tcp.window;
       c.phase = 'established';
+      this.halfOpen.delete(key);
       this.summary.connections++;
       this.emitEvent({ type: 'established', ts: Date.now(), conn: key });
       this.maybeInject(c);
@@ -286,6 +292,8 @@ export class OutOfWindowProbe extends EventEmitter {
     c.finalizeTimer = null;
     c.verdict = verdict;
     c.phase = 'closed';
+    this.halfOpen.delete(c.key);
+    this.finishedConns.set(c.key, c);
     if (verdict === 'reset') this.summary.reset++;
     else if (verdict === 'clean') this.summary.clean++;
     this.emitEvent({ type: 'closed', ts: Date.now(), conn: c.key, verdict, ms: Date.now() - c.startedAt });
