@@ -4,12 +4,16 @@ import type { CleanReport } from '../lab/state.js';
 import type { Renderer } from './output.js';
 import type { LabCellResult } from '../lab/scenario.js';
 import { formatMs } from '../util/duration.js';
+import { paint, padVisible, visibleLength, wrapText } from './text.js';
 
 const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
 
-function mark(c: LabCellResult): string {
-  const v = c.verdict === 'reset' || c.verdict === 'leak' ? c.verdict.toUpperCase() : c.verdict;
-  return `${v} ${c.match ? '✓' : `✗ (expected ${c.expected})`}`;
+const BAD = new Set(['reset', 'leak', 'reuse-timeout', 'timeout']);
+
+/** A cell as people read it: bad outcomes in capitals (red on a terminal), ✓ or ✗ expected. */
+function mark(c: LabCellResult, short = false): string {
+  const v = BAD.has(c.verdict) ? paint(c.verdict.toUpperCase(), 'red') : c.verdict;
+  return `${v} ${c.match ? paint('✓', 'green') : paint(short ? `✗≠${c.expected}` : `✗ (expected ${c.expected})`, 'yellow')}`;
 }
 
 export function labJson(r: LabReport): { type: string } & Record<string, unknown> {
@@ -38,21 +42,24 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
   };
 }
 
+/** Offsets × mitigations, fitting 80 columns: short column names, a legend above. */
 function oowMatrix(r: LabReport): string[] {
-  const out: string[] = [];
   const d = (c: LabCellResult) => c.details as { offset: number; mitigation: string; natted: boolean };
   const mitigations = [...new Set(r.cells.filter((c) => d(c).natted).map((c) => d(c).mitigation))];
   const offsets = [...new Set(r.cells.map((c) => d(c).offset))];
   const hasControl = r.cells.some((c) => !d(c).natted);
-  const cols = [...mitigations.map((m) => `NAT, ${m}`), ...(hasControl ? ['no NAT (control)'] : [])];
-  const width = Math.max(20, ...r.cells.map((c) => mark(c).length + 2));
-  out.push('offset'.padEnd(10) + cols.map((c) => c.padEnd(width)).join(''));
-  for (const o of offsets) {
+  const cols = [...mitigations, ...(hasControl ? ['control'] : [])];
+  const rows = offsets.map((o) => {
     const row = mitigations.map((m) => r.cells.find((c) => d(c).natted && d(c).offset === o && d(c).mitigation === m));
     if (hasControl) row.push(r.cells.find((c) => !d(c).natted && d(c).offset === o));
-    out.push(sign(o).padEnd(10) + row.map((c) => (c ? mark(c) : '-').padEnd(width)).join(''));
-  }
-  return out;
+    return { o, cells: row.map((c) => (c ? mark(c, true) : '-')) };
+  });
+  const width = Math.max(...cols.map((c) => c.length), ...rows.flatMap((x) => x.cells.map(visibleLength))) + 2;
+  return [
+    `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
+    'offset'.padEnd(9) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
+    ...rows.map((x) => sign(x.o).padEnd(9) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
+  ];
 }
 
 function detailLine(c: LabCellResult): string {
@@ -83,10 +90,10 @@ export function labText(r: LabReport): string {
   for (const c of r.cells) {
     const inv = c.invalidCount === null ? '' : `, conntrack invalid +${c.invalidCount}`;
     out.push(`  ${c.id.padEnd(28)} ${c.verdict.padEnd(15)} ${formatMs(c.ms).padStart(6)}${inv}`);
-    out.push(`      ${c.why}`);
+    out.push(...wrapText(c.why, 78, '      '));
     const extra = detailLine(c);
-    if (extra) out.push(`      ${extra}`);
-    for (const l of c.invalidLog.slice(0, 4)) out.push(`      kernel: ${l.replace(/ IN=.*$/, '').slice(0, 140)}`);
+    if (extra) out.push(...wrapText(extra, 78, '      '));
+    for (const l of c.invalidLog.slice(0, 4)) out.push(`      kernel: ${l.replace(/ IN=.*$/, '').slice(0, 64)}`);
     if (c.invalidLog.length > 4) out.push(`      kernel: … ${c.invalidLog.length - 4} more line(s)`);
   }
   if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');

@@ -5,6 +5,7 @@
  * (as pino does): producers that can pause await `ready()`.
  */
 import type { Writable } from 'node:stream';
+import { setColour } from './text.js';
 
 export type OutputFormat = 'text' | 'json';
 
@@ -31,7 +32,9 @@ export class Output {
     readonly format: OutputFormat,
     private readonly stream: Writable = process.stdout,
     private readonly progressStream: NodeJS.WriteStream | null = process.stderr,
-  ) {}
+  ) {
+    setColour(format === 'text' && Boolean((stream as NodeJS.WriteStream).isTTY));
+  }
 
   /** Render a command's result as one document. */
   result<R>(renderer: Renderer<R>, r: R): void {

@@ -14,3 +14,27 @@ export function wrapText(text: string, width: number, indent = ''): string[] {
   if (line || !out.length) out.push(indent + line);
   return out;
 }
+
+const ANSI: Record<'red' | 'green' | 'yellow' | 'bold', [number, number]> = { red: [31, 39], green: [32, 39], yellow: [33, 39], bold: [1, 22] };
+let colour = false;
+
+/** Decided once per run, by the output sink: colour only on a terminal, and never with NO_COLOR. */
+export function setColour(on: boolean): void {
+  colour = on && !('NO_COLOR' in process.env && process.env.NO_COLOR !== '');
+}
+
+export function paint(s: string, style: keyof typeof ANSI): string {
+  if (!colour) return s;
+  const [a, b] = ANSI[style];
+  return `\u001b[${a}m${s}\u001b[${b}m`;
+}
+
+/** Visible width (ANSI escapes do not take room). */
+export function visibleLength(s: string): number {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u001b\[\d+m/g, '').length;
+}
+
+export function padVisible(s: string, width: number): string {
+  return s + ' '.repeat(Math.max(0, width - visibleLength(s)));
+}
