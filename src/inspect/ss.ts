@@ -36,6 +36,17 @@ export interface SsSocket {
 
 const SHUTDOWN = new Set(['<->', '-->', '<--', '---']);
 
+/** Opening minus closing parentheses in a token. */
+function parenDepth(t: string): number {
+  let d = 0;
+  for (let k = 0; k < t.length; k++) {
+    const c = t.charCodeAt(k);
+    if (c === 40) d++;
+    else if (c === 41) d--;
+  }
+  return d;
+}
+
 /** Parse one socket line (not a header or continuation). Throws InputError naming the line. */
 export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const where = `line ${lineNo}`;
@@ -61,8 +72,16 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   for (let j = i; j < tok.length; j++) {
     let t = tok[j]!;
     if (t.startsWith('users:(')) {
-      // a process name may contain spaces: rejoin until the parentheses balance
-      while (j + 1 < tok.length && (t.split('(').length !== t.split(')').length)) t += ` ${tok[++j]}`;
+      // a process name may contain spaces: rejoin until the parentheses balance (counted
+      // incrementally: re-counting the joined text each time was quadratic on long lines)
+      let depth = parenDepth(t);
+      const parts = [t];
+      while (j + 1 < tok.length && depth !== 0) {
+        const next = tok[++j]!;
+        depth += parenDepth(next);
+        parts.push(next);
+      }
+      t = parts.join(' ');
       users = [...t.matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]), fd: Number(m[3]) }));
     } else if (t.startsWith('timer:(')) {
       const m = /^timer:\((\w+),([^,)]*),(\d+)\)/.exec(t);
