@@ -8,7 +8,7 @@ import { Bundle } from './bundle.js';
 import { parseConntrack, type CtEntry } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
 import { findLeaks, type Leak } from '../inspect/leaks.js';
-import { parseSs } from '../inspect/ss.js';
+import { parseSs, type SsStats } from '../inspect/ss.js';
 import { isRoot, requireTool } from './exec.js';
 import { describeTarget, runInTarget, type Target } from './target.js';
 
@@ -21,6 +21,8 @@ export interface LeakReport {
   conntrackEntries: number | null;
   leaks: Leak[];
   halfLeaks: Leak[];
+  /** Sockets of other families in the ss output (netlink, unix, packet…), skipped, by netid. */
+  skippedSockets: Record<string, number>;
 }
 
 export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null } | { kind: 'bundle'; path: string };
@@ -29,6 +31,7 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
   let source: string;
   let sockets;
   let entries: CtEntry[] | null = null;
+  const stats: SsStats = { skipped: {} };
   if (src.kind === 'bundle') {
     const b = await Bundle.open(src.path);
     try {
@@ -43,16 +46,16 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
   }
   if (src.kind === 'files') {
     source = src.ss;
-    sockets = await parseSs(fileLineBatches(src.ss));
+    sockets = await parseSs(fileLineBatches(src.ss), { stats });
     if (src.conntrack) entries = await parseConntrack(fileLineBatches(src.conntrack));
   } else {
     // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
     if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
     requireTool('conntrack');
     source = describeTarget(src.target);
-    sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout);
+    sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout, { stats });
     entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
   }
   const { leaks, halfLeaks } = findLeaks(sockets, entries, o);
-  return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks };
+  return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks, skippedSockets: stats.skipped };
 }

@@ -1,9 +1,17 @@
 /**
  * `ss -tanoepi` / `ss -naoep` output → sockets. One socket per line (with or without the Netid
- * column); `-i` continuation lines (indented) are attached to the socket before them.
+ * column); `-e`/`-i`/`-m` continuation lines (indented) are attached to the socket before them.
+ * Only TCP and UDP sockets are kept: netlink, unix, packet, raw… lines of `ss -a` are counted
+ * and skipped (their "addresses" are not address:port). Both iproute2 layouts are read: the old
+ * one (unbracketed IPv6 `:::22`, `users:(("sshd",1234,3))`) and the current one (`[::]:22`,
+ * `users:(("sshd",pid=1234,fd=3))`).
  */
 import { InputError } from '../errors.js';
+import { canonicalIp } from '../packet/address.js';
 import { lineBatches, splitEndpoint, type LineSource } from './lines.js';
+
+/** Netids whose sockets are kept; every other netid is skipped and counted. */
+const KEPT_NETIDS = new Set(['tcp', 'udp']);
 
 export const SS_STATES = new Set(['ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'CLOSE', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING', 'UNCONN', 'NEW-SYN-RECV', 'BOUND', 'UNKNOWN']);
 
@@ -47,6 +55,42 @@ function parenDepth(t: string): number {
   return d;
 }
 
+/**
+ * `users:(("envoy",pid=51435,fd=135),("nc",pid=7,fd=3))`, or the old `users:(("envoy",51435,135))`.
+ * One left-to-right scan (a regex over a long unbalanced text could backtrack quadratically).
+ */
+function parseUsers(t: string): SsProcess[] {
+  const out: SsProcess[] = [];
+  let k = t.indexOf('("');
+  while (k >= 0) {
+    // the name: up to the closing quote not escaped by a backslash
+    let e = k + 2;
+    while (e < t.length && t.charCodeAt(e) !== 34) e += t.charCodeAt(e) === 92 ? 2 : 1;
+    if (e >= t.length) break;
+    const close = t.indexOf(')', e);
+    if (close < 0) break;
+    const fields = t.slice(e + 2, close).split(',');
+    const num = (name: string, pos: number) => {
+      const f = fields.find((x) => x.startsWith(`${name}=`));
+      const v = f ? f.slice(name.length + 1) : fields[pos]?.includes('=') ? undefined : fields[pos];
+      return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
+    };
+    const pid = num('pid', 0);
+    const fd = num('fd', 1);
+    if (t.charCodeAt(e + 1) === 44 && pid !== null && fd !== null) out.push({ name: t.slice(k + 2, e), pid, fd });
+    k = t.indexOf('("', close);
+  }
+  return out;
+}
+
+/** The netid column of a line ("tcp", "u_str", …), or null when the line has none. */
+export function ssNetid(text: string): string | null {
+  const t = text.trimStart();
+  const sp = t.search(/\s/);
+  const first = sp < 0 ? t : t.slice(0, sp);
+  return SS_STATES.has(first) ? null : first;
+}
+
 /** Parse one socket line (not a header or continuation). Throws InputError naming the line. */
 export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const where = `line ${lineNo}`;
@@ -59,9 +103,16 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const recvQ = Number(tok[i++]);
   const sendQ = Number(tok[i++]);
   if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where);
-  const l = splitEndpoint(tok[i++] ?? '');
-  const p = splitEndpoint(tok[i++] ?? '');
-  if (!l || !p) throw new InputError('ss line without local and peer address:port', where);
+  const lt = tok[i++] ?? '';
+  const pt = tok[i++] ?? '';
+  const l = splitEndpoint(lt);
+  const p = splitEndpoint(pt);
+  if (!l || !p) {
+    // `ss` without -n prints service names ("10.0.0.1:ssh"): the ports are then unknown.
+    const named = [lt, pt].find((t) => /:[A-Za-z][\w.-]*$/.test(t));
+    if (named) throw new InputError(`ss printed a service name instead of a port ('${named.slice(0, 40)}'): collect it with 'ss -n' (numeric), e.g. ss -naoep`, where);
+    throw new InputError('ss line without local and peer address:port', where);
+  }
   // One pass over the remaining tokens, dispatching on their prefix.
   let timer: SsSocket['timer'] = null;
   let users: SsProcess[] = [];
@@ -82,7 +133,7 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
         parts.push(next);
       }
       t = parts.join(' ');
-      users = [...t.matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]), fd: Number(m[3]) }));
+      users = parseUsers(t);
     } else if (t.startsWith('timer:(')) {
       const m = /^timer:\((\w+),([^,)]*),(\d+)\)/.exec(t);
       if (m) timer = { kind: m[1]!, time: m[2]!, retrans: Number(m[3]) };
@@ -98,9 +149,9 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
     state,
     recvQ,
     sendQ,
-    local: l.addr,
+    local: canonicalIp(l.addr),
     localPort: l.port,
-    peer: p.addr,
+    peer: canonicalIp(p.addr),
     peerPort: p.port,
     timer,
     users,
@@ -116,24 +167,44 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
 export interface ParseOptions {
   /** Skip lines that are not sockets instead of throwing (support bundles with noise). */
   lenient?: boolean;
+  /** Filled with what was skipped. */
+  stats?: SsStats;
+}
+
+export interface SsStats {
+  /** Sockets of other families (netlink, unix, packet, raw…) skipped, by netid. */
+  skipped: Record<string, number>;
 }
 
 /** Parse whole ss output. Headers are skipped; garbage throws an InputError with its line number. */
 export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<SsSocket[]> {
   const out: SsSocket[] = [];
+  const skipped = o.stats?.skipped ?? {};
   let n = 0;
+  // the socket the next continuation line belongs to (null after a skipped one)
+  let prev: SsSocket | null = null;
   for await (const batch of lineBatches(src)) for (const raw of batch) {
     n++;
-    if (!raw.trim()) continue;
-    if (/^(Netid\s+)?State\s+Recv-Q/.test(raw.trim())) continue;
-    if (/^\s/.test(raw) && out.length) {
-      const prev = out[out.length - 1]!;
-      prev.info = prev.info ? `${prev.info} ${raw.trim()}` : raw.trim();
+    const trimmed = raw.trim();
+    if (!trimmed) continue;
+    if (/^(Netid\s+)?State\s+Recv-Q/.test(trimmed)) continue;
+    const c0 = raw.charCodeAt(0);
+    if (c0 === 32 || c0 === 9) {
+      // -e/-i/-m details of the socket above (indented)
+      if (prev) prev.info = prev.info ? `${prev.info} ${trimmed}` : trimmed;
+      continue;
+    }
+    const netid = ssNetid(trimmed);
+    if (netid !== null && !KEPT_NETIDS.has(netid) && SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? '')) {
+      skipped[netid] = (skipped[netid] ?? 0) + 1;
+      prev = null;
       continue;
     }
     try {
-      out.push(parseSsLine(raw, n));
+      prev = parseSsLine(raw, n);
+      out.push(prev);
     } catch (e) {
+      prev = null;
       if (!o.lenient) throw e;
     }
   }
