@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # tool → Debian package
 declare -A PKG=([ip]=iproute2 [ss]=iproute2 [iptables]=iptables [nft]=nftables [conntrack]=conntrack
-                [tcpdump]=tcpdump [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
+                [tcpdump]=tcpdump [zstd]=zstd [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
 missing=()
 for tool in "${!PKG[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${PKG[$tool]}")

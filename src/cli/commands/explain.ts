@@ -9,9 +9,10 @@ import { defineCommand, EXIT } from '../command.js';
 export const explainCommand = defineCommand({
   name: 'explain',
   summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
-  usage: ['explain FILE|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-o text|json]'],
-  about: `Replays a packet capture (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
-raw IP; IPv4 and IPv6) through ctprobe's model of the kernel's TCP conntrack, and says for every
+  usage: ['explain FILE|-|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-o text|json]'],
+  about: `Replays a packet capture (pcap or pcapng, also gzip- or zstd-compressed, or '-' for standard
+input: tcpdump -U -w - | ctprobe explain -; Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
+NFLOG from 'tcpdump -i nflog:N', raw IP, PPP, loopback; IPv4 and IPv6) through ctprobe's model of the kernel's TCP conntrack, and says for every
 TCP packet: the flow and direction, the conntrack state before → after, the verdict
   ACCEPT   tracked (NAT applies)
   IGNORE   passes, but conntrack state is not updated
@@ -22,7 +23,9 @@ kernel), then a summary per flow.
 Capture on the NAT host (the client's host) to see what its conntrack sees:
   tcpdump -i any -w /tmp/ct.pcap 'tcp port 9000'
 A packet seen on several interfaces of that host is counted once, and replies addressed to a
-masquerade address are matched to their flow.`,
+masquerade address are matched to their flow. TSO/BIG TCP segments (IP length 0 on the sending
+host) are sized by their frame; data the capture missed (ACKed but never captured) is reported
+per flow as capture loss and modelled as sent, not blamed on the kernel.`,
   flags: {
     kernel: { type: 'string', arg: 'V', defaultText: 'this host’s (uname -r)', help: 'kernel to model: a release (6.18, 5.10.0-25) or a profile id (old, overshoot-invalid, modern, modern-challenge)' },
     'be-liberal': { type: 'boolean', help: 'as with net.netfilter.nf_conntrack_tcp_be_liberal=1' },
