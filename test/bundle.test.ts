@@ -94,6 +94,12 @@ describe.skipIf(!ready)('collect → --from', () => {
     const a = json(ctp('audit', '--from', `${d}/dir`, '-o', 'json'));
     expect(a.unknown).toContainEqual({ what: 'nft ruleset', why: 'nft -j list ruleset failed: Operation not permitted' });
     expect((a.findings as Array<{ id: string }>).some((f) => /invalid-drop|no-nat/.test(f.id))).toBe(false);
+    // and says what it could not see instead of "NAT: none"
+    expect(a.firewall?.complete).toBe(false);
+    const text = ctp('audit', '--from', `${d}/dir`).stdout;
+    expect(text).toMatch(/NAT: none seen \(part of the firewall is unknown, below\)/);
+    expect(text).toMatch(/unknown: nft ruleset — nft -j list ruleset failed: Operation not permitted/);
+    expect(text).toMatch(/Findings that would rest on what is unknown were not raised/);
     const bad = ctp('audit', '--from', '/etc/hostname');
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);

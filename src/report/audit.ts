@@ -12,7 +12,9 @@ export const auditReport: Renderer<AuditReport> = {
     out.push(`conntrack: be_liberal=${v('nf_conntrack_tcp_be_liberal')} loose=${v('nf_conntrack_tcp_loose')} log_invalid=${v('nf_conntrack_log_invalid')}`);
     out.push(`  close_wait=${v('nf_conntrack_tcp_timeout_close_wait', 's')} ignore_invalid_rst=${v('nf_conntrack_tcp_ignore_invalid_rst')} invalid counter=${r.conntrack.invalid ?? 'unknown'}`);
     if (r.firewall) {
-      out.push(`firewall: ${r.firewall.backends.join(', ') || 'no rules'}; NAT: ${r.firewall.nat.join(', ') || 'none'}`);
+      // a partial dump lists what it saw; "none" would be a conclusion it cannot draw
+      const none = r.firewall.complete ? 'none' : 'none seen (part of the firewall is unknown, below)';
+      out.push(`firewall: ${r.firewall.backends.join(', ') || (r.firewall.complete ? 'no rules' : 'only part read')}; NAT: ${r.firewall.nat.join(', ') || none}`);
       out.push(`  platforms recognised: ${r.firewall.platforms.map((p) => p.name).join(', ') || 'none'}`);
     } else out.push('firewall: unknown (could not be read)');
     for (const u of r.unknown) out.push(...wrapText(`unknown: ${u.what} — ${u.why}`, 78, '  '));
