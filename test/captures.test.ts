@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { explainCapture, type ExplainedPacket } from '../src/conntrack/explain.js';
 import { profileForRelease } from '../src/conntrack/profile.js';
 import { captureLoss, hasZstd, writeCaptureFixtures } from './fixtures/captures.js';
-import { CLI } from './netns.js';
+import { CLI, ROOT } from './netns.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ctp-capfix-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,5 +94,15 @@ describe('captures from the field', () => {
     const empty = ctp(['explain', '-'], Buffer.alloc(0));
     expect(empty.status).toBe(2);
     expect(empty.stderr).toMatch(/standard input is empty/);
+  });
+
+  it('invalid-log show --log-file reads a saved kernel log in every form (JSON lines, one per logged packet)', () => {
+    const r = ctp(['invalid-log', 'show', '--log-file', join(ROOT, 'test/fixtures/kernel-log-forms.txt'), '-o', 'json']);
+    expect(r.status, r.stderr).toBe(0);
+    const ev = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(ev).toHaveLength(11);
+    for (const e of ev) expect(e).toMatchObject({ type: 'invalid', source: 'nf_ct_proto_6', sport: 9100, ack: 694987304 });
+    const only = ctp(['invalid-log', 'show', '--log-file', join(ROOT, 'test/fixtures/kernel-log-prefixes.txt'), '--only-conntrack']);
+    expect(only.stdout.trim().split('\n')).toHaveLength(6);
   });
 });

@@ -12,6 +12,8 @@ import { lineBatches, splitEndpoint, type LineSource } from './lines.js';
 
 /** Netids whose sockets are kept; every other netid is skipped and counted. */
 const KEPT_NETIDS = new Set(['tcp', 'udp']);
+/** The other netids ss prints (skipped whatever follows them). */
+const OTHER_NETIDS = new Set(['nl', 'u_str', 'u_dgr', 'u_seq', 'p_raw', 'p_dgr', 'raw', 'icmp6', 'sctp', 'dccp', 'tipc', 'v_str', 'v_dgr', 'xdp', 'mptcp', '???']);
 
 export const SS_STATES = new Set(['ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'CLOSE', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING', 'UNCONN', 'NEW-SYN-RECV', 'BOUND', 'UNKNOWN']);
 
@@ -195,7 +197,7 @@ export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<Ss
       continue;
     }
     const netid = ssNetid(trimmed);
-    if (netid !== null && !KEPT_NETIDS.has(netid) && SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? '')) {
+    if (netid !== null && !KEPT_NETIDS.has(netid) && (OTHER_NETIDS.has(netid) || SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? ''))) {
       skipped[netid] = (skipped[netid] ?? 0) + 1;
       prev = null;
       continue;
