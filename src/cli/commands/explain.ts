@@ -43,6 +43,7 @@ Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
     // A bundle's capture is modelled with the kernel it was collected on.
     const { file, kernelRelease } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release() };
+    if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");
     const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
     const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
