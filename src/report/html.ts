@@ -24,7 +24,7 @@ td.num{text-align:right}
 .ok{background:#e6f4ea}.reset,.leak{background:#fde8e8}.miss{outline:3px solid #b35c00;outline-offset:-3px}
 .cell a{margin-right:8px}
 svg.sequence{max-width:100%;height:auto;border:1px solid #e3e7ec;margin:6px 0}
-code{font-size:12px}
+code{font-size:12px}pre{font-size:11px;white-space:pre-wrap;word-break:break-all;background:#f7f8fa;padding:8px}
 @media print{body{margin:0;max-width:none}svg.sequence{border:none;break-inside:avoid}a{color:inherit;text-decoration:none}h2{break-after:avoid}}
 `;
 
@@ -45,6 +45,8 @@ export interface ExplainPage {
   t0: number;
   /** Connections left out of the page (beyond the page's limit). */
   flowsOmitted: number;
+  /** The kernel's own invalid-packet log lines for this capture (a lab cell's), shown under the diagrams. */
+  kernelLog?: string[];
 }
 
 /** `explain --html`: a summary table, then one diagram per connection. */
@@ -62,7 +64,8 @@ export function explainHtml(p: ExplainPage): string {
 ${s.invalid ? html`<p>INVALID packets are not de-NATed: behind NAT they reach the host itself, whose TCP answers with RST. Fixes: <code>ctprobe fix apply --method drop-invalid</code> or <code>--method be-liberal</code> (see <code>ctprobe audit</code>).</p>` : ''}
 <table><tr><th>connection</th><th>NAT host</th><th>packets</th><th>IGNORE</th><th>INVALID</th><th>consequence</th><th>final state</th></tr>${rows}</table>
 ${p.flowsOmitted ? html`<p class="meta">${p.flowsOmitted} more connection(s) not drawn: choose with --flow.</p>` : ''}
-${diagrams}`,
+${diagrams}
+${p.kernelLog ? html`<h2>The kernel's log lines (nf_conntrack_log_invalid)</h2>${p.kernelLog.length ? html`<pre>${p.kernelLog.join('\n')}</pre>` : html`<p>none</p>`}` : ''}`,
   );
 }
 
