@@ -5,6 +5,7 @@
  * prints them); the kernel's reasons quote absolute ones, as the kernel logs them.
  */
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
+import type { ExplainHeader } from './explain.js';
 import { endpointText, FlowTracker, hasFlag, type FlowTrace, type PacketRow } from './flows.js';
 import { paint, wrapText } from './text.js';
 
@@ -85,6 +86,13 @@ export class ExplainText {
     const lines = [packetHead(r, timeText(this.o.time, r.tsSec, this.t0!))];
     for (const m of packetMeaning(r, flow)) lines.push(...wrapText(m, WIDTH, '    '));
     return lines.join('\n');
+  }
+
+  /** The first lines: what is replayed, under which kernel's rules. */
+  header(h: ExplainHeader): string {
+    const out = wrapText(`explain ${h.file} — modelling kernel ${h.kernel} (profile ${h.profile.id}: ${h.profile.label})`, WIDTH);
+    if (h.profile.caveat) out.push(...wrapText(`note: ${h.profile.caveat}`, WIDTH, '  '));
+    return out.join('\n');
   }
 
   /** How to read the lines that follow (after the header). */

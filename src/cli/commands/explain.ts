@@ -86,7 +86,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       headed = true;
       if (json) out.line(explainHeader.json({ file: f.from ?? file, kernel, profile }));
       else {
-        out.line(explainHeader.text({ file: f.from ?? file, kernel, profile }));
+        out.line(text!.header({ file: f.from ?? file, kernel, profile }));
         if (t0 !== null) out.line(text!.legend(t0));
       }
     };
