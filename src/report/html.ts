@@ -8,7 +8,7 @@ import type { LabReport } from '../lab/runner.js';
 import { formatMs } from '../util/duration.js';
 import { endpointText, type FlowTrace } from './flows.js';
 import { html, raw, type Markup } from './markup.js';
-import { COLOURS, sequenceSvg } from './sequence.js';
+import { COLOURS, partiesSvg, sequenceSvg, type Party } from './sequence.js';
 import { wallClock, type TimeStyle } from './explain-text.js';
 
 const CSS = `
@@ -47,6 +47,8 @@ export interface ExplainPage {
   flowsOmitted: number;
   /** The kernel's own invalid-packet log lines for this capture (a lab cell's), shown under the diagrams. */
   kernelLog?: string[];
+  /** Every connection in one diagram, a column per named party (explain --party). */
+  parties?: Party[];
 }
 
 /** `explain --html`: a summary table, then one diagram per connection. */
@@ -56,6 +58,9 @@ export function explainHtml(p: ExplainPage): string {
     (f, i) => html`<tr><td><a href="#flow-${i + 1}">${f.id}</a></td><td>${f.nat ? endpointText(f.nat) : '—'}</td><td class="num">${f.counts.packets}</td><td class="num">${f.counts.ignore}</td><td class="num${f.counts.invalid ? ' bad' : ''}">${f.counts.invalid}</td><td${f.counts.hostResets ? html` class="bad"` : ''}>${f.counts.hostResets ? 'reset by the NAT host' : '—'}</td><td>${f.finalState}</td></tr>`,
   );
   const diagrams = p.flows.map((f, i) => html`<h2 id="flow-${i + 1}">${i + 1}. ${f.id}</h2>${sequenceSvg(f, { time: p.time, t0: p.t0 })}`);
+  const overview = p.parties?.length
+    ? html`<h2 id="parties">All connections, one column per party</h2>${partiesSvg(p.parties.map((x) => x.name).join(' · '), p.flows, p.parties, { time: p.time, t0: p.t0 })}<p class="meta">The same packets, connection by connection:</p>`
+    : '';
   const when = p.time === 'relative' ? `times relative to the first packet shown (${wallClock(p.t0)} UTC)` : p.time === 'wall' ? 'times of day, UTC' : 'times in seconds since the epoch';
   return page(
     `ctprobe explain ${p.file}`,
@@ -64,6 +69,7 @@ export function explainHtml(p: ExplainPage): string {
 ${s.invalid ? html`<p>INVALID packets are not de-NATed: behind NAT they reach the host itself, whose TCP answers with RST. Fixes: <code>ctprobe fix apply --method drop-invalid</code> or <code>--method be-liberal</code> (see <code>ctprobe audit</code>).</p>` : ''}
 <table><tr><th>connection</th><th>NAT host</th><th>packets</th><th>IGNORE</th><th>INVALID</th><th>consequence</th><th>final state</th></tr>${rows}</table>
 ${p.flowsOmitted ? html`<p class="meta">${p.flowsOmitted} more connection(s) not drawn: choose with --flow.</p>` : ''}
+${overview}
 ${diagrams}
 ${p.kernelLog ? html`<h2>The kernel's log lines (nf_conntrack_log_invalid)</h2>${p.kernelLog.length ? html`<pre>${p.kernelLog.join('\n')}</pre>` : html`<p>none</p>`}` : ''}`,
   );

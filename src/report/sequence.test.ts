@@ -11,7 +11,7 @@ import { encodeTcp, TCP_RST } from '../packet/tcp.js';
 import { ExplainText } from './explain-text.js';
 import { FlowTracker, type FlowTrace, type PacketRow } from './flows.js';
 import { explainHtml } from './html.js';
-import { sequenceSvg } from './sequence.js';
+import { parseParty, partiesSvg, sequenceSvg } from './sequence.js';
 
 const dir = mkdtempSync(`${tmpdir()}/ctp-seq-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -117,6 +117,25 @@ describe('sequence diagram', () => {
     expect(page.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:/);
     expect(page.match(/<svg /g)).toHaveLength(tracker.order.length);
     expect(page).toContain('@media print');
+  });
+});
+
+describe('parties diagram', () => {
+  it('draws every connection in one diagram, a column per named party, one arrow per packet', async () => {
+    const { tracker, summary } = await replay(natCapture(true));
+    expect(parseParty('app=192.0.2.2:*')).toEqual({ name: 'app', endpoints: ['192.0.2.2:*'] });
+    expect(parseParty('proxy=[2001:db8::1]:15001,*:15001')).toEqual({ name: 'proxy', endpoints: ['[2001:db8::1]:15001', '*:15001'] });
+    expect(parseParty('nonsense')).toBeNull();
+    expect(parseParty('x=host.example:80')).toBeNull();
+    const parties = [parseParty('container=192.0.2.2:*')!, parseParty('NAT host=198.51.100.1:*')!, parseParty('server=198.51.100.2:9000')!];
+    const svg = partiesSvg('test', tracker.order, parties, { time: 'relative', t0: 1000 }).s;
+    expect(balanced(svg)).toBe(true);
+    expect(svg.match(/<g class="party">/g)).toHaveLength(3); // every endpoint named: no "other" column
+    expect(svg.match(/class="arrow"/g)).toHaveLength(summary.tcp);
+    const indexes = [...svg.matchAll(/data-index="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(indexes).toEqual([...indexes].sort((a, b) => a - b)); // time goes down across connections
+    const unnamed = partiesSvg('test', tracker.order, parties.slice(0, 1), { time: 'relative', t0: 1000 }).s;
+    expect(unnamed).toContain('>other<');
   });
 });
 

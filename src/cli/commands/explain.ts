@@ -3,17 +3,31 @@ import { UsageError } from '../../errors.js';
 import { explainCapture } from '../../conntrack/explain.js';
 import { bundleCapture } from '../../host/bundle.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
-import { writeFileSync } from 'node:fs';
-import { fileError } from '../../errors.js';
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileError, InputError } from '../../errors.js';
 import { explainHeader, explainPackets, explainSummaryLines } from '../../report/explain.js';
 import { ExplainText, type TimeStyle } from '../../report/explain-text.js';
 import { FlowTracker } from '../../report/flows.js';
 import { explainHtml } from '../../report/html.js';
-import { sequenceSvg } from '../../report/sequence.js';
+import { parseParty, partiesSvg, sequenceSvg } from '../../report/sequence.js';
 import { defineCommand, EXIT } from '../command.js';
 
 const MAX_ROWS_PER_DIAGRAM = 600;
 const MAX_DIAGRAMS = 60;
+
+function badParty(text: string): never {
+  throw new UsageError(`--party: '${text}' is not NAME=ENDPOINT[,ENDPOINT…] (ENDPOINT: ADDR:PORT, [V6]:PORT, ADDR:* or *:PORT), e.g. proxy=127.0.0.1:15001`);
+}
+
+function writable(path: string): void {
+  try {
+    accessSync(dirname(resolve(path)), constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code === 'ENOENT' ? new InputError(`cannot write there: the directory ${dirname(resolve(path))} does not exist`, path) : fileError(path, e);
+  }
+}
 
 function writeOut(path: string, content: string): void {
   try {
@@ -59,7 +73,8 @@ masquerade address are matched to their flow.`,
     verbose: { type: 'boolean', short: 'v', help: 'text: every packet, not only those that matter' },
     time: { type: 'choice', arg: 'HOW', choices: ['relative', 'wall', 'epoch'], default: 'relative', help: 'text and diagrams: seconds since the first packet, time of day (UTC), or epoch seconds' },
     html: { type: 'string', arg: 'OUT', help: 'also write the sequence diagrams to this self-contained HTML file' },
-    svg: { type: 'string', arg: 'OUT', help: "also write one connection's sequence diagram to this SVG file" },
+    svg: { type: 'string', arg: 'OUT', help: "also write one connection's sequence diagram to this SVG file (with --party: all connections, by party)" },
+    party: { type: 'strings', arg: 'NAME=EP,…', help: 'diagrams: one column per party across connections, e.g. app=203.0.113.1:40000 or proxy=127.0.0.1:15001,203.0.113.1:* (EP: ADDR:PORT, ADDR:*, *:PORT); repeatable' },
   },
   more: `-o json prints JSON lines: {"type":"header"}, {"type":"packet",…}…, {"type":"flow",…}…, {"type":"summary",…}.
 Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
@@ -73,6 +88,9 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
     const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
     const time = f.time as TimeStyle;
+    const parties = f.party.map((t) => parseParty(t) ?? badParty(t));
+    // Say now, not after the replay, when a picture cannot be written there.
+    for (const o of [f.html, f.svg]) if (o) writable(o);
     const json = out.format === 'json';
     const jsonLine = out.lines(explainPackets);
     const text = json ? null : new ExplainText({ verbose: f.verbose, time, only: f.only ?? null });
@@ -112,13 +130,16 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       const origin = t0 ?? 0;
       if (f.html) {
         const shown = flows.slice(0, MAX_DIAGRAMS);
-        const page = explainHtml({ file: f.from ?? file, kernel, profile: profile.id, profileLabel: profile.label, summary, flows: shown, time, t0: origin, flowsOmitted: flows.length - shown.length });
+        const page = explainHtml({ file: f.from ?? file, kernel, profile: profile.id, profileLabel: profile.label, summary, flows: shown, time, t0: origin, flowsOmitted: flows.length - shown.length, parties });
         writeOut(f.html, page);
         out.progress(`wrote ${f.html}: ${shown.length} sequence diagram(s)${flows.length > shown.length ? ` (${flows.length - shown.length} more connection(s) not drawn: choose with --flow)` : ''}`);
       }
       if (f.svg) {
         if (!flows.length) out.progress(`no connection to draw: ${f.svg} not written`);
-        else {
+        else if (parties.length) {
+          writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${partiesSvg(parties.map((x) => x.name).join(' · '), flows, parties, { time, t0: origin }).s}\n`);
+          out.progress(`wrote ${f.svg}: ${flows.length} connection(s), ${parties.length} parties`);
+        } else {
           writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${sequenceSvg(flows[0]!, { time, t0: origin }).s}\n`);
           out.progress(`wrote ${f.svg}: ${flows[0]!.id}${flows.length > 1 ? ` (${flows.length - 1} other connection(s): pick one with --flow, or use --html for all)` : ''}`);
         }

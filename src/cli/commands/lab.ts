@@ -3,9 +3,10 @@ import { basename, join, relative } from 'node:path';
 import { fileError, UsageError } from '../../errors.js';
 import { explainCapture } from '../../conntrack/explain.js';
 import { profileForRelease } from '../../conntrack/profile.js';
-import { cellSysctls } from '../../lab/replay.js';
+import { cellParties, cellSysctls } from '../../lab/replay.js';
 import type { LabReport } from '../../lab/runner.js';
 import { FlowTracker } from '../../report/flows.js';
+import { parseParty, type Party } from '../../report/sequence.js';
 import { explainHtml, labReportHtml, type LabCellLinks } from '../../report/html.js';
 import type { Output } from '../../report/output.js';
 import { preflight, runLab } from '../../lab/runner.js';
@@ -55,7 +56,7 @@ async function writeLabReport(dir: string, r: LabReport, out: Output): Promise<v
     });
     const page = cell.capture.replace(/\.pcap$/, '.html');
     const flows = tracker.order.slice(0, 20);
-    writeOut(page, explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.order.length - flows.length, kernelLog: cell.invalidLog }));
+    writeOut(page, explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.order.length - flows.length, kernelLog: cell.invalidLog, parties: cellParties(cell)?.map(parseParty).filter((p): p is Party => p !== null) }));
     links.push({ cell, diagram: relative(dir, page), log: relative(dir, cell.capture.replace(/\.pcap$/, '.log')), capture: relative(dir, cell.capture) });
   }
   const index = join(dir, 'index.html');
