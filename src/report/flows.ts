@@ -77,6 +77,8 @@ interface FlowState {
   isnClient: number | null;
   isnServer: number | null;
   lastInvalidToNat: number | null;
+  /** Among the first `maxFlows`: its rows are kept. */
+  kept: boolean;
 }
 
 /**
@@ -89,7 +91,11 @@ export class FlowTracker {
   private natAlias = new Map<string, string>();
   readonly order: FlowTrace[] = [];
 
-  constructor(private readonly maxRows = Infinity) {}
+  /** `maxRows` per connection; rows of connections after the first `maxFlows` are counted, not kept. */
+  constructor(
+    private readonly maxRows = Infinity,
+    private readonly maxFlows = Infinity,
+  ) {}
 
   add(p: ExplainedPacket): { row: PacketRow; flow: FlowTrace } {
     const d = p.decision;
@@ -120,7 +126,7 @@ export class FlowTracker {
     let f = this.flows.get(key);
     if (!f) {
       const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
-      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null };
+      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.order.length < this.maxFlows };
       this.flows.set(key, f);
       this.order.push(trace);
     }
@@ -172,7 +178,7 @@ export class FlowTracker {
     else t.counts.accept++;
     // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
     if (!fromNatHost) t.finalState = d.stateAfter;
-    if (t.rows.length < this.maxRows) t.rows.push(row);
+    if (f.kept && t.rows.length < this.maxRows) t.rows.push(row);
     else t.omitted++;
     return { row, flow: t };
   }

@@ -95,7 +95,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const jsonLine = out.lines(explainPackets);
     const text = json ? null : new ExplainText({ verbose: f.verbose, time, only: f.only ?? null });
     // Diagrams keep copies of the packets: bounded per connection and in connections drawn.
-    const drawing = f.html || f.svg ? new FlowTracker(MAX_ROWS_PER_DIAGRAM) : null;
+    const drawing = f.html || f.svg ? new FlowTracker(MAX_ROWS_PER_DIAGRAM, MAX_DIAGRAMS) : null;
     let t0: number | null = null;
     let headed = false;
     // The header follows the file's first packet, so an unreadable file prints only its error.

@@ -44,7 +44,7 @@ async function writeLabReport(dir: string, r: LabReport, out: Output): Promise<v
       links.push({ cell, diagram: null, log: null, capture: null });
       continue;
     }
-    const tracker = new FlowTracker(600);
+    const tracker = new FlowTracker(600, 20);
     let t0: number | null = null;
     const summary = await explainCapture(cell.capture, {
       profile,
