@@ -97,7 +97,7 @@ describe.skipIf(!ready)('collect → --from', () => {
     // and says what it could not see instead of "NAT: none"
     expect(a.firewall?.complete).toBe(false);
     const text = ctp('audit', '--from', `${d}/dir`).stdout;
-    expect(text).toMatch(/NAT: none seen \(part of the firewall is unknown, below\)/);
+    expect(text).toMatch(/NAT: none seen \(firewall partly unknown\)/);
     expect(text).toMatch(/unknown: nft ruleset — nft -j list ruleset failed: Operation not permitted/);
     expect(text).toMatch(/Findings that would rest on what is unknown were not raised/);
     const bad = ctp('audit', '--from', '/etc/hostname');
