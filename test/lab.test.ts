@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -216,4 +216,60 @@ describe('ctprobe lab without privileges or with bad flags', () => {
       expect(np).toMatch(/exit=2/);
     }
   });
+});
+
+/** What a docker-engine run left: daemon dirs, namespaces, cgroups, processes and mounts naming it. */
+function dockerLeft(run: string): string[] {
+  const dir = '/run/ctprobe/docker';
+  const left = existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(`${run}-`)) : [];
+  left.push(...nsOfRun(run));
+  for (const h of readdirSync('/sys/fs/cgroup')) if (existsSync(`/sys/fs/cgroup/${h}`)) left.push(...readdirSync(`/sys/fs/cgroup/${h}`).filter((e) => e.startsWith(`ctp-lab-${run}-`)).map((e) => `cgroup ${h}/${e}`));
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/${run}-`)) left.push(`process ${pid}`);
+    } catch {
+      /* gone */
+    }
+  }
+  left.push(...readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${dir}/${run}-`)).map((l) => `mount ${l.split(' ')[4]}`));
+  return left;
+}
+
+const dockerReady = ready && hasTool('dockerd') && hasTool('busybox') && hasTool('nsenter');
+
+describe.skipIf(!dockerReady)('ctprobe lab oow-rst --engine docker (a real dockerd per cell)', () => {
+  it('a real container behind Docker’s own NAT is reset; INPUT drop and be_liberal fix it, DOCKER-USER does not; nothing left', async () => {
+    const before = logAll();
+    const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--engine', 'docker', '--offset=100000', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { run: string; engine: { name: string; version: string }; cells: Array<Record<string, any>> };
+    expect(rep.engine.name).toBe('docker');
+    expect(rep.engine.version).toMatch(/^\d+\.\d+\.\d+/);
+    const cell = (id: string) => rep.cells.find((c) => c.id === id)!;
+    expect(rep.cells.map((c) => c.id)).toEqual(['docker/none/+100000', 'docker/drop-input/+100000', 'docker/docker-user/+100000', 'docker/be-liberal/+100000', 'swarm/none/+100000', 'control/+100000']);
+    for (const c of rep.cells) expect(c.match, `${c.id as string}: saw ${c.verdict as string}, expected ${c.expected as string}`).toBe(true);
+    expect(r.code).toBe(0);
+    expect(cell('docker/none/+100000').verdict).toBe('reset');
+    expect(cell('docker/none/+100000').client).toBe('reset'); // the container itself saw the RST
+    expect(cell('docker/docker-user/+100000').verdict).toBe('reset'); // FORWARD is too late
+    expect(cell('docker/drop-input/+100000').verdict).toBe('clean');
+    expect(cell('docker/be-liberal/+100000').verdict).toBe('clean');
+    expect(cell('swarm/none/+100000')).toMatchObject({ via: 'swarm', verdict: 'reset' });
+    expect(cell('control/+100000')).toMatchObject({ natted: false, verdict: 'clean' });
+    if (/^6\.(1\d|[2-9])\./.test(sh('uname -r'))) expect((cell('docker/none/+100000').invalidLog as string[]).join('\n')).toMatch(/ACK is over upper bound/);
+    expect(dockerLeft(rep.run)).toEqual([]);
+    expect(logAll()).toBe(before);
+  }, 300_000);
+
+  it('lab clean removes every dockerd, container, image and data dir of a SIGKILLed run', async () => {
+    const { p, done, run } = await startLab(['oow-rst', '--engine', 'docker', '--offset=100000', '--concurrency', '2'], 2);
+    // Wait until a client container is running (so there is a container to remove).
+    for (let i = 0; i < 600 && !sh('ps -eo args', true).includes(`run --rm --name ctp-lab-${run}-`); i++) await sleep(100);
+    p.kill('SIGKILL');
+    await done;
+    expect(dockerLeft(run).some((l) => l.startsWith('process '))).toBe(true); // dockerd outlives a SIGKILLed ctprobe
+    const c = await collect(spawn('node', [CLI, 'lab', 'clean', '-o', 'json']));
+    expect(c.code).toBe(0);
+    expect((JSON.parse(c.out) as { removed: string[] }).removed.some((n) => n.startsWith(`dockerd /run/ctprobe/docker/${run}-`))).toBe(true);
+    expect(dockerLeft(run)).toEqual([]);
+  }, 300_000);
 });
