@@ -260,6 +260,37 @@ describe.skipIf(!dockerReady)('ctprobe lab oow-rst --engine docker (a real docke
     expect(logAll()).toBe(before);
   }, 300_000);
 
+  it('ctprobe audit recognises the rules a real dockerd wrote, and where each INVALID drop sits', async () => {
+    const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--engine', 'docker', '--offset=100000', '--no-control', '--no-swarm', '--mitigation', 'none,drop-input,docker-user', '--keep', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { run: string; cells: Array<Record<string, any>> };
+    try {
+      expect(r.code).toBe(0);
+      const audits = new Map<string, any>();
+      for (const [i, m] of ['none', 'drop-input', 'docker-user'].entries()) {
+        const a = await collect(spawn('node', [CLI, 'audit', '--netns', `ctp-lab-${rep.run}-${i}-h`, '-o', 'json']));
+        audits.set(m, { code: a.code, ...JSON.parse(a.out) });
+      }
+      const none = audits.get('none');
+      // Docker's chains and its MASQUERADE, as dockerd wrote them (not shapes a test wrote).
+      const docker = none.firewall.platforms.find((p: { name: string }) => p.name === 'docker');
+      expect(docker.evidence).toEqual(expect.arrayContaining(['filter/DOCKER-USER', 'filter/DOCKER', 'nat/DOCKER', 'MASQUERADE of 192.0.2.0/24 (not out of docker0)']));
+      expect(audits.get('docker-user').firewall.platforms.find((p: { name: string }) => p.name === 'docker').evidence).toContain('DOCKER-USER drops ctstate INVALID (reached from FORWARD only)');
+      expect(none.firewall.nat).toContain('masquerade');
+      expect(none.findings[0]).toMatchObject({ id: 'no-invalid-drop', severity: 'high' });
+      expect(none.code).toBe(1);
+      const input = audits.get('drop-input');
+      expect(input.findings.filter((f: { severity: string }) => f.severity === 'high')).toEqual([]);
+      expect(input.firewall.invalidDrops[0]).toMatchObject({ table: 'filter', chain: 'INPUT', reachedFrom: ['INPUT'] });
+      const user = audits.get('docker-user');
+      expect(user.findings[0]).toMatchObject({ id: 'invalid-drop-forward-only', severity: 'medium' });
+      expect(user.findings[0].explanation).toMatch(/DOCKER-USER/);
+      expect(user.firewall.invalidDrops[0]).toMatchObject({ chain: 'DOCKER-USER', reachedFrom: ['FORWARD'] });
+    } finally {
+      await collect(spawn('node', [CLI, 'lab', 'clean']));
+    }
+    expect(dockerLeft(rep.run)).toEqual([]);
+  }, 300_000);
+
   it('lab clean removes every dockerd, container, image and data dir of a SIGKILLed run', async () => {
     const { p, done, run } = await startLab(['oow-rst', '--engine', 'docker', '--offset=100000', '--concurrency', '2'], 2);
     // Wait until a client container is running (so there is a container to remove).
