@@ -124,6 +124,15 @@ export function clientRunArgs(name: string, network: string[], ctprobeArgs: stri
   ];
 }
 
+/** Send a signal to a process that may have exited meanwhile. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -209,17 +218,10 @@ export async function removeDockerd(p: DockerdPaths): Promise<void> {
     const list = ids?.status === 0 ? ids.stdout.split('\n').filter(Boolean) : [];
     if (list.length) await docker(p, ['rm', '-f', ...list], 30_000).catch(() => null);
     await docker(p, ['swarm', 'leave', '--force'], 15_000).catch(() => null);
-    process.kill(pid, 'SIGTERM');
+    signal(pid, 'SIGTERM');
     for (let i = 0; i < 150 && pidAlive(pid); i++) await sleep(100);
   }
-  const kill = (pids: number[]) =>
-    pids.forEach((x) => {
-      try {
-        process.kill(x, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    });
+  const kill = (pids: number[]) => pids.forEach((x) => signal(x, 'SIGKILL'));
   kill([...(alive && pidAlive(pid) ? [pid] : []), ...pidsNaming(p.dir)]);
   const cgroups = cgroupDirs(p.cgroupParent);
   kill(cgroups.flatMap(cgroupPids));
@@ -261,7 +263,7 @@ export function signalDockerdsSync(dirs: DockerdPaths[]): void {
   for (const p of dirs) {
     try {
       const pid = Number(readFileSync(p.pidfile, 'utf8').trim());
-      if (pid > 0) process.kill(pid, 'SIGTERM');
+      if (pid > 0) signal(pid, 'SIGTERM');
     } catch {
       /* not started or gone */
     }
