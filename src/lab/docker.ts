@@ -116,7 +116,8 @@ export async function importClientImage(p: DockerdPaths, tarball: string): Promi
 /** `docker run` arguments that run `ctprobe ARGS…` in a client container with this host's node. */
 export function clientRunArgs(name: string, network: string[], ctprobeArgs: string[]): string[] {
   const node = process.execPath;
-  const mounts = ['/usr', PACKAGE_ROOT, ...(node.startsWith('/usr/') ? [] : [dirname(node)])];
+  // /usr for node and its libraries; the package and node's own directory unless /usr holds them.
+  const mounts = ['/usr', PACKAGE_ROOT, dirname(node)].filter((m, i, all) => all.findIndex((o) => m === o || m.startsWith(`${o}/`)) === i);
   return [
     'run', '--rm', '--name', name, ...network,
     ...mounts.flatMap((m) => ['--mount', `type=bind,src=${m},dst=${m},readonly`]),
