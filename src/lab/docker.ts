@@ -149,7 +149,8 @@ function pidsNaming(dir: string): number[] {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(dir)) out.push(Number(e));
+      // `${dir}/`: the daemon of cell 1 must not match cell 10's paths.
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(`${dir}/`)) out.push(Number(e));
     } catch {
       /* gone */
     }

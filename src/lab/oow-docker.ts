@@ -23,7 +23,8 @@ export const DOCKER_MITIGATIONS: DockerMitigation[] = ['none', 'drop-input', 'do
 export const DOCKER_MITIGATION_HELP: Readonly<Record<DockerMitigation, string>> = {
   none: "Docker's own rules only",
   'drop-input': 'iptables -I INPUT -m conntrack --ctstate INVALID -j DROP (libnetwork PR 2275)',
-  'docker-user': 'the same DROP in DOCKER-USER, where Docker says user rules go: it hangs off FORWARD, and the INVALID reply is addressed to the host itself (INPUT), so it does not help',
+  // DOCKER-USER is where Docker says user rules go; it hangs off FORWARD, and the INVALID reply is addressed to the host itself (INPUT).
+  'docker-user': "the same DROP in DOCKER-USER (Docker's user chain): FORWARD only, no help",
   'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1 in the host namespace',
 };
 /** Which namespace-lab mitigation each is, for the model's expectation. */

@@ -61,7 +61,9 @@ function oowMatrix(r: LabReport): string[] {
   });
   const width = Math.max(...cols.map((c) => c.length), ...rows.flatMap((x) => x.cells.map(visibleLength))) + 2;
   return [
-    `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
+    r.engine.name === 'docker'
+      ? `columns: the Docker host's mitigation; swarm = a swarm service's task (docker_gwbridge)${hasControl ? '; control = a --network host container, no NAT' : ''}`
+      : `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
     'offset'.padEnd(9) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
     ...rows.map((x) => sign(x.o).padEnd(9) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
   ];
