@@ -38,6 +38,7 @@ async function startLab(args: string[], minNs: number) {
 describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
   it('reproduces the reset through NAT and proves which fix works, with the kernel’s reasons', async () => {
     const before = logAll();
+    const othersBefore = otherLabRuns();
     const p = spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none,drop-input,drop-forward,be-liberal', '-o', 'json']);
     const r = await collect(p);
     const rep = JSON.parse(r.out) as { kernel: string; run: string; cells: Array<Record<string, unknown>> };
@@ -58,8 +59,9 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
       expect(cell('nat/be-liberal/+100000').invalidLog).toEqual([]);
     }
     expect(nsOfRun(rep.run)).toEqual([]);
-    // Only this file runs labs, one test at a time: the root sysctl must be back as it was.
-    expect(logAll()).toBe(before);
+    // Only this file runs labs, one test at a time: the root sysctl must be back as it was — unless
+    // another checkout's lab shares the machine (and the sysctl) meanwhile.
+    if (othersBefore.length === 0 && otherLabRuns().filter((x) => x !== rep.run).length === 0) expect(logAll()).toBe(before);
   });
 
   it('the model agrees with the kernel on every oow-rst cell: same packets logged, same reasons', async () => {
@@ -235,11 +237,18 @@ function dockerLeft(run: string): string[] {
   return left;
 }
 
+/** Lab runs recorded in the state dir (another checkout's tests may be running labs too). */
+function otherLabRuns(): string[] {
+  const dir = '/run/ctprobe';
+  return existsSync(dir) ? readdirSync(dir).map((f) => /^lab-([0-9a-f]+)\.json$/.exec(f)?.[1]).filter((x): x is string => !!x) : [];
+}
+
 const dockerReady = ready && hasTool('dockerd') && hasTool('busybox') && hasTool('nsenter');
 
 describe.skipIf(!dockerReady)('ctprobe lab oow-rst --engine docker (a real dockerd per cell)', () => {
   it('a real container behind Docker’s own NAT is reset; INPUT drop and be_liberal fix it, DOCKER-USER does not; nothing left', async () => {
     const before = logAll();
+    const othersBefore = otherLabRuns();
     const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--engine', 'docker', '--offset=100000', '-o', 'json']));
     const rep = JSON.parse(r.out) as { run: string; engine: { name: string; version: string }; cells: Array<Record<string, any>> };
     expect(rep.engine.name).toBe('docker');
@@ -257,7 +266,8 @@ describe.skipIf(!dockerReady)('ctprobe lab oow-rst --engine docker (a real docke
     expect(cell('control/+100000')).toMatchObject({ natted: false, verdict: 'clean' });
     if (/^6\.(1\d|[2-9])\./.test(sh('uname -r'))) expect((cell('docker/none/+100000').invalidLog as string[]).join('\n')).toMatch(/ACK is over upper bound/);
     expect(dockerLeft(rep.run)).toEqual([]);
-    expect(logAll()).toBe(before);
+    // The root sysctl is shared with any other lab run on this machine (another checkout's tests).
+    if (othersBefore.length === 0 && otherLabRuns().filter((x) => x !== rep.run).length === 0) expect(logAll()).toBe(before);
   }, 300_000);
 
   it('ctprobe audit recognises the rules a real dockerd wrote, and where each INVALID drop sits', async () => {
