@@ -43,6 +43,8 @@ export interface Command {
   summary: string;
   interruptible: boolean;
   help(): string;
+  /** Parse flags only, as `run` would (throws UsageError): scripts and manifests are checked this way. */
+  checkFlags(argv: string[]): void;
   run(argv: string[], signal: AbortSignal, stdout?: NodeJS.WritableStream): Promise<number>;
 }
 
@@ -70,6 +72,9 @@ export function defineCommand<const T extends FlagTable>(spec: CommandSpec<T>): 
     summary: spec.summary,
     interruptible: spec.interruptible ?? false,
     help,
+    checkFlags(argv) {
+      parseFlagTable(argv, table);
+    },
     async run(argv, signal, stdout = process.stdout) {
       const { flags, positionals } = parseFlagTable(argv, table);
       const format = (spec.output === false ? 'text' : (flags as Record<string, unknown>).output) as OutputFormat;

@@ -216,7 +216,7 @@ function invalidDropFindings(fw: NonNullable<AuditReport['firewall']>, label: st
         severity: forward ? 'medium' : 'high',
         title: forward ? 'INVALID packets are dropped in FORWARD only' : 'INVALID packets reach the host and are answered with RST',
         explanation: forward
-          ? 'A FORWARD drop covers DNATed traffic to pods (kube-proxy), but replies to MASQUERADEd connections that conntrack marks INVALID are addressed to the host itself: they go through INPUT, reach its TCP stack and are reset.'
+          ? `${fw.invalidDrops.some((d) => d.chain === 'DOCKER-USER') ? "The drop sits in DOCKER-USER, where Docker's documentation puts user rules; Docker jumps to it from FORWARD only. " : ''}A FORWARD drop covers DNATed traffic to pods (kube-proxy), but replies to MASQUERADEd connections that conntrack marks INVALID are addressed to the host itself: they go through INPUT, reach its TCP stack and are reset.`
           : `This host masquerades (SNAT) and nothing drops ctstate INVALID before its TCP stack; be_liberal is off. ${behaviour} The host answers such packets with an RST its container never sent (Docker libnetwork 1090).`,
         fix: { command: 'ctprobe fix apply --method drop-invalid --chain INPUT   (or: --method be-liberal)', tradeoffs },
       },

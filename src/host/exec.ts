@@ -31,7 +31,20 @@ export const TOOL_PACKAGE: Record<string, string> = {
   dmesg: 'util-linux',
   sysctl: 'procps',
   tshark: 'tshark',
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  containerd: 'containerd',
+  runc: 'runc',
+  busybox: 'busybox-static',
+  umount: 'mount',
 };
+
+/**
+ * Where a tool is looked for before PATH. Debian's docker client (docker.io) is the one that
+ * matches Debian's dockerd; another docker CLI earlier on PATH (/usr/local/bin) may be a
+ * different release or a stand-in.
+ */
+const PREFERRED_PATH: Record<string, string> = { docker: '/usr/bin/docker', dockerd: '/usr/sbin/dockerd', busybox: '/bin/busybox' };
 
 const PATH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 const found = new Map<string, string | null>();
@@ -42,7 +55,15 @@ export function findTool(name: string): string | null {
   if (hit !== undefined) return hit;
   const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...PATH_DIRS];
   let path: string | null = null;
-  for (const d of dirs) {
+  const preferred = PREFERRED_PATH[name];
+  if (preferred)
+    try {
+      accessSync(preferred, constants.X_OK);
+      path = preferred;
+    } catch {
+      /* fall back to PATH */
+    }
+  for (const d of path ? [] : dirs) {
     try {
       accessSync(`${d}/${name}`, constants.X_OK);
       path = `${d}/${name}`;

@@ -126,7 +126,22 @@ export function recognisePlatforms(tables: Map<string, IptTable>): Platform[] {
     found.push({ name: 'kube-proxy', evidence: [...kube, ...(drop ? ['KUBE-FORWARD drops ctstate INVALID (PR 74840)'] : ['KUBE-FORWARD has no INVALID drop (be_liberal mode, or nftables mode)'])] });
   }
   const docker = chains.filter((c) => /\/DOCKER(-USER|-INPUT|-ISOLATION-STAGE-\d|-FORWARD)?$/.test(c));
-  if (docker.length) found.push({ name: 'docker', evidence: docker });
+  if (docker.length) {
+    // dockerd's MASQUERADE per bridge network: "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE".
+    const masq = rules.filter((r) => r.table === 'nat' && r.chain === 'POSTROUTING' && r.target === 'MASQUERADE' && /^-A POSTROUTING -s \S+ ! -o \S+ -j MASQUERADE$/.test(r.text));
+    const userDrop = rules.some((r) => r.chain === 'DOCKER-USER' && r.invalidMatch && r.target === 'DROP');
+    found.push({
+      name: 'docker',
+      evidence: [
+        ...docker,
+        ...masq.map((r) => {
+          const [, net, bridge] = /-s (\S+) ! -o (\S+)/.exec(r.text)!;
+          return `MASQUERADE of ${net} (not out of ${bridge})`;
+        }),
+        ...(userDrop ? ['DOCKER-USER drops ctstate INVALID (reached from FORWARD only)'] : []),
+      ],
+    });
+  }
   const istio = chains.filter((c) => /\/ISTIO_/.test(c));
   const redirect = rules.filter((r) => r.target === 'REDIRECT' && /--to-ports 15001\b/.test(r.text));
   const dropInvalid = rules.filter((r) => r.chain === 'PREROUTING' && r.invalidMatch && r.target === 'DROP');

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { expectedVerdict, kernelProfile } from './expect.js';
 import { buildCells } from './oow.js';
+import { buildDockerCells } from './oow-docker.js';
+import { clientRunArgs, dockerdPaths, PACKAGE_ROOT } from './docker.js';
 import { cellLogLines } from './runner.js';
 import { cellNamespaces, hostRuleset, LAB_IFACE_RE } from './topology.js';
 import { parseKmsgRecord } from '../host/kmsg.js';
@@ -35,6 +37,24 @@ describe('cells and rules', () => {
     const cells = buildCells([100000, -100000], ['none', 'be-liberal'], true);
     expect(cells.map((c) => c.id)).toEqual(['nat/none/+100000', 'nat/be-liberal/+100000', 'control/+100000', 'nat/none/-100000', 'nat/be-liberal/-100000', 'control/-100000']);
     expect(new Set(cells.map((c) => c.port)).size).toBe(cells.length);
+  });
+  it('builds the docker matrix: Docker mitigations judged by the model as what they are (DOCKER-USER is FORWARD)', () => {
+    const cells = buildDockerCells([100000], ['none', 'docker-user', 'drop-input'], true, true);
+    expect(cells.map((c) => `${c.id}:${c.model}`)).toEqual(['docker/none/+100000:none', 'docker/docker-user/+100000:drop-forward', 'docker/drop-input/+100000:drop-input', 'swarm/none/+100000:none', 'control/+100000:none']);
+    expect(cells.find((c) => c.id.startsWith('swarm'))!.via).toBe('swarm');
+    expect(cells.at(-1)!.natted).toBe(false);
+    expect(new Set(cells.map((c) => c.port)).size).toBe(cells.length);
+    const modern = kernelProfile('6.18.0');
+    expect(cells.map((c) => expectedVerdict(modern, c.offset, c.model, c.natted).verdict)).toEqual(['reset', 'reset', 'clean', 'reset', 'clean']);
+  });
+  it('runs the docker client read-only from the host, with paths per run and cell', () => {
+    const p = dockerdPaths('a1b2c3', 4);
+    expect(p.dir).toMatch(/\/docker\/a1b2c3-4$/);
+    expect(p.cgroupParent).toBe('/ctp-lab-a1b2c3-4');
+    const args = clientRunArgs('n', ['--network', 'host'], ['client', 'x:1']);
+    expect(args).toContain(`type=bind,src=${PACKAGE_ROOT},dst=${PACKAGE_ROOT},readonly`);
+    expect(args).toContain('type=bind,src=/usr,dst=/usr,readonly');
+    expect(args.slice(-3)).toEqual([`${PACKAGE_ROOT}/dist/cli/main.js`, 'client', 'x:1']);
   });
   it('names interfaces within 15 characters and recognisably', () => {
     const ns = cellNamespaces('a1b2c3', 7);

@@ -15,20 +15,79 @@ export interface CellSpec {
   id: string;
   index: number;
   offset: number;
-  mitigation: Mitigation;
+  /** The mitigation as the engine applies it (e.g. docker-user). */
+  mitigation: string;
+  /** The namespace-lab mitigation it is equivalent to, for the expectation (docker-user is a FORWARD drop). */
+  model: Mitigation;
   natted: boolean;
   port: number;
+  /** How the client reaches the NAT host: a veth on a bridge, Docker's bridge, a swarm task (docker_gwbridge). */
+  via?: 'bridge' | 'swarm';
 }
 
 export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100): CellSpec[] {
   const cells: CellSpec[] = [];
   const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
   for (const offset of offsets) {
-    for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}`, index: cells.length, offset, mitigation: m, natted: true, port: basePort + cells.length });
-    if (control) cells.push({ id: `control/${sign(offset)}`, index: cells.length, offset, mitigation: 'none', natted: false, port: basePort + cells.length });
+    for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}`, index: cells.length, offset, mitigation: m, model: m, natted: true, port: basePort + cells.length });
+    if (control) cells.push({ id: `control/${sign(offset)}`, index: cells.length, offset, mitigation: 'none', model: 'none', natted: false, port: basePort + cells.length });
   }
   return cells;
 }
+
+/** A client's run: resolves when it ended; `kill` ends it early (cell timeout). */
+export interface ClientRun {
+  done: Promise<unknown>;
+  kill(): void;
+}
+
+/**
+ * What an engine provides for one cell: the client host (namespaces, interfaces, the client) and
+ * the server namespace, which is always a plain namespace on the host's uplink.
+ */
+export interface CellHost {
+  /** Every namespace of the cell, tracked before creation. */
+  namespaces: string[];
+  /** The NAT host (conntrack counters, captures). */
+  hostNs: string;
+  serverNs: string;
+  /** Interfaces whose names attribute kernel log lines to this cell. */
+  ifaces: string[];
+  setUp(): Promise<void>;
+  /** Start `ctprobe client ARGS…` where the cell says (container, task, or the host itself). */
+  client(args: string[], onEvent: (e: WireEvent) => void): Promise<ClientRun>;
+  /** Remove what setUp started besides namespaces (the runner also does, on every path). */
+  tearDown(): Promise<void>;
+  /** Engine-specific figures for the cell's details. */
+  details(): Record<string, unknown>;
+}
+
+export interface OowEngine {
+  /** Cell timing on this engine (a container takes longer to start than a process). */
+  timing: Partial<CellTiming>;
+  host(cell: CellSpec, ctx: LabContext): CellHost;
+}
+
+/** The namespace engine: ctprobe's own bridge and MASQUERADE rule in a client-host namespace. */
+export const NETNS_ENGINE: OowEngine = {
+  timing: {},
+  host(cell, ctx) {
+    const ns = cellNamespaces(ctx.runId, cell.index);
+    return {
+      namespaces: [ns.container, ns.host, ns.server],
+      hostNs: ns.host,
+      serverNs: ns.server,
+      ifaces: [ns.bridge, ns.uplink, ns.vethHost],
+      setUp: () => createCell(ns, cell.model),
+      client: (args, onEvent) => {
+        const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, args);
+        return Promise.resolve({ done: jsonLines(cl, onEvent), kill: () => cl.kill('SIGTERM') });
+      },
+      tearDown: () => Promise.resolve(),
+      details: () => ({}),
+    };
+  },
+};
 
 export interface CellTiming {
   /** Client idle timeout: when it closes (its FIN triggers the delayed failure on 6.1+). */
@@ -44,68 +103,78 @@ export interface CellTiming {
 export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
-async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<LabCellResult> {
+async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: OowEngine): Promise<LabCellResult> {
   const t0 = performance.now();
-  const ns = cellNamespaces(ctx.runId, cell.index);
-  ctx.track([ns.container, ns.host, ns.server]);
-  await createCell(ns, cell.mitigation);
-  const before = await invalidCounter(ns.host);
-  const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
-  const ifindex = capture ? await interfaceIndex(ns.host) : undefined;
-  const stopCapture = capture ? await startCapture(ns.host, capture, `tcp port ${cell.port}`) : null;
+  const h = engine.host(cell, ctx);
+  ctx.track(h.namespaces);
+  try {
+    await h.setUp();
+    const before = await invalidCounter(h.hostNs);
+    const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
+    const ifindex = capture ? await interfaceIndex(h.hostNs) : undefined;
+    const stopCapture = capture ? await startCapture(h.hostNs, capture, `tcp port ${cell.port}`) : null;
 
-  const serverEvents: WireEvent[] = [];
-  const server = spawnNode(ns.server, CLI_PATH, [
-    'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
-    '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
-  ]);
-  let serverErr = '';
-  server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
-  const serverDone = jsonLines(server, (e) => serverEvents.push(e));
-  if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
-    throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
+    const serverEvents: WireEvent[] = [];
+    const server = spawnNode(h.serverNs, CLI_PATH, [
+      'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
+      '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
+    ]);
+    let serverErr = '';
+    server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
+    const serverDone = jsonLines(server, (e) => serverEvents.push(e));
+    if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
+      throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
-  let client: string | null = null;
-  const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, [
-    'client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json',
-  ]);
-  const clientDone = jsonLines(cl, (e) => {
-    if (e.type === 'attempt') client = e.outcome;
-  });
-  const timer = setTimeout(() => {
-    server.kill('SIGTERM');
-    cl.kill('SIGTERM');
-  }, t.cellTimeoutMs);
-  await Promise.all([serverDone, clientDone]);
-  clearTimeout(timer);
+    let client: string | null = null;
+    let cl: ClientRun | null = null;
+    const timer = setTimeout(() => {
+      server.kill('SIGTERM');
+      cl?.kill();
+    }, t.cellTimeoutMs);
+    try {
+      cl = await h.client(['client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json'], (e) => {
+        if (e.type === 'attempt') client = e.outcome;
+      });
+      await Promise.all([serverDone, cl.done]);
+    } finally {
+      clearTimeout(timer);
+      server.kill('SIGTERM');
+    }
 
-  const captureDropped = (await stopCapture?.()) ?? null;
-  const after = await invalidCounter(ns.host);
-  const closed = serverEvents.find((e) => e.type === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
-  const verdict = closed?.type === 'closed' ? closed.verdict : 'timeout';
-  return cellResult({
-    id: cell.id,
-    verdict,
-    expected: expectedVerdict(ctx.profile, cell.offset, cell.mitigation, cell.natted),
-    invalidBefore: before,
-    invalidAfter: after,
-    startedAt: t0,
-    namespaces: [ns.container, ns.host, ns.server],
-    ifaces: [ns.bridge, ns.uplink, ns.vethHost],
-    ports: [cell.port],
-    details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
-    capture: capture ? { capture, ifindex, captureDropped } : null,
-  });
+    const captureDropped = (await stopCapture?.()) ?? null;
+    const after = await invalidCounter(h.hostNs);
+    const closed = serverEvents.find((e) => e.type === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
+    const verdict = closed?.type === 'closed' ? closed.verdict : 'timeout';
+    return cellResult({
+      id: cell.id,
+      verdict,
+      expected: expectedVerdict(ctx.profile, cell.offset, cell.model, cell.natted),
+      invalidBefore: before,
+      invalidAfter: after,
+      startedAt: t0,
+      namespaces: h.namespaces,
+      ifaces: h.ifaces,
+      ports: [cell.port],
+      details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, ...(cell.via ? { via: cell.via } : {}), client, ...h.details() },
+      capture: capture ? { capture, ifindex, captureDropped } : null,
+    });
+  } finally {
+    if (!ctx.keep) await h.tearDown();
+  }
 }
 
 export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}): Scenario {
-  const cells = buildCells(offsets, mitigations, control);
-  const t = { ...DEFAULT_TIMING, ...timing };
+  return oowScenarioOn(NETNS_ENGINE, buildCells(offsets, mitigations, control), timing);
+}
+
+/** The oow-rst scenario over given cells on an engine. */
+export function oowScenarioOn(engine: OowEngine, cells: CellSpec[], timing: Partial<CellTiming> = {}): Scenario {
+  const t = { ...DEFAULT_TIMING, ...engine.timing, ...timing };
   return {
     name: 'oow-rst',
     what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)',
     cells: cells.length,
     cellId: (i) => cells[i]!.id,
-    runCell: (i, ctx) => runCell(cells[i]!, ctx, t),
+    runCell: (i, ctx) => runCell(cells[i]!, ctx, t, engine),
   };
 }

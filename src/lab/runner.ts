@@ -9,6 +9,7 @@ import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
 import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
 import { kernelProfile } from './expect.js';
+import { removeDockerd, removeRunFiles, signalDockerdsSync, type DockerdPaths } from './docker.js';
 import { liveChildren } from './spawn.js';
 import type { LabCellResult, Scenario } from './scenario.js';
 import { enableLogAllNetns, newRunId, readLogAllNetns, removeRunState, restoreLogAllNetns, writeRunState } from './state.js';
@@ -32,6 +33,8 @@ export interface LabReport {
   profileLabel: string;
   profileSummary: string;
   scenario: string;
+  /** The engine of the client hosts: ctprobe's namespaces, or a real dockerd with its version. */
+  engine: { name: string; version: string };
   run: string;
   kernelLog: 'collected' | 'unavailable';
   cells: LabCellResult[];
@@ -62,6 +65,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const profile = kernelProfile(kernel);
   const sc = o.scenario;
   const created: string[] = [];
+  const daemons: DockerdPaths[] = [];
   writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: sc.name, keep: o.keep });
 
   const logAll = enableLogAllNetns();
@@ -71,6 +75,9 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     if (torn) return;
     torn = true;
     for (const c of liveChildren) c.kill('SIGKILL');
+    // Daemons first: dockerd removes its containers and rules from namespaces that still exist.
+    if (!o.keep) await Promise.all(daemons.map((d) => removeDockerd(d).catch(() => undefined)));
+    if (!o.keep) removeRunFiles(runId);
     if (!o.keep) await Promise.all(created.map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
     klog?.close();
     restoreLogAllNetns(runId);
@@ -83,6 +90,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const onExit = () => {
     if (torn) return;
     for (const c of liveChildren) c.kill('SIGKILL');
+    if (!o.keep) signalDockerdsSync(daemons);
     if (!o.keep) for (const n of created) runSync('ip', ['netns', 'del', n], { allowFail: true });
     restoreLogAllNetns(runId);
     removeRunState(runId);
@@ -93,7 +101,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
 
   o.onProgress?.({ type: 'start', run: runId, cells: sc.cells, kernel, profile: profile.id });
   const results: LabCellResult[] = new Array(sc.cells);
-  const ctx = { runId, profile, track: (ns: string[]) => created.push(...ns), captureDir: o.captureDir ?? null };
+  const ctx = { runId, profile, track: (ns: string[]) => created.push(...ns), trackDaemon: (d: DockerdPaths) => daemons.push(d), keep: o.keep, captureDir: o.captureDir ?? null };
   if (o.captureDir) {
     requireTool('tcpdump');
     mkdirSync(o.captureDir, { recursive: true });
@@ -135,11 +143,12 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     profileLabel: profile.label,
     profileSummary: profile.summary,
     scenario: sc.name,
+    engine: sc.engine ?? { name: 'netns', version: kernel },
     run: runId,
     kernelLog: klog && (logAll.value === 1 || readLogAllNetns() === 1) ? 'collected' : 'unavailable',
     cells: results,
     ms: Math.round(performance.now() - t0),
-    kept: o.keep ? created : null,
+    kept: o.keep ? [...created, ...daemons.map((d) => `dockerd ${d.sock}`)] : null,
   };
 }
 

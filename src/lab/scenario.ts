@@ -1,4 +1,5 @@
 /** What every lab scenario provides to the runner, and what every cell reports. */
+import type { DockerdPaths } from './docker.js';
 import type { KernelProfile } from './expect.js';
 
 export interface LabCellResult {
@@ -34,6 +35,10 @@ export interface LabContext {
   profile: KernelProfile;
   /** Called with every namespace before it is created, so teardown can remove it on any path. */
   track(namespaces: string[]): void;
+  /** Called with every lab dockerd before it is started, so teardown removes it on any path. */
+  trackDaemon(daemon: DockerdPaths): void;
+  /** --keep: leave every cell's topology (and daemons) up for exploring. */
+  keep: boolean;
   /** When set, cells write a capture of their NAT/app host here (`lab --capture DIR`). */
   captureDir: string | null;
 }
@@ -43,6 +48,8 @@ export interface Scenario {
   /** One line for `lab list`. */
   what: string;
   cells: number;
+  /** What runs the client hosts, named in the report (absent: ctprobe's own namespaces). */
+  engine?: { name: string; version: string };
   cellId(index: number): string;
   runCell(index: number, ctx: LabContext): Promise<LabCellResult>;
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { randomBytes } from 'node:crypto';
 import { runSync } from '../host/exec.js';
 import { restoreLogAllNetnsNow } from '../host/sysctl.js';
+import { dockerRunsPresent, labDockerds, removeDockerd, removeRunFiles } from './docker.js';
 export { enableLogAllNetns, readLogAllNetns } from '../host/sysctl.js';
 
 export const LAB_PREFIX = 'ctp-lab-';
@@ -90,11 +91,24 @@ export interface CleanReport {
   restoredLogAllNetns: number | null;
 }
 
-/** Remove what dead (or kept) lab runs left: namespaces, state files; restore the root sysctl. */
-export function cleanLeftovers(): CleanReport {
+/**
+ * Remove what dead (or kept) lab runs left: dockerds (with their containers, images, data dirs,
+ * mounts and cgroups), namespaces, state files; restore the root sysctl.
+ */
+export async function cleanLeftovers(): Promise<CleanReport> {
   const live = new Set(liveRuns().map((s) => s.run));
   const removed: string[] = [];
   const skippedLive: string[] = [];
+  // Daemons before namespaces: dockerd is in a lab namespace, and stops its containers itself.
+  for (const d of labDockerds()) {
+    if (live.has(d.run)) {
+      skippedLive.push(`dockerd ${d.paths.dir}`);
+      continue;
+    }
+    await removeDockerd(d.paths);
+    removed.push(`dockerd ${d.paths.dir}`);
+  }
+  for (const run of dockerRunsPresent()) if (!live.has(run)) removed.push(...removeRunFiles(run));
   for (const ns of labNamespaces()) {
     const run = runOfNamespace(ns);
     if (run && live.has(run)) {

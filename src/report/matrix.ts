@@ -23,6 +23,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
     profile: r.profile,
     profileLabel: r.profileLabel,
     scenario: r.scenario,
+    engine: r.engine,
     run: r.run,
     kernelLog: r.kernelLog,
     ms: r.ms,
@@ -44,7 +45,11 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
 
 /** Offsets × mitigations, fitting 80 columns: short column names, a legend above. */
 function oowMatrix(r: LabReport): string[] {
-  const d = (c: LabCellResult) => c.details as { offset: number; mitigation: string; natted: boolean };
+  // A swarm task is its own column: the same mitigation, another path out (docker_gwbridge).
+  const d = (c: LabCellResult) => {
+    const x = c.details as { offset: number; mitigation: string; natted: boolean; via?: string };
+    return { ...x, mitigation: x.via === 'swarm' ? 'swarm' : x.mitigation };
+  };
   const mitigations = [...new Set(r.cells.filter((c) => d(c).natted).map((c) => d(c).mitigation))];
   const offsets = [...new Set(r.cells.map((c) => d(c).offset))];
   const hasControl = r.cells.some((c) => !d(c).natted);
@@ -56,7 +61,9 @@ function oowMatrix(r: LabReport): string[] {
   });
   const width = Math.max(...cols.map((c) => c.length), ...rows.flatMap((x) => x.cells.map(visibleLength))) + 2;
   return [
-    `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
+    r.engine.name === 'docker'
+      ? `columns: the Docker host's mitigation; swarm = a swarm service's task (docker_gwbridge)${hasControl ? '; control = a --network host container, no NAT' : ''}`
+      : `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
     'offset'.padEnd(9) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
     ...rows.map((x) => sign(x.o).padEnd(9) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
   ];
@@ -75,7 +82,7 @@ function detailLine(c: LabCellResult): string {
 
 export function labText(r: LabReport): string {
   const out: string[] = [];
-  out.push(`ctprobe lab ${r.scenario} — kernel ${r.kernel} (profile ${r.profile}: ${r.profileLabel})`);
+  out.push(`ctprobe lab ${r.scenario} — kernel ${r.kernel} (profile ${r.profile}: ${r.profileLabel})${r.engine.name === 'netns' ? '' : `, engine ${r.engine.name} ${r.engine.version}`}`);
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
@@ -105,7 +112,9 @@ export function labText(r: LabReport): string {
   }
   if (r.kept) {
     out.push('', 'Topology kept (remove with `ctprobe lab clean`). Explore it with:');
-    for (const n of r.kept.slice(0, 6)) out.push(`  ip netns exec ${n} sh`);
+    const daemons = r.kept.filter((k) => k.startsWith('dockerd '));
+    for (const n of r.kept.filter((k) => !k.startsWith('dockerd ')).slice(0, 6)) out.push(`  ip netns exec ${n} sh`);
+    for (const d of daemons.slice(0, 4)) out.push(`  docker -H unix://${d.slice('dockerd '.length)} ps -a`);
     out.push(`  (all: ip netns list | grep ctp-lab-${r.run}; e.g. ip netns exec NS conntrack -L, ip netns exec NS ss -tanoep)`);
   }
   return out.join('\n');

@@ -13,7 +13,10 @@ import { preflight, runLab } from '../../lab/runner.js';
 import { SCENARIOS, scenarioByName } from '../../lab/scenarios.js';
 import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
 import { labClean, labList, labProgressLine, labRun } from '../../report/matrix.js';
+import { DOCKER_MITIGATION_HELP } from '../../lab/oow-docker.js';
 import { defineCommand, EXIT } from '../command.js';
+
+const dockerHelp = `oow-rst --engine docker mitigations (applied as a Docker user does, after dockerd wrote its rules):\n${Object.entries(DOCKER_MITIGATION_HELP).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`;
 
 const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length)
   .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`)
@@ -85,15 +88,23 @@ reported loudly: it is a finding.
 
 ${mitigationHelp}
 
+${dockerHelp}
+
 Everything is created in namespaces named ctp-lab-<run>-…, removed on success, failure, Ctrl-C
 and SIGTERM. The root namespace's firewall is never touched; its nf_log_all_netns sysctl is set
 to 1 while the lab runs (so the kernel logs why packets are INVALID) and restored afterwards.
-Needs root, iproute2, iptables and conntrack.`,
+Needs root, iproute2, iptables and conntrack; --engine docker also docker.io and busybox-static.
+With --engine docker each cell's dockerd (data root, exec root, socket, pidfile under
+/run/ctprobe/docker/<run>-<cell>, cgroup parent /ctp-lab-<run>-<cell>) and everything it made —
+containers, the imported client image, containerd, mounts, cgroups — is removed on every path
+too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its version.`,
   flags: {
     offset: { type: 'int', multiple: true, min: -(2 ** 31), max: 2 ** 31 - 1, defaultText: '+100000 and -100000', help: 'oow-rst: sequence offset of the forged segment; repeatable' },
     mitigation: { type: 'string', arg: 'L', defaultText: 'all of the scenario', help: 'comma-separated mitigations (see above)' },
     'no-control': { type: 'boolean', help: 'oow-rst: skip the non-NATed control cells' },
-    concurrency: { type: 'int', default: 10, min: 1, max: 32, help: 'cells run at the same time' },
+    engine: { type: 'choice', arg: 'E', choices: ['netns', 'docker'], default: 'netns', help: "oow-rst: what the client host is: 'netns' (ctprobe's own bridge and MASQUERADE) or 'docker' (a real dockerd per cell, Debian's docker.io, the client a container on docker0, Docker's own rules; plus a single-node swarm task)" },
+    'no-swarm': { type: 'boolean', help: '--engine docker: skip the swarm task cells' },
+    concurrency: { type: 'int', min: 1, max: 32, defaultText: '10; 4 with --engine docker', help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
     report: { type: 'string', arg: 'DIR', help: "write DIR/index.html: the verdict matrix, each cell linking to its sequence diagrams, kernel log lines and capture (captures in DIR/cells unless --capture)" },
@@ -105,7 +116,7 @@ Needs root, iproute2, iptables and conntrack.`,
     const sub = args[0] ?? 'oow-rst';
     if (sub === 'clean') {
       preflight();
-      out.result(labClean, cleanLeftovers());
+      out.result(labClean, await cleanLeftovers());
       return EXIT.ok;
     }
     if (sub === 'list') {
@@ -117,13 +128,17 @@ Needs root, iproute2, iptables and conntrack.`,
     const entry = scenarioByName(sub);
     if (!entry) throw new UsageError(`unknown lab scenario '${sub}' (try: ${SCENARIOS.map((s) => s.name).join(', ')}, clean, list)`);
     if (!entry.offsets && (f.offset.length || f.noControl)) throw new UsageError(`--offset and --no-control do not apply to ${sub}`);
+    const engine = entry.engines[f.engine];
+    if (!engine) throw new UsageError(`--engine ${f.engine} does not run ${sub} (it runs: oow-rst)`);
+    if (f.noSwarm && f.engine !== 'docker') throw new UsageError('--no-swarm applies to --engine docker only');
     const mitigations = f.mitigation?.split(',').map((m) => m.trim()).filter(Boolean) ?? null;
     for (const m of mitigations ?? [])
-      if (!(m in entry.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(entry.mitigations).join(', ') || `(${sub} has none)`}`);
-    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl });
+      if (!(m in engine.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(engine.mitigations).join(', ') || `(${sub} has none)`}${f.engine === 'netns' ? '' : ` (engine ${f.engine})`}`);
+    preflight();
+    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm });
     if (f.report) makeDir(f.report);
     const captureDir = f.capture ?? (f.report ? join(f.report, 'cells') : null);
-    const report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
+    const report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency ?? engine.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
     out.result(labRun, report);
     if (f.report) await writeLabReport(f.report, report, out);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
