@@ -21,6 +21,7 @@
  * carries the masquerade address but is a new packet ("invalid new" on 6.7+).
  * Pure: tuples in, bindings out.
  */
+import type { CtEntry } from '../inspect/conntrack.js';
 import { flowKey, type ConntrackTable, type ConntrackTracker } from './model.js';
 import { State } from './states.js';
 
@@ -132,6 +133,8 @@ export class NatFollower {
   private readonly snat = new Map<string, Set<string>>();
   /** conntrack -L: any of an entry's four forms → the entry. */
   private readonly dump = new Map<string, NatMapping>();
+  /** `resolve`'s result, reused (valid until the next call). */
+  private readonly result: Resolved = { binding: null as unknown as Binding, dir: 0, viaNat: false };
 
   constructor(
     private readonly table: ConntrackTable,
@@ -143,7 +146,7 @@ export class NatFollower {
     }
   }
 
-  /** The entry conntrack would find for a packet with tuple `t`, or null (a new lookup). */
+  /** The entry conntrack would find for a packet with tuple `t`, or null (a new lookup). The result is reused by the next call. */
   resolve(t: Tuple, flags: number, ack: number, now: number, k: string = dirKey(t)): Resolved | null {
     const r = this.fromAlias(k, now);
     if (r) return r;
@@ -195,7 +198,8 @@ export class NatFollower {
     const a = this.aliases.get(k);
     if (!a) return null;
     const b = a.b;
-    if (b.tracker.dead || b.tracker.isExpired(now) || this.table.byKey(b.key) !== b.tracker) {
+    // (an entry the table replaced or removed is dead or expired: no table lookup needed)
+    if (b.tracker.dead || b.tracker.isExpired(now)) {
       this.drop(b);
       return null;
     }
@@ -205,7 +209,11 @@ export class NatFollower {
       if (b.post[a.dir] === null) b.post[a.dir] = true;
     } else if (b.post[a.dir] === null) b.post[a.dir] = false;
     // via NAT: the packet's tuple is neither the entry's original tuple nor its plain inverse
-    return { binding: b, dir: a.dir, viaNat: b.natted && (a.dir === 0 ? a.after : !a.after) };
+    const r = this.result;
+    r.binding = b;
+    r.dir = a.dir;
+    r.viaNat = b.natted && (a.dir === 0 ? a.after : !a.after);
+    return r;
   }
 
   /** A packet that matches no entry: try what could tie it to one. */
@@ -307,4 +315,18 @@ export class NatFollower {
     if (this.pendingSyn.get(b.synEnd) === b) this.pendingSyn.delete(b.synEnd);
     b.synEnd = null;
   }
+}
+
+/** The NAT mappings in `conntrack -L` entries (TCP entries whose reply tuple is not the original's inverse). */
+export function natMappingsFromConntrack(entries: readonly CtEntry[]): NatMapping[] {
+  const out: NatMapping[] = [];
+  for (const e of entries) {
+    if (e.protocol !== 'tcp') continue;
+    const o = e.original;
+    const r = e.reply;
+    if (o.sport === null || o.dport === null || r.sport === null || r.dport === null) continue;
+    const m = { orig: { src: o.src, sport: o.sport, dst: o.dst, dport: o.dport }, reply: { src: r.src, sport: r.sport, dst: r.dst, dport: r.dport } };
+    if (!sameTuple(m.orig, inverse(m.reply))) out.push(m);
+  }
+  return out;
 }
