@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { PcapWriter } from '../capture/writer.js';
 import { parseConntrackLine } from '../inspect/conntrack.js';
 import { seqAdd } from '../packet/seq.js';
-import { TCP_ACK, TCP_RST, TCP_SYN } from '../packet/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../packet/tcp.js';
 import { explainCapture, type ExplainOptions } from './explain.js';
 import { natMappingsFromConntrack } from './nat.js';
 import { profileFromFlag } from './profile.js';
-import { flowSegments, renderHops, sll2Frame, synthNatFlow, tcpPacket, type Hop, type SynthPacket, type WireTuple } from './synth.js';
+import { flowSegments, renderHops, sll2Frame, synthNatFlow, tcpPacket, type Hop, type SynthPacket, type SynthSegment, type WireTuple } from './synth.js';
 
 const dir = mkdtempSync(`${tmpdir()}/ctp-nat-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -190,6 +190,70 @@ describe('explain follows NAT as conntrack does', () => {
       const r = await explain(pcap([...earlier, ...reuse(1010)]));
       expectReuse(r, SEGMENTS, 'rule');
       expect(r.summary.flows).toHaveLength(2);
+    });
+  });
+
+  describe('the lab’s out-of-window segment (+100000) through MASQUERADE, per measured kernel, exact reasons', () => {
+    // The notes' numbers (kernel-behaviour.md, conntrack-tcp-model.md §7): client next seq C, server next seq S.
+    const C = 2233498242;
+    const S = 178314449;
+    const c = T('192.0.2.2', 40000, '198.51.100.2', 9000);
+    const masq = T('198.51.100.1', 40000, '198.51.100.2', 9000);
+    const hops = { forward: [hop(3, IN, c), hop(4, IN, c), hop(5, OUT, masq)], backward: [hop(5, IN, inv(masq)), hop(4, OUT, inv(c)), hop(3, OUT, inv(c))] };
+    const ts = { tsVal: 1, tsEcr: 1 };
+    const g = (fromClient: boolean, flags: number, seq: number, ack: number, window: number, id: number, extra: Partial<SynthSegment> = {}): SynthSegment => ({ fromClient, flags, seq, ack, window, id, options: ts, ...extra });
+    const handshake = [
+      g(true, TCP_SYN, C - 1, 0, 64240, 1, { options: { mss: 1460, sackPerm: true, wscale: 7, tsVal: 1, tsEcr: 0 } }),
+      g(false, TCP_SYN | TCP_ACK, S - 1, C, 65160, 0, { options: { mss: 1460, sackPerm: true, wscale: 7, tsVal: 1, tsEcr: 1 } }),
+      g(true, TCP_ACK, C, S, 504, 2),
+    ];
+    const forged = g(false, TCP_PSH | TCP_ACK, S + 100000, C, 509, 50, { options: undefined, payload: 4 });
+    /** The NAT host's own RST answering an INVALID server packet that acked `ack`: to the server, from the masquerade address. */
+    const hostRst = (seq: number, at: number): SynthPacket => ({ ts: at, data: sll2Frame(tcpPacket(masq, { fromClient: true, flags: TCP_RST, seq, ack: 0, id: 0, window: 0 }), 5, OUT) });
+
+    it('6.1.192, 6.12.117, 6.18: forged IGNOREd but poisons the window; the ACK of the client’s FIN is INVALID; "invalid new" for the host’s RST from 6.7', async () => {
+      const segs = [...handshake, forged, g(true, TCP_ACK, C, S, 504, 3), g(true, TCP_FIN | TCP_ACK, C, S, 504, 4), g(false, TCP_ACK, S, C + 1, 509, 51)];
+      const path = pcap([...renderHops(segs, { ...hops, start: 1000, copyDelay: 0.012 }), hostRst(C + 1, 1000.5)]);
+      for (const [kernel, hostLogged] of [
+        ['6.1.0-56-amd64', false],
+        ['6.12.117+deb12-amd64', true],
+        ['6.18.44-fc-v1272', true],
+      ] as const) {
+        const r = await explain(path, kernel);
+        expect(r.summary.duplicates, kernel).toBe(segs.length * 2);
+        expect(r.packets.map((p) => [p.verdict, p.logged ? p.reason : null]), kernel).toEqual([
+          ['ACCEPT', null],
+          ['ACCEPT', null],
+          ['ACCEPT', null],
+          ['IGNORE', '35493 bytes more than expected'],
+          ['IGNORE', 'ignored ACK under lower bound 178348452 (possible overly delayed)'],
+          ['IGNORE', 'ignored ACK under lower bound 178348452 (possible overly delayed)'],
+          ['INVALID', 'ACK is over upper bound 2233498243 (ACKed data not seen yet)'],
+          ['INVALID', hostLogged ? 'invalid new' : null],
+        ]);
+        expect(r.summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', finalState: 'ESTABLISHED' });
+      }
+    });
+
+    it('5.10.223: the forged segment itself is INVALID (old fixed text), the host resets at once; −100000 too', async () => {
+      for (const [offset, reason] of [
+        [100000, 'SEQ is over the upper bound (over the window of the receiver)'],
+        [-100000, 'SEQ is under the lower bound (already ACKed data retransmitted)'],
+      ] as const) {
+        const segs = [...handshake, { ...forged, seq: S + offset }];
+        const path = pcap([...renderHops(segs, { ...hops, start: 1000, copyDelay: 0.012 }), hostRst(C, 1000.2)]);
+        const r = await explain(path, '5.10.0-32-amd64');
+        // the INVALID segment is not de-NATed: it reaches the host itself, no second copy
+        expect(r.packets.map((p) => [p.verdict, p.reason, p.logged])).toEqual([
+          ['ACCEPT', null, false],
+          ['ACCEPT', null, false],
+          ['ACCEPT', null, false],
+          ['INVALID', reason, true],
+          ['INVALID', 'invalid new', false], // 5.10 only pr_debug()s it
+        ]);
+        // the 6.x kernels IGNORE −100000 ("SEQ is under lower bound …"), nothing INVALID but the host's RST
+        if (offset < 0) expect((await explain(path, '6.18')).packets[3]).toMatchObject({ verdict: 'IGNORE', reason: 'SEQ is under lower bound 178249936 (already ACKed data retransmitted)' });
+      }
     });
   });
 });
