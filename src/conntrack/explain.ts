@@ -105,6 +105,14 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
   return (a) => a === t;
 }
 
+const tsOpts: TcpOptions = {};
+/** The TCP timestamp value of a segment with options, as text ('' without one). */
+function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): string {
+  tsOpts.tsVal = undefined;
+  decodeTcpOptions(d, tcp, tsOpts);
+  return tsOpts.tsVal === undefined ? '' : String(tsOpts.tsVal);
+}
+
 function u32At(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
@@ -174,7 +182,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     let identity = '';
     let position = -1;
     if (dedupe) {
-      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window}`;
+      // IPv6 has no ID: the TCP timestamp tells a retransmission from a copy
+      const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : '';
+      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window},${tsVal}`;
       position = capturePosition(rec);
       const first = copies.copyOf(identity, position, rec.tsSec);
       if (first) {

@@ -84,11 +84,30 @@ describe('explain follows NAT as conntrack does', () => {
     expect(r.packets[2]).toMatchObject({ dir: 'original', state: 'ESTABLISHED', nat: '203.0.113.1:46576 → 203.0.113.2:7777' });
   });
 
-  it('NodePort with SNAT: both ends rewritten', async () => {
+  it('NodePort with SNAT: both ends rewritten, a copy after DNAT only in between (the bridge)', async () => {
     const ext = T('192.0.2.50', 50000, '198.51.100.1', 30080);
+    const dnatOnly = T('192.0.2.50', 50000, '203.0.113.20', 8080);
     const pod = T('203.0.113.1', 61000, '203.0.113.20', 8080);
-    const path = pcap(synthNatFlow({ ...base, copyDelay: 0.012, forward: [hop(5, IN, ext), hop(6, OUT, pod)], backward: [hop(6, IN, inv(pod)), hop(5, OUT, inv(ext))] }));
-    expectOneCleanFlow(await explain(path), '192.0.2.50:50000 → 198.51.100.1:30080', '203.0.113.20:8080 → 203.0.113.1:61000', 'copy', SEGMENTS);
+    const path = pcap(synthNatFlow({ ...base, copyDelay: 0.012, forward: [hop(5, IN, ext), hop(7, IN, dnatOnly), hop(6, OUT, pod)], backward: [hop(6, IN, inv(pod)), hop(7, OUT, inv(ext)), hop(5, OUT, inv(ext))] }));
+    expectOneCleanFlow(await explain(path), '192.0.2.50:50000 → 198.51.100.1:30080', '203.0.113.20:8080 → 203.0.113.1:61000', 'copy', SEGMENTS * 2);
+  });
+
+  it('IPv6: a SYN retransmitted while neighbour resolution holds the first, both leaving 1 s later — told apart by their timestamps', async () => {
+    const svc = T('2001:db8::2', 40000, '2001:db8:1::10', 80);
+    const pod = T('2001:db8::2', 40000, '2001:db8:2::20', 8080);
+    const segs = flowSegments(base);
+    const syn2 = { ...segs[0]!, options: { ...segs[0]!.options, tsVal: 2 } };
+    const held = [
+      ...renderHops([segs[0]!], { start: 999, forward: [hop(3, IN, svc), hop(4, IN, pod)], backward: [] }),
+      ...renderHops([syn2], { start: 1000, forward: [hop(3, IN, svc), hop(4, IN, pod)], backward: [] }),
+      ...renderHops([segs[0]!, syn2], { start: 1000.001, gap: 0.000001, forward: [hop(5, OUT, pod)], backward: [] }),
+    ];
+    const rest = renderHops(segs.slice(1), { start: 1000.01, forward: [hop(3, IN, svc), hop(4, IN, pod), hop(5, OUT, pod)], backward: [hop(5, IN, inv(pod)), hop(4, OUT, inv(svc)), hop(3, OUT, inv(svc))] });
+    const r = await explain(pcap([...held, ...rest]));
+    expect(r.summary.tcp).toBe(SEGMENTS + 1); // the retransmitted SYN is a packet of its own
+    expect(r.summary.duplicates).toBe(SEGMENTS * 2 + 2);
+    expect(r.summary.flows).toHaveLength(1);
+    expect(r.summary.flows[0]).toMatchObject({ flow: '[2001:db8::2]:40000 → [2001:db8:1::10]:80', reply: '[2001:db8:2::20]:8080 → [2001:db8::2]:40000', finalState: 'TIME_WAIT' });
   });
 
   it('IPv6 DNAT: copies recognised without an IP ID', async () => {
