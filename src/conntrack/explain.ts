@@ -230,7 +230,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     else s.accept++;
 
     // report
-    if (filter && !filter(tuple.src, tuple.sport) && !filter(tuple.dst, tuple.dport) && !filter(t.src, t.sport) && !filter(t.dst, t.dport)) return;
+    // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
+    const tuples = binding ? [tuple, binding.orig, binding.reply] : [tuple];
+    if (filter && !tuples.some((x) => filter(x.src, x.sport) || filter(x.dst, x.dport))) return;
     let f = flows.get(key);
     if (!f) {
       const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });

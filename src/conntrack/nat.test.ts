@@ -82,6 +82,11 @@ describe('explain follows NAT as conntrack does', () => {
     expectOneCleanFlow(r, '203.0.113.1:46576 → 203.0.113.2:7777', '127.0.0.1:15001 → 203.0.113.1:46576', 'handshake', 0);
     // without NAT following the app's ACK was "packet (index 3) in dir 0 invalid, state SYN_SENT"
     expect(r.packets[2]).toMatchObject({ dir: 'original', state: 'ESTABLISHED', nat: '203.0.113.1:46576 → 203.0.113.2:7777' });
+    // --flow by the address the app meant (its packets only show the proxy's) or by the proxy's port
+    // (the SYN is reported before its SYN/ACK shows the mapping: streamed, not buffered)
+    expect((await explain(path, '6.18', { flow: '203.0.113.2:7777' })).packets).toHaveLength(SEGMENTS - 1);
+    expect((await explain(path, '6.18', { flow: '15001' })).packets).toHaveLength(SEGMENTS);
+    expect((await explain(path, '6.18', { flow: '9999' })).packets).toHaveLength(0);
   });
 
   it('NodePort with SNAT: both ends rewritten, a copy after DNAT only in between (the bridge)', async () => {
