@@ -280,4 +280,30 @@ describe('explain follows NAT as conntrack does', () => {
       }
     });
   });
+
+  it('says where an INVALID packet goes through NAT: the host (SNAT, 1090) or the client with the backend’s address (DNAT, 74839)', async () => {
+    const consequences = async (path: string) => {
+      const out: string[] = [];
+      await explainCapture(path, { profile: profileFromFlag('6.18'), onPacket: (p) => p.decision.verdict === 'INVALID' && out.push(p.consequence) });
+      return out;
+    };
+    const forged = (fwd: Hop[], back: Hop[]) => {
+      const segs = flowSegments(base).slice(0, 3);
+      const S = seqAdd(base.serverIsn, 1);
+      const C = seqAdd(base.clientIsn, 1);
+      // the server's packet acking data the client never sent: "ACK is over upper bound" → INVALID
+      segs.push({ fromClient: false, flags: TCP_ACK, seq: S, ack: seqAdd(C, 5000), id: 77 });
+      return pcap(renderHops(segs, { start: 1000, forward: fwd, backward: back }));
+    };
+    const c = T('192.0.2.2', 40000, '198.51.100.2', 9000);
+    const masq = T('198.51.100.1', 40000, '198.51.100.2', 9000);
+    expect(await consequences(forged([hop(3, IN, c), hop(5, OUT, masq)], [hop(5, IN, inv(masq))]))).toEqual([
+      "INVALID: untracked, so not de-NATed: addressed to 198.51.100.1 (this host's NAT address), it reaches this host's own TCP, which answers with RST (as in Docker 1090: only an INVALID drop in INPUT stops it)",
+    ]);
+    const svc = T('192.0.2.2', 40000, '203.0.113.10', 80);
+    const pod = T('192.0.2.2', 40000, '198.51.100.20', 8080);
+    expect(await consequences(forged([hop(3, IN, svc), hop(5, OUT, pod)], [hop(5, IN, inv(pod)), hop(3, OUT, inv(pod))]))).toEqual([
+      'INVALID: untracked, so its source is not rewritten back to 203.0.113.10: forwarded to 192.0.2.2 from 198.51.100.20, a peer it never connected to, whose TCP answers with RST (as in Kubernetes 74839: an INVALID drop in FORWARD stops it)',
+    ]);
+  });
 });
