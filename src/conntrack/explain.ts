@@ -47,6 +47,10 @@ export interface ExplainedPacket {
   window: number;
   /** Set when the packet was matched to its flow through NAT: the flow's original tuple ("192.0.2.2:40000 → 198.51.100.2:9000"). */
   natMatchedTo: string | null;
+  /** The conntrack entry's tuples when NAT rewrote them (null otherwise): who the peers are, whatever the packet shows. */
+  entry: { orig: Tuple; reply: Tuple } | null;
+  /** The model table's key of the packet's entry: the same for every packet of one connection (opaque). */
+  entryKey: string;
   decision: Decision;
   consequence: string;
 }
@@ -159,7 +163,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
-  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
+  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '' };
   const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [] };
   const flows = new Map<string, { summary: FlowSummary; binding: Binding | null }>();
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
@@ -278,6 +282,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.len = payloadLength;
       out.window = tcp.window;
       out.natMatchedTo = r?.viaNat ? tupleText(r.binding.orig) : null;
+      out.entry = binding?.natted ? { orig: binding.orig, reply: binding.reply } : null;
+      out.entryKey = key;
       out.consequence = consequenceOf(decision, binding ? { binding, dir: decision.dir === 'original' ? 0 : 1 } : null);
       o.onPacket(out);
     }
