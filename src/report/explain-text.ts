@@ -60,7 +60,7 @@ export function packetMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client' | 'na
   if (r.verdict === 'IGNORE') return [`${r.dir}${where} ${stateText(r)} ${paint('IGNORE', 'yellow')}${quoted(r.reason)}${extra} (passes; state not updated)`];
   const consequence = r.natted
     ? 'not de-NATed: the NAT host takes it for itself and its TCP answers with RST (unless a ctstate INVALID DROP rule drops it)'
-    : 'untracked: NAT is not applied to it; a NAT host would take a reply like it for itself and answer with RST (unless INVALID is dropped)';
+    : r.consequence.replace(/^INVALID: /, '');
   return [`${r.dir}${where} ${stateText(r)} ${paint('INVALID', 'red')}${quoted(r.reason)}${extra}`, consequence];
 }
 

@@ -36,6 +36,8 @@ export interface PacketRow {
   secondaryReason: string | null;
   /** A reply matched to its connection through NAT (addressed to the NAT host). */
   natted: boolean;
+  /** explain's consequence (NAT-aware: where an INVALID packet goes). */
+  consequence: string;
   /** Sent by the NAT host itself: its TCP answering a packet conntrack left un-translated. */
   fromNatHost: boolean;
   /** The INVALID packet this host's packet answers (its index), when known. */
@@ -106,10 +108,15 @@ export class FlowTracker {
     let nat: Endpoint | null = null;
     let fromNatHost = false;
     const aliased = this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`);
-    if (p.natMatchedTo) {
-      client = { addr: p.natMatchedTo, port: p.dstPort };
-      server = src;
-      nat = dst;
+    // Through NAT: the client is the entry's original source, the server whoever answers (the
+    // backend behind DNAT, the proxy behind REDIRECT), the NAT host the SNAT address if any.
+    const e = p.entry;
+    const snat = e && (e.reply.dst !== e.orig.src || e.reply.dport !== e.orig.sport) ? { addr: e.reply.dst, port: e.reply.dport } : null;
+    const toNatHost = snat !== null && d.dir === 'reply' && p.dst === snat.addr && p.dstPort === snat.port;
+    if (e) {
+      client = { addr: e.orig.src, port: e.orig.sport };
+      server = { addr: e.reply.src, port: e.reply.sport };
+      nat = snat;
     } else if (aliased !== undefined) {
       const t = this.flows.get(aliased)!.trace;
       client = t.client;
@@ -122,8 +129,15 @@ export class FlowTracker {
       client = dst;
       server = src;
     }
-    const key = `${epKey(client.addr, client.port)}>${epKey(server.addr, server.port)}`;
+    // one connection = one conntrack entry (explain's key), even before its NAT mapping was learned
+    const key = fromNatHost ? aliased! : (p.entryKey ?? `${epKey(client.addr, client.port)}>${epKey(server.addr, server.port)}`);
     let f = this.flows.get(key);
+    if (f && e && (f.trace.client.addr !== client.addr || f.trace.client.port !== client.port || f.trace.server.addr !== server.addr || f.trace.server.port !== server.port)) {
+      // NAT learned after the connection's first packets: name its peers as the entry does
+      f.trace.client = client;
+      f.trace.server = server;
+      f.trace.id = `${endpointText(client)} → ${endpointText(server)}`;
+    }
     if (!f) {
       const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
       f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.order.length < this.maxFlows };
@@ -161,7 +175,8 @@ export class FlowTracker {
       logged: d.logged,
       note: d.note,
       secondaryReason: d.secondaryReason,
-      natted: p.natMatchedTo !== null,
+      natted: toNatHost,
+      consequence: p.consequence,
       fromNatHost,
       answers: fromNatHost ? f.lastInvalidToNat : null,
       handshake: hasFlag(p.flags, 'SYN') || (d.dir === 'original' && d.stateBefore === 'SYN_RECV'),

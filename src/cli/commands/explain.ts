@@ -2,6 +2,9 @@ import { release } from 'node:os';
 import { UsageError } from '../../errors.js';
 import { explainCapture } from '../../conntrack/explain.js';
 import { bundleCapture } from '../../host/bundle.js';
+import { natMappingsFromConntrack } from '../../conntrack/nat.js';
+import { parseConntrack } from '../../inspect/conntrack.js';
+import { fileLineBatches } from '../../inspect/lines.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -40,7 +43,7 @@ function writeOut(path: string, content: string): void {
 export const explainCommand = defineCommand({
   name: 'explain',
   summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
-  usage: ['explain FILE|-|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-v] [--time relative|wall|epoch] [--html OUT.html] [--svg OUT.svg] [-o text|json]'],
+  usage: ['explain FILE|-|--from BUNDLE [--conntrack-file F] [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-v] [--time relative|wall|epoch] [--html OUT.html] [--svg OUT.svg] [-o text|json]'],
   about: `Replays a packet capture (pcap or pcapng, also gzip- or zstd-compressed, or '-' for standard
 input: tcpdump -U -w - | ctprobe explain -; Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
 NFLOG from 'tcpdump -i nflog:N', raw IP, PPP, loopback; IPv4 and IPv6) through ctprobe's model of
@@ -61,10 +64,16 @@ it with --flow; with several, the first is drawn and the others named).
 
 Capture on the NAT host (the client's host) to see what its conntrack sees:
   tcpdump -i any -w /tmp/ct.pcap 'tcp port 9000'
-A packet seen on several interfaces of that host is counted once, and replies addressed to a
-masquerade address are matched to their flow. TSO/BIG TCP segments (IP length 0 on the sending
-host) are sized by their frame; data the capture missed (ACKed but never captured) is reported
-per flow as capture loss and modelled as sent, not blamed on the kernel.`,
+A packet seen on several interfaces of that host (before and after NAT) is counted once: copies are
+recognised by what NAT does not change (IP ID, seq, ack, flags, length, window), not by time.
+
+A flow is one conntrack entry with its original and reply tuples, whatever NAT rewrote:
+SNAT/MASQUERADE, DNAT (a ClusterIP), REDIRECT (a sidecar's port on lo), NodePort with SNAT, IPv4
+and IPv6. The mappings are learned from the capture (the same packet before and after NAT, or the
+handshake) or read from 'conntrack -L' (--conntrack-file, or the bundle's with --from).
+TSO/BIG TCP segments (IP length 0 on the sending host) are sized by their frame; data the capture
+missed (ACKed but never captured) is reported per flow as capture loss and modelled as sent, not
+blamed on the kernel.`,
   flags: {
     kernel: { type: 'string', arg: 'V', defaultText: 'this host’s (uname -r)', help: 'kernel to model: a release (6.18, 5.10.0-25) or a profile id (old, overshoot-invalid, modern, modern-challenge)' },
     'be-liberal': { type: 'boolean', help: 'as with net.netfilter.nf_conntrack_tcp_be_liberal=1' },
@@ -74,6 +83,7 @@ per flow as capture loss and modelled as sent, not blamed on the kernel.`,
     only: { type: 'choice', arg: 'KIND', choices: ['invalid', 'ignored'], help: "report only INVALID packets, or 'ignored' (IGNORE and INVALID) ones" },
     from: { type: 'string', arg: 'BUNDLE', help: "replay the capture of a support bundle (ctprobe collect --capture DUR) instead of FILE" },
     dedupe: { type: 'choice', arg: 'WHEN', choices: ['auto', 'on', 'off'], default: 'auto', help: 'count a packet seen on several interfaces once (auto: for -i any captures)' },
+    'conntrack-file': { type: 'string', arg: 'F', help: "output of 'conntrack -L' on the capturing host: NAT mappings the capture does not show (default with --from: the bundle's)" },
     verbose: { type: 'boolean', short: 'v', help: 'text: every packet, not only those that matter' },
     time: { type: 'choice', arg: 'HOW', choices: ['relative', 'wall', 'epoch'], default: 'relative', help: 'text and diagrams: seconds since the first packet, time of day (UTC), or epoch seconds' },
     html: { type: 'string', arg: 'OUT', help: 'also write the sequence diagrams to this self-contained HTML file' },
@@ -87,8 +97,10 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
     // A bundle's capture is modelled with the kernel it was collected on.
-    const { file, kernelRelease } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release() };
+    const { file, kernelRelease, conntrackList } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null };
     if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");
+    const ctText = f.conntrackFile ? fileLineBatches(f.conntrackFile) : conntrackList;
+    const natMappings = ctText === null ? [] : natMappingsFromConntrack(await parseConntrack(ctText, { lenient: !f.conntrackFile }));
     const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
     const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
@@ -118,6 +130,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
       flow: f.flow ?? null,
       dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
+      natMappings,
       onPacket: (p) => {
         t0 ??= p.tsSec;
         headOnce();
