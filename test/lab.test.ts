@@ -203,11 +203,39 @@ describe.skipIf(!ready || !hasTool('setpriv'))('ctprobe lab half-close-leak / po
   });
 });
 
+describe.skipIf(!ready || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab k8s-service', () => {
+  it('reproduces 74839 through a ClusterIP (the pod resets) and a NodePort (the node resets); kube-proxy’s drops hold', async () => {
+    const r = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { run: string; kernel: string; cells: Array<Record<string, any>> };
+    const cell = (id: string) => rep.cells.find((c) => c.id === id)!;
+    expect(rep.cells).toHaveLength(14);
+    for (const c of rep.cells) expect(c.match, `${c.id as string}: saw ${c.verdict as string} by ${c.resetBy as string}, expected ${c.expected as string} by ${c.expectedResetBy as string}`).toBe(true);
+    expect(r.code).toBe(0);
+    // Who reset, decided from the capture on the client's node, and what the server saw.
+    expect(cell('clusterip/none')).toMatchObject({ verdict: 'reset', resetBy: 'client-pod' });
+    expect(cell('clusterip/none').rstSourceAtServer).toMatch(/^192\.0\.2\.2:\d+$/);
+    expect(cell('nodeport/none')).toMatchObject({ verdict: 'reset', resetBy: 'client-node' });
+    expect(cell('nodeport/none').rstSourceAtServer).toMatch(/^198\.51\.100\.1:\d+$/);
+    // The mirror image of Docker 1090: an INPUT drop does not help a ClusterIP, it does help a NodePort.
+    expect(cell('clusterip/drop-input').verdict).toBe('reset');
+    expect(cell('nodeport/drop-input').verdict).toBe('clean');
+    for (const m of ['kube-forward', 'kube-forward-1.29', 'liberal-skip', 'nftables', 'be-liberal']) expect(cell(`clusterip/${m}`).verdict, m).toBe('clean');
+    if (/^6\.(1\d|[2-9])\./.test(rep.kernel)) expect((cell('clusterip/none').invalidLog as string[]).join('\n')).toMatch(/ACK is over upper bound \d+ \(ACKed data not seen yet\)/);
+    expect(nsOfRun(rep.run)).toEqual([]);
+  });
+});
+
 describe('ctprobe lab without privileges or with bad flags', () => {
   it('says why in one line and exits 2', async () => {
     const bad = await collect(spawn('node', [CLI, 'lab', '--mitigation', 'nope']));
     expect(bad.code).toBe(2);
     expect(bad.err.trim()).toMatch(/^ctprobe: --mitigation: 'nope' is not one of none, drop-input, drop-forward, be-liberal$/);
+    const fam = await collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--family', '6']));
+    expect(fam.code).toBe(2);
+    expect(fam.err.trim()).toMatch(/^ctprobe: --family does not apply to half-close-leak/);
+    const help = await collect(spawn('node', [CLI, 'lab', '--help']));
+    expect(help.out).toMatch(/k8s-service .*Kubernetes 74839/);
+    expect(help.out).toMatch(/kube-forward-1\.29/);
     const sc = await collect(spawn('node', [CLI, 'lab', 'nosuch']));
     expect(sc.err).toMatch(/unknown lab scenario 'nosuch'/);
     if (isRoot) {

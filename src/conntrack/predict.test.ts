@@ -71,3 +71,15 @@ describe('predictOutOfWindow', () => {
     expect(a.reasons[0]).toBe('35493 bytes more than expected');
   });
 });
+
+describe('who answers the first INVALID packet', () => {
+  it('is the NAT host behind MASQUERADE or a NodePort, the client itself behind DNAT only', () => {
+    const p = profileForRelease('6.18.0');
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: false }).invalidDeliveredTo).toBe('nat-host');
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: false, nat: 'dnat+masquerade' }).invalidDeliveredTo).toBe('nat-host');
+    const dnat = predictOutOfWindow(p, { offset: 100000, beLiberal: false, nat: 'dnat' });
+    expect(dnat.invalidDeliveredTo).toBe('client');
+    expect(dnat.summary).toMatch(/RST from the client/);
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: true, nat: 'dnat' }).invalidDeliveredTo).toBeNull();
+  });
+});

@@ -3,6 +3,7 @@
  * to build it. `lab --help`, `lab list` and the CLI's validation all read this table.
  */
 import { HALF_CLOSE_MITIGATIONS, halfCloseScenario, HC_MITIGATION_HELP, portReuseScenario, type HalfCloseMitigation } from './halfclose.js';
+import { K8S_MITIGATION_HELP, K8S_MITIGATION_NAMES, k8sScenario, type Family, type K8sMitigation } from './k8s.js';
 import { oowScenario } from './oow.js';
 import type { Scenario } from './scenario.js';
 import { MITIGATION_HELP, MITIGATIONS, type Mitigation } from './topology.js';
@@ -11,6 +12,8 @@ export interface ScenarioOptions {
   offsets: number[];
   mitigations: string[] | null;
   control: boolean;
+  /** --family: IP families to run cells over. */
+  families: Family[];
 }
 
 export interface ScenarioEntry {
@@ -20,6 +23,8 @@ export interface ScenarioEntry {
   mitigations: Readonly<Record<string, string>>;
   /** Takes --offset / --no-control. */
   offsets: boolean;
+  /** Takes --family (runs over IPv6 too). */
+  families: boolean;
   build(o: ScenarioOptions): Scenario;
 }
 
@@ -29,6 +34,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)',
     mitigations: MITIGATION_HELP,
     offsets: true,
+    families: false,
     build: (o) => oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control),
   },
   {
@@ -36,6 +42,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     what: 'half-closed connection leak through an Envoy-like TCP proxy (Istio 43297)',
     mitigations: HC_MITIGATION_HELP,
     offsets: false,
+    families: false,
     build: (o) => halfCloseScenario((o.mitigations ?? HALF_CLOSE_MITIGATIONS) as HalfCloseMitigation[]),
   },
   {
@@ -43,7 +50,16 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     what: 'the leaked proxy socket meets a reused source port (Istio 43301): connect timeout or not',
     mitigations: {},
     offsets: false,
+    families: false,
     build: () => portReuseScenario(),
+  },
+  {
+    name: 'k8s-service',
+    what: 'Kubernetes 74839: ClusterIP / NodePort with kube-proxy’s rules on two nodes; who resets, which kube-proxy protects',
+    mitigations: K8S_MITIGATION_HELP,
+    offsets: false,
+    families: true,
+    build: (o) => k8sScenario(o.families, (o.mitigations ?? K8S_MITIGATION_NAMES) as K8sMitigation[]),
   },
 ];
 

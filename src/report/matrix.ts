@@ -62,9 +62,32 @@ function oowMatrix(r: LabReport): string[] {
   ];
 }
 
+/** k8s-service: rows = how the client reaches the Service (and family), columns = kube-proxy / node setting. */
+function k8sMatrix(r: LabReport): string[] {
+  const d = (c: LabCellResult) => c.details as { path: string; family: number; mitigation: string; resetBy: string | null };
+  const cols = [...new Set(r.cells.map((c) => d(c).mitigation))];
+  const rows = [...new Set(r.cells.map((c) => `${d(c).path}${d(c).family === 6 ? '/v6' : ''}`))];
+  const by = (x: string | null) => (x === 'client-pod' ? 'pod' : x === 'client-node' ? 'node' : x === 'server-side' ? 'srv' : '?');
+  const cell = (c: LabCellResult | undefined) => (c ? `${mark(c, true)}${c.verdict === 'reset' ? ` ${by(d(c).resetBy)}` : ''}` : '-');
+  const table = rows.map((row) => ({ row, cells: cols.map((m) => cell(r.cells.find((c) => `${d(c).path}${d(c).family === 6 ? '/v6' : ''}` === row && d(c).mitigation === m))) }));
+  const width = Math.max(...cols.map((c) => c.length), ...table.flatMap((x) => x.cells.map(visibleLength))) + 2;
+  const head = Math.max(...rows.map((x) => x.length)) + 2;
+  // Columns are wide: print them as two blocks when they do not fit 80 columns.
+  const perBlock = Math.max(1, Math.floor((80 - head) / width));
+  const out = ['RESET pod: the client pod sent the RST; RESET node: the client’s node did (its own stack)'];
+  for (let i = 0; i < cols.length; i += perBlock) {
+    const idx = cols.slice(i, i + perBlock).map((_, j) => i + j);
+    out.push('service'.padEnd(head) + idx.map((j) => cols[j]!.padEnd(width)).join('').trimEnd());
+    for (const x of table) out.push(x.row.padEnd(head) + idx.map((j) => padVisible(x.cells[j]!, width)).join('').trimEnd());
+  }
+  return out;
+}
+
 function detailLine(c: LabCellResult): string {
   const x = c.details as Record<string, unknown>;
   const parts: string[] = [];
+  if (typeof x.models === 'string') parts.push(`models ${x.models}`);
+  if (c.verdict === 'reset' && 'resetBy' in x) parts.push(`RST sent by ${String(x.resetBy ?? 'unknown')} (seen on the client's node)${x.rstSourceAtServer ? `, reached the server from ${String(x.rstSourceAtServer)}` : ''}`);
   if (typeof x.reclaimedAfterMs === 'number') parts.push(`reclaimed ${formatMs(x.reclaimedAfterMs)} after the app's FIN`);
   const reuse = x.reuse as { result?: string; ms?: number } | null | undefined;
   if (reuse) parts.push(`reuse of the source port: ${reuse.result} in ${formatMs(reuse.ms ?? 0)}`);
@@ -79,6 +102,7 @@ export function labText(r: LabReport): string {
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
+  else if (r.scenario === 'k8s-service') out.push(...k8sMatrix(r));
   else for (const c of r.cells) out.push(`${c.id.padEnd(28)} ${mark(c)}`);
   out.push('');
   const mismatches = r.cells.filter((c) => !c.match);
@@ -98,7 +122,11 @@ export function labText(r: LabReport): string {
   }
   if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');
   out.push('');
-  if (r.scenario === 'oow-rst') {
+  if (r.scenario === 'k8s-service') {
+    out.push('Fixes on a real node: the RST from the pod (ClusterIP) is stopped by an INVALID drop in FORWARD (kube-proxy');
+    out.push('v1.15+ writes it unless be_liberal is on); the RST from the node (NodePort, masquerade) by one in INPUT; be_liberal');
+    out.push('stops both. `ctprobe audit` says which of the two this node is protected against.');
+  } else if (r.scenario === 'oow-rst') {
     out.push('Fixes on a real host: `ctprobe fix apply --method drop-invalid --chain INPUT` (drops INVALID packets before the');
     out.push("host's TCP answers them) or `--method be-liberal` (conntrack stops judging windows); see `ctprobe audit`.");
   } else {

@@ -5,15 +5,16 @@ import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../l
 import { labClean, labList, labProgressLine, labRun } from '../../report/matrix.js';
 import { defineCommand, EXIT } from '../command.js';
 
+const mitigationWidth = Math.max(16, ...SCENARIOS.flatMap((s) => Object.keys(s.mitigations).map((m) => m.length + 2)));
 const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length)
-  .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`)
+  .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(mitigationWidth)}${what}`).join('\n')}`)
   .join('\n\n');
 
 export const labCommand = defineCommand({
   name: 'lab',
   summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
-    `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--capture DIR] [-o text|json]`,
+    `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--family 4|6|both] [--capture DIR] [-o text|json]`,
     'lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)',
     'lab list       scenarios, and lab namespaces present now',
   ],
@@ -24,6 +25,10 @@ conntrack) talks to a 'server' namespace that forges one segment far outside the
 cells are each --offset × each --mitigation, plus a control without NAT. half-close-leak: an app
 behind an Envoy-like sidecar (ctprobe proxy on 15001, REDIRECT excluding uid 1337) talks to an
 upstream that closes first; the app's late FIN is INVALID and never reaches the proxy.
+k8s-service: two 'nodes' with a pod bridge each, routed to each other, both running the rules
+kube-proxy writes (per column: which version and mode) for a Service whose endpoint is a server
+pod on node B; a client pod on node A connects through the ClusterIP and through node A's
+NodePort. Who sent the RST (the client pod or its node) is read from a capture on node A.
 For each cell: the verdict, what this kernel's profile expects, the kernel's own invalid-packet log
 lines, the conntrack invalid count and the time taken. A cell that differs from the expectation is
 reported loudly: it is a finding.
@@ -38,6 +43,7 @@ Needs root, iproute2, iptables and conntrack.`,
     offset: { type: 'int', multiple: true, min: -(2 ** 31), max: 2 ** 31 - 1, defaultText: '+100000 and -100000', help: 'oow-rst: sequence offset of the forged segment; repeatable' },
     mitigation: { type: 'string', arg: 'L', defaultText: 'all of the scenario', help: 'comma-separated mitigations (see above)' },
     'no-control': { type: 'boolean', help: 'oow-rst: skip the non-NATed control cells' },
+    family: { type: 'string', arg: '4|6|both', default: '4', help: `IP family of the cells (${SCENARIOS.filter((s) => s.families).map((s) => s.name).join(', ')}); IPv6 uses 2001:db8::/32` },
     concurrency: { type: 'int', default: 10, min: 1, max: 32, help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
@@ -61,10 +67,13 @@ Needs root, iproute2, iptables and conntrack.`,
     const entry = scenarioByName(sub);
     if (!entry) throw new UsageError(`unknown lab scenario '${sub}' (try: ${SCENARIOS.map((s) => s.name).join(', ')}, clean, list)`);
     if (!entry.offsets && (f.offset.length || f.noControl)) throw new UsageError(`--offset and --no-control do not apply to ${sub}`);
+    const families = ({ '4': [4], '6': [6], both: [4, 6] } as const)[f.family as '4' | '6' | 'both'];
+    if (!families) throw new UsageError(`--family: '${f.family}' is not 4, 6 or both`);
+    if (!entry.families && f.family !== '4') throw new UsageError(`--family does not apply to ${sub} (IPv4 only)`);
     const mitigations = f.mitigation?.split(',').map((m) => m.trim()).filter(Boolean) ?? null;
     for (const m of mitigations ?? [])
       if (!(m in entry.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(entry.mitigations).join(', ') || `(${sub} has none)`}`);
-    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl });
+    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl, families: [...families] });
     const report = await runLab({ scenario, keep: f.keep, captureDir: f.capture ?? null, concurrency: f.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
     out.result(labRun, report);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
