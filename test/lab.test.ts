@@ -225,6 +225,29 @@ describe.skipIf(!ready || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab k
   });
 });
 
+describe.skipIf(!ready || !hasTool('ip6tables-restore') || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab over IPv6 (2001:db8::/32)', () => {
+  it('oow-rst and k8s-service reproduce the same resets over IPv6 (ip6tables MASQUERADE and DNAT, nft)', async () => {
+    const o = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--family', '6', '--offset=100000', '--mitigation', 'none,drop-input,be-liberal', '-o', 'json']));
+    const oow = JSON.parse(o.out) as { cells: Array<Record<string, any>> };
+    expect(oow.cells.map((c) => `${c.id as string}=${c.verdict as string}`)).toEqual(['nat/none/+100000/v6=reset', 'nat/drop-input/+100000/v6=clean', 'nat/be-liberal/+100000/v6=clean', 'control/+100000/v6=clean']);
+    for (const c of oow.cells) expect(c.match, c.id as string).toBe(true);
+    expect((oow.cells[0]!.invalidLog as string[]).join('\n')).toMatch(/SRC=2001:0db8:/);
+    const k = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '--family', '6', '--mitigation', 'none,kube-forward,nftables,drop-input', '-o', 'json']));
+    const k8s = JSON.parse(k.out) as { run: string; cells: Array<Record<string, any>> };
+    expect(k8s.cells).toHaveLength(8);
+    for (const c of k8s.cells) expect(c.match, `${c.id as string}: ${c.verdict as string} by ${c.resetBy as string}`).toBe(true);
+    const cell = (id: string) => k8s.cells.find((c) => c.id === id)!;
+    expect(cell('clusterip/none/v6')).toMatchObject({ verdict: 'reset', resetBy: 'client-pod' });
+    expect(cell('clusterip/none/v6').rstSourceAtServer).toMatch(/^\[2001:db8:c:a::2\]:\d+$/);
+    expect(cell('nodeport/none/v6')).toMatchObject({ verdict: 'reset', resetBy: 'client-node' });
+    expect(cell('clusterip/kube-forward/v6').verdict).toBe('clean');
+    expect(cell('clusterip/nftables/v6').verdict).toBe('clean');
+    expect(cell('clusterip/drop-input/v6').verdict).toBe('reset');
+    expect(k.code).toBe(0);
+    expect(nsOfRun(k8s.run)).toEqual([]);
+  });
+});
+
 describe('ctprobe lab without privileges or with bad flags', () => {
   it('says why in one line and exits 2', async () => {
     const bad = await collect(spawn('node', [CLI, 'lab', '--mitigation', 'nope']));

@@ -166,7 +166,7 @@ async function createK8sCell(ns: K8sNamespaces, cell: K8sCell): Promise<void> {
     ].join('\n') + '\n',
   });
   const pod = (n: string, ip: string, gw: string) =>
-    run('ip', ['-n', n, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `${addr(ip, a.podPrefix)} eth0${nodad}`, `${six ? '-6 ' : ''}route add default via ${gw}`].join('\n') + '\n' });
+    run('ip', ['-n', n, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `${addr(ip, a.podPrefix)} eth0${nodad}`, `route add default via ${gw}`].join('\n') + '\n' });
   const node = (n: string, bridge: string, veth: string, uplink: string, gwIp: string, ip: string, otherPods: string, otherNode: string) =>
     run('ip', ['-n', n, '-batch', '-'], {
       input: [
@@ -178,7 +178,7 @@ async function createK8sCell(ns: K8sNamespaces, cell: K8sCell): Promise<void> {
         `link set ${bridge} up`,
         `link set ${veth} up`,
         `link set ${uplink} up`,
-        `${six ? '-6 ' : ''}route add ${otherPods} via ${otherNode}`,
+        `route add ${otherPods} via ${otherNode}`,
       ].join('\n') + '\n',
     });
   // Node sysctls first: the bridge and uplink must not start IPv6 autoconfiguration as a host.

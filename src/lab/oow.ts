@@ -9,7 +9,7 @@ import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
-import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
+import { addrOf, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
   id: string;
@@ -18,14 +18,18 @@ export interface CellSpec {
   mitigation: Mitigation;
   natted: boolean;
   port: number;
+  family: 4 | 6;
 }
 
-export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100): CellSpec[] {
+export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100, families: Array<4 | 6> = [4]): CellSpec[] {
   const cells: CellSpec[] = [];
   const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
-  for (const offset of offsets) {
-    for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}`, index: cells.length, offset, mitigation: m, natted: true, port: basePort + cells.length });
-    if (control) cells.push({ id: `control/${sign(offset)}`, index: cells.length, offset, mitigation: 'none', natted: false, port: basePort + cells.length });
+  for (const family of families) {
+    const v = family === 6 ? '/v6' : '';
+    for (const offset of offsets) {
+      for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}${v}`, index: cells.length, offset, mitigation: m, natted: true, port: basePort + cells.length, family });
+      if (control) cells.push({ id: `control/${sign(offset)}${v}`, index: cells.length, offset, mitigation: 'none', natted: false, port: basePort + cells.length, family });
+    }
   }
   return cells;
 }
@@ -48,7 +52,9 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   const t0 = performance.now();
   const ns = cellNamespaces(ctx.runId, cell.index);
   ctx.track([ns.container, ns.host, ns.server]);
-  await createCell(ns, cell.mitigation);
+  await createCell(ns, cell.mitigation, cell.family);
+  const A = addrOf(cell.family);
+  const server6 = cell.family === 6 ? `[${A.server}]` : A.server;
   const before = await invalidCounter(ns.host);
   const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
   const ifindex = capture ? await interfaceIndex(ns.host) : undefined;
@@ -56,7 +62,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
 
   const serverEvents: WireEvent[] = [];
   const server = spawnNode(ns.server, CLI_PATH, [
-    'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
+    'server', '--port', String(cell.port), '--bind', A.server, `--offset=${cell.offset}`,
     '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
   ]);
   let serverErr = '';
@@ -67,7 +73,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
 
   let client: string | null = null;
   const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, [
-    'client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json',
+    'client', `${server6}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json',
   ]);
   const clientDone = jsonLines(cl, (e) => {
     if (e.type === 'attempt') client = e.outcome;
@@ -93,13 +99,13 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
     namespaces: [ns.container, ns.host, ns.server],
     ifaces: [ns.bridge, ns.uplink, ns.vethHost],
     ports: [cell.port],
-    details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
+    details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, family: cell.family, client },
     capture: capture ? { capture, ifindex, captureDropped } : null,
   });
 }
 
-export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}): Scenario {
-  const cells = buildCells(offsets, mitigations, control);
+export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}, families: Array<4 | 6> = [4]): Scenario {
+  const cells = buildCells(offsets, mitigations, control, 9100, families);
   const t = { ...DEFAULT_TIMING, ...timing };
   return {
     name: 'oow-rst',

@@ -34,8 +34,8 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     what: 'out-of-window segment → INVALID → RST through a NAT host (Docker 1090 / Kubernetes 74839)',
     mitigations: MITIGATION_HELP,
     offsets: true,
-    families: false,
-    build: (o) => oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control),
+    families: true,
+    build: (o) => oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control, {}, o.families),
   },
   {
     name: 'half-close-leak',

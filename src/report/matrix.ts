@@ -44,21 +44,23 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
 
 /** Offsets × mitigations, fitting 80 columns: short column names, a legend above. */
 function oowMatrix(r: LabReport): string[] {
-  const d = (c: LabCellResult) => c.details as { offset: number; mitigation: string; natted: boolean };
+  const d = (c: LabCellResult) => c.details as { offset: number; mitigation: string; natted: boolean; family?: number };
   const mitigations = [...new Set(r.cells.filter((c) => d(c).natted).map((c) => d(c).mitigation))];
-  const offsets = [...new Set(r.cells.map((c) => d(c).offset))];
+  // Rows: offset, per IP family (IPv6 rows carry /v6).
+  const rowKey = (c: LabCellResult) => `${sign(d(c).offset)}${d(c).family === 6 ? '/v6' : ''}`;
+  const rowKeys = [...new Set(r.cells.map(rowKey))];
   const hasControl = r.cells.some((c) => !d(c).natted);
   const cols = [...mitigations, ...(hasControl ? ['control'] : [])];
-  const rows = offsets.map((o) => {
-    const row = mitigations.map((m) => r.cells.find((c) => d(c).natted && d(c).offset === o && d(c).mitigation === m));
-    if (hasControl) row.push(r.cells.find((c) => !d(c).natted && d(c).offset === o));
+  const rows = rowKeys.map((o) => {
+    const row = mitigations.map((m) => r.cells.find((c) => d(c).natted && rowKey(c) === o && d(c).mitigation === m));
+    if (hasControl) row.push(r.cells.find((c) => !d(c).natted && rowKey(c) === o));
     return { o, cells: row.map((c) => (c ? mark(c, true) : '-')) };
   });
   const width = Math.max(...cols.map((c) => c.length), ...rows.flatMap((x) => x.cells.map(visibleLength))) + 2;
   return [
     `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
-    'offset'.padEnd(9) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
-    ...rows.map((x) => sign(x.o).padEnd(9) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
+    'offset'.padEnd(12) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
+    ...rows.map((x) => x.o.padEnd(12) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
   ];
 }
 
