@@ -33,7 +33,7 @@ export function readLabIndex(dir: string): LabIndex {
 /** The conntrack sysctls a lab cell set in its NAT (or app) namespace. */
 export function cellSysctls(cell: LabIndexCell): Partial<Sysctls> {
   const d = cell.details;
-  const s: Partial<Sysctls> = { beLiberal: d.mitigation === 'be-liberal' };
+  const s: Partial<Sysctls> = { beLiberal: d.mitigation === 'be-liberal' || d.beLiberal === true };
   if (typeof d.closeWaitTimeoutS === 'number') s.timeouts = { close_wait: d.closeWaitTimeoutS };
   return s;
 }

@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { CLI, collect, hasTool, isRoot, sh } from './netns.js';
-import { labAgreement, readLabIndex } from './lab-agreement.js';
+import { cellAgreement, labAgreement, readLabIndex } from './lab-agreement.js';
+import { profileForRelease } from '../src/conntrack/profile.js';
 
 const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
 const logAll = () => readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
@@ -218,6 +219,32 @@ describe.skipIf(!ready || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab k
     for (const m of ['kube-forward', 'kube-forward-1.29', 'liberal-skip', 'nftables', 'be-liberal']) expect(cell(`clusterip/${m}`).verdict, m).toBe('clean');
     if (/^6\.(1\d|[2-9])\./.test(rep.kernel)) expect((cell('clusterip/none').invalidLog as string[]).join('\n')).toMatch(/ACK is over upper bound \d+ \(ACKed data not seen yet\)/);
     expect(nsOfRun(rep.run)).toEqual([]);
+  });
+});
+
+describe.skipIf(!ready || !hasTool('ip6tables-restore') || !hasTool('nft') || !hasTool('tcpdump'))('k8s-service: the model agrees with the kernel', () => {
+  it('on every ClusterIP cell, IPv4 and IPv6: the capture of the client node replayed through DNAT, same lines as its kernel', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-agree-k8s-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '--family', 'both', '--mitigation', 'none,kube-forward,nftables,be-liberal,drop-input', '--capture', dir, '-o', 'json']));
+      expect(r.code).toBe(0);
+      const index = readLabIndex(dir);
+      const profile = profileForRelease(index.kernel);
+      const clusterIP = index.cells.filter((c) => c.details.path === 'clusterip');
+      expect(clusterIP).toHaveLength(10);
+      let compared = 0;
+      for (const cell of clusterIP) {
+        expect(cell.captureDropped, `${cell.id}: tcpdump dropped packets`).toBe(0);
+        // The capture is the client's node (its first three interfaces); node B logs the same packets too.
+        const nodeA = cell.ifaces.slice(0, 3).flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
+        const c = await cellAgreement({ ...cell, invalidLog: cell.invalidLog.filter((l) => nodeA.some((x) => l.includes(x))) }, profile);
+        expect(c.problems, cell.id).toEqual([]);
+        compared += c.result.compared;
+      }
+      expect(compared).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

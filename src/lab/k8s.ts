@@ -302,6 +302,7 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
         // The server only sees an address: the pod's own through a ClusterIP, the node's through a NodePort.
         rstSourceAtServer: reset?.type === 'reset' ? reset.conn.split('-').pop() ?? null : null,
         rstsOnClientNode: origin.rsts,
+        beLiberal: m.rules.beLiberal,
         invalidCountServerNode: beforeB === null || afterB === null ? null : afterB - beforeB,
       },
       capture: ctx.captureDir ? { capture, ifindex, captureDropped } : null,
