@@ -12,7 +12,7 @@
  * capture on node A: an RST arriving from the pod's veth was sent by the pod; one that only leaves
  * the uplink was sent by the node.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { forEachPacket } from '../capture/reader.js';
 import { LabError } from '../errors.js';
@@ -158,20 +158,25 @@ async function createK8sCell(ns: K8sNamespaces, cell: K8sCell): Promise<void> {
   const addr = (ip: string, prefix: number) => `addr add ${ip}/${prefix} dev`;
   const nodad = six ? ' nodad' : '';
   await run('ip', ['-batch', '-'], { input: [ns.clientPod, ns.nodeA, ns.nodeB, ns.serverPod].map((n) => `netns add ${n}`).join('\n') + '\n' });
+  // Fixed MACs and permanent neighbour entries: a warm cluster, where the first SYN is not held
+  // back by neighbour discovery (an IPv6 SYN queued behind NDP went out twice, a second later).
+  const mac = (role: number) => `02:c7:${(cell.index & 0xff).toString(16).padStart(2, '0')}:${role.toString(16).padStart(2, '0')}:00:01`;
+  const MAC = { podA: mac(1), bridgeA: mac(2), uplinkA: mac(3), uplinkB: mac(4), bridgeB: mac(5), podB: mac(6) };
   await run('ip', ['-batch', '-'], {
     input: [
-      `link add eth0 netns ${ns.clientPod} type veth peer name ${ns.vethA} netns ${ns.nodeA}`,
-      `link add eth0 netns ${ns.serverPod} type veth peer name ${ns.vethB} netns ${ns.nodeB}`,
-      `link add ${ns.uplinkA} netns ${ns.nodeA} type veth peer name ${ns.uplinkB} netns ${ns.nodeB}`,
+      `link add eth0 netns ${ns.clientPod} address ${MAC.podA} type veth peer name ${ns.vethA} netns ${ns.nodeA}`,
+      `link add eth0 netns ${ns.serverPod} address ${MAC.podB} type veth peer name ${ns.vethB} netns ${ns.nodeB}`,
+      `link add ${ns.uplinkA} netns ${ns.nodeA} address ${MAC.uplinkA} type veth peer name ${ns.uplinkB} netns ${ns.nodeB} address ${MAC.uplinkB}`,
     ].join('\n') + '\n',
   });
-  const pod = (n: string, ip: string, gw: string) =>
-    run('ip', ['-n', n, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `${addr(ip, a.podPrefix)} eth0${nodad}`, `route add default via ${gw}`].join('\n') + '\n' });
-  const node = (n: string, bridge: string, veth: string, uplink: string, gwIp: string, ip: string, otherPods: string, otherNode: string) =>
+  const neigh = (ip: string, lladdr: string, dev: string) => `neigh replace ${ip} lladdr ${lladdr} dev ${dev} nud permanent`;
+  const pod = (n: string, ip: string, gw: string, gwMac: string) =>
+    run('ip', ['-n', n, '-batch', '-'], { input: ['link set lo up', 'link set eth0 up', `${addr(ip, a.podPrefix)} eth0${nodad}`, `route add default via ${gw}`, neigh(gw, gwMac, 'eth0')].join('\n') + '\n' });
+  const node = (n: string, bridge: string, veth: string, uplink: string, gwIp: string, ip: string, otherPods: string, otherNode: string, m: { bridge: string; pod: string; podIp: string; otherUplink: string }) =>
     run('ip', ['-n', n, '-batch', '-'], {
       input: [
         'link set lo up',
-        `link add ${bridge} type bridge forward_delay 0 stp_state 0`,
+        `link add ${bridge} address ${m.bridge} type bridge forward_delay 0 stp_state 0`,
         `link set ${veth} master ${bridge}`,
         `${addr(gwIp, a.podPrefix)} ${bridge}${nodad}`,
         `${addr(ip, a.nodePrefix)} ${uplink}${nodad}`,
@@ -179,16 +184,18 @@ async function createK8sCell(ns: K8sNamespaces, cell: K8sCell): Promise<void> {
         `link set ${veth} up`,
         `link set ${uplink} up`,
         `route add ${otherPods} via ${otherNode}`,
+        neigh(m.podIp, m.pod, bridge),
+        neigh(otherNode, m.otherUplink, uplink),
       ].join('\n') + '\n',
     });
   // Node sysctls first: the bridge and uplink must not start IPv6 autoconfiguration as a host.
   const fwd: Record<string, number> = six ? { 'net.ipv6.conf.all.forwarding': 1 } : { 'net.ipv4.ip_forward': 1 };
   await Promise.all([writeSysctlsIn(ns.nodeA, fwd), writeSysctlsIn(ns.nodeB, fwd)]);
   await Promise.all([
-    pod(ns.clientPod, a.podA, a.bridgeA),
-    pod(ns.serverPod, a.podB, a.bridgeB),
-    node(ns.nodeA, ns.bridgeA, ns.vethA, ns.uplinkA, a.bridgeA, a.nodeA, a.podNetB, a.nodeB),
-    node(ns.nodeB, ns.bridgeB, ns.vethB, ns.uplinkB, a.bridgeB, a.nodeB, a.podNetA, a.nodeA),
+    pod(ns.clientPod, a.podA, a.bridgeA, MAC.bridgeA),
+    pod(ns.serverPod, a.podB, a.bridgeB, MAC.bridgeB),
+    node(ns.nodeA, ns.bridgeA, ns.vethA, ns.uplinkA, a.bridgeA, a.nodeA, a.podNetB, a.nodeB, { bridge: MAC.bridgeA, pod: MAC.podA, podIp: a.podA, otherUplink: MAC.uplinkB }),
+    node(ns.nodeB, ns.bridgeB, ns.vethB, ns.uplinkB, a.bridgeB, a.nodeB, a.podNetA, a.nodeA, { bridge: MAC.bridgeB, pod: MAC.podB, podIp: a.podB, otherUplink: MAC.uplinkA }),
   ]);
   const spec = serviceSpec(cell.family, cell.port);
   for (const n of [ns.nodeA, ns.nodeB]) {
@@ -259,6 +266,15 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
       throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
+    // Node A's conntrack entries once the connection is up: its orig/reply tuples name the NAT
+    // (`ctprobe explain` and the agreement test take them; a NodePort's DNAT + SNAT shows three
+    // forms of each packet in the capture).
+    let conntrackList: Promise<string> | null = null;
+    const established = setInterval(() => {
+      if (conntrackList || !serverEvents.some((e) => e.type === 'established')) return;
+      conntrackList = run('conntrack', ['-L', '-p', 'tcp'], { netns: ns.nodeA, allowFail: true }).then((r) => r.stdout, () => '');
+    }, 10);
+
     const [host, port] = cell.path === 'clusterip' ? [a.clusterIP, SERVICE.port] : [a.nodeA, SERVICE.nodePort];
     const target = cell.family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
     let client: string | null = null;
@@ -272,6 +288,10 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     }, t.cellTimeoutMs);
     await Promise.all([serverDone, clientDone]);
     clearTimeout(timer);
+    clearInterval(established);
+    const conntrackText = conntrackList ? await conntrackList : null;
+    const conntrackFile = ctx.captureDir && conntrackText !== null ? capture.replace(/\.pcap$/, '.conntrack.txt') : null;
+    if (conntrackFile) writeFileSync(conntrackFile, conntrackText!);
     const captureDropped = await stopCapture();
     const [afterA, afterB] = await Promise.all([invalidCounter(ns.nodeA), invalidCounter(ns.nodeB)]);
 
@@ -303,6 +323,7 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
         rstSourceAtServer: reset?.type === 'reset' ? reset.conn.split('-').pop() ?? null : null,
         rstsOnClientNode: origin.rsts,
         beLiberal: m.rules.beLiberal,
+        ...(conntrackFile ? { conntrackSnapshot: conntrackFile } : {}),
         invalidCountServerNode: beforeB === null || afterB === null ? null : afterB - beforeB,
       },
       capture: ctx.captureDir ? { capture, ifindex, captureDropped } : null,
