@@ -274,6 +274,23 @@ describe.skipIf(!ready || !hasTool('ip6tables-restore') || !hasTool('nft') || !h
     expect(k.code).toBe(0);
     expect(nsOfRun(k8s.run)).toEqual([]);
   });
+  it('the model agrees with the kernel on every oow-rst cell over IPv6', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-agree-v6-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--family', '6', '--capture', dir, '-o', 'json']));
+      expect(r.code).toBe(0);
+      const { cells } = await labAgreement(dir);
+      expect(cells).toHaveLength(10);
+      let compared = 0;
+      for (const c of cells) {
+        expect(c.problems, c.id).toEqual([]);
+        compared += c.result.compared;
+      }
+      expect(compared).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('ctprobe lab without privileges or with bad flags', () => {
