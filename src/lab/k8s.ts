@@ -240,6 +240,12 @@ export async function rstOrigin(file: string, ifindex: Record<string, string>, p
   return { resetBy, rsts };
 }
 
+/** Temp dirs of cells in progress: removed on any exit, also the runner's exit on SIGINT/SIGTERM. */
+const tempDirs = new Set<string>();
+process.on('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
 async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promise<LabCellResult> {
   const t0 = performance.now();
   const ns = k8sNamespaces(ctx.runId, cell.index);
@@ -250,7 +256,9 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
   const [beforeA, beforeB] = await Promise.all([invalidCounter(ns.nodeA), invalidCounter(ns.nodeB)]);
   // Node A is always captured: who sent the RST is read from it, not assumed.
   const tmp = ctx.captureDir ? null : mkdtempSync(`${tmpdir()}/ctp-k8s-`);
+  if (tmp) tempDirs.add(tmp);
   const capture = `${ctx.captureDir ?? tmp}/${cell.id.replace(/[/]/g, '_')}.pcap`;
+  let established: ReturnType<typeof setInterval> | null = null;
   try {
     const ifindex = await interfaceIndex(ns.nodeA);
     const stopCapture = await startCapture(ns.nodeA, capture, 'tcp');
@@ -270,7 +278,7 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     // (`ctprobe explain` and the agreement test take them; a NodePort's DNAT + SNAT shows three
     // forms of each packet in the capture).
     let conntrackList: Promise<string> | null = null;
-    const established = setInterval(() => {
+    established = setInterval(() => {
       if (conntrackList || !serverEvents.some((e) => e.type === 'established')) return;
       conntrackList = run('conntrack', ['-L', '-p', 'tcp'], { netns: ns.nodeA, allowFail: true }).then((r) => r.stdout, () => '');
     }, 10);
@@ -289,6 +297,7 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     await Promise.all([serverDone, clientDone]);
     clearTimeout(timer);
     clearInterval(established);
+    established = null;
     const conntrackText = conntrackList ? await conntrackList : null;
     const conntrackFile = ctx.captureDir && conntrackText !== null ? capture.replace(/\.pcap$/, '.conntrack.txt') : null;
     if (conntrackFile) writeFileSync(conntrackFile, conntrackText!);
@@ -329,7 +338,11 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
       capture: ctx.captureDir ? { capture, ifindex, captureDropped } : null,
     });
   } finally {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (established) clearInterval(established);
+    if (tmp) {
+      rmSync(tmp, { recursive: true, force: true });
+      tempDirs.delete(tmp);
+    }
   }
 }
 
