@@ -105,6 +105,14 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
   return (a) => a === t;
 }
 
+const tsOpts: TcpOptions = {};
+/** The TCP timestamp value of a segment with options, as text ('' without one). */
+function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): string {
+  tsOpts.tsVal = undefined;
+  decodeTcpOptions(d, tcp, tsOpts);
+  return tsOpts.tsVal === undefined ? '' : String(tsOpts.tsVal);
+}
+
 function u32At(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
@@ -174,7 +182,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     let identity = '';
     let position = -1;
     if (dedupe) {
-      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window}`;
+      // IPv6 has no ID: the TCP timestamp tells a retransmission from a copy
+      const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : '';
+      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window},${tsVal}`;
       position = capturePosition(rec);
       const first = copies.copyOf(identity, position, rec.tsSec);
       if (first) {
@@ -220,7 +230,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     else s.accept++;
 
     // report
-    if (filter && !filter(tuple.src, tuple.sport) && !filter(tuple.dst, tuple.dport) && !filter(t.src, t.sport) && !filter(t.dst, t.dport)) return;
+    // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
+    const tuples = binding ? [tuple, binding.orig, binding.reply] : [tuple];
+    if (filter && !tuples.some((x) => filter(x.src, x.sport) || filter(x.dst, x.dport))) return;
     let f = flows.get(key);
     if (!f) {
       const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });

@@ -12,7 +12,7 @@
  * capture on node A: an RST arriving from the pod's veth was sent by the pod; one that only leaves
  * the uplink was sent by the node.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { forEachPacket } from '../capture/reader.js';
 import { LabError } from '../errors.js';
@@ -258,7 +258,6 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
   const tmp = ctx.captureDir ? null : mkdtempSync(`${tmpdir()}/ctp-k8s-`);
   if (tmp) tempDirs.add(tmp);
   const capture = `${ctx.captureDir ?? tmp}/${cell.id.replace(/[/]/g, '_')}.pcap`;
-  let established: ReturnType<typeof setInterval> | null = null;
   try {
     const ifindex = await interfaceIndex(ns.nodeA);
     const stopCapture = await startCapture(ns.nodeA, capture, 'tcp');
@@ -274,15 +273,6 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
       throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
 
-    // Node A's conntrack entries once the connection is up: its orig/reply tuples name the NAT
-    // (`ctprobe explain` and the agreement test take them; a NodePort's DNAT + SNAT shows three
-    // forms of each packet in the capture).
-    let conntrackList: Promise<string> | null = null;
-    established = setInterval(() => {
-      if (conntrackList || !serverEvents.some((e) => e.type === 'established')) return;
-      conntrackList = run('conntrack', ['-L', '-p', 'tcp'], { netns: ns.nodeA, allowFail: true }).then((r) => r.stdout, () => '');
-    }, 10);
-
     const [host, port] = cell.path === 'clusterip' ? [a.clusterIP, SERVICE.port] : [a.nodeA, SERVICE.nodePort];
     const target = cell.family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
     let client: string | null = null;
@@ -296,11 +286,13 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
     }, t.cellTimeoutMs);
     await Promise.all([serverDone, clientDone]);
     clearTimeout(timer);
-    clearInterval(established);
-    established = null;
-    const conntrackText = conntrackList ? await conntrackList : null;
-    const conntrackFile = ctx.captureDir && conntrackText !== null ? capture.replace(/\.pcap$/, '.conntrack.txt') : null;
-    if (conntrackFile) writeFileSync(conntrackFile, conntrackText!);
+    // Node A's conntrack entries when the traffic has ended (still listed, in CLOSE or TIME_WAIT):
+    // their orig/reply tuples name the NAT, for `ctprobe explain --conntrack-file`.
+    const conntrackFile = ctx.captureDir ? capture.replace(/\.pcap$/, '.conntrack.txt') : null;
+    if (conntrackFile) {
+      const ct = await run('conntrack', ['-L', '-p', 'tcp'], { netns: ns.nodeA, allowFail: true });
+      if (ct.status === 0) writeFileSync(conntrackFile, ct.stdout);
+    }
     const captureDropped = await stopCapture();
     const [afterA, afterB] = await Promise.all([invalidCounter(ns.nodeA), invalidCounter(ns.nodeB)]);
 
@@ -332,13 +324,12 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
         rstSourceAtServer: reset?.type === 'reset' ? reset.conn.split('-').pop() ?? null : null,
         rstsOnClientNode: origin.rsts,
         beLiberal: m.rules.beLiberal,
-        ...(conntrackFile ? { conntrackSnapshot: conntrackFile } : {}),
+        ...(conntrackFile && existsSync(conntrackFile) ? { conntrackSnapshot: conntrackFile } : {}),
         invalidCountServerNode: beforeB === null || afterB === null ? null : afterB - beforeB,
       },
       capture: ctx.captureDir ? { capture, ifindex, captureDropped } : null,
     });
   } finally {
-    if (established) clearInterval(established);
     if (tmp) {
       rmSync(tmp, { recursive: true, force: true });
       tempDirs.delete(tmp);
