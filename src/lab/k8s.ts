@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { forEachPacket } from '../capture/reader.js';
 import { LabError } from '../errors.js';
 import type { WireEvent } from '../events.js';
-import { run } from '../host/exec.js';
+import { requireTool, run } from '../host/exec.js';
 import { writeSysctlsIn } from '../host/sysctl.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, isPacketError } from '../packet/ip.js';
@@ -251,6 +251,8 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
   const ns = k8sNamespaces(ctx.runId, cell.index);
   const a = K8S_ADDR[cell.family];
   const m = K8S_MITIGATIONS[cell.mitigation];
+  // Before anything is created: a missing tool is one line naming its package.
+  for (const tool of ['tcpdump', m.mode === 'nftables' ? 'nft' : cell.family === 6 ? 'ip6tables-restore' : 'iptables-restore']) requireTool(tool);
   ctx.track([ns.clientPod, ns.nodeA, ns.nodeB, ns.serverPod]);
   await createK8sCell(ns, cell);
   const [beforeA, beforeB] = await Promise.all([invalidCounter(ns.nodeA), invalidCounter(ns.nodeB)]);
