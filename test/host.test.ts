@@ -7,6 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, hasTool, isRoot, sh, uniqueName } from './netns.js';
+import { serviceSpec } from '../src/lab/k8s.js';
+import { kubeProxyIptables, kubeProxyNft } from '../src/lab/kubeproxy.js';
 
 const ready = isRoot && hasTool('iptables-save') && hasTool('nft');
 const made: string[] = [];
@@ -166,5 +168,62 @@ describe.skipIf(!ready)('invalid-log on/off/status', () => {
     ctp('invalid-log', 'off', '--netns', n);
     expect(state()).toBe(before);
     expect(ctp('invalid-log', 'off', '--netns', n).stdout).toMatch(/nothing of ctprobe/);
+  });
+});
+
+describe.skipIf(!ready)('audit recognises kube-proxy as the k8s-service lab writes it', () => {
+  type KP = { mode: string; family: string; invalidDrop: { chain: string; nfacct: boolean } | null; skippedForBeLiberal: boolean; versions: string };
+  type Prot = { applies: boolean; protected: boolean | null; by: string[] };
+  type Audit = { findings: Array<{ id: string; severity: string }>; firewall: { kubeProxy: KP[] }; protection: { kubernetes74839: Prot; docker1090: Prot } };
+  const spec4 = serviceSpec(4, 9100);
+  function node(load: (n: string) => void, beLiberal: 0 | 1): { n: string; a: Audit; raw: string } {
+    const n = ns();
+    load(n);
+    sh(`ip netns exec ${n} sh -c 'echo ${beLiberal} > /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal'`);
+    const r = ctp('audit', '--netns', n, '-o', 'json');
+    return { n, a: JSON.parse(r.stdout) as Audit, raw: r.stdout };
+  }
+  const ipt = (v: 'v1.13' | 'v1.15' | 'v1.29', o: { beLiberal: boolean; inputDrop?: boolean }, family: 4 | 6 = 4) => (n: string) =>
+    spawnSync('ip', ['netns', 'exec', n, family === 4 ? 'iptables-restore' : 'ip6tables-restore'], { input: kubeProxyIptables(family === 4 ? spec4 : serviceSpec(6, 9100), v, o) });
+  const ids = (a: Audit) => Object.fromEntries(a.findings.map((f) => [f.id, f.severity]));
+
+  it('v1.13 (before PR 74840): unprotected against 74839 and 1090, both high; the JSON is stable', () => {
+    const { n, a, raw } = node(ipt('v1.13', { beLiberal: false }), 0);
+    expect(a.firewall.kubeProxy[0]).toMatchObject({ mode: 'iptables', family: 'ip', invalidDrop: null, skippedForBeLiberal: false });
+    expect(a.firewall.kubeProxy[0]!.versions).toMatch(/before v1\.15/);
+    expect(a.protection.kubernetes74839).toEqual({ applies: true, protected: false, by: [] });
+    expect(a.protection.docker1090).toMatchObject({ applies: true, protected: false });
+    expect(ids(a)).toMatchObject({ 'k8s-74839-unprotected': 'high', 'k8s-1090-unprotected': 'high' });
+    expect(ctp('audit', '--netns', n, '-o', 'json').stdout).toBe(raw);
+  });
+  it('v1.15 (PR 74840): protected against 74839 by KUBE-FORWARD; 1090 medium (peers’ FORWARD drops cover remote endpoints only)', () => {
+    const { a } = node(ipt('v1.15', { beLiberal: false }), 0);
+    expect(a.firewall.kubeProxy[0]!.invalidDrop).toMatchObject({ chain: 'KUBE-FORWARD', nfacct: false });
+    expect(a.protection.kubernetes74839).toEqual({ applies: true, protected: true, by: ['iptables filter/KUBE-FORWARD rule 1'] });
+    expect(ids(a)).toMatchObject({ 'k8s-74839-protected': 'info', 'k8s-1090-unprotected': 'medium' });
+  });
+  it('v1.29+ with be_liberal on: the drop is skipped, be_liberal protects both; off again, a high finding', () => {
+    const on = node(ipt('v1.29', { beLiberal: true }), 1).a;
+    expect(on.firewall.kubeProxy[0]).toMatchObject({ invalidDrop: null, skippedForBeLiberal: true });
+    expect(on.protection.kubernetes74839.by).toEqual(['nf_conntrack_tcp_be_liberal=1']);
+    expect(on.protection.docker1090.protected).toBe(true);
+    expect(on.findings.some((f) => f.severity === 'high' || f.severity === 'medium')).toBe(false);
+    const off = node(ipt('v1.29', { beLiberal: true }), 0).a;
+    expect(ids(off)).toMatchObject({ 'kube-proxy-drop-skipped-iptables-ip': 'high', 'k8s-74839-unprotected': 'high' });
+  });
+  it('nftables mode: the drop in chain forward is reached from the forward hook', () => {
+    const { a } = node((n) => spawnSync('ip', ['netns', 'exec', n, 'nft', '-f', '-'], { input: kubeProxyNft(spec4, { beLiberal: false }) }), 0);
+    expect(a.firewall.kubeProxy).toEqual([expect.objectContaining({ mode: 'nftables', family: 'ip', invalidDrop: expect.objectContaining({ chain: 'forward' }) })]);
+    expect(a.protection.kubernetes74839).toEqual({ applies: true, protected: true, by: ['nft ip kube-proxy/forward rule 1'] });
+  });
+  it('an INPUT-only drop protects against 1090, not 74839', () => {
+    const { a } = node(ipt('v1.13', { beLiberal: false, inputDrop: true }), 0);
+    expect(a.protection.kubernetes74839.protected).toBe(false);
+    expect(a.protection.docker1090).toEqual({ applies: true, protected: true, by: ['iptables filter/CTPROBE-INVALID rule 1'] });
+  });
+  it('IPv6 kube-proxy is read from ip6tables-save', () => {
+    const { a } = node(ipt('v1.15', { beLiberal: false }, 6), 0);
+    expect(a.firewall.kubeProxy).toEqual([expect.objectContaining({ mode: 'iptables', family: 'ip6' })]);
+    expect(a.protection.kubernetes74839.by).toEqual(['ip6tables filter/KUBE-FORWARD rule 1']);
   });
 });

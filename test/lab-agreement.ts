@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { checkAgreement, describeMismatches, replayedPacket, type AgreementResult, type ReplayedPacket } from '../src/conntrack/agreement.js';
 import { explainCapture } from '../src/conntrack/explain.js';
 import type { Sysctls } from '../src/conntrack/model.js';
+import type { NatMapping } from '../src/conntrack/nat.js';
+import { parseConntrackLine } from '../src/inspect/conntrack.js';
 import { profileForRelease, type KernelProfile } from '../src/conntrack/profile.js';
 
 export interface LabIndexCell {
@@ -35,7 +37,7 @@ export function readLabIndex(dir: string): LabIndex {
 /** The conntrack sysctls a lab cell set in its NAT (or app) namespace. */
 export function cellSysctls(cell: LabIndexCell): Partial<Sysctls> {
   const d = cell.details;
-  const s: Partial<Sysctls> = { beLiberal: d.mitigation === 'be-liberal' };
+  const s: Partial<Sysctls> = { beLiberal: d.mitigation === 'be-liberal' || d.beLiberal === true };
   if (typeof d.closeWaitTimeoutS === 'number') s.timeouts = { close_wait: d.closeWaitTimeoutS };
   return s;
 }
@@ -48,7 +50,7 @@ export interface CellAgreement {
   replayed: number;
 }
 
-export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile): Promise<CellAgreement> {
+export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile, natMappings?: readonly NatMapping[]): Promise<CellAgreement> {
   if (!cell.capture) throw new Error(`${cell.id}: no capture (run the lab with --capture DIR)`);
   const replay: ReplayedPacket[] = [];
   // The lab attributes kernel lines to a cell by its ports (the app's source port, the server's
@@ -58,6 +60,7 @@ export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile):
   await explainCapture(cell.capture, {
     profile,
     sysctls: cellSysctls(cell),
+    ...(natMappings ? { natMappings } : {}),
     onPacket: (p) => {
       if (ports.has(p.srcPort) || ports.has(p.dstPort)) replay.push(replayedPacket(p));
     },
@@ -75,4 +78,16 @@ export async function labAgreement(dir: string): Promise<{ kernel: string; cells
   const cells: CellAgreement[] = [];
   for (const c of index.cells) cells.push(await cellAgreement(c, profile));
   return { kernel: index.kernel, cells };
+}
+
+/** NAT mappings from a `conntrack -L` snapshot the lab took (k8s-service cells, `conntrackSnapshot`). */
+export function conntrackMappings(file: string): NatMapping[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => /^tcp\s/.test(l))
+    .map((l, i) => parseConntrackLine(l, i + 1))
+    .map((e) => ({
+      orig: { src: e.original.src, sport: e.original.sport ?? 0, dst: e.original.dst, dport: e.original.dport ?? 0 },
+      reply: { src: e.reply.src, sport: e.reply.sport ?? 0, dst: e.reply.dst, dport: e.reply.dport ?? 0 },
+    }));
 }

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { CLI, collect, hasTool, isRoot, sh, uniqueName } from './netns.js';
 import { removeDockerd, startDockerd } from '../src/lab/docker.js';
-import { labAgreement, readLabIndex } from './lab-agreement.js';
+import { conntrackMappings, labAgreement, readLabIndex } from './lab-agreement.js';
 import { chromium, pngStats, screenshot } from './browser.js';
 
 const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
@@ -233,11 +233,113 @@ describe.skipIf(!ready || !hasTool('setpriv'))('ctprobe lab half-close-leak / po
   });
 });
 
+describe.skipIf(!ready || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab k8s-service', () => {
+  it('reproduces 74839 through a ClusterIP (the pod resets) and a NodePort (the node resets); kube-proxy’s drops hold', async () => {
+    const r = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '-o', 'json']));
+    const rep = JSON.parse(r.out) as { run: string; kernel: string; cells: Array<Record<string, any>> };
+    const cell = (id: string) => rep.cells.find((c) => c.id === id)!;
+    expect(rep.cells).toHaveLength(14);
+    for (const c of rep.cells) expect(c.match, `${c.id as string}: saw ${c.verdict as string} by ${c.resetBy as string}, expected ${c.expected as string} by ${c.expectedResetBy as string}`).toBe(true);
+    expect(r.code).toBe(0);
+    // Who reset, decided from the capture on the client's node, and what the server saw.
+    expect(cell('clusterip/none')).toMatchObject({ verdict: 'reset', resetBy: 'client-pod' });
+    expect(cell('clusterip/none').rstSourceAtServer).toMatch(/^192\.0\.2\.2:\d+$/);
+    expect(cell('nodeport/none')).toMatchObject({ verdict: 'reset', resetBy: 'client-node' });
+    expect(cell('nodeport/none').rstSourceAtServer).toMatch(/^198\.51\.100\.1:\d+$/);
+    // The mirror image of Docker 1090: an INPUT drop does not help a ClusterIP, it does help a NodePort.
+    expect(cell('clusterip/drop-input').verdict).toBe('reset');
+    expect(cell('nodeport/drop-input').verdict).toBe('clean');
+    for (const m of ['kube-forward', 'kube-forward-1.29', 'liberal-skip', 'nftables', 'be-liberal']) expect(cell(`clusterip/${m}`).verdict, m).toBe('clean');
+    if (/^6\.(1\d|[2-9])\./.test(rep.kernel)) expect((cell('clusterip/none').invalidLog as string[]).join('\n')).toMatch(/ACK is over upper bound \d+ \(ACKed data not seen yet\)/);
+    expect(nsOfRun(rep.run)).toEqual([]);
+  });
+});
+
+describe.skipIf(!ready || !hasTool('ip6tables-restore') || !hasTool('nft') || !hasTool('tcpdump'))('k8s-service: the model agrees with the kernel', () => {
+  it('on every cell, IPv4 and IPv6: the client node’s capture replayed through DNAT (and a NodePort’s DNAT + SNAT, from the copies), same lines as its kernel', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-agree-k8s-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '--family', 'both', '--mitigation', 'none,kube-forward,nftables,be-liberal,drop-input', '--capture', dir, '-o', 'json']));
+      const rep = JSON.parse(r.out) as { cells: Array<Record<string, any>> };
+      for (const c of rep.cells) expect(c.match, `${c.id as string}: saw ${c.verdict as string} by ${c.resetBy as string}, expected ${c.expected as string} by ${c.expectedResetBy as string}`).toBe(true);
+      expect(r.code).toBe(0);
+      const index = readLabIndex(dir);
+      expect(index.cells).toHaveLength(20);
+      // Each cell is checked against the lines of the captured host (node A) only: node B logs the same packets.
+      const { cells } = await labAgreement(dir);
+      let compared = 0;
+      for (const c of cells) {
+        expect(c.problems, c.id).toEqual([]);
+        compared += c.result.compared;
+      }
+      for (const cell of index.cells) {
+        expect(cell.captureDropped, `${cell.id}: tcpdump dropped packets`).toBe(0);
+        // Node A's conntrack -L, taken while the connection was up, names the same NAT the replay followed.
+        const snapshot = cell.details.conntrackSnapshot as string | undefined;
+        expect(snapshot, `${cell.id}: no conntrack snapshot`).toBeDefined();
+        const entry = conntrackMappings(snapshot!).find((m) => m.reply.sport === cell.ports[0]);
+        expect(entry, cell.id).toBeDefined();
+        const six = cell.details.family === 6;
+        expect(entry!.orig.dst, cell.id).toBe(cell.details.path === 'clusterip' ? (six ? '2001:db8:5::10' : '203.0.113.10') : six ? '2001:db8:1::1' : '198.51.100.1');
+      }
+      expect(compared).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!ready || !hasTool('ip6tables-restore') || !hasTool('nft') || !hasTool('tcpdump'))('ctprobe lab over IPv6 (2001:db8::/32)', () => {
+  it('oow-rst and k8s-service reproduce the same resets over IPv6 (ip6tables MASQUERADE and DNAT, nft)', async () => {
+    const o = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--family', '6', '--offset=100000', '--mitigation', 'none,drop-input,be-liberal', '-o', 'json']));
+    const oow = JSON.parse(o.out) as { cells: Array<Record<string, any>> };
+    expect(oow.cells.map((c) => `${c.id as string}=${c.verdict as string}`)).toEqual(['nat/none/+100000/v6=reset', 'nat/drop-input/+100000/v6=clean', 'nat/be-liberal/+100000/v6=clean', 'control/+100000/v6=clean']);
+    for (const c of oow.cells) expect(c.match, c.id as string).toBe(true);
+    expect((oow.cells[0]!.invalidLog as string[]).join('\n')).toMatch(/SRC=2001:0db8:/);
+    const k = await collect(spawn('node', [CLI, 'lab', 'k8s-service', '--family', '6', '--mitigation', 'none,kube-forward,nftables,drop-input', '-o', 'json']));
+    const k8s = JSON.parse(k.out) as { run: string; cells: Array<Record<string, any>> };
+    expect(k8s.cells).toHaveLength(8);
+    for (const c of k8s.cells) expect(c.match, `${c.id as string}: ${c.verdict as string} by ${c.resetBy as string}`).toBe(true);
+    const cell = (id: string) => k8s.cells.find((c) => c.id === id)!;
+    expect(cell('clusterip/none/v6')).toMatchObject({ verdict: 'reset', resetBy: 'client-pod' });
+    expect(cell('clusterip/none/v6').rstSourceAtServer).toMatch(/^\[2001:db8:c:a::2\]:\d+$/);
+    expect(cell('nodeport/none/v6')).toMatchObject({ verdict: 'reset', resetBy: 'client-node' });
+    expect(cell('clusterip/kube-forward/v6').verdict).toBe('clean');
+    expect(cell('clusterip/nftables/v6').verdict).toBe('clean');
+    expect(cell('clusterip/drop-input/v6').verdict).toBe('reset');
+    expect(k.code).toBe(0);
+    expect(nsOfRun(k8s.run)).toEqual([]);
+  });
+  it('the model agrees with the kernel on every oow-rst cell over IPv6', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-agree-v6-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--family', '6', '--capture', dir, '-o', 'json']));
+      expect(r.code).toBe(0);
+      const { cells } = await labAgreement(dir);
+      expect(cells).toHaveLength(10);
+      let compared = 0;
+      for (const c of cells) {
+        expect(c.problems, c.id).toEqual([]);
+        compared += c.result.compared;
+      }
+      expect(compared).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ctprobe lab without privileges or with bad flags', () => {
   it('says why in one line and exits 2', async () => {
     const bad = await collect(spawn('node', [CLI, 'lab', '--mitigation', 'nope']));
     expect(bad.code).toBe(2);
     expect(bad.err.trim()).toMatch(/^ctprobe: --mitigation: 'nope' is not one of none, drop-input, drop-forward, be-liberal$/);
+    const fam = await collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--family', '6']));
+    expect(fam.code).toBe(2);
+    expect(fam.err.trim()).toMatch(/^ctprobe: --family does not apply to half-close-leak/);
+    const help = await collect(spawn('node', [CLI, 'lab', '--help']));
+    expect(help.out).toMatch(/k8s-service .*Kubernetes 74839/);
+    expect(help.out).toMatch(/kube-forward-1\.29/);
     const sc = await collect(spawn('node', [CLI, 'lab', 'nosuch']));
     expect(sc.err).toMatch(/unknown lab scenario 'nosuch'/);
     if (isRoot) {

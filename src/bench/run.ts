@@ -3,7 +3,7 @@
  * prerequisites are missing (not root, no tool) says so and is skipped.
  */
 import { release } from 'node:os';
-import { benchLab } from './lab.js';
+import { benchK8sLab, benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
@@ -16,6 +16,7 @@ interface Bench {
 
 const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
+  { name: 'lab k8s-service', run: benchK8sLab },
   { name: 'raw socket receive', run: benchRawsock },
   { name: 'explain throughput', run: benchExplain },
   { name: 'leaks over 100k sockets', run: benchLeaks },

@@ -72,6 +72,18 @@ describe('predictOutOfWindow', () => {
   });
 });
 
+describe('who answers the first INVALID packet', () => {
+  it('is the NAT host behind MASQUERADE or a NodePort, the client itself behind DNAT only', () => {
+    const p = profileForRelease('6.18.0');
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: false }).invalidDeliveredTo).toBe('nat-host');
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: false, nat: 'dnat+masquerade' }).invalidDeliveredTo).toBe('nat-host');
+    const dnat = predictOutOfWindow(p, { offset: 100000, beLiberal: false, nat: 'dnat' });
+    expect(dnat.invalidDeliveredTo).toBe('client');
+    expect(dnat.summary).toMatch(/RST from the client/);
+    expect(predictOutOfWindow(p, { offset: 100000, beLiberal: true, nat: 'dnat' }).invalidDeliveredTo).toBeNull();
+  });
+});
+
 describe('predictPortReuse', () => {
   it('connects on the four measured kernels, with the kernel’s log line for the challenge ACK', () => {
     const k510 = predictPortReuse(profileForRelease('5.10.0-32-amd64'));

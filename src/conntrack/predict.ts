@@ -16,6 +16,13 @@ export interface OowPrediction {
   firstInvalid: 'forged' | 'ack-of-fin' | null;
   /** The first INVALID packet of the flow whichever it is (firstInvalid only names the two expected ones). */
   firstInvalidStep: StepName | null;
+  /**
+   * Where the first INVALID packet goes, not being NATed back: to the NAT host's own stack (its
+   * destination is the masquerade address), to the client itself (DNAT only: the reply is addressed
+   * to the client's own address and forwarded to it), or on to the server (a client packet). Whoever
+   * receives it has no socket for it and answers with RST.
+   */
+  invalidDeliveredTo: 'nat-host' | 'client' | 'server' | null;
   /** The kernel log texts, in order (what nf_conntrack_log_invalid=6 would print). */
   reasons: string[];
   summary: string;
@@ -35,7 +42,11 @@ export interface OowOptions {
    * "35493 bytes more than expected" for +100000 on the 6.18 lab host.
    */
   clientWindow?: number;
+  /** The NAT on the client's side: MASQUERADE (Docker), DNAT (a ClusterIP), or both (a NodePort). Default masquerade. */
+  nat?: 'masquerade' | 'dnat' | 'dnat+masquerade';
 }
+
+const FROM_CLIENT: ReadonlySet<StepName> = new Set(['syn', 'ack', 'dup-ack', 'client-fin', 'last-ack']);
 
 const CLIENT = '192.0.2.2';
 const SERVER = '198.51.100.2';
@@ -105,7 +116,7 @@ export function predictOutOfWindow(profile: KernelProfile, o: OowOptions): OowPr
     ['last-ack', pkt(true, seqAdd(C, 1), seqAdd(S, 1), ACK, cwin, 2.0003)],
   ];
 
-  const out: OowPrediction = { firstInvalid: null, firstInvalidStep: null, reasons: [], summary: '', steps: [] };
+  const out: OowPrediction = { firstInvalid: null, firstInvalidStep: null, invalidDeliveredTo: null, reasons: [], summary: '', steps: [] };
   let first: StepName | null = null;
   let firstReason: string | null = null;
   let forgedDecision: Decision | null = null;
@@ -123,15 +134,18 @@ export function predictOutOfWindow(profile: KernelProfile, o: OowOptions): OowPr
   }
   out.firstInvalidStep = first;
   out.firstInvalid = first === 'forged' || first === 'ack-of-fin' ? first : null;
+  const nat = o.nat ?? 'masquerade';
+  out.invalidDeliveredTo = first === null ? null : FROM_CLIENT.has(first) ? 'server' : nat === 'dnat' ? 'client' : 'nat-host';
 
   const fd = forgedDecision;
   const forgedText = fd
     ? `forged segment ${fd.verdict}${fd.reason ? ` ("${fd.reason}")` : fd.note ? ` (${fd.note})` : ''}`
     : 'forged segment not reached';
+  const who = out.invalidDeliveredTo === 'client' ? 'the client' : 'the NAT host';
   if (first === 'forged') {
-    out.summary = `${forgedText}: not de-NATed, the NAT host answers it with RST at once`;
+    out.summary = `${forgedText}: not de-NATed, ${who} answers it with RST at once`;
   } else if (first === 'ack-of-fin') {
-    out.summary = `${forgedText}, but it poisons the window; the server's ACK of the client's FIN is INVALID ("${firstReason ?? ''}") → not de-NATed → RST from the NAT host (delayed failure)`;
+    out.summary = `${forgedText}, but it poisons the window; the server's ACK of the client's FIN is INVALID ("${firstReason ?? ''}") → not de-NATed → RST from ${who} (delayed failure)`;
   } else if (first) {
     out.summary = `${forgedText}; first INVALID packet: ${first} ("${firstReason ?? ''}")`;
   } else {

@@ -9,7 +9,7 @@ import { predictOutOfWindow } from '../conntrack/predict.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
 import { PrivilegeError } from '../errors.js';
 import { isRoot } from './exec.js';
-import { iptablesInvalidDrops, iptablesNat, nftInvalidDrops, nftNat, parseIptablesSave, recognisePlatforms, type InvalidDrop, type NatKind, type Platform } from './firewall.js';
+import { iptablesInvalidDrops, iptablesNat, kubeProxyFromIptables, kubeProxyFromNft, nftInvalidDrops, nftNat, parseIptablesSave, recognisePlatforms, type InvalidDrop, type KubeProxyRules, type NatKind, type Platform } from './firewall.js';
 import { Bundle } from './bundle.js';
 import { readHost, type HostData, type SourceName } from './sources.js';
 import type { Target } from './target.js';
@@ -24,6 +24,15 @@ export interface Finding {
   fix: { command: string; tradeoffs: string } | null;
 }
 
+export interface Protection {
+  /** This node does the NAT that exposes it (DNAT for 74839, masquerade/SNAT for 1090). */
+  applies: boolean;
+  /** true: something stops it; false: nothing does; null: unknown (be_liberal or a rule set unreadable). */
+  protected: boolean | null;
+  /** What protects it (be_liberal, or the INVALID drops that are reached on that path). */
+  by: string[];
+}
+
 export interface AuditReport {
   target: string;
   kernel: { release: string; profile: string; label: string; outOfWindow: string };
@@ -34,9 +43,17 @@ export interface AuditReport {
     invalidDrops: InvalidDrop[];
     platforms: Platform[];
     nat: NatKind[];
+    kubeProxy: KubeProxyRules[];
     /** False when part of the firewall (iptables or nft) could not be read: what is listed is what was seen. */
     complete: boolean;
   } | null;
+  /**
+   * Whether an INVALID reply can be answered with an RST here, per failure: Kubernetes 74839 (a
+   * reply to a DNATed Service connection, forwarded to a pod, which resets) and Docker 1090 (a
+   * reply to a masqueraded connection — NodePort, pod egress — addressed to the node, whose own
+   * stack resets). null when the firewall could not be read.
+   */
+  protection: { kubernetes74839: Protection; docker1090: Protection } | null;
   conntrack: { invalid: number | null };
   /** What could not be read, and why: findings that would rest on it are not raised. */
   unknown: Array<{ what: string; why: string }>;
@@ -52,6 +69,8 @@ export interface HostSnapshot {
   kernelRelease: string;
   sysctls: Record<string, number | null>;
   iptablesSave: { text: string; backend: 'iptables-nft' | 'iptables-legacy' } | null;
+  /** ip6tables-save (IPv6 kube-proxy and Docker rules); null when absent or unreadable. */
+  ip6tablesSave: string | null;
   nftJson: string | null;
   conntrackStats: string | null;
   unknown: Array<{ what: string; why: string }>;
@@ -72,7 +91,7 @@ function outOfWindowSummary(rel: string): string {
 }
 
 /** The sources audit reads (a support bundle holds them too). */
-export const AUDIT_SOURCES = ['iptablesSave', 'iptablesVersion', 'nft', 'conntrackStats'] as const satisfies readonly SourceName[];
+export const AUDIT_SOURCES = ['iptablesSave', 'ip6tablesSave', 'iptablesVersion', 'nft', 'conntrackStats'] as const satisfies readonly SourceName[];
 
 /** Read everything audit needs from a target; what cannot be read is recorded, not guessed. */
 export function gather(t: Target): HostSnapshot {
@@ -100,6 +119,8 @@ export function snapshotOf(d: HostData): HostSnapshot {
     kernelRelease: d.kernelRelease,
     sysctls: d.sysctls,
     iptablesSave: ipt === null ? null : { text: ipt, backend },
+    // Older bundles have no ip6tables-save: IPv6 rules then go unseen, as before (not an unknown).
+    ip6tablesSave: d.reads.ip6tablesSave === undefined ? null : get('ip6tablesSave', 'ip6tables rules'),
     nftJson,
     conntrackStats: get('conntrackStats', 'conntrack counters'),
     unknown,
@@ -136,22 +157,40 @@ export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
     const backends: string[] = [];
     let drops: InvalidDrop[] = [];
     let platforms: Platform[] = [];
+    const kubeProxy: KubeProxyRules[] = [];
     const nat = new Set<NatKind>();
     if (snap.iptablesSave) {
       backends.push(snap.iptablesSave.backend);
       const tables = parseIptablesSave(snap.iptablesSave.text);
       drops = iptablesInvalidDrops(tables);
       platforms = recognisePlatforms(tables);
+      const kp = kubeProxyFromIptables(tables);
+      if (kp) kubeProxy.push(kp);
       iptablesNat(tables).forEach((k) => nat.add(k));
+    }
+    if (snap.ip6tablesSave?.trim()) {
+      const tables6 = parseIptablesSave(snap.ip6tablesSave);
+      drops.push(...iptablesInvalidDrops(tables6, 'ip6tables'));
+      iptablesNat(tables6).forEach((k) => nat.add(k));
+      const kp = kubeProxyFromIptables(tables6, 'ip6');
+      if (kp) {
+        kubeProxy.push(kp);
+        if (!platforms.some((p) => p.name === 'kube-proxy')) platforms.push({ name: 'kube-proxy', evidence: [...kp.evidence, kp.versions] });
+      }
     }
     if (snap.nftJson !== null && snap.nftJson.trim()) {
       backends.push('nft');
-      drops.push(...nftInvalidDrops(snap.nftJson).filter((d) => !drops.some((x) => x.backend === 'iptables' && d.table.endsWith(x.table))));
+      // iptables-nft rules show in both (their xt matches are opaque in nft's JSON, so rarely twice).
+      drops.push(...nftInvalidDrops(snap.nftJson).filter((d) => !drops.some((x) => (x.backend === 'iptables' && d.table === `ip ${x.table}`) || (x.backend === 'ip6tables' && d.table === `ip6 ${x.table}`))));
       nftNat(snap.nftJson).forEach((k) => nat.add(k));
+      for (const kp of kubeProxyFromNft(snap.nftJson)) {
+        kubeProxy.push(kp);
+        if (!platforms.some((p) => p.name === 'kube-proxy')) platforms.push({ name: 'kube-proxy', evidence: [...kp.evidence, kp.versions] });
+      }
     }
     drops.sort((a, b) => `${a.backend}${a.table}${a.chain}${a.position}`.localeCompare(`${b.backend}${b.table}${b.chain}${b.position}`));
     const complete = !unknown.some((u) => u.what === 'iptables rules' || u.what === 'nft ruleset');
-    firewall = { backends, invalidDrops: drops, platforms, nat: [...nat].sort(), complete };
+    firewall = { backends, invalidDrops: drops, platforms, nat: [...nat].sort(), kubeProxy, complete };
   }
   const invalid = snap.conntrackStats === null ? null : (parseConntrackStatsText(snap.conntrackStats).totals.invalid ?? 0);
 
@@ -161,7 +200,9 @@ export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
   else if (sysctls.nf_conntrack_tcp_be_liberal === null) unknown.push({ what: 'nf_conntrack_tcp_be_liberal', why: 'not readable (is nf_conntrack loaded in this namespace?)' });
   // "Nothing drops INVALID" needs both rule sets: a drop may sit in the one that could not be read.
   const firewallComplete = snap.iptablesSave !== null && snap.nftJson !== null;
-  if (firewall && firewallComplete && sysctls.nf_conntrack_tcp_be_liberal === 0) findings.push(...invalidDropFindings(firewall, p.label, rel));
+  const protection = firewall ? protectionOf(firewall, sysctls.nf_conntrack_tcp_be_liberal ?? null, firewallComplete) : null;
+  if (firewall && protection && firewall.kubeProxy.length) findings.push(...kubeProxyFindings(firewall, protection, sysctls.nf_conntrack_tcp_be_liberal ?? null, p.label, rel));
+  else if (firewall && firewallComplete && sysctls.nf_conntrack_tcp_be_liberal === 0) findings.push(...invalidDropFindings(firewall, p.label, rel));
   if (firewall)
     for (const d of firewall.invalidDrops)
       findings.push({ id: `invalid-drop-${d.backend}-${d.table.replace(/\s+/g, '-')}-${d.chain}-${d.position}`, severity: 'info', title: `INVALID DROP in ${d.backend} ${d.table}/${d.chain} rule ${d.position}${d.reachedFrom.length ? `, reached from ${d.reachedFrom.join(', ')}` : ', not reached from any built-in chain'}${d.ownedByCtprobe ? ' (added by ctprobe)' : ''}`, explanation: d.rule, fix: null });
@@ -185,6 +226,7 @@ export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
     kernel: { release: rel, profile: p.id, label: p.label, outOfWindow: outOfWindowSummary(rel) },
     sysctls,
     firewall,
+    protection,
     conntrack: { invalid },
     unknown,
     findings,
@@ -232,4 +274,58 @@ function invalidDropFindings(fw: NonNullable<AuditReport['firewall']>, label: st
       },
     ];
   return [];
+}
+
+const dropText = (d: InvalidDrop) => `${d.backend} ${d.table}/${d.chain} rule ${d.position}`;
+
+/** Per failure: does this node do the NAT that exposes it, and what (if anything) stops it. */
+function protectionOf(fw: NonNullable<AuditReport['firewall']>, beLiberal: number | null, complete: boolean): NonNullable<AuditReport['protection']> {
+  const on = (hook: string) => fw.invalidDrops.filter((d) => d.reachedFrom.includes(hook) || (d.reachedFrom.includes('PREROUTING') && d.table !== 'raw' && !d.table.endsWith(' raw')));
+  const one = (applies: boolean, drops: InvalidDrop[]): Protection => {
+    const by = [...(beLiberal === 1 ? ['nf_conntrack_tcp_be_liberal=1'] : []), ...drops.map(dropText)];
+    return { applies, protected: by.length ? true : beLiberal === null || !complete ? null : false, by };
+  };
+  const dnat = fw.nat.includes('dnat') || fw.nat.includes('redirect') || fw.kubeProxy.length > 0;
+  const snat = fw.nat.includes('masquerade') || fw.nat.includes('snat');
+  return { kubernetes74839: one(dnat, on('FORWARD')), docker1090: one(snat, on('INPUT')) };
+}
+
+/** On a kube-proxy node: which kube-proxy, and protection against 74839 and 1090, separately. */
+function kubeProxyFindings(fw: NonNullable<AuditReport['firewall']>, pr: NonNullable<AuditReport['protection']>, beLiberal: number | null, label: string, rel: string): Finding[] {
+  const out: Finding[] = [];
+  const tradeoffs = `drop-invalid: ${TRADEOFFS_DROP}. be-liberal: ${TRADEOFFS_LIBERAL}.`;
+  const behaviour = `On this kernel (${label}) an out-of-window segment through NAT does this: ${outOfWindowSummary(rel)}.`;
+  for (const kp of fw.kubeProxy) {
+    out.push({ id: `kube-proxy-${kp.mode}-${kp.family}`, severity: 'info', title: `kube-proxy ${kp.mode} mode (${kp.family === 'ip' ? 'IPv4' : 'IPv6'}): ${kp.invalidDrop ? 'drops ctstate INVALID in ' + kp.invalidDrop.chain : 'no INVALID drop'}`, explanation: `kube-proxy version (from the rules): ${kp.versions}.${kp.invalidDrop ? ` Rule: ${kp.invalidDrop.rule}` : ''}`, fix: null });
+    if (kp.skippedForBeLiberal && beLiberal === 0)
+      out.push({
+        id: `kube-proxy-drop-skipped-${kp.mode}-${kp.family}`,
+        severity: 'high',
+        title: 'kube-proxy skipped its INVALID drop for be_liberal, but be_liberal is off now',
+        explanation: 'kube-proxy v1.29+ decides at start: with nf_conntrack_tcp_be_liberal=1 it writes no INVALID drop (PR 120412). be_liberal is 0 now, so neither protection is in place until kube-proxy restarts.',
+        fix: { command: 'sysctl -w net.netfilter.nf_conntrack_tcp_be_liberal=1   (or restart kube-proxy so that it writes the drop)', tradeoffs },
+      });
+  }
+  const k = pr.kubernetes74839;
+  if (k.applies && k.protected === false)
+    out.push({
+      id: 'k8s-74839-unprotected',
+      severity: 'high',
+      title: 'not protected against Kubernetes 74839: pods reset Service connections',
+      explanation: `This node DNATs Service traffic and nothing drops ctstate INVALID in FORWARD; be_liberal is off. ${behaviour} An INVALID reply is not reverse-DNATed: it is forwarded to the client pod with the endpoint's address, and the pod answers with RST (lab: ctprobe lab k8s-service, cell clusterip/none).`,
+      fix: { command: 'ctprobe fix apply --method drop-invalid --chain FORWARD   (kube-proxy v1.15+ writes it; or: --method be-liberal)', tradeoffs },
+    });
+  else if (k.applies && k.protected) out.push({ id: 'k8s-74839-protected', severity: 'info', title: 'protected against Kubernetes 74839', explanation: `INVALID replies to Service (DNAT) connections are stopped before they reach a pod by: ${k.by.join('; ')}.`, fix: null });
+  const d = pr.docker1090;
+  if (d.applies && d.protected === false) {
+    const peerDrop = pr.kubernetes74839.by.length > 0;
+    out.push({
+      id: 'k8s-1090-unprotected',
+      severity: peerDrop ? 'medium' : 'high',
+      title: 'not protected against Docker 1090 here: the node itself resets masqueraded connections',
+      explanation: `This node masquerades (NodePort with externalTrafficPolicy: Cluster, pod egress) and nothing drops ctstate INVALID before its own TCP stack (INPUT); be_liberal is off. ${behaviour} An INVALID reply to such a connection is addressed to the node, which answers with RST (lab: cell nodeport/none).${peerDrop ? ' A NodePort connection to an endpoint on another node running the same kube-proxy is covered by that node’s FORWARD drop (lab: nodeport/kube-forward); a local endpoint and pod egress to outside the cluster are not.' : ''}`,
+      fix: { command: 'ctprobe fix apply --method drop-invalid --chain INPUT   (or: --method be-liberal)', tradeoffs },
+    });
+  } else if (d.applies && d.protected) out.push({ id: 'k8s-1090-protected', severity: 'info', title: 'protected against Docker 1090 (replies to masqueraded connections)', explanation: `INVALID replies addressed to this node are stopped before its TCP stack by: ${d.by.join('; ')}.`, fix: null });
+  return out;
 }

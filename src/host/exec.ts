@@ -22,6 +22,7 @@ export const TOOL_PACKAGE: Record<string, string> = {
   setpriv: 'util-linux',
   ip6tables: 'iptables',
   'ip6tables-save': 'iptables',
+  'ip6tables-restore': 'iptables',
   nft: 'nftables',
   conntrack: 'conntrack',
   tcpdump: 'tcpdump',

@@ -63,7 +63,7 @@ export function parseIptablesSave(text: string): Map<string, IptTable> {
 }
 
 export interface InvalidDrop {
-  backend: 'iptables' | 'nft';
+  backend: 'iptables' | 'ip6tables' | 'nft';
   table: string;
   chain: string;
   position: number;
@@ -76,7 +76,7 @@ export interface InvalidDrop {
 const BUILTIN = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 
 /** INVALID DROP rules and the built-in chains they are reached from. */
-export function iptablesInvalidDrops(tables: Map<string, IptTable>): InvalidDrop[] {
+export function iptablesInvalidDrops(tables: Map<string, IptTable>, backend: 'iptables' | 'ip6tables' = 'iptables'): InvalidDrop[] {
   const out: InvalidDrop[] = [];
   for (const t of tables.values()) {
     // Which built-in chains reach each chain (through -j/-g jumps).
@@ -100,7 +100,7 @@ export function iptablesInvalidDrops(tables: Map<string, IptTable>): InvalidDrop
     for (const [name, c] of t.chains)
       for (const r of c.rules)
         if (r.invalidMatch && r.target === 'DROP')
-          out.push({ backend: 'iptables', table: t.name, chain: name, position: r.position, reachedFrom: [...(reach.get(name) ?? [])].sort(), rule: r.text, ownedByCtprobe: r.comment === 'ctprobe' });
+          out.push({ backend, table: t.name, chain: name, position: r.position, reachedFrom: [...(reach.get(name) ?? [])].sort(), rule: r.text, ownedByCtprobe: r.comment === 'ctprobe' });
   }
   return out;
 }
@@ -120,11 +120,8 @@ export function recognisePlatforms(tables: Map<string, IptTable>): Platform[] {
       rules.push(...c.rules);
     }
   const found: Platform[] = [];
-  const kube = chains.filter((c) => /\/KUBE-(FORWARD|SERVICES|POSTROUTING)$/.test(c));
-  if (kube.length) {
-    const drop = rules.find((r) => r.chain === 'KUBE-FORWARD' && r.invalidMatch && r.target === 'DROP');
-    found.push({ name: 'kube-proxy', evidence: [...kube, ...(drop ? ['KUBE-FORWARD drops ctstate INVALID (PR 74840)'] : ['KUBE-FORWARD has no INVALID drop (be_liberal mode, or nftables mode)'])] });
-  }
+  const kube = kubeProxyFromIptables(tables);
+  if (kube) found.push({ name: 'kube-proxy', evidence: [...kube.evidence, kube.invalidDrop ? 'KUBE-FORWARD drops ctstate INVALID (PR 74840)' : 'KUBE-FORWARD has no INVALID drop', kube.versions] });
   const docker = chains.filter((c) => /\/DOCKER(-USER|-INPUT|-ISOLATION-STAGE-\d|-FORWARD)?$/.test(c));
   if (docker.length) {
     // dockerd's MASQUERADE per bridge network: "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE".
@@ -163,21 +160,110 @@ function nftObjects(json: string): Array<Record<string, any>> {
   return list.filter((o): o is Record<string, any> => typeof o === 'object' && o !== null);
 }
 
+/** Which base-chain hooks reach each nft chain, following `jump` and `goto` (kube-proxy's drop sits in a regular chain). */
+function nftReach(objs: Array<Record<string, any>>): Map<string, Set<string>> {
+  const reach = new Map<string, Set<string>>();
+  const edges: Array<[string, string]> = [];
+  for (const o of objs) {
+    if (o.chain?.hook) reach.set(`${o.chain.family}/${o.chain.table}/${o.chain.name}`, new Set([String(o.chain.hook).toUpperCase()]));
+    const r = o.rule;
+    if (typeof r !== 'object' || r === null) continue;
+    for (const m of JSON.stringify(r.expr ?? []).matchAll(/"(?:jump|goto)":\{"target":"([^"]+)"\}/g)) edges.push([`${r.family}/${r.table}/${r.chain}`, `${r.family}/${r.table}/${m[1]}`]);
+  }
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [from, to] of edges) {
+      const f = reach.get(from);
+      if (!f) continue;
+      const t = reach.get(to) ?? new Set<string>();
+      const before = t.size;
+      f.forEach((h) => t.add(h));
+      reach.set(to, t);
+      if (t.size !== before) changed = true;
+    }
+  }
+  return reach;
+}
+
+const nftIsInvalidDrop = (expr: string) => /"ct"[^}]*"key":"state"/.test(expr) && /"invalid"/.test(expr) && /"drop":null/.test(expr);
+
 /** INVALID drops in `nft -j list ruleset` output: rules matching ct state invalid with a drop verdict. */
 export function nftInvalidDrops(json: string): InvalidDrop[] {
-  const hooks = new Map<string, string>();
+  const objs = nftObjects(json);
+  const reach = nftReach(objs);
   const out: InvalidDrop[] = [];
   const pos = new Map<string, number>();
-  for (const o of nftObjects(json)) {
-    if (o.chain?.hook) hooks.set(`${o.chain.family}/${o.chain.table}/${o.chain.name}`, String(o.chain.hook).toUpperCase());
+  for (const o of objs) {
     const r = o.rule;
     if (typeof r !== 'object' || r === null) continue;
     const key = `${r.family}/${r.table}/${r.chain}`;
     pos.set(key, (pos.get(key) ?? 0) + 1);
-    const expr = JSON.stringify(r.expr ?? []);
-    const invalid = /"ct"[^}]*"key":"state"/.test(expr) && /"invalid"/.test(expr);
-    if (invalid && /"drop":null/.test(expr))
-      out.push({ backend: 'nft', table: `${r.family} ${r.table}`, chain: r.chain, position: pos.get(key)!, reachedFrom: hooks.has(key) ? [hooks.get(key)!] : [], rule: `ct state invalid drop${r.comment ? ` comment "${r.comment}"` : ''}`, ownedByCtprobe: r.table === 'ctprobe' });
+    if (nftIsInvalidDrop(JSON.stringify(r.expr ?? [])))
+      out.push({ backend: 'nft', table: `${r.family} ${r.table}`, chain: r.chain, position: pos.get(key)!, reachedFrom: [...(reach.get(key) ?? [])].sort(), rule: `ct state invalid drop${r.comment ? ` comment "${r.comment}"` : ''}`, ownedByCtprobe: r.table === 'ctprobe' });
+  }
+  return out;
+}
+
+/**
+ * kube-proxy's rules as found on a node, and which kube-proxy versions write exactly them
+ * (kubernetes/kubernetes pkg/proxy/iptables and pkg/proxy/nftables):
+ *   iptables, KUBE-FORWARD INVALID drop: v1.15+ (PR 74840); with `-m nfacct`: v1.30+ (PR 122812).
+ *   iptables, no drop, older layout: before v1.15. Newer layout (KUBE-PROXY-FIREWALL, KUBE-EXT-…,
+ *     "kubernetes forwarding conntrack rule"), no drop: v1.29+ that found nf_conntrack_tcp_be_liberal=1
+ *     when it started and skipped the drop (PR 120412).
+ *   nftables mode (table kube-proxy): `ct state invalid drop` in chain forward from v1.30 (PR 122663),
+ *     skipped when be_liberal was on at start; v1.29's alpha had none.
+ */
+export interface KubeProxyRules {
+  mode: 'iptables' | 'nftables';
+  family: 'ip' | 'ip6';
+  /** The INVALID drop kube-proxy wrote, or null when there is none. */
+  invalidDrop: { chain: string; rule: string; nfacct: boolean } | null;
+  /** iptables: the older (≤ v1.2x) or newer chain layout; nftables: 'nftables'. */
+  layout: 'older' | 'newer' | 'nftables';
+  /** Which kube-proxy versions (and settings) write exactly these rules. */
+  versions: string;
+  /** The drop is missing because kube-proxy saw be_liberal=1 when it started (v1.29+). */
+  skippedForBeLiberal: boolean;
+  evidence: string[];
+}
+
+function describeKubeProxy(mode: KubeProxyRules['mode'], layout: KubeProxyRules['layout'], drop: KubeProxyRules['invalidDrop']): Pick<KubeProxyRules, 'versions' | 'skippedForBeLiberal'> {
+  if (mode === 'nftables')
+    return drop
+      ? { versions: 'nftables mode, v1.30+ (PR 122663); the drop is written when be_liberal is 0 at start', skippedForBeLiberal: false }
+      : { versions: 'nftables mode without the drop: v1.30+ that found be_liberal=1 at start (or the v1.29 alpha)', skippedForBeLiberal: true };
+  if (drop) return { versions: drop.nfacct ? 'iptables mode, v1.30+ (the PR 74840 drop with its nfacct counter)' : layout === 'newer' ? 'iptables mode, v1.2x+ with the PR 74840 drop (on v1.29+ written because be_liberal was 0 at start)' : 'iptables mode, v1.15+ (PR 74840)', skippedForBeLiberal: false };
+  return layout === 'newer'
+    ? { versions: 'iptables mode, v1.29+ that found be_liberal=1 at start and skipped the drop (PR 120412)', skippedForBeLiberal: true }
+    : { versions: 'iptables mode before v1.15: no INVALID drop (Kubernetes 74839 unfixed)', skippedForBeLiberal: false };
+}
+
+/** kube-proxy's iptables-mode rules in an iptables-save document, or null when there are none. */
+export function kubeProxyFromIptables(tables: Map<string, IptTable>, family: 'ip' | 'ip6' = 'ip'): KubeProxyRules | null {
+  const filter = tables.get('filter');
+  const nat = tables.get('nat');
+  const chains = [...(filter?.chains.keys() ?? [])].map((c) => `filter/${c}`).concat([...(nat?.chains.keys() ?? [])].map((c) => `nat/${c}`));
+  const kube = chains.filter((c) => /\/KUBE-(FORWARD|SERVICES|POSTROUTING)$/.test(c));
+  if (!kube.length) return null;
+  const rules = [...(filter?.chains.values() ?? []), ...(nat?.chains.values() ?? [])].flatMap((c) => c.rules);
+  const newer = chains.filter((c) => /\/KUBE-(PROXY-FIREWALL|PROXY-CANARY|EXT-\w+)$/.test(c));
+  const conntrackRule = rules.some((r) => r.comment === 'kubernetes forwarding conntrack rule');
+  const layout = newer.length || conntrackRule ? 'newer' : 'older';
+  const d = filter?.chains.get('KUBE-FORWARD')?.rules.find((r) => r.invalidMatch && r.target === 'DROP');
+  const drop = d ? { chain: 'KUBE-FORWARD', rule: d.text, nfacct: /-m nfacct\b/.test(d.text) } : null;
+  return { mode: 'iptables', family, invalidDrop: drop, layout, ...describeKubeProxy('iptables', layout, drop), evidence: [...kube, ...newer.slice(0, 3)] };
+}
+
+/** kube-proxy's nftables-mode tables (`table ip|ip6 kube-proxy`) in `nft -j list ruleset` output. */
+export function kubeProxyFromNft(json: string): KubeProxyRules[] {
+  const objs = nftObjects(json);
+  const out: KubeProxyRules[] = [];
+  for (const fam of ['ip', 'ip6'] as const) {
+    if (!objs.some((o) => o.table?.family === fam && o.table?.name === 'kube-proxy')) continue;
+    const r = objs.find((o) => o.rule?.family === fam && o.rule?.table === 'kube-proxy' && o.rule?.chain === 'forward' && nftIsInvalidDrop(JSON.stringify(o.rule.expr ?? [])));
+    const drop = r ? { chain: 'forward', rule: 'ct state invalid drop', nfacct: false } : null;
+    out.push({ mode: 'nftables', family: fam, invalidDrop: drop, layout: 'nftables', ...describeKubeProxy('nftables', 'nftables', drop), evidence: [`table ${fam} kube-proxy`] });
   }
   return out;
 }

@@ -22,6 +22,7 @@ export const SOURCES = {
   conntrackList: { file: 'conntrack-L.txt', tool: 'conntrack', args: ['-L'], what: 'conntrack entries (conntrack -L)' },
   conntrackStats: { file: 'conntrack-S.txt', tool: 'conntrack', args: ['-S'], what: 'conntrack counters (conntrack -S)' },
   iptablesSave: { file: 'iptables-save.txt', tool: 'iptables-save', args: [], what: 'iptables rules (iptables-save)' },
+  ip6tablesSave: { file: 'ip6tables-save.txt', tool: 'ip6tables-save', args: [], what: 'ip6tables rules (ip6tables-save)' },
   iptablesVersion: { file: 'iptables-version.txt', tool: 'iptables', args: ['-V'], what: 'iptables backend (iptables -V)' },
   iptablesLegacySave: { file: 'iptables-legacy-save.txt', tool: 'iptables-legacy-save', args: [], what: 'legacy iptables rules' },
   iptablesNftSave: { file: 'iptables-nft-save.txt', tool: 'iptables-nft-save', args: [], what: 'nf_tables iptables rules' },

@@ -46,7 +46,7 @@ const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
  */
 export function buildDockerCells(offsets: number[], mitigations: DockerMitigation[], control: boolean, swarm: boolean, basePort = 9100): CellSpec[] {
   const cells: CellSpec[] = [];
-  const add = (c: Omit<CellSpec, 'index' | 'port'>) => cells.push({ ...c, index: cells.length, port: basePort + cells.length });
+  const add = (c: Omit<CellSpec, 'index' | 'port' | 'family'>) => cells.push({ ...c, index: cells.length, port: basePort + cells.length, family: 4 });
   for (const offset of offsets) {
     for (const m of mitigations) add({ id: `docker/${m}/${sign(offset)}`, offset, mitigation: m, model: MODEL[m], natted: true });
     if (swarm) add({ id: `swarm/none/${sign(offset)}`, offset, mitigation: 'none', model: 'none', natted: true, via: 'swarm' });

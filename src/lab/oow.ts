@@ -9,7 +9,7 @@ import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
-import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
+import { addrOf, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
   id: string;
@@ -23,14 +23,19 @@ export interface CellSpec {
   port: number;
   /** How the client reaches the NAT host: a veth on a bridge, Docker's bridge, a swarm task (docker_gwbridge). */
   via?: 'bridge' | 'swarm';
+  /** IP family of the cell's traffic (the docker engine runs IPv4 only). */
+  family: 4 | 6;
 }
 
-export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100): CellSpec[] {
+export function buildCells(offsets: number[], mitigations: Mitigation[], control: boolean, basePort = 9100, families: Array<4 | 6> = [4]): CellSpec[] {
   const cells: CellSpec[] = [];
   const sign = (o: number) => (o >= 0 ? `+${o}` : `${o}`);
-  for (const offset of offsets) {
-    for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}`, index: cells.length, offset, mitigation: m, model: m, natted: true, port: basePort + cells.length });
-    if (control) cells.push({ id: `control/${sign(offset)}`, index: cells.length, offset, mitigation: 'none', model: 'none', natted: false, port: basePort + cells.length });
+  for (const family of families) {
+    const v = family === 6 ? '/v6' : '';
+    for (const offset of offsets) {
+      for (const m of mitigations) cells.push({ id: `nat/${m}/${sign(offset)}${v}`, index: cells.length, offset, mitigation: m, model: m, natted: true, port: basePort + cells.length, family });
+      if (control) cells.push({ id: `control/${sign(offset)}${v}`, index: cells.length, offset, mitigation: 'none', model: 'none', natted: false, port: basePort + cells.length, family });
+    }
   }
   return cells;
 }
@@ -78,7 +83,7 @@ export const NETNS_ENGINE: OowEngine = {
       hostNs: ns.host,
       serverNs: ns.server,
       ifaces: [ns.bridge, ns.uplink, ns.vethHost],
-      setUp: () => createCell(ns, cell.model),
+      setUp: () => createCell(ns, cell.model, cell.family),
       client: (args, onEvent) => {
         const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, args);
         return Promise.resolve({ done: jsonLines(cl, onEvent), kill: () => cl.kill('SIGTERM') });
@@ -114,9 +119,11 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
     const ifindex = capture ? await interfaceIndex(h.hostNs) : undefined;
     const stopCapture = capture ? await startCapture(h.hostNs, capture, `tcp port ${cell.port}`) : null;
 
+    const A = addrOf(cell.family);
+    const serverEp = cell.family === 6 ? `[${A.server}]` : A.server;
     const serverEvents: WireEvent[] = [];
     const server = spawnNode(h.serverNs, CLI_PATH, [
-      'server', '--port', String(cell.port), '--bind', ADDR.server, `--offset=${cell.offset}`,
+      'server', '--port', String(cell.port), '--bind', A.server, `--offset=${cell.offset}`,
       '--hold', `${t.holdMs}ms`, '--linger', `${t.lingerMs}ms`, '--connections', '1', '-o', 'json',
     ]);
     let serverErr = '';
@@ -132,7 +139,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
       cl?.kill();
     }, t.cellTimeoutMs);
     try {
-      cl = await h.client(['client', `${ADDR.server}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json'], (e) => {
+      cl = await h.client(['client', `${serverEp}:${cell.port}`, '--count', '1', '--timeout', `${t.clientIdleMs}ms`, '--connect-timeout', '3s', '-o', 'json'], (e) => {
         if (e.type === 'attempt') client = e.outcome;
       });
       await Promise.all([serverDone, cl.done]);
@@ -155,7 +162,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
       namespaces: h.namespaces,
       ifaces: h.ifaces,
       ports: [cell.port],
-      details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, ...(cell.via ? { via: cell.via } : {}), client, ...h.details() },
+      details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, family: cell.family, ...(cell.via ? { via: cell.via } : {}), client, ...h.details() },
       capture: capture ? { capture, ifindex, captureDropped } : null,
     });
   } finally {
@@ -163,8 +170,8 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
   }
 }
 
-export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}): Scenario {
-  return oowScenarioOn(NETNS_ENGINE, buildCells(offsets, mitigations, control), timing);
+export function oowScenario(offsets: number[], mitigations: Mitigation[], control: boolean, timing: Partial<CellTiming> = {}, families: Array<4 | 6> = [4]): Scenario {
+  return oowScenarioOn(NETNS_ENGINE, buildCells(offsets, mitigations, control, 9100, families), timing);
 }
 
 /** The oow-rst scenario over given cells on an engine. */

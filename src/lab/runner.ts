@@ -70,6 +70,10 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
 
   const logAll = enableLogAllNetns();
   const klog = KernelLog.open();
+  // The kernel's ring buffer is small (128 KiB here) and shared with every other netns: read it
+  // while cells run, or a big run's first lines are overwritten before the end.
+  const logRecords: KmsgRecord[] = [];
+  const logPoll = klog ? setInterval(() => logRecords.push(...klog.drain()), 100) : null;
   let torn = false;
   const teardown = async () => {
     if (torn) return;
@@ -79,6 +83,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     if (!o.keep) await Promise.all(daemons.map((d) => removeDockerd(d).catch(() => undefined)));
     if (!o.keep) removeRunFiles(runId);
     if (!o.keep) await Promise.all(created.map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
+    if (logPoll) clearInterval(logPoll);
     klog?.close();
     restoreLogAllNetns(runId);
     removeRunState(runId);
@@ -128,7 +133,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     if (err) throw err.reason;
     // Log records are written synchronously with the packets; give the printk path a moment.
     await new Promise((r) => setTimeout(r, 50));
-    const records = klog?.drain() ?? [];
+    const records = [...logRecords, ...(klog?.drain() ?? [])];
     for (const r of results) r.invalidLog = cellLogLines(records, r);
     if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, profile.id, results);
   } finally {

@@ -58,7 +58,10 @@ export interface Scenario {
 export function cellResult(c: {
   id: string;
   verdict: string;
-  expected: { verdict: string; why: string };
+  /** `resetBy` (k8s-service): who must send the RST when the verdict is reset; compared when given. */
+  expected: { verdict: string; why: string; resetBy?: string | null };
+  /** Who did send it (decided from a capture), when the scenario knows. */
+  resetBy?: string | null;
   invalidBefore: number | null;
   invalidAfter: number | null;
   startedAt: number;
@@ -72,7 +75,7 @@ export function cellResult(c: {
     id: c.id,
     verdict: c.verdict,
     expected: c.expected.verdict,
-    match: c.verdict === c.expected.verdict,
+    match: c.verdict === c.expected.verdict && (c.expected.resetBy === undefined || c.verdict !== 'reset' || c.resetBy === c.expected.resetBy),
     why: c.expected.why,
     invalidLog: [],
     invalidCount: c.invalidBefore === null || c.invalidAfter === null ? null : c.invalidAfter - c.invalidBefore,

@@ -4,6 +4,7 @@
  */
 import { HALF_CLOSE_MITIGATIONS, halfCloseScenario, HC_MITIGATION_HELP, portReuseScenario, type HalfCloseMitigation } from './halfclose.js';
 import { dockerPreflight, dockerVersion } from './docker.js';
+import { K8S_MITIGATION_HELP, K8S_MITIGATION_NAMES, k8sScenario, type Family, type K8sMitigation } from './k8s.js';
 import { oowScenario, oowScenarioOn } from './oow.js';
 import { buildDockerCells, DOCKER_MITIGATION_HELP, DOCKER_MITIGATIONS, dockerEngine, type DockerMitigation } from './oow-docker.js';
 import type { Scenario } from './scenario.js';
@@ -18,6 +19,8 @@ export interface ScenarioOptions {
   engine: EngineName;
   /** docker: add the single-node swarm task's cell. */
   swarm: boolean;
+  /** --family: IP families to run cells over. */
+  families: Family[];
 }
 
 export interface EngineEntry {
@@ -36,6 +39,8 @@ export interface ScenarioEntry {
   engines: Partial<Record<EngineName, EngineEntry>>;
   /** Takes --offset / --no-control. */
   offsets: boolean;
+  /** Takes --family (runs over IPv6 too). */
+  families: boolean;
   build(o: ScenarioOptions): Scenario;
 }
 
@@ -47,8 +52,9 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     // Measured here (2 cores): 12 docker cells take about the same wall time 4 or 12 at a time.
     engines: { netns: { mitigations: MITIGATION_HELP, concurrency: 10 }, docker: { mitigations: DOCKER_MITIGATION_HELP, concurrency: 4 } },
     offsets: true,
+    families: true,
     build: (o) => {
-      if (o.engine === 'netns') return oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control);
+      if (o.engine === 'netns') return oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control, {}, o.families);
       dockerPreflight();
       const cells = buildDockerCells(o.offsets, (o.mitigations ?? DOCKER_MITIGATIONS) as DockerMitigation[], o.control, o.swarm);
       return { ...oowScenarioOn(dockerEngine(), cells), engine: { name: 'docker', version: dockerVersion() } };
@@ -60,6 +66,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     mitigations: HC_MITIGATION_HELP,
     engines: { netns: { mitigations: HC_MITIGATION_HELP, concurrency: 10 } },
     offsets: false,
+    families: false,
     build: (o) => halfCloseScenario((o.mitigations ?? HALF_CLOSE_MITIGATIONS) as HalfCloseMitigation[]),
   },
   {
@@ -68,7 +75,17 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     mitigations: {},
     engines: { netns: { mitigations: {}, concurrency: 10 } },
     offsets: false,
+    families: false,
     build: () => portReuseScenario(),
+  },
+  {
+    name: 'k8s-service',
+    what: 'Kubernetes 74839: ClusterIP / NodePort with kube-proxy’s rules on two nodes; who resets, which kube-proxy protects',
+    mitigations: K8S_MITIGATION_HELP,
+    engines: { netns: { mitigations: K8S_MITIGATION_HELP, concurrency: 10 } },
+    offsets: false,
+    families: true,
+    build: (o) => k8sScenario(o.families, (o.mitigations ?? K8S_MITIGATION_NAMES) as K8sMitigation[]),
   },
 ];
 

@@ -130,7 +130,7 @@ export async function cleanLeftovers(): Promise<CleanReport> {
   }
   // Links in the root namespace never carry our names, but a crash mid-creation could leave one.
   const links = runSync('ip', ['-o', 'link', 'show'], { allowFail: true }).stdout;
-  for (const m of links.matchAll(/^\d+: (ct[abuv][0-9a-f]{6}\d{2})[@:]/gm)) {
+  for (const m of links.matchAll(/^\d+: (ct[abudvwy][0-9a-f]{6}\d{2})[@:]/gm)) {
     runSync('ip', ['link', 'del', m[1]!], { allowFail: true });
     removed.push(`link ${m[1]}`);
   }

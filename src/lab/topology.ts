@@ -20,6 +20,20 @@ export const ADDR = {
   server: '198.51.100.2',
 } as const;
 
+/** The same topology over IPv6 (RFC 3849 documentation prefix), /64s, ip6tables MASQUERADE. */
+export const ADDR6 = {
+  container: '2001:db8:2::2',
+  bridge: '2001:db8:2::1',
+  containerNet: '2001:db8:2::/64',
+  hostUplink: '2001:db8:3::1',
+  server: '2001:db8:3::2',
+} as const;
+
+/** The addresses of a cell of this IP family. */
+export function addrOf(family: 4 | 6): { container: string; bridge: string; containerNet: string; hostUplink: string; server: string } {
+  return family === 6 ? ADDR6 : ADDR;
+}
+
 export type Mitigation = 'none' | 'drop-input' | 'drop-forward' | 'be-liberal';
 export const MITIGATIONS: Mitigation[] = ['none', 'drop-input', 'drop-forward', 'be-liberal'];
 export const MITIGATION_HELP: Readonly<Record<Mitigation, string>> = {
@@ -41,7 +55,7 @@ export interface CellNamespaces {
 }
 
 /** Interface-name stems of lab interfaces (≤ 15 characters: 3 + 6-hex run + 2-digit cell). */
-export const LAB_IFACE_RE = /^ct[abuv][0-9a-f]{6}\d{2}$/;
+export const LAB_IFACE_RE = /^ct[abudvwy][0-9a-f]{6}\d{2}$/;
 
 export function cellNamespaces(run: string, cell: number): CellNamespaces {
   const base = `${LAB_PREFIX}${run}-${cell}`;
@@ -58,8 +72,8 @@ export function iptablesRuleset(nat: string[], filter: string[]): string {
 }
 
 /** The client-host's rules: NAT like docker0, plus the mitigation under test. */
-export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
-  const nat = [`-A POSTROUTING -s ${ADDR.containerNet} ! -o ${bridge} -m comment --comment ctprobe-lab -j MASQUERADE`];
+export function hostRuleset(m: Mitigation, bridge = 'br0', family: 4 | 6 = 4): string {
+  const nat = [`-A POSTROUTING -s ${addrOf(family).containerNet} ! -o ${bridge} -m comment --comment ctprobe-lab -j MASQUERADE`];
   const filter: string[] = [];
   if (m === 'drop-input') {
     // libnetwork PR 2275 style: a chain jumped to from INPUT.
@@ -76,12 +90,14 @@ export function hostRuleset(m: Mitigation, bridge = 'br0'): string {
   return iptablesRuleset(nat, filter);
 }
 
-function hostSysctls(m: Mitigation): Record<string, number> {
-  return { 'net.ipv4.ip_forward': 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
+function hostSysctls(m: Mitigation, family: 4 | 6): Record<string, number> {
+  return { [family === 6 ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward']: 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
 }
 
 /** Create the cell's namespaces, links, addresses, NAT and mitigation. */
-export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<void> {
+export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): Promise<void> {
+  const A = addrOf(family);
+  const [plen, nodad] = family === 6 ? [64, ' nodad'] : [24, ''];
   await run('ip', ['-batch', '-'], { input: [ns.container, ns.host, ns.server].map((n) => `netns add ${n}`).join('\n') + '\n' });
   await run('ip', ['-batch', '-'], {
     input: [
@@ -91,24 +107,24 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
   });
   await Promise.all([
     run('ip', ['-n', ns.container, '-batch', '-'], {
-      input: ['link set lo up', 'link set eth0 up', `addr add ${ADDR.container}/24 dev eth0`, `route add default via ${ADDR.bridge}`].join('\n') + '\n',
+      input: ['link set lo up', 'link set eth0 up', `addr add ${A.container}/${plen} dev eth0${nodad}`, `route add default via ${A.bridge}`].join('\n') + '\n',
     }),
     run('ip', ['-n', ns.server, '-batch', '-'], {
-      input: ['link set lo up', 'link set eth0 up', `addr add ${ADDR.server}/24 dev eth0`].join('\n') + '\n',
+      input: ['link set lo up', 'link set eth0 up', `addr add ${A.server}/${plen} dev eth0${nodad}`].join('\n') + '\n',
     }),
     run('ip', ['-n', ns.host, '-batch', '-'], {
       input: [
         'link set lo up',
         `link add ${ns.bridge} type bridge forward_delay 0 stp_state 0`,
         `link set ${ns.vethHost} master ${ns.bridge}`,
-        `addr add ${ADDR.bridge}/24 dev ${ns.bridge}`,
-        `addr add ${ADDR.hostUplink}/24 dev ${ns.uplink}`,
+        `addr add ${A.bridge}/${plen} dev ${ns.bridge}${nodad}`,
+        `addr add ${A.hostUplink}/${plen} dev ${ns.uplink}${nodad}`,
         `link set ${ns.bridge} up`,
         `link set ${ns.vethHost} up`,
         `link set ${ns.uplink} up`,
       ].join('\n') + '\n',
     }),
   ]);
-  await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge) });
-  await writeSysctlsIn(ns.host, hostSysctls(m));
+  await run(family === 6 ? 'ip6tables-restore' : 'iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) });
+  await writeSysctlsIn(ns.host, hostSysctls(m, family));
 }

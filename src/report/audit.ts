@@ -16,7 +16,14 @@ export const auditReport: Renderer<AuditReport> = {
       const none = r.firewall.complete ? 'none' : 'none seen (firewall partly unknown)';
       out.push(...wrapText(`firewall: ${r.firewall.backends.join(', ') || (r.firewall.complete ? 'no rules' : 'only part read')}; NAT: ${r.firewall.nat.join(', ') || none}`, 78));
       out.push(...wrapText(`platforms recognised: ${r.firewall.platforms.map((p) => p.name).join(', ') || 'none'}`, 78, '  '));
+      for (const k of r.firewall.kubeProxy) out.push(...wrapText(`kube-proxy (${k.family === 'ip' ? 'IPv4' : 'IPv6'}): ${k.versions}`, 78, '  '));
     } else out.push('firewall: unknown (could not be read)');
+    if (r.protection) {
+      const say = (p: { applies: boolean; protected: boolean | null; by: string[] }) =>
+        !p.applies ? 'does not apply (no such NAT here)' : p.protected === null ? 'unknown' : p.protected ? `protected (${p.by.join('; ')})` : 'NOT protected';
+      out.push(`Kubernetes 74839 (INVALID reply → pod resets a Service connection): ${say(r.protection.kubernetes74839)}`);
+      out.push(`Docker 1090 (INVALID reply → this node resets a masqueraded connection): ${say(r.protection.docker1090)}`);
+    }
     for (const u of r.unknown) out.push(...wrapText(`unknown: ${u.what} — ${u.why}`, 78, '  '));
     out.push('');
     for (const f of r.findings) {

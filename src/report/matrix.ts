@@ -47,16 +47,18 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
 function oowMatrix(r: LabReport): string[] {
   // A swarm task is its own column: the same mitigation, another path out (docker_gwbridge).
   const d = (c: LabCellResult) => {
-    const x = c.details as { offset: number; mitigation: string; natted: boolean; via?: string };
+    const x = c.details as { offset: number; mitigation: string; natted: boolean; via?: string; family?: number };
     return { ...x, mitigation: x.via === 'swarm' ? 'swarm' : x.mitigation };
   };
   const mitigations = [...new Set(r.cells.filter((c) => d(c).natted).map((c) => d(c).mitigation))];
-  const offsets = [...new Set(r.cells.map((c) => d(c).offset))];
+  // Rows: offset, per IP family (IPv6 rows carry /v6).
+  const rowKey = (c: LabCellResult) => `${sign(d(c).offset)}${d(c).family === 6 ? '/v6' : ''}`;
+  const rowKeys = [...new Set(r.cells.map(rowKey))];
   const hasControl = r.cells.some((c) => !d(c).natted);
   const cols = [...mitigations, ...(hasControl ? ['control'] : [])];
-  const rows = offsets.map((o) => {
-    const row = mitigations.map((m) => r.cells.find((c) => d(c).natted && d(c).offset === o && d(c).mitigation === m));
-    if (hasControl) row.push(r.cells.find((c) => !d(c).natted && d(c).offset === o));
+  const rows = rowKeys.map((o) => {
+    const row = mitigations.map((m) => r.cells.find((c) => d(c).natted && rowKey(c) === o && d(c).mitigation === m));
+    if (hasControl) row.push(r.cells.find((c) => !d(c).natted && rowKey(c) === o));
     return { o, cells: row.map((c) => (c ? mark(c, true) : '-')) };
   });
   const width = Math.max(...cols.map((c) => c.length), ...rows.flatMap((x) => x.cells.map(visibleLength))) + 2;
@@ -64,14 +66,37 @@ function oowMatrix(r: LabReport): string[] {
     r.engine.name === 'docker'
       ? `columns: the Docker host's mitigation; swarm = a swarm service's task (docker_gwbridge)${hasControl ? '; control = a --network host container, no NAT' : ''}`
       : `columns: the NAT host's mitigation${hasControl ? '; control = the client on the host itself, no NAT' : ''}`,
-    'offset'.padEnd(9) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
-    ...rows.map((x) => sign(x.o).padEnd(9) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
+    'offset'.padEnd(12) + cols.map((c) => c.padEnd(width)).join('').trimEnd(),
+    ...rows.map((x) => x.o.padEnd(12) + x.cells.map((c) => padVisible(c, width)).join('').trimEnd()),
   ];
+}
+
+/** k8s-service: rows = how the client reaches the Service (and family), columns = kube-proxy / node setting. */
+function k8sMatrix(r: LabReport): string[] {
+  const d = (c: LabCellResult) => c.details as { path: string; family: number; mitigation: string; resetBy: string | null };
+  const cols = [...new Set(r.cells.map((c) => d(c).mitigation))];
+  const rows = [...new Set(r.cells.map((c) => `${d(c).path}${d(c).family === 6 ? '/v6' : ''}`))];
+  const by = (x: string | null) => (x === 'client-pod' ? 'pod' : x === 'client-node' ? 'node' : x === 'server-side' ? 'srv' : '?');
+  const cell = (c: LabCellResult | undefined) => (c ? `${mark(c, true)}${c.verdict === 'reset' ? ` ${by(d(c).resetBy)}` : ''}` : '-');
+  const table = rows.map((row) => ({ row, cells: cols.map((m) => cell(r.cells.find((c) => `${d(c).path}${d(c).family === 6 ? '/v6' : ''}` === row && d(c).mitigation === m))) }));
+  const width = Math.max(...cols.map((c) => c.length), ...table.flatMap((x) => x.cells.map(visibleLength))) + 2;
+  const head = Math.max(...rows.map((x) => x.length)) + 2;
+  // Columns are wide: print them as two blocks when they do not fit 80 columns.
+  const perBlock = Math.max(1, Math.floor((80 - head) / width));
+  const out = ['RESET pod: the client pod sent the RST; RESET node: the client’s node did (its own stack)'];
+  for (let i = 0; i < cols.length; i += perBlock) {
+    const idx = cols.slice(i, i + perBlock).map((_, j) => i + j);
+    out.push('service'.padEnd(head) + idx.map((j) => cols[j]!.padEnd(width)).join('').trimEnd());
+    for (const x of table) out.push(x.row.padEnd(head) + idx.map((j) => padVisible(x.cells[j]!, width)).join('').trimEnd());
+  }
+  return out;
 }
 
 function detailLine(c: LabCellResult): string {
   const x = c.details as Record<string, unknown>;
   const parts: string[] = [];
+  if (typeof x.models === 'string') parts.push(`models ${x.models}`);
+  if (c.verdict === 'reset' && 'resetBy' in x) parts.push(`RST sent by ${String(x.resetBy ?? 'unknown')} (seen on the client's node)${x.rstSourceAtServer ? `, reached the server from ${String(x.rstSourceAtServer)}` : ''}`);
   if (typeof x.reclaimedAfterMs === 'number') parts.push(`reclaimed ${formatMs(x.reclaimedAfterMs)} after the app's FIN`);
   const reuse = x.reuse as { result?: string; ms?: number } | null | undefined;
   if (reuse) parts.push(`reuse of the source port: ${reuse.result} in ${formatMs(reuse.ms ?? 0)}`);
@@ -86,6 +111,7 @@ export function labText(r: LabReport): string {
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
+  else if (r.scenario === 'k8s-service') out.push(...k8sMatrix(r));
   else for (const c of r.cells) out.push(`${c.id.padEnd(28)} ${mark(c)}`);
   out.push('');
   const mismatches = r.cells.filter((c) => !c.match);
@@ -105,7 +131,9 @@ export function labText(r: LabReport): string {
   }
   if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');
   out.push('');
-  if (r.scenario === 'oow-rst') {
+  if (r.scenario === 'k8s-service') {
+    out.push(...wrapText('Fixes on a real node: the RST from the pod (ClusterIP) is stopped by an INVALID drop in FORWARD (kube-proxy v1.15+ writes it unless be_liberal is on); the RST from the node (NodePort, masquerade) by one in INPUT; be_liberal stops both. `ctprobe audit` says which of the two this node is protected against.', 80));
+  } else if (r.scenario === 'oow-rst') {
     out.push(...wrapText("Fixes on a real host: `ctprobe fix apply --method drop-invalid --chain INPUT` (drops INVALID packets before the host's TCP answers them) or `--method be-liberal` (conntrack stops judging windows); see `ctprobe audit`.", 80));
   } else {
     out.push(...wrapText("Fixes on a real host: keep nf_conntrack_tcp_timeout_close_wait above the longest time an application waits before closing a half-closed connection, and lower the proxy's idle_timeout; find leaks with `ctprobe leaks`.", 80));

@@ -18,8 +18,9 @@ import { defineCommand, EXIT } from '../command.js';
 
 const dockerHelp = `oow-rst --engine docker mitigations (applied as a Docker user does, after dockerd wrote its rules):\n${Object.entries(DOCKER_MITIGATION_HELP).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`;
 
+const mitigationWidth = Math.max(16, ...SCENARIOS.flatMap((s) => Object.keys(s.mitigations).map((m) => m.length + 2)));
 const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length)
-  .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`)
+  .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(mitigationWidth)}${what}`).join('\n')}`)
   .join('\n\n');
 
 function makeDir(dir: string): void {
@@ -71,7 +72,7 @@ export const labCommand = defineCommand({
   name: 'lab',
   summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
-    `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--capture DIR] [-o text|json]`,
+    `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--family 4|6|both] [--capture DIR] [-o text|json]`,
     'lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)',
     'lab list       scenarios, and lab namespaces present now',
   ],
@@ -82,6 +83,10 @@ conntrack) talks to a 'server' namespace that forges one segment far outside the
 cells are each --offset × each --mitigation, plus a control without NAT. half-close-leak: an app
 behind an Envoy-like sidecar (ctprobe proxy on 15001, REDIRECT excluding uid 1337) talks to an
 upstream that closes first; the app's late FIN is INVALID and never reaches the proxy.
+k8s-service: two 'nodes' with a pod bridge each, routed to each other, both running the rules
+kube-proxy writes (per column: which version and mode) for a Service whose endpoint is a server
+pod on node B; a client pod on node A connects through the ClusterIP and through node A's
+NodePort. Who sent the RST (the client pod or its node) is read from a capture on node A.
 For each cell: the verdict, what this kernel's profile expects, the kernel's own invalid-packet log
 lines, the conntrack invalid count and the time taken. A cell that differs from the expectation is
 reported loudly: it is a finding.
@@ -104,6 +109,7 @@ too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its versi
     'no-control': { type: 'boolean', help: 'oow-rst: skip the non-NATed control cells' },
     engine: { type: 'choice', arg: 'E', choices: ['netns', 'docker'], default: 'netns', help: "oow-rst: what the client host is: 'netns' (ctprobe's own bridge and MASQUERADE) or 'docker' (a real dockerd per cell, Debian's docker.io, the client a container on docker0, Docker's own rules; plus a single-node swarm task)" },
     'no-swarm': { type: 'boolean', help: '--engine docker: skip the swarm task cells' },
+    family: { type: 'string', arg: '4|6|both', default: '4', help: `IP family of the cells (${SCENARIOS.filter((s) => s.families).map((s) => s.name).join(', ')}); IPv6 uses 2001:db8::/32` },
     concurrency: { type: 'int', min: 1, max: 32, defaultText: '10; 4 with --engine docker', help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
@@ -131,11 +137,15 @@ too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its versi
     const engine = entry.engines[f.engine];
     if (!engine) throw new UsageError(`--engine ${f.engine} does not run ${sub} (it runs: oow-rst)`);
     if (f.noSwarm && f.engine !== 'docker') throw new UsageError('--no-swarm applies to --engine docker only');
+    const families = ({ '4': [4], '6': [6], both: [4, 6] } as const)[f.family as '4' | '6' | 'both'];
+    if (!families) throw new UsageError(`--family: '${f.family}' is not 4, 6 or both`);
+    if (!entry.families && f.family !== '4') throw new UsageError(`--family does not apply to ${sub} (IPv4 only)`);
+    if (f.engine !== 'netns' && f.family !== '4') throw new UsageError(`--family ${f.family} does not apply to --engine ${f.engine} (IPv4 only)`);
     const mitigations = f.mitigation?.split(',').map((m) => m.trim()).filter(Boolean) ?? null;
     for (const m of mitigations ?? [])
       if (!(m in engine.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(engine.mitigations).join(', ') || `(${sub} has none)`}${f.engine === 'netns' ? '' : ` (engine ${f.engine})`}`);
     preflight();
-    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm });
+    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm, families: [...families] });
     if (f.report) makeDir(f.report);
     const captureDir = f.capture ?? (f.report ? join(f.report, 'cells') : null);
     const report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency ?? engine.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
