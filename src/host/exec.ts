@@ -31,6 +31,8 @@ export const TOOL_PACKAGE: Record<string, string> = {
   dmesg: 'util-linux',
   sysctl: 'procps',
   tshark: 'tshark',
+  hostname: 'hostname',
+  cat: 'coreutils',
 };
 
 const PATH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];

@@ -10,6 +10,9 @@ export interface InvalidLogEvent {
   reason: string | null;
   in: string | null;
   out: string | null;
+  /** Bridge ports (br_netfilter): the veth a bridged packet came in on / goes out of. */
+  physIn: string | null;
+  physOut: string | null;
   src: string | null;
   dst: string | null;
   proto: string | null;
@@ -61,5 +64,5 @@ export function parseKernelLogLine(line: string): InvalidLogEvent | null {
   }
   const num = (k: string) => (kv.has(k) && /^\d+$/.test(kv.get(k)!) ? Number(kv.get(k)) : null);
   const str = (k: string) => (kv.get(k) ? kv.get(k)! : null);
-  return { source, reason, in: str('IN'), out: str('OUT'), src: str('SRC'), dst: str('DST'), proto: str('PROTO'), sport: num('SPT'), dport: num('DPT'), seq: num('SEQ'), ack: num('ACK'), window: num('WINDOW'), len: num('LEN'), ttl: num('TTL'), id: num('ID'), flags, time };
+  return { source, reason, in: str('IN'), out: str('OUT'), physIn: str('PHYSIN'), physOut: str('PHYSOUT'), src: str('SRC'), dst: str('DST'), proto: str('PROTO'), sport: num('SPT'), dport: num('DPT'), seq: num('SEQ'), ack: num('ACK'), window: num('WINDOW'), len: num('LEN'), ttl: num('TTL'), id: num('ID'), flags, time };
 }

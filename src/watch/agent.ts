@@ -1,0 +1,407 @@
+/**
+ * `ctprobe watch`: a long-running agent. Each interval, per network namespace it watches, it reads
+ * conntrack's statistics (invalid, insert_failed, drop, early_drop summed over CPUs) and looks for
+ * the half-close leak; all the time, it follows the kernel log and attributes each invalid-packet
+ * line to a namespace and pod. What it finds goes out as events (the caller renders them) and into
+ * the metrics (metrics.ts).
+ *
+ * Bounded: at most --max-netns namespaces; the kernel log is read up to a budget per tick (the
+ * kernel overwrites the rest: counted); events for lines are rate-limited (the rest counted);
+ * the full leak scan (ss + conntrack -L) runs only where a FIN-WAIT-2 socket sits on the proxy
+ * port (/proc/net/tcp, no spawn), and takes at most ~5% of the time; namespaces' interface tables
+ * are re-read on a miss at most once a second.
+ */
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CommandError, errorText } from '../errors.js';
+import { KernelLog } from '../host/kmsg.js';
+import type { Target } from '../host/target.js';
+import { attributeLine, reasonLabel, type AttributedBy, type IfaceView, type NetnsView } from '../inspect/attribute.js';
+import { parseConntrack } from '../inspect/conntrack.js';
+import { parseKernelLogLine, type InvalidLogEvent } from '../inspect/kernlog.js';
+import { findLeaks, type Leak } from '../inspect/leaks.js';
+import { parseProcConntrackStat, parseProcTcp, PROC_TCP_STATE } from '../inspect/procnet.js';
+import { parseSs } from '../inspect/ss.js';
+import { hostLimits, type Limit } from './limits.js';
+import { CONNTRACK_COUNTERS, type ConntrackCounter, type WatchMetrics } from './metrics.js';
+import { inNetns, NetnsDirectory, readNetFiles, type NetnsRef } from './namespaces.js';
+
+export interface WatchOptions {
+  scope: { kind: 'all' } | { kind: 'target'; target: Target };
+  intervalMs: number;
+  proxyPort: number;
+  /** Invalid-packet events per second (lines beyond are counted, not emitted). */
+  maxEventsPerS: number;
+  maxNetns: number;
+  /** Epoch ms to stop at (Infinity: until the signal). */
+  untilMs: number;
+  signal: AbortSignal;
+  /** How the user started it, for fixes that say "run it as root". */
+  command: string;
+  listen: string | null;
+}
+
+interface Who {
+  netns: string;
+  pod: string | null;
+}
+
+export interface LeakInfo extends Who {
+  proxyPort: number;
+  app: string;
+  proxy: string;
+  upstream: string | null;
+  process: string | null;
+  pid: number | null;
+}
+
+export type WatchEvent =
+  | { type: 'watch-start'; scope: 'all-netns' | 'target'; watching: (Who & { invalidLog: boolean | null })[]; unwatched: number; intervalMs: number; listen: string | null; limits: Limit[] }
+  | ({ type: 'invalid'; attributedBy: AttributedBy; peerNetns: string | null; reasonLabel: string; usec: number | null; netns: string | null; pod: string | null } & Omit<InvalidLogEvent, 'time'>)
+  | ({ type: 'counter'; counter: ConntrackCounter; delta: number; total: number } & Who)
+  | ({ type: 'leak-appeared' } & LeakInfo)
+  | ({ type: 'leak-gone'; ageS: number; why: 'closed' | 'netns-gone' } & LeakInfo)
+  | ({ type: 'netns-appeared'; invalidLog: boolean | null } & Who)
+  | ({ type: 'netns-gone' } & Who)
+  | { type: 'lines-suppressed'; count: number; missed: number }
+  | { type: 'watch-error'; netns: string | null; message: string }
+  | { type: 'watch-stop'; cycles: number; lines: number; suppressed: number; missed: number };
+
+interface Watched {
+  ref: NetnsRef;
+  ifaces: IfaceView[];
+  ifacesAt: number;
+  stats: Record<string, number> | null;
+  invalidLog: boolean | null;
+  leaks: Map<string, { info: LeakInfo; since: number }>;
+  nextFullScan: number;
+  goneAt: number | null;
+}
+
+const KMSG_TICK_MS = 200;
+const KMSG_BUDGET = 2000; // records per tick: 10,000/s
+const IFACE_REFRESH_MS = 60_000;
+const PENDING_MAX = 500;
+
+async function readIfaces(ref: NetnsRef): Promise<IfaceView[]> {
+  const r = await inNetns(ref, 'ip', ['-j', 'addr', 'show']).catch(() => null);
+  if (!r || r.status !== 0) return [];
+  try {
+    const list = JSON.parse(r.stdout) as Array<{ ifindex: number; ifname: string; link_index?: number; link_netnsid?: number; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    return list.map((i) => ({ name: i.ifname, ifindex: i.ifindex, link: i.link_index ?? null, linkNetnsid: i.link_netnsid ?? null, addrs: (i.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) }));
+  } catch {
+    return [];
+  }
+}
+
+async function readLogInvalid(ref: NetnsRef): Promise<boolean | null> {
+  const r = await inNetns(ref, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_log_invalid']).catch(() => null);
+  if (!r || r.status !== 0) return null;
+  const v = Number(r.stdout.trim());
+  return v === 6 || v === 255;
+}
+
+export class WatchAgent {
+  private readonly dir = new NetnsDirectory();
+  private readonly watched = new Map<string, Watched>(); // inode → state
+  private readonly pending: { usec: number | null; e: InvalidLogEvent }[] = [];
+  private lastIfaceRefresh = 0;
+  private tokens: number;
+  private suppressed = 0;
+  private lines = 0;
+  private missedReported = 0;
+  private cycles = 0;
+  private lastCycleAt = 0;
+  private unwatched = 0;
+
+  constructor(
+    private readonly o: WatchOptions,
+    private readonly metrics: WatchMetrics,
+    private readonly emit: (e: WatchEvent) => void,
+  ) {
+    this.tokens = o.maxEventsPerS;
+  }
+
+  /** Ready: the first cycle is done and cycles keep completing. */
+  healthy(): boolean {
+    return this.cycles > 0 && Date.now() - this.lastCycleAt < 3 * this.o.intervalMs + 30_000;
+  }
+
+  async run(): Promise<void> {
+    const klog = KernelLog.open();
+    await this.cycle(true);
+    const lim = hostLimits({ otherNetns: this.o.scope.kind === 'all' || [...this.watched.values()].some((w) => w.ref.label !== 'host'), command: this.o.command });
+    if (!klog && !lim.some((l) => l.what === 'not-root' || l.what === 'no-kmsg')) lim.push({ what: 'no-kmsg', says: 'cannot read /dev/kmsg: no invalid-packet lines (counters and leaks only)', fix: 'run with CAP_SYSLOG and /dev/kmsg mounted' });
+    const off = [...this.watched.values()].filter((w) => w.invalidLog === false);
+    if (off.length) {
+      const eg = off[0]!.ref;
+      const flag = eg.inode === this.dir.selfNet ? '' : eg.path.startsWith('/run/netns/') || eg.pid === null ? `--netns ${eg.label}` : eg.pod ? `--pod ${eg.pod}` : `--pid ${eg.pid}`;
+      lim.push({ what: 'log-invalid-off', says: `nf_conntrack_log_invalid is off in ${off.length} namespace(s) (${off.slice(0, 3).map((w) => w.ref.pod ?? w.ref.label).join(', ')}${off.length > 3 ? ', …' : ''}): their INVALID packets are counted, not explained`, fix: `ctprobe invalid-log on${flag ? ` ${flag}` : ''}` });
+    }
+    if ([...this.watched.values()].some((w) => w.stats === null))
+      lim.push({ what: 'no-conntrack-stats', says: "conntrack's statistics cannot be read (is nf_conntrack loaded?)", fix: 'modprobe nf_conntrack' });
+    this.emit({
+      type: 'watch-start',
+      scope: this.o.scope.kind === 'all' ? 'all-netns' : 'target',
+      watching: [...this.watched.values()].map((w) => ({ netns: w.ref.label, pod: w.ref.pod, invalidLog: w.invalidLog })),
+      unwatched: this.unwatched,
+      intervalMs: this.o.intervalMs,
+      listen: this.o.listen,
+      limits: lim,
+    });
+    this.metrics.setUp(true);
+    const follow = klog ? this.follow(klog) : Promise.resolve();
+    try {
+      while (!this.stopped()) {
+        await sleep(Math.max(0, Math.min(this.o.intervalMs, this.o.untilMs - Date.now())), undefined, { signal: this.o.signal }).catch(() => undefined);
+        if (this.stopped()) break;
+        await this.cycle(false);
+      }
+    } finally {
+      await follow;
+      klog?.close();
+      this.metrics.setUp(false);
+      this.emit({ type: 'watch-stop', cycles: this.cycles, lines: this.lines, suppressed: this.suppressed, missed: klog?.missed ?? 0 });
+    }
+  }
+
+  private stopped(): boolean {
+    return this.o.signal.aborted || Date.now() >= this.o.untilMs;
+  }
+
+  // ---- the interval: namespaces, statistics, leaks
+
+  private async cycle(first: boolean): Promise<void> {
+    const t0 = performance.now();
+    let refs: NetnsRef[];
+    if (this.o.scope.kind === 'all') refs = await this.dir.all();
+    else {
+      const r = await this.dir.ofTarget(this.o.scope.target);
+      refs = r ? [r] : [];
+    }
+    this.unwatched = Math.max(0, refs.length - this.o.maxNetns);
+    refs = refs.slice(0, this.o.maxNetns);
+    const seen = new Set(refs.map((r) => r.inode));
+    const now = Date.now();
+    for (const [inode, w] of this.watched) {
+      if (seen.has(inode)) continue;
+      if (w.goneAt === null) {
+        w.goneAt = now;
+        for (const l of w.leaks.values()) this.emit({ type: 'leak-gone', ...l.info, ageS: Math.round((now - l.since) / 100) / 10, why: 'netns-gone' });
+        w.leaks.clear();
+        this.metrics.leakState(w.ref.label, w.ref.pod, this.o.proxyPort, 0, 0);
+        this.emit({ type: 'netns-gone', netns: w.ref.label, pod: w.ref.pod });
+      } else if (now - w.goneAt > Math.max(3 * this.o.intervalMs, 120_000)) {
+        // kept a while so that a last scrape sees the final values
+        this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
+        this.watched.delete(inode);
+      }
+    }
+    await eachLimited(refs, 4, async (ref) => {
+        let w = this.watched.get(ref.inode);
+        if (!w || w.goneAt !== null) {
+          if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
+          const [ifaces, invalidLog] = await Promise.all([readIfaces(ref), readLogInvalid(ref)]);
+          w = { ref, ifaces, ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, goneAt: null };
+          this.watched.set(ref.inode, w);
+          this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
+          if (!first) this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
+        } else {
+          w.ref = { ...ref, pod: w.ref.pod ?? ref.pod };
+          if (Date.now() - w.ifacesAt > IFACE_REFRESH_MS) {
+            w.ifaces = await readIfaces(ref);
+            w.ifacesAt = Date.now();
+          }
+        }
+        const [stat, tcp, tcp6] = await readNetFiles(w.ref, ['stat/nf_conntrack', 'tcp', 'tcp6']);
+        this.readStats(w, stat ?? null, first);
+        await this.scanLeaks(w, tcp ?? null, tcp6 ?? null).catch((e: unknown) => this.emit({ type: 'watch-error', netns: ref.label, message: `leak scan: ${errorText(e)}` }));
+    });
+    this.metrics.namespaces(refs.length, this.unwatched);
+    this.dir.prune();
+    this.cycles++;
+    this.lastCycleAt = Date.now();
+    this.metrics.cycle((performance.now() - t0) / 1000);
+    this.reportSuppressed();
+  }
+
+  private suppressedReported = 0;
+  private reportSuppressed(): void {
+    if (this.suppressed === this.suppressedReported) return;
+    this.emit({ type: 'lines-suppressed', count: this.suppressed - this.suppressedReported, missed: this.missedReported });
+    this.suppressedReported = this.suppressed;
+  }
+
+  private readStats(w: Watched, text: string | null, first: boolean): void {
+    let cur: Record<string, number> | null = null;
+    try {
+      cur = text === null ? null : parseProcConntrackStat(text);
+    } catch {
+      cur = null;
+    }
+    if (!cur) return;
+    const prev = w.stats;
+    w.stats = cur;
+    for (const name of CONNTRACK_COUNTERS) {
+      const total = cur[name];
+      if (total === undefined) continue;
+      const before = prev?.[name];
+      // first reading: the counter starts at the kernel's value; a lower value: the namespace was recreated
+      const delta = before === undefined ? total : total >= before ? total - before : total;
+      this.metrics.conntrackCounter(w.ref.label, w.ref.pod, name, delta);
+      if (!first && prev && delta > 0) this.emit({ type: 'counter', netns: w.ref.label, pod: w.ref.pod, counter: name, delta, total });
+    }
+  }
+
+  private async scanLeaks(w: Watched, t4: string | null, t6: string | null): Promise<void> {
+    const port = this.o.proxyPort;
+    const keep = (state: number, lport: number) => state === PROC_TCP_STATE.FIN_WAIT2 && lport === port;
+    const finWait2 = (t4 ? parseProcTcp(t4, keep).length : 0) + (t6 ? parseProcTcp(t6, keep).length : 0);
+    let found: Leak[] = [];
+    if (finWait2 > 0) {
+      if (Date.now() < w.nextFullScan) return; // keep the last answer: the full scan's CPU share is bounded
+      const t0 = performance.now();
+      const [ss, ct] = await Promise.all([inNetns(w.ref, 'ss', ['-tanoepi']), inNetns(w.ref, 'conntrack', ['-L', '-p', 'tcp'])]);
+      if (ss.status !== 0) throw new CommandError('ss -tanoepi', ss.stderr, ss.status);
+      const sockets = await parseSs(ss.stdout, { lenient: true });
+      const entries = ct.status === 0 ? await parseConntrack(ct.stdout, { lenient: true }) : null;
+      if (entries === null) return; // without conntrack's table a tracked pair cannot be ruled out: unknown, not a leak
+      const r = findLeaks(sockets, entries, { proxyPort: port });
+      found = [...r.leaks, ...r.halfLeaks];
+      w.nextFullScan = Date.now() + 20 * (performance.now() - t0);
+    }
+    const now = Date.now();
+    const present = new Set<string>();
+    for (const l of found) {
+      const key = `${l.finWait2.ino ?? ''}|${l.app}`;
+      present.add(key);
+      if (w.leaks.has(key)) continue;
+      const info: LeakInfo = { netns: w.ref.label, pod: w.ref.pod, proxyPort: port, app: l.app, proxy: l.proxy, upstream: l.upstream, process: l.process?.name ?? null, pid: l.process?.pid ?? null };
+      w.leaks.set(key, { info, since: now });
+      this.emit({ type: 'leak-appeared', ...info });
+    }
+    for (const [key, l] of w.leaks)
+      if (!present.has(key)) {
+        w.leaks.delete(key);
+        this.emit({ type: 'leak-gone', ...l.info, ageS: Math.round((now - l.since) / 100) / 10, why: 'closed' });
+      }
+    let oldest = now;
+    for (const l of w.leaks.values()) oldest = Math.min(oldest, l.since);
+    this.metrics.leakState(w.ref.label, w.ref.pod, port, w.leaks.size, (now - oldest) / 1000);
+  }
+
+  // ---- the kernel log, as it comes
+
+  private async follow(klog: KernelLog): Promise<void> {
+    let lastRefill = Date.now();
+    while (!this.stopped()) {
+      const now = Date.now();
+      this.tokens = Math.min(this.o.maxEventsPerS, this.tokens + ((now - lastRefill) / 1000) * this.o.maxEventsPerS);
+      lastRefill = now;
+      for (const r of klog.drain(KMSG_BUDGET)) {
+        const e = parseKernelLogLine(r.text);
+        if (e) this.line(r.usec, e);
+      }
+      if (klog.missed > this.missedReported) {
+        this.metrics.missed(klog.missed - this.missedReported);
+        this.missedReported = klog.missed;
+      }
+      if (this.pending.length && now - this.lastIfaceRefresh > 1000) await this.retryPending();
+      await sleep(KMSG_TICK_MS, undefined, { signal: this.o.signal }).catch(() => undefined);
+    }
+  }
+
+  private views(): NetnsView[] {
+    const out: NetnsView[] = [];
+    for (const w of this.watched.values()) if (w.goneAt === null || Date.now() - w.goneAt < 10_000) out.push({ netns: w.ref.label, pod: w.ref.pod, ifaces: w.ifaces });
+    return out;
+  }
+
+  private line(usec: number | null, e: InvalidLogEvent, retried = false): void {
+    const views = this.views();
+    const confirm = this.o.scope.kind === 'target';
+    let a = attributeLine(e, views, confirm);
+    if (a.by === 'ambiguous') a = this.bySocket(e, a) ?? a;
+    if (a.netns === null && !retried && a.by === 'none' && this.pending.length < PENDING_MAX) {
+      // perhaps a namespace (or interface) that appeared since the last look: ask again soon
+      this.pending.push({ usec, e });
+      return;
+    }
+    if (a.netns === null && confirm) return; // not the watched namespace's line
+    this.lines++;
+    const reason = reasonLabel(e.reason);
+    this.metrics.invalidLine(a.netns, a.pod, e.source, reason);
+    if (this.tokens < 1) {
+      this.suppressed++;
+      this.metrics.suppressed(1);
+      return;
+    }
+    this.tokens--;
+    const { time: _time, ...rest } = e;
+    this.emit({ type: 'invalid', netns: a.netns, pod: a.pod, attributedBy: a.by, peerNetns: a.peerNetns, reasonLabel: reason, usec, ...rest });
+  }
+
+  /** Several namespaces could have logged it: the one with a socket on SRC:SPT or DST:DPT. */
+  private bySocket(e: InvalidLogEvent, a: ReturnType<typeof attributeLine>): ReturnType<typeof attributeLine> | null {
+    const want = new Set([`${e.src}|${e.sport}`, `${e.dst}|${e.dport}`]);
+    const hits = a.candidates.filter((v) => {
+      const w = [...this.watched.values()].find((x) => x.ref.label === v.netns);
+      if (!w || w.ref.pid === null) return false;
+      for (const f of ['tcp', 'tcp6'])
+        try {
+          const text = readFileSyncSafe(`/proc/${w.ref.pid}/net/${f}`);
+          if (text && parseProcTcp(text).some((s) => want.has(`${s.local}|${s.localPort}`))) return true;
+        } catch {
+          /* gone */
+        }
+      return false;
+    });
+    return hits.length === 1 ? { netns: hits[0]!.netns, pod: hits[0]!.pod, by: 'socket', candidates: hits, peerNetns: null } : null;
+  }
+
+  private async retryPending(): Promise<void> {
+    this.lastIfaceRefresh = Date.now();
+    if (this.o.scope.kind === 'all') {
+      // new namespaces are picked up by the next cycle; re-read the interfaces of the known ones now
+      const refs = await this.dir.all();
+      await Promise.all(
+        refs.map(async (ref) => {
+          const w = this.watched.get(ref.inode);
+          if (w) {
+            w.ifaces = await readIfaces(ref);
+            w.ifacesAt = Date.now();
+          } else if (this.watched.size < this.o.maxNetns) {
+            const [ifaces, invalidLog] = await Promise.all([readIfaces(ref), readLogInvalid(ref)]);
+            this.watched.set(ref.inode, { ref, ifaces, ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, goneAt: null });
+            this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
+            this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
+          }
+        }),
+      );
+    } else
+      for (const w of this.watched.values()) {
+        w.ifaces = await readIfaces(w.ref);
+        w.ifacesAt = Date.now();
+      }
+    const batch = this.pending.splice(0);
+    for (const p of batch) this.line(p.usec, p.e, true);
+  }
+}
+
+function readFileSyncSafe(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Run `f` over `items`, at most `n` at a time (a node with hundreds of pods must not fork hundreds of tools at once). */
+async function eachLimited<T>(items: T[], n: number, f: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await f(items[next++]!);
+    }),
+  );
+}
