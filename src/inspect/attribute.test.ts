@@ -80,7 +80,7 @@ describe('procnet', () => {
    0: 00000000:3A99 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 169065 1
    3: 0100007F:3A99 017100CB:8350 05 00000000:00000000 00:00000000 00000000  1337        0 169083 1`;
     const s = parseProcTcp(t4, (st, port) => st === PROC_TCP_STATE.FIN_WAIT2 && port === 15001);
-    expect(s).toEqual([{ local: '127.0.0.1', localPort: 15001, remote: '203.0.113.1', remotePort: 33616, state: 5 }]);
+    expect(s).toEqual([{ local: '127.0.0.1', localPort: 15001, remote: '203.0.113.1', remotePort: 33616, state: 5, inode: 169083 }]);
     const t6 = `  sl  local_address                         remote_address                        st
    0: 00000000000000000000000000000000:3A99 00000000000000000000000000000000:0000 0A 0
    1: B80D0120000000000000000001000000:1F90 0000000000000000FFFF00000100007F:D431 01 0`;

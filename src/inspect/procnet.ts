@@ -32,6 +32,8 @@ export interface ProcTcpSocket {
   remote: string;
   remotePort: number;
   state: number;
+  /** The socket's inode; 0 for an orphan (closed by its process, left to the kernel). */
+  inode: number;
 }
 
 function hexAddr(h: string): string {
@@ -60,7 +62,7 @@ export function parseProcTcp(text: string, keep: (state: number, localPort: numb
     const state = parseInt(f[3]!, 16);
     const localPort = parseInt(lp ?? '', 16);
     if (!la || !ra || Number.isNaN(localPort) || !keep(state, localPort)) continue;
-    out.push({ local: hexAddr(la), localPort, remote: hexAddr(ra), remotePort: parseInt(rp ?? '0', 16), state });
+    out.push({ local: hexAddr(la), localPort, remote: hexAddr(ra), remotePort: parseInt(rp ?? '0', 16), state, inode: Number(f[9] ?? 0) || 0 });
   }
   return out;
 }

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandError, errorText } from '../errors.js';
+import { requireTool } from '../host/exec.js';
 import { KernelLog } from '../host/kmsg.js';
 import type { Target } from '../host/target.js';
 import { attributeLine, reasonLabel, type AttributedBy, type IfaceView, type NetnsView } from '../inspect/attribute.js';
@@ -24,7 +25,7 @@ import { parseProcConntrackStat, parseProcTcp, PROC_TCP_STATE } from '../inspect
 import { parseSs } from '../inspect/ss.js';
 import { hostLimits, type Limit } from './limits.js';
 import { CONNTRACK_COUNTERS, type ConntrackCounter, type WatchMetrics } from './metrics.js';
-import { inNetns, NetnsDirectory, readNetFiles, type NetnsRef } from './namespaces.js';
+import { inNetns, NetnsDirectory, snapshotsByEntering, snapshotThroughPid, type NetnsRef, type NetSnapshot } from './namespaces.js';
 
 export interface WatchOptions {
   scope: { kind: 'all' } | { kind: 'target'; target: Target };
@@ -73,8 +74,9 @@ interface Watched {
   ifacesAt: number;
   stats: Record<string, number> | null;
   invalidLog: boolean | null;
-  leaks: Map<string, { info: LeakInfo; since: number }>;
+  leaks: Map<string, { info: LeakInfo; since: number; inode: number | null }>;
   nextFullScan: number;
+  leakSignature: string;
   goneAt: number | null;
 }
 
@@ -83,22 +85,19 @@ const KMSG_BUDGET = 2000; // records per tick: 10,000/s
 const IFACE_REFRESH_MS = 60_000;
 const PENDING_MAX = 500;
 
-async function readIfaces(ref: NetnsRef): Promise<IfaceView[]> {
-  const r = await inNetns(ref, 'ip', ['-j', 'addr', 'show']).catch(() => null);
-  if (!r || r.status !== 0) return [];
+/** A namespace's interfaces (`ip -j addr`) and whether it logs INVALID packets: one spawn. */
+async function lookAt(ref: NetnsRef): Promise<{ ifaces: IfaceView[] | null; invalidLog: boolean | null }> {
+  const r = await inNetns(ref, 'sh', ['-c', `cat /proc/sys/net/netfilter/nf_conntrack_log_invalid 2>/dev/null || echo -; ${requireTool('ip')} -j addr show`]).catch(() => null);
+  if (!r || r.status !== 0) return { ifaces: null, invalidLog: null };
+  const nl = r.stdout.indexOf('\n');
+  const v = r.stdout.slice(0, nl).trim();
+  const invalidLog = /^\d+$/.test(v) ? v === '6' || v === '255' : null;
   try {
-    const list = JSON.parse(r.stdout) as Array<{ ifindex: number; ifname: string; link_index?: number; link_netnsid?: number; addr_info?: Array<{ local: string; prefixlen: number }> }>;
-    return list.map((i) => ({ name: i.ifname, ifindex: i.ifindex, link: i.link_index ?? null, linkNetnsid: i.link_netnsid ?? null, addrs: (i.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) }));
+    const list = JSON.parse(r.stdout.slice(nl + 1)) as Array<{ ifindex: number; ifname: string; link_index?: number; link_netnsid?: number; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    return { invalidLog, ifaces: list.map((i) => ({ name: i.ifname, ifindex: i.ifindex, link: i.link_index ?? null, linkNetnsid: i.link_netnsid ?? null, addrs: (i.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) })) };
   } catch {
-    return [];
+    return { invalidLog, ifaces: null };
   }
-}
-
-async function readLogInvalid(ref: NetnsRef): Promise<boolean | null> {
-  const r = await inNetns(ref, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_log_invalid']).catch(() => null);
-  if (!r || r.status !== 0) return null;
-  const v = Number(r.stdout.trim());
-  return v === 6 || v === 255;
 }
 
 export class WatchAgent {
@@ -113,6 +112,8 @@ export class WatchAgent {
   private cycles = 0;
   private lastCycleAt = 0;
   private unwatched = 0;
+  private entering: Promise<void> | null = null;
+  private readonly entered = new Map<string, NetSnapshot | null>();
 
   constructor(
     private readonly o: WatchOptions,
@@ -134,9 +135,9 @@ export class WatchAgent {
     if (!klog && !lim.some((l) => l.what === 'not-root' || l.what === 'no-kmsg')) lim.push({ what: 'no-kmsg', says: 'cannot read /dev/kmsg: no invalid-packet lines (counters and leaks only)', fix: 'run with CAP_SYSLOG and /dev/kmsg mounted' });
     const off = [...this.watched.values()].filter((w) => w.invalidLog === false);
     if (off.length) {
-      const eg = off[0]!.ref;
-      const flag = eg.inode === this.dir.selfNet ? '' : eg.path.startsWith('/run/netns/') || eg.pid === null ? `--netns ${eg.label}` : eg.pod ? `--pod ${eg.pod}` : `--pid ${eg.pid}`;
-      lim.push({ what: 'log-invalid-off', says: `nf_conntrack_log_invalid is off in ${off.length} namespace(s) (${off.slice(0, 3).map((w) => w.ref.pod ?? w.ref.label).join(', ')}${off.length > 3 ? ', …' : ''}): their INVALID packets are counted, not explained`, fix: `ctprobe invalid-log on${flag ? ` ${flag}` : ''}` });
+      const flagOf = (r: NetnsRef) => (r.inode === this.dir.selfNet ? '' : r.path.startsWith('/run/netns/') || r.pid === null ? ` --netns ${r.label}` : r.pod ? ` --pod ${r.pod}` : ` --pid ${r.pid}`);
+      const fix = off.length === 1 ? `ctprobe invalid-log on${flagOf(off[0]!.ref)}` : `ctprobe invalid-log on --netns NAME | --pid PID | --pod NAME, for each (e.g. ctprobe invalid-log on${flagOf(off[0]!.ref)})`;
+      lim.push({ what: 'log-invalid-off', says: `nf_conntrack_log_invalid is off in ${off.length} namespace(s) (${off.slice(0, 3).map((w) => w.ref.pod ?? w.ref.label).join(', ')}${off.length > 3 ? ', …' : ''}): their INVALID packets are counted, not explained`, fix });
     }
     if ([...this.watched.values()].some((w) => w.stats === null))
       lim.push({ what: 'no-conntrack-stats', says: "conntrack's statistics cannot be read (is nf_conntrack loaded?)", fix: 'modprobe nf_conntrack' });
@@ -159,6 +160,7 @@ export class WatchAgent {
       }
     } finally {
       await follow;
+      await Promise.all([this.looking, this.entering]);
       klog?.close();
       this.metrics.setUp(false);
       this.emit({ type: 'watch-stop', cycles: this.cycles, lines: this.lines, suppressed: this.suppressed, missed: klog?.missed ?? 0 });
@@ -197,25 +199,42 @@ export class WatchAgent {
         this.watched.delete(inode);
       }
     }
+    // Namespaces with a process in them are read now (no spawn); those without are read by one
+    // shell in the background, and used when it is back: a node full of them does not slow the others.
+    const snapshots = new Map<string, NetSnapshot | null>();
+    const enter: NetnsRef[] = [];
+    for (const r of refs) {
+      const s = snapshotThroughPid(r);
+      if (s) snapshots.set(r.inode, s);
+      else enter.push(r);
+    }
+    if (enter.length && !this.entering)
+      this.entering = snapshotsByEntering(enter)
+        .then((m) => {
+          for (const [k, v] of m) this.entered.set(k, v);
+        })
+        .finally(() => (this.entering = null));
+    if (first) await this.entering;
+    for (const r of enter)
+      if (this.entered.has(r.inode)) {
+        snapshots.set(r.inode, this.entered.get(r.inode)!);
+        this.entered.delete(r.inode);
+      }
+    for (const k of this.entered.keys()) if (!seen.has(k)) this.entered.delete(k);
+    // New namespaces (and due interface refreshes) are read in the background, one spawn each:
+    // a burst of new pods does not delay the statistics and leak scans of the others.
+    for (const ref of refs) {
+      const w = this.watched.get(ref.inode);
+      if (!w || w.goneAt !== null || Date.now() - w.ifacesAt > IFACE_REFRESH_MS) this.queueLook(ref);
+    }
+    if (first) await this.looking;
     await eachLimited(refs, 4, async (ref) => {
-        let w = this.watched.get(ref.inode);
-        if (!w || w.goneAt !== null) {
-          if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
-          const [ifaces, invalidLog] = await Promise.all([readIfaces(ref), readLogInvalid(ref)]);
-          w = { ref, ifaces, ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, goneAt: null };
-          this.watched.set(ref.inode, w);
-          this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
-          if (!first) this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
-        } else {
-          w.ref = { ...ref, pod: w.ref.pod ?? ref.pod };
-          if (Date.now() - w.ifacesAt > IFACE_REFRESH_MS) {
-            w.ifaces = await readIfaces(ref);
-            w.ifacesAt = Date.now();
-          }
-        }
-        const [stat, tcp, tcp6] = await readNetFiles(w.ref, ['stat/nf_conntrack', 'tcp', 'tcp6']);
-        this.readStats(w, stat ?? null, first);
-        await this.scanLeaks(w, tcp ?? null, tcp6 ?? null).catch((e: unknown) => this.emit({ type: 'watch-error', netns: ref.label, message: `leak scan: ${errorText(e)}` }));
+      const w = this.watched.get(ref.inode);
+      if (!w || w.goneAt !== null || !snapshots.has(ref.inode)) return; // not looked at yet, or still being read
+      w.ref = { ...ref, pod: w.ref.pod ?? ref.pod };
+      const snap = snapshots.get(ref.inode)!;
+      this.readStats(w, snap?.conntrackStat ?? null, first);
+      await this.scanLeaks(w, snap?.tcp ?? null, snap?.tcp6 ?? null).catch((e: unknown) => this.emit({ type: 'watch-error', netns: ref.label, message: `leak scan: ${errorText(e)}` }));
     });
     this.metrics.namespaces(refs.length, this.unwatched);
     this.dir.prune();
@@ -223,6 +242,35 @@ export class WatchAgent {
     this.lastCycleAt = Date.now();
     this.metrics.cycle((performance.now() - t0) / 1000);
     this.reportSuppressed();
+  }
+
+  private readonly lookQueue = new Map<string, NetnsRef>();
+  private looking: Promise<void> | null = null;
+
+  /** Read a namespace's interfaces and nf_conntrack_log_invalid (new, or due a refresh), in the background. */
+  private queueLook(ref: NetnsRef): void {
+    this.lookQueue.set(ref.inode, ref);
+    this.looking ??= (async () => {
+      while (this.lookQueue.size && !this.stopped()) {
+        const batch = [...this.lookQueue.values()].slice(0, 16);
+        for (const r of batch) this.lookQueue.delete(r.inode);
+        await eachLimited(batch, 3, (r) => this.look(r));
+      }
+    })().finally(() => (this.looking = null));
+  }
+
+  private async look(ref: NetnsRef): Promise<void> {
+    const { ifaces, invalidLog } = await lookAt(ref);
+    const w = this.watched.get(ref.inode);
+    if (w && w.goneAt === null) {
+      if (ifaces) [w.ifaces, w.ifacesAt] = [ifaces, Date.now()];
+      return;
+    }
+    if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
+    if (this.watched.size >= this.o.maxNetns + 64) return; // gone ones are kept a while; never beyond this
+    this.watched.set(ref.inode, { ref, ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', goneAt: null });
+    this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
+    if (this.cycles > 0) this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
   }
 
   private suppressedReported = 0;
@@ -255,11 +303,22 @@ export class WatchAgent {
 
   private async scanLeaks(w: Watched, t4: string | null, t6: string | null): Promise<void> {
     const port = this.o.proxyPort;
-    const keep = (state: number, lport: number) => state === PROC_TCP_STATE.FIN_WAIT2 && lport === port;
-    const finWait2 = (t4 ? parseProcTcp(t4, keep).length : 0) + (t6 ? parseProcTcp(t6, keep).length : 0);
+    const tables = [t4, t6].filter((t): t is string => t !== null);
+    // a process must still hold it: an orphan (inode 0) is the kernel's to reap, not a leak
+    const candidates = tables.flatMap((t) => parseProcTcp(t, (state, lport) => state === PROC_TCP_STATE.FIN_WAIT2 && lport === port)).filter((c) => c.inode !== 0);
     let found: Leak[] = [];
-    if (finWait2 > 0) {
-      if (Date.now() < w.nextFullScan) return; // keep the last answer: the full scan's CPU share is bounded
+    if (candidates.length > 0) {
+      // The full scan (ss + conntrack -L) runs at most ~5% of the time, except when the picture
+      // changed: a new half-closed proxy socket, or the application's end of one changed state
+      // (its FIN went out: the moment a leak is born).
+      const appPorts = new Set(candidates.map((c) => c.remotePort));
+      const apps = tables.flatMap((t) => parseProcTcp(t, (_s, lport) => appPorts.has(lport)));
+      const signature = candidates
+        .map((c) => `${c.remote}:${c.remotePort}=${apps.find((a) => a.local === c.remote && a.localPort === c.remotePort)?.state ?? 'gone'}`)
+        .sort()
+        .join(',');
+      if (signature === w.leakSignature && Date.now() < w.nextFullScan) return; // keep the last answer
+      w.leakSignature = signature;
       const t0 = performance.now();
       const [ss, ct] = await Promise.all([inNetns(w.ref, 'ss', ['-tanoepi']), inNetns(w.ref, 'conntrack', ['-L', '-p', 'tcp'])]);
       if (ss.status !== 0) throw new CommandError('ss -tanoepi', ss.stderr, ss.status);
@@ -269,7 +328,7 @@ export class WatchAgent {
       const r = findLeaks(sockets, entries, { proxyPort: port });
       found = [...r.leaks, ...r.halfLeaks];
       w.nextFullScan = Date.now() + 20 * (performance.now() - t0);
-    }
+    } else w.leakSignature = '';
     const now = Date.now();
     const present = new Set<string>();
     for (const l of found) {
@@ -277,7 +336,7 @@ export class WatchAgent {
       present.add(key);
       if (w.leaks.has(key)) continue;
       const info: LeakInfo = { netns: w.ref.label, pod: w.ref.pod, proxyPort: port, app: l.app, proxy: l.proxy, upstream: l.upstream, process: l.process?.name ?? null, pid: l.process?.pid ?? null };
-      w.leaks.set(key, { info, since: now });
+      w.leaks.set(key, { info, since: now, inode: l.finWait2.ino });
       this.emit({ type: 'leak-appeared', ...info });
     }
     for (const [key, l] of w.leaks)
@@ -285,9 +344,35 @@ export class WatchAgent {
         w.leaks.delete(key);
         this.emit({ type: 'leak-gone', ...l.info, ageS: Math.round((now - l.since) / 100) / 10, why: 'closed' });
       }
+    this.leakMetrics(w, now);
+  }
+
+  /**
+   * Between cycles, every tick: a leak is over the moment the proxy lets go of its FIN-WAIT-2
+   * socket (gone, or orphaned: inode 0). One /proc read per namespace that has leaks, no spawn.
+   */
+  private leaksStillHeld(): void {
+    const port = this.o.proxyPort;
+    for (const w of this.watched.values()) {
+      if (!w.leaks.size || w.goneAt !== null) continue;
+      const snap = snapshotThroughPid(w.ref);
+      if (!snap) continue;
+      const held = new Set<number>();
+      for (const t of [snap.tcp, snap.tcp6]) if (t) for (const c of parseProcTcp(t, (st, lport) => st === PROC_TCP_STATE.FIN_WAIT2 && lport === port)) if (c.inode) held.add(c.inode);
+      const now = Date.now();
+      for (const [key, l] of w.leaks)
+        if (l.inode !== null && !held.has(l.inode)) {
+          w.leaks.delete(key);
+          this.emit({ type: 'leak-gone', ...l.info, ageS: Math.round((now - l.since) / 100) / 10, why: 'closed' });
+        }
+      this.leakMetrics(w, now);
+    }
+  }
+
+  private leakMetrics(w: Watched, now: number): void {
     let oldest = now;
     for (const l of w.leaks.values()) oldest = Math.min(oldest, l.since);
-    this.metrics.leakState(w.ref.label, w.ref.pod, port, w.leaks.size, (now - oldest) / 1000);
+    this.metrics.leakState(w.ref.label, w.ref.pod, this.o.proxyPort, w.leaks.size, (now - oldest) / 1000);
   }
 
   // ---- the kernel log, as it comes
@@ -307,6 +392,7 @@ export class WatchAgent {
         this.missedReported = klog.missed;
       }
       if (this.pending.length && now - this.lastIfaceRefresh > 1000) await this.retryPending();
+      this.leaksStillHeld();
       await sleep(KMSG_TICK_MS, undefined, { signal: this.o.signal }).catch(() => undefined);
     }
   }
@@ -361,28 +447,9 @@ export class WatchAgent {
 
   private async retryPending(): Promise<void> {
     this.lastIfaceRefresh = Date.now();
-    if (this.o.scope.kind === 'all') {
-      // new namespaces are picked up by the next cycle; re-read the interfaces of the known ones now
-      const refs = await this.dir.all();
-      await Promise.all(
-        refs.map(async (ref) => {
-          const w = this.watched.get(ref.inode);
-          if (w) {
-            w.ifaces = await readIfaces(ref);
-            w.ifacesAt = Date.now();
-          } else if (this.watched.size < this.o.maxNetns) {
-            const [ifaces, invalidLog] = await Promise.all([readIfaces(ref), readLogInvalid(ref)]);
-            this.watched.set(ref.inode, { ref, ifaces, ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, goneAt: null });
-            this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
-            this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
-          }
-        }),
-      );
-    } else
-      for (const w of this.watched.values()) {
-        w.ifaces = await readIfaces(w.ref);
-        w.ifacesAt = Date.now();
-      }
+    // a namespace or interface that appeared since the last look: look at every namespace again now
+    const refs = this.o.scope.kind === 'all' ? await this.dir.all() : [...this.watched.values()].filter((w) => w.goneAt === null).map((w) => w.ref);
+    await eachLimited(refs.slice(0, this.o.maxNetns), 4, (r) => this.look(r));
     const batch = this.pending.splice(0);
     for (const p of batch) this.line(p.usec, p.e, true);
   }
