@@ -5,6 +5,7 @@
  */
 import { InputError } from '../errors.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
+import type { SsProcess, SsSocket } from './ss.js';
 
 /** `/proc/net/stat/nf_conntrack` → each column summed over CPUs (`entries` is global: taken once). */
 export function parseProcConntrackStat(text: string): Record<string, number> {
@@ -65,4 +66,33 @@ export function parseProcTcp(text: string, keep: (state: number, localPort: numb
     out.push({ local: hexAddr(la), localPort, remote: hexAddr(ra), remotePort: parseInt(rp ?? '0', 16), state, inode: Number(f[9] ?? 0) || 0 });
   }
   return out;
+}
+
+/** include/net/tcp_states.h numbers → the state names ss prints. */
+const SS_STATE_NAME = ['UNKNOWN', 'ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'UNCONN', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING', 'NEW-SYN-RECV'];
+
+/**
+ * /proc/net/tcp sockets in the shape `ss -tanoepi` gives (what the leak detector reads), with their
+ * owners by inode (from the processes' fd tables): the same answer without running ss.
+ */
+export function procTcpAsSs(sockets: ProcTcpSocket[], owners: ReadonlyMap<number, SsProcess[]>): SsSocket[] {
+  return sockets.map((s, i) => ({
+    line: i + 1,
+    netid: 'tcp',
+    state: SS_STATE_NAME[s.state] ?? 'UNKNOWN',
+    recvQ: 0,
+    sendQ: 0,
+    local: s.local,
+    localPort: s.localPort,
+    peer: s.remote,
+    peerPort: s.remotePort,
+    timer: null,
+    users: owners.get(s.inode) ?? [],
+    uid: null,
+    ino: s.inode || null,
+    sk: null,
+    cgroup: null,
+    shutdown: null,
+    info: null,
+  }));
 }

@@ -21,11 +21,11 @@ import { attributeLine, reasonLabel, type AttributedBy, type IfaceView, type Net
 import { parseConntrack } from '../inspect/conntrack.js';
 import { parseKernelLogLine, type InvalidLogEvent } from '../inspect/kernlog.js';
 import { findLeaks, type Leak } from '../inspect/leaks.js';
-import { parseProcConntrackStat, parseProcTcp, PROC_TCP_STATE } from '../inspect/procnet.js';
-import { parseSs } from '../inspect/ss.js';
+import { parseProcConntrackStat, parseProcTcp, procTcpAsSs, PROC_TCP_STATE } from '../inspect/procnet.js';
+import { parseSs, type SsSocket } from '../inspect/ss.js';
 import { hostLimits, type Limit } from './limits.js';
 import { CONNTRACK_COUNTERS, type ConntrackCounter, type WatchMetrics } from './metrics.js';
-import { inNetns, NetnsDirectory, snapshotsByEntering, snapshotThroughPid, type NetnsRef, type NetSnapshot } from './namespaces.js';
+import { conntrackTableThroughPid, inNetns, NetnsDirectory, snapshotsByEntering, snapshotThroughPid, socketOwners, type NetnsRef, type NetSnapshot } from './namespaces.js';
 
 export interface WatchOptions {
   scope: { kind: 'all' } | { kind: 'target'; target: Target };
@@ -70,6 +70,7 @@ export type WatchEvent =
 
 interface Watched {
   ref: NetnsRef;
+  since: number;
   ifaces: IfaceView[];
   ifacesAt: number;
   stats: Record<string, number> | null;
@@ -83,7 +84,8 @@ interface Watched {
 const KMSG_TICK_MS = 200;
 const KMSG_BUDGET = 2000; // records per tick: 10,000/s
 const IFACE_REFRESH_MS = 60_000;
-const PENDING_MAX = 500;
+const PENDING_MAX = 5000;
+const YOUNG_MS = 30_000; // a namespace this young may still be getting its interfaces
 
 /** A namespace's interfaces (`ip -j addr`) and whether it logs INVALID packets: one spawn. */
 async function lookAt(ref: NetnsRef): Promise<{ ifaces: IfaceView[] | null; invalidLog: boolean | null }> {
@@ -266,9 +268,10 @@ export class WatchAgent {
       if (ifaces) [w.ifaces, w.ifacesAt] = [ifaces, Date.now()];
       return;
     }
+    if (!ifaces && invalidLog === null) return; // could not enter it: gone already (the next cycle says so)
     if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
     if (this.watched.size >= this.o.maxNetns + 64) return; // gone ones are kept a while; never beyond this
-    this.watched.set(ref.inode, { ref, ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', goneAt: null });
+    this.watched.set(ref.inode, { ref, since: Date.now(), ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', goneAt: null });
     this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
     if (this.cycles > 0) this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
   }
@@ -320,10 +323,24 @@ export class WatchAgent {
       if (signature === w.leakSignature && Date.now() < w.nextFullScan) return; // keep the last answer
       w.leakSignature = signature;
       const t0 = performance.now();
-      const [ss, ct] = await Promise.all([inNetns(w.ref, 'ss', ['-tanoepi']), inNetns(w.ref, 'conntrack', ['-L', '-p', 'tcp'])]);
-      if (ss.status !== 0) throw new CommandError('ss -tanoepi', ss.stderr, ss.status);
-      const sockets = await parseSs(ss.stdout, { lenient: true });
-      const entries = ct.status === 0 ? await parseConntrack(ct.stdout, { lenient: true }) : null;
+      // From /proc when a process is in the namespace (owners from the fd tables, conntrack from
+      // /proc/PID/net/nf_conntrack): no spawn; else ss and conntrack -L in it.
+      let sockets: SsSocket[];
+      let ctText = conntrackTableThroughPid(w.ref);
+      if (w.ref.pid !== null) {
+        const all = tables.flatMap((t) => parseProcTcp(t));
+        const wanted = new Set(all.filter((x) => x.inode && (x.state === PROC_TCP_STATE.FIN_WAIT2 || x.state === PROC_TCP_STATE.CLOSE_WAIT)).map((x) => x.inode));
+        sockets = procTcpAsSs(all, socketOwners(w.ref.pids, wanted));
+      } else {
+        const ss = await inNetns(w.ref, 'ss', ['-tanoepi']);
+        if (ss.status !== 0) throw new CommandError('ss -tanoepi', ss.stderr, ss.status);
+        sockets = await parseSs(ss.stdout, { lenient: true });
+      }
+      if (ctText === null) {
+        const ct = await inNetns(w.ref, 'conntrack', ['-L', '-p', 'tcp']);
+        ctText = ct.status === 0 ? ct.stdout : null;
+      }
+      const entries = ctText !== null ? await parseConntrack(ctText, { lenient: true }) : null;
       if (entries === null) return; // without conntrack's table a tracked pair cannot be ruled out: unknown, not a leak
       const r = findLeaks(sockets, entries, { proxyPort: port });
       found = [...r.leaks, ...r.halfLeaks];
@@ -391,7 +408,7 @@ export class WatchAgent {
         this.metrics.missed(klog.missed - this.missedReported);
         this.missedReported = klog.missed;
       }
-      if (this.pending.length && now - this.lastIfaceRefresh > 1000) await this.retryPending();
+      if (this.pending.length && (now - this.lastIfaceRefresh > 1000 || this.pending.length > PENDING_MAX / 2)) await this.retryPending();
       this.leaksStillHeld();
       await sleep(KMSG_TICK_MS, undefined, { signal: this.o.signal }).catch(() => undefined);
     }
@@ -447,9 +464,14 @@ export class WatchAgent {
 
   private async retryPending(): Promise<void> {
     this.lastIfaceRefresh = Date.now();
-    // a namespace or interface that appeared since the last look: look at every namespace again now
+    // a namespace or interface that appeared since the last look: look again at the new and young ones
+    const now = Date.now();
+    const young = (inode: string) => {
+      const w = this.watched.get(inode);
+      return !w || w.goneAt !== null || now - w.since < YOUNG_MS || this.o.scope.kind === 'target';
+    };
     const refs = this.o.scope.kind === 'all' ? await this.dir.all() : [...this.watched.values()].filter((w) => w.goneAt === null).map((w) => w.ref);
-    await eachLimited(refs.slice(0, this.o.maxNetns), 4, (r) => this.look(r));
+    await eachLimited(refs.filter((r) => young(r.inode)).slice(0, this.o.maxNetns), 4, (r) => this.look(r));
     const batch = this.pending.splice(0);
     for (const p of batch) this.line(p.usec, p.e, true);
   }

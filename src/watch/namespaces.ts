@@ -7,6 +7,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { run, requireTool, type RunResult } from '../host/exec.js';
+import type { SsProcess } from '../inspect/ss.js';
 import type { Target } from '../host/target.js';
 
 export interface NetnsRef {
@@ -15,6 +16,8 @@ export interface NetnsRef {
   path: string;
   /** A process in it, when one is known. */
   pid: number | null;
+  /** Processes in it (at most 256: whose sockets the leak detector may look at). */
+  pids: number[];
   label: string;
   pod: string | null;
 }
@@ -48,24 +51,37 @@ function namedNetns(): Map<string, string> {
   return out;
 }
 
-/** One process per (net, uts) namespace pair: the first found. */
-function processesByNetns(): Map<string, { pid: number; uts: string | null }[]> {
+const MAX_PIDS = 256;
+
+/** Per network namespace: one process per UTS namespace in it, and up to MAX_PIDS of its processes. */
+interface Processes {
+  /** net inode → one process per UTS namespace in it */
+  byUts: Map<string, { pid: number; uts: string | null }[]>;
+  /** net inode → its processes */
+  all: Map<string, number[]>;
+}
+
+function processesByNetns(): Processes {
   const out = new Map<string, { pid: number; uts: string | null }[]>();
+  const all = new Map<string, number[]>();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    return out;
+    return { byUts: out, all };
   }
   for (const p of pids) {
     const net = inodeOf(`/proc/${p}/ns/net`);
     if (!net) continue;
+    const pids = all.get(net);
+    if (!pids) all.set(net, [Number(p)]);
+    else if (pids.length < MAX_PIDS) pids.push(Number(p));
     const uts = inodeOf(`/proc/${p}/ns/uts`);
     const list = out.get(net);
     if (!list) out.set(net, [{ pid: Number(p), uts }]);
     else if (!list.some((x) => x.uts === uts)) list.push({ pid: Number(p), uts });
   }
-  return out;
+  return { byUts: out, all };
 }
 
 export class NetnsDirectory {
@@ -80,7 +96,7 @@ export class NetnsDirectory {
   async all(): Promise<NetnsRef[]> {
     const named = namedNetns();
     const procs = processesByNetns();
-    const inodes = new Set([...procs.keys(), ...named.keys()]);
+    const inodes = new Set([...procs.byUts.keys(), ...named.keys()]);
     const out: NetnsRef[] = [];
     for (const inode of inodes) out.push(await this.ref(inode, named, procs));
     return out;
@@ -92,14 +108,14 @@ export class NetnsDirectory {
     const procs = processesByNetns();
     const inode = t.kind === 'host' ? this.selfNet : t.kind === 'pid' ? inodeOf(`/proc/${t.pid}/ns/net`) : [...named].find(([, n]) => n === t.name)?.[0] ?? null;
     if (!inode) return null;
-    if (!procs.has(inode) && !named.has(inode)) return null;
+    if (!procs.byUts.has(inode) && !named.has(inode)) return null;
     const ref = await this.ref(inode, named, procs);
     if (t.kind === 'pid' && t.pod) ref.pod = t.pod;
     return ref;
   }
 
-  private async ref(inode: string, named: Map<string, string>, procs: Map<string, { pid: number; uts: string | null }[]>): Promise<NetnsRef> {
-    const list = procs.get(inode) ?? [];
+  private async ref(inode: string, named: Map<string, string>, procs: Processes): Promise<NetnsRef> {
+    const list = procs.byUts.get(inode) ?? [];
     const pid = list[0]?.pid ?? null;
     const name = named.get(inode);
     const label = name ?? (inode === this.hostNet ? 'host' : inode);
@@ -111,7 +127,7 @@ export class NetnsDirectory {
         if (pod) break;
       }
     // an `ip netns` name outlives any one process in it
-    return { inode, path: name !== undefined ? `${NETNS_DIR}/${name}` : `/proc/${pid}/ns/net`, pid, label, pod };
+    return { inode, path: name !== undefined ? `${NETNS_DIR}/${name}` : `/proc/${pid}/ns/net`, pid, pids: procs.all.get(inode) ?? [], label, pod };
   }
 
   private async hostname(uts: string, pid: number): Promise<string | null> {
@@ -197,4 +213,49 @@ export async function snapshotsByEntering(refs: NetnsRef[]): Promise<Map<string,
 /** Run a tool inside the namespace (nsenter --net=PATH), never throwing on its exit status. */
 export function inNetns(ref: NetnsRef, tool: string, args: string[], timeoutMs = 15_000): Promise<RunResult> {
   return run('nsenter', [`--net=${ref.path}`, requireTool(tool), ...args], { allowFail: true, timeoutMs });
+}
+
+/** Owners of the wanted socket inodes, from the fd tables of the namespace's processes (no spawn). */
+export function socketOwners(pids: number[], wanted: ReadonlySet<number>): Map<number, SsProcess[]> {
+  const out = new Map<number, SsProcess[]>();
+  if (!wanted.size) return out;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // ended, or not ours to read
+    }
+    let name: string | null = null;
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (!link.startsWith('socket:[')) continue;
+      const ino = Number(link.slice(8, -1));
+      if (!wanted.has(ino)) continue;
+      name ??= readFileSafe(`/proc/${pid}/comm`)?.trim() ?? '?';
+      const list = out.get(ino);
+      const owner = { name, pid, fd: Number(fd) };
+      if (list) list.push(owner);
+      else out.set(ino, [owner]);
+    }
+  }
+  return out;
+}
+
+function readFileSafe(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The namespace's conntrack table through a process in it (/proc/PID/net/nf_conntrack); null without. */
+export function conntrackTableThroughPid(r: NetnsRef): string | null {
+  return r.pid !== null ? readFileSafe(`/proc/${r.pid}/net/nf_conntrack`) : null;
 }
