@@ -11,13 +11,24 @@ export type WatchEvent = Record<string, any>;
 export class WatchProcess {
   readonly ns = uniqueName('ctpw-');
   readonly events: WatchEvent[] = [];
-  readonly p: ChildProcess;
+  p!: ChildProcess;
   stderr = '';
   private buf = '';
-  readonly exited: Promise<number | null>;
+  exited!: Promise<number | null>;
 
-  constructor(args: string[], readonly port = 9464) {
+  /** The namespace is made now; `start()` (called here unless `later`) runs watch in it. */
+  constructor(
+    private readonly args: string[],
+    readonly port = 9464,
+    later = false,
+  ) {
     sh(`ip netns add ${this.ns} && ip -n ${this.ns} link set lo up`);
+    if (!later) this.start();
+  }
+
+  start(): void {
+    const args = this.args;
+    const port = this.port;
     this.p = spawn('ip', ['netns', 'exec', this.ns, process.execPath, CLI, 'watch', '--listen', `127.0.0.1:${port}`, '-o', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.p.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.buf += d;
@@ -60,7 +71,7 @@ export class WatchProcess {
   }
 
   cleanup(): void {
-    if (this.p.exitCode === null) this.p.kill('SIGKILL');
+    if (this.p && this.p.exitCode === null) this.p.kill('SIGKILL');
     sh(`ip netns del ${this.ns}`, true);
   }
 }
