@@ -25,7 +25,7 @@ import { parseProcConntrackStat, parseProcTcp, procTcpAsSs, PROC_TCP_STATE } fro
 import { parseSs, type SsSocket } from '../inspect/ss.js';
 import { hostLimits, type Limit } from './limits.js';
 import { CONNTRACK_COUNTERS, type ConntrackCounter, type WatchMetrics } from './metrics.js';
-import { conntrackTableThroughPid, inNetns, NetnsDirectory, snapshotsByEntering, snapshotThroughPid, socketOwners, type NetnsRef, type NetSnapshot } from './namespaces.js';
+import { conntrackTableThroughPid, inNetns, NetnsDirectory, snapshotsByEntering, snapshotThroughPid, socketOwners, type NetnsRef, type NetSnapshot, type TcpTables } from './namespaces.js';
 
 export interface WatchOptions {
   scope: { kind: 'all' } | { kind: 'target'; target: Target };
@@ -78,6 +78,8 @@ interface Watched {
   leaks: Map<string, { info: LeakInfo; since: number; inode: number | null }>;
   nextFullScan: number;
   leakSignature: string;
+  /** Socket tables to read for the leak detector: where a proxy listens on --proxy-port (IPv4, IPv6). */
+  proxy: TcpTables;
   goneAt: number | null;
 }
 
@@ -85,20 +87,29 @@ const KMSG_TICK_MS = 200;
 const KMSG_BUDGET = 2000; // records per tick: 10,000/s
 const IFACE_REFRESH_MS = 60_000;
 const PENDING_MAX = 5000;
-const YOUNG_MS = 30_000; // a namespace this young may still be getting its interfaces
+const YOUNG_MS = 30_000; // a namespace this young may still be getting its interfaces and proxy
+const YOUNG_LOOK_MS = 1500;
 
-/** A namespace's interfaces (`ip -j addr`) and whether it logs INVALID packets: one spawn. */
-async function lookAt(ref: NetnsRef): Promise<{ ifaces: IfaceView[] | null; invalidLog: boolean | null }> {
-  const r = await inNetns(ref, 'sh', ['-c', `cat /proc/sys/net/netfilter/nf_conntrack_log_invalid 2>/dev/null || echo -; ${requireTool('ip')} -j addr show`]).catch(() => null);
-  if (!r || r.status !== 0) return { ifaces: null, invalidLog: null };
-  const nl = r.stdout.indexOf('\n');
-  const v = r.stdout.slice(0, nl).trim();
+/**
+ * A namespace's interfaces (`ip -j addr`), whether it logs INVALID packets, and whether a proxy
+ * listens on the proxy port (then its socket tables are read each cycle): one spawn.
+ */
+async function lookAt(ref: NetnsRef, proxyPort: number): Promise<{ ifaces: IfaceView[] | null; invalidLog: boolean | null; proxy: TcpTables }> {
+  const SEP = '@@ctprobe@@';
+  const script = `cat /proc/sys/net/netfilter/nf_conntrack_log_invalid 2>/dev/null || echo -; echo ${SEP}; ${requireTool('ss')} -Htln 'sport = :${proxyPort}' 2>/dev/null; echo ${SEP}; ${requireTool('ip')} -j addr show`;
+  const r = await inNetns(ref, 'sh', ['-c', script]).catch(() => null);
+  const none = { tcp: false, tcp6: false };
+  if (!r || r.status !== 0) return { ifaces: null, invalidLog: null, proxy: none };
+  const [logText = '', listen = '', addrs = ''] = r.stdout.split(`${SEP}\n`);
+  const v = logText.trim();
   const invalidLog = /^\d+$/.test(v) ? v === '6' || v === '255' : null;
+  const locals = listen.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter(Boolean);
+  const proxy = { tcp: locals.some((l) => !l.startsWith('[') || l.startsWith('[::ffff:') || l.startsWith('*')), tcp6: locals.some((l) => l.startsWith('[') || l.startsWith('*')) };
   try {
-    const list = JSON.parse(r.stdout.slice(nl + 1)) as Array<{ ifindex: number; ifname: string; link_index?: number; link_netnsid?: number; addr_info?: Array<{ local: string; prefixlen: number }> }>;
-    return { invalidLog, ifaces: list.map((i) => ({ name: i.ifname, ifindex: i.ifindex, link: i.link_index ?? null, linkNetnsid: i.link_netnsid ?? null, addrs: (i.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) })) };
+    const list = JSON.parse(addrs) as Array<{ ifindex: number; ifname: string; link_index?: number; link_netnsid?: number; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    return { invalidLog, proxy, ifaces: list.map((i) => ({ name: i.ifname, ifindex: i.ifindex, link: i.link_index ?? null, linkNetnsid: i.link_netnsid ?? null, addrs: (i.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) })) };
   } catch {
-    return { invalidLog, ifaces: null };
+    return { invalidLog, proxy, ifaces: null };
   }
 }
 
@@ -206,7 +217,8 @@ export class WatchAgent {
     const snapshots = new Map<string, NetSnapshot | null>();
     const enter: NetnsRef[] = [];
     for (const r of refs) {
-      const s = snapshotThroughPid(r);
+      const w = this.watched.get(r.inode);
+      const s = snapshotThroughPid(r, w?.proxy ?? { tcp: false, tcp6: false });
       if (s) snapshots.set(r.inode, s);
       else enter.push(r);
     }
@@ -227,7 +239,9 @@ export class WatchAgent {
     // a burst of new pods does not delay the statistics and leak scans of the others.
     for (const ref of refs) {
       const w = this.watched.get(ref.inode);
-      if (!w || w.goneAt !== null || Date.now() - w.ifacesAt > IFACE_REFRESH_MS) this.queueLook(ref);
+      const age = w ? Date.now() - w.ifacesAt : 0;
+      // a young namespace is still being set up (interfaces, a proxy starting to listen): look again soon
+      if (!w || w.goneAt !== null || age > IFACE_REFRESH_MS || (Date.now() - w.since < YOUNG_MS && age > YOUNG_LOOK_MS)) this.queueLook(ref);
     }
     if (first) await this.looking;
     await eachLimited(refs, 4, async (ref) => {
@@ -262,16 +276,16 @@ export class WatchAgent {
   }
 
   private async look(ref: NetnsRef): Promise<void> {
-    const { ifaces, invalidLog } = await lookAt(ref);
+    const { ifaces, invalidLog, proxy } = await lookAt(ref, this.o.proxyPort);
     const w = this.watched.get(ref.inode);
     if (w && w.goneAt === null) {
-      if (ifaces) [w.ifaces, w.ifacesAt] = [ifaces, Date.now()];
+      if (ifaces) [w.ifaces, w.ifacesAt, w.proxy] = [ifaces, Date.now(), proxy];
       return;
     }
     if (!ifaces && invalidLog === null) return; // could not enter it: gone already (the next cycle says so)
     if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
     if (this.watched.size >= this.o.maxNetns + 64) return; // gone ones are kept a while; never beyond this
-    this.watched.set(ref.inode, { ref, since: Date.now(), ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', goneAt: null });
+    this.watched.set(ref.inode, { ref, since: Date.now(), ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', proxy, goneAt: null });
     this.metrics.invalidLogEnabled(ref.label, ref.pod, invalidLog);
     if (this.cycles > 0) this.emit({ type: 'netns-appeared', netns: ref.label, pod: ref.pod, invalidLog });
   }
@@ -372,7 +386,7 @@ export class WatchAgent {
     const port = this.o.proxyPort;
     for (const w of this.watched.values()) {
       if (!w.leaks.size || w.goneAt !== null) continue;
-      const snap = snapshotThroughPid(w.ref);
+      const snap = snapshotThroughPid(w.ref, w.proxy);
       if (!snap) continue;
       const held = new Set<number>();
       for (const t of [snap.tcp, snap.tcp6]) if (t) for (const c of parseProcTcp(t, (st, lport) => st === PROC_TCP_STATE.FIN_WAIT2 && lport === port)) if (c.inode) held.add(c.inode);

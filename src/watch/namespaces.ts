@@ -152,18 +152,26 @@ export interface NetSnapshot {
   tcp6: string | null;
 }
 
-const FILES = ['stat/nf_conntrack', 'tcp', 'tcp6'] as const;
 const MARK = '@@ctprobe-netns ';
 
-function readSnapshot(dir: string): NetSnapshot | null {
-  const [conntrackStat, tcp, tcp6] = FILES.map((f) => {
+/** Which socket tables to read besides the statistics: each read walks the kernel's whole (global) TCP hash, ~2-4 ms here. */
+export interface TcpTables {
+  tcp: boolean;
+  tcp6: boolean;
+}
+
+function readSnapshot(dir: string, want: TcpTables): NetSnapshot | null {
+  const read = (f: string) => {
     try {
       return readFileSync(`${dir}/${f}`, 'utf8');
     } catch {
       return null;
     }
-  });
-  return tcp === null && conntrackStat === null ? null : { conntrackStat: conntrackStat ?? null, tcp: tcp ?? null, tcp6: tcp6 ?? null };
+  };
+  const conntrackStat = read('stat/nf_conntrack');
+  const tcp = want.tcp ? read('tcp') : null;
+  const tcp6 = want.tcp6 ? read('tcp6') : null;
+  return tcp === null && conntrackStat === null && tcp6 === null ? null : { conntrackStat, tcp, tcp6 };
 }
 
 /** Split `cat stat/nf_conntrack tcp tcp6` output at the files' own header lines. */
@@ -181,21 +189,30 @@ function splitConcatenated(text: string): NetSnapshot {
 }
 
 /** Through a process in the namespace (/proc/PID/net): no spawn. Null without one. */
-export function snapshotThroughPid(r: NetnsRef): NetSnapshot | null {
-  return r.pid !== null ? readSnapshot(`/proc/${r.pid}/net`) : null;
+export function snapshotThroughPid(r: NetnsRef, want: TcpTables): NetSnapshot | null {
+  // any process still in it will do: the one found first may have ended since
+  for (const pid of r.pid !== null ? [r.pid, ...r.pids.slice(0, 8)] : []) {
+    const s = readSnapshot(`/proc/${pid}/net`, want);
+    if (s) {
+      r.pid = pid;
+      return s;
+    }
+  }
+  return null;
 }
 
 /**
- * Snapshots of namespaces that no process is in (only `ip netns` holds them): one shell for all of
- * them, entering each by path (a spawn per namespace from Node would take most of a cycle on a
- * small, loaded machine; setns from Node measured no faster here, ~11 ms a switch).
+ * Statistics of namespaces that no process is in (only `ip netns` holds them; no process, no
+ * socket a proxy holds, so no socket table): one shell for all of them, entering each by path (a
+ * spawn per namespace from Node would take most of a cycle on a small, loaded machine; setns from
+ * Node measured no faster here, ~11 ms a switch).
  */
 export async function snapshotsByEntering(refs: NetnsRef[]): Promise<Map<string, NetSnapshot | null>> {
   const out = new Map<string, NetSnapshot | null>();
   const enter = refs;
   for (let i = 0; i < enter.length; i += 64) {
     const batch = enter.slice(i, i + 64);
-    const script = `for p in "$@"; do echo "${MARK}$p"; ${requireTool('nsenter')} --net="$p" ${requireTool('cat')} ${FILES.map((f) => `/proc/net/${f}`).join(' ')} 2>/dev/null; done`;
+    const script = `for p in "$@"; do echo "${MARK}$p"; ${requireTool('nsenter')} --net="$p" ${requireTool('cat')} /proc/net/stat/nf_conntrack 2>/dev/null; done`;
     const r = await run('sh', ['-c', script, 'sh', ...batch.map((b) => b.path)], { allowFail: true, timeoutMs: 30_000 }).catch(() => null);
     const byPath = new Map<string, string>();
     for (const chunk of (r?.stdout ?? '').split(MARK).slice(1)) {
