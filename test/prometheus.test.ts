@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hasTool, isRoot, sh } from './netns.js';
@@ -99,6 +99,12 @@ describe.skipIf(!ready)('ctprobe watch scraped by a real prometheus', () => {
     const up = await query(w, 'up{job="ctprobe"}');
     expect(up.data.result[0]!.value[1]).toBe('1');
     expect((await query(w, 'ctprobe_up')).data.result[0]!.value[1]).toBe('1');
+    // Every query of the README's promql block is one Prometheus accepts
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const block = /```promql\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const queries = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+    expect(queries.length).toBeGreaterThanOrEqual(3);
+    for (const q of queries) expect((await query(w, q)).status, q).toBe('success');
     // The README's Grafana query (a rate needs two samples: wait for them)
     let rate: Awaited<ReturnType<typeof query>> | null = null;
     for (let i = 0; i < 20 && !rate?.data.result.length; i++) {
