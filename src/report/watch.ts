@@ -5,8 +5,7 @@ import { jsonLine, type LineRenderer } from './output.js';
 const who = (e: { netns: string | null; pod: string | null }) => (e.pod ? `pod ${e.pod} (netns ${e.netns})` : `netns ${e.netns ?? 'unknown'}`);
 
 function startLine(e: Extract<WatchEvent, { type: 'watch-start' }>): string {
-  const list = e.watching.map((w) => w.pod ?? w.netns);
-  const what = e.scope === 'all-netns' ? `all ${e.watching.length} network namespaces${e.unwatched ? ` (${e.unwatched} more over --max-netns)` : ''}` : (list[0] ?? 'nothing (the namespace is gone)');
+  const what = e.scope === 'all-netns' ? `all ${e.watching.length} network namespaces${e.unwatched ? ` (${e.unwatched} more over --max-netns)` : ''}` : e.watching[0] ? who(e.watching[0]) : 'nothing (the namespace is gone)';
   const cannot = e.limits.length ? `; cannot: ${e.limits.map((l) => `${l.says} — fix: ${l.fix}`).join('; ')}` : '; sees everything it needs';
   return `ctprobe watch: watching ${what} every ${e.intervalMs / 1000}s (conntrack statistics, half-close leaks, the kernel's invalid-packet log)${e.listen ? `, metrics on http://${e.listen}/metrics` : ''}${cannot}`;
 }

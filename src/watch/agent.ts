@@ -282,7 +282,7 @@ export class WatchAgent {
       if (ifaces) [w.ifaces, w.ifacesAt, w.proxy] = [ifaces, Date.now(), proxy];
       return;
     }
-    if (!ifaces && invalidLog === null) return; // could not enter it: gone already (the next cycle says so)
+    if (!ifaces && invalidLog === null && !ref.self) return; // could not enter it: gone already (the next cycle says so)
     if (w) this.metrics.forget(w.ref.label, w.ref.pod, this.o.proxyPort);
     if (this.watched.size >= this.o.maxNetns + 64) return; // gone ones are kept a while; never beyond this
     this.watched.set(ref.inode, { ref, since: Date.now(), ifaces: ifaces ?? [], ifacesAt: Date.now(), stats: null, invalidLog, leaks: new Map(), nextFullScan: 0, leakSignature: '', proxy, goneAt: null });

@@ -20,6 +20,8 @@ export interface NetnsRef {
   pids: number[];
   label: string;
   pod: string | null;
+  /** This process's own namespace: tools run here directly (no nsenter, no privilege needed). */
+  self: boolean;
 }
 
 const NETNS_DIR = '/run/netns';
@@ -108,6 +110,8 @@ export class NetnsDirectory {
     const procs = processesByNetns();
     const inode = t.kind === 'host' ? this.selfNet : t.kind === 'pid' ? inodeOf(`/proc/${t.pid}/ns/net`) : [...named].find(([, n]) => n === t.name)?.[0] ?? null;
     if (!inode) return null;
+    // this process is in its own namespace even when /proc hides the others (not root)
+    if (inode === this.selfNet && !procs.byUts.has(inode)) procs.byUts.set(inode, [{ pid: process.pid, uts: inodeOf('/proc/self/ns/uts') }]);
     if (!procs.byUts.has(inode) && !named.has(inode)) return null;
     const ref = await this.ref(inode, named, procs);
     if (t.kind === 'pid' && t.pod) ref.pod = t.pod;
@@ -127,7 +131,7 @@ export class NetnsDirectory {
         if (pod) break;
       }
     // an `ip netns` name outlives any one process in it
-    return { inode, path: name !== undefined ? `${NETNS_DIR}/${name}` : `/proc/${pid}/ns/net`, pid, pids: procs.all.get(inode) ?? [], label, pod };
+    return { inode, path: name !== undefined ? `${NETNS_DIR}/${name}` : `/proc/${pid}/ns/net`, pid, pids: procs.all.get(inode) ?? [], label, pod, self: inode === this.selfNet };
   }
 
   private async hostname(uts: string, pid: number): Promise<string | null> {
@@ -229,6 +233,7 @@ export async function snapshotsByEntering(refs: NetnsRef[]): Promise<Map<string,
 
 /** Run a tool inside the namespace (nsenter --net=PATH), never throwing on its exit status. */
 export function inNetns(ref: NetnsRef, tool: string, args: string[], timeoutMs = 15_000): Promise<RunResult> {
+  if (ref.self) return run(tool, args, { allowFail: true, timeoutMs });
   return run('nsenter', [`--net=${ref.path}`, requireTool(tool), ...args], { allowFail: true, timeoutMs });
 }
 
