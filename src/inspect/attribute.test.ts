@@ -52,6 +52,8 @@ describe('attributeLine', () => {
     const other = line('nf_ct_proto_6: invalid new IN=eth0 OUT= SRC=203.0.113.2 DST=198.51.100.10 PROTO=TCP SPT=1 DPT=2 RST');
     expect(attributeLine(other, pod, true).netns).toBeNull();
     expect(attributeLine(other, pod, false).netns).toBe('4026532001');
+    // any namespace's lo: only its sockets can tell
+    expect(attributeLine(line('nf_ct_proto_6: invalid new IN=lo OUT= SRC=127.0.0.1 DST=127.0.0.1 PROTO=TCP SPT=1 DPT=2 RST'), pod, true)).toMatchObject({ netns: null, by: 'ambiguous' });
     const mine = line('nf_ct_proto_6: invalid new IN=eth0 OUT= SRC=203.0.113.2 DST=192.0.2.11 PROTO=TCP SPT=1 DPT=2 RST');
     expect(attributeLine(mine, pod, true)).toMatchObject({ netns: '4026532001', by: 'address' });
   });

@@ -76,7 +76,8 @@ export function attributeLine(e: Pick<InvalidLogEvent, 'in' | 'out' | 'physIn' |
   const names = [e.in, e.out, e.physIn, e.physOut].filter((n): n is string => Boolean(n));
   let cands = names.length ? views.filter((v) => names.every((n) => v.ifaces.some((i) => i.name === n))) : views;
   let by: AttributedBy = names.length ? 'interface' : 'none';
-  const addrs = [e.src, e.dst].filter((a): a is string => Boolean(a));
+  // loopback addresses are in every namespace: they tell nothing apart (sockets may)
+  const addrs = [e.src, e.dst].filter((a): a is string => Boolean(a) && !/^(127\.|::1$)/.test(a!));
   const onNamed = (v: NetnsView) => (names.length ? v.ifaces.filter((i) => names.includes(i.name)) : v.ifaces);
   if (addrs.length && (cands.length > 1 || confirm)) {
     const exact = cands.filter((v) => onNamed(v).some((i) => i.addrs.some((c) => addrs.includes(bare(c)))));
@@ -86,7 +87,8 @@ export function attributeLine(e: Pick<InvalidLogEvent, 'in' | 'out' | 'physIn' |
       if (subnet.length >= 1) [cands, by] = [subnet, 'subnet'];
     }
   }
-  if (confirm && by !== 'address' && by !== 'subnet') cands = [];
+  // unconfirmed: ambiguous (the caller may ask the sockets), not this namespace's by default
+  if (confirm && cands.length && by !== 'address' && by !== 'subnet') return { netns: null, pod: null, by: 'ambiguous', candidates: cands, peerNetns: null };
   if (cands.length !== 1) return { netns: null, pod: null, by: cands.length ? 'ambiguous' : 'none', candidates: cands, peerNetns: null };
   const view = cands[0]!;
   let pod = view.pod;
