@@ -233,10 +233,11 @@ describe.skipIf(!ready || !hasTool('setpriv') || !hasTool('curl'))('ctprobe watc
           await sleep(250);
         }
       })();
-      const [oow, hc] = await Promise.all([
-        collect(spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none', '--no-control', '-o', 'json'])),
-        collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--mitigation', 'idle-timeout', '-o', 'json'])),
-      ]);
+      const halfClose = () => collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--mitigation', 'idle-timeout', '-o', 'json']));
+      const [oow, firstHc] = await Promise.all([collect(spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none', '--no-control', '-o', 'json'])), halfClose()]);
+      let hc = firstHc;
+      // On a starved machine the lab itself can miss its leak (its own verdict says so): once more, watch still running.
+      if (!/"verdict": "reclaimed"/.test(hc.out)) hc = await halfClose();
       await sleep(1500); // the last lines and a last cycle
       scraping = false;
       await scraper;
