@@ -84,6 +84,7 @@ interface Watched {
 }
 
 const KMSG_TICK_MS = 200;
+const LEAK_HELD_MS = 100;
 const KMSG_BUDGET = 2000; // records per tick: 10,000/s
 const IFACE_REFRESH_MS = 60_000;
 const PENDING_MAX = 5000;
@@ -165,6 +166,8 @@ export class WatchAgent {
     });
     this.metrics.setUp(true);
     const follow = klog ? this.follow(klog) : Promise.resolve();
+    // its own timer: synchronous /proc reads, never held up by a cycle's or a look's spawns
+    const held = setInterval(() => this.leaksStillHeld(), LEAK_HELD_MS);
     try {
       while (!this.stopped()) {
         await sleep(Math.max(0, Math.min(this.o.intervalMs, this.o.untilMs - Date.now())), undefined, { signal: this.o.signal }).catch(() => undefined);
@@ -172,6 +175,7 @@ export class WatchAgent {
         await this.cycle(false);
       }
     } finally {
+      clearInterval(held);
       await follow;
       await Promise.all([this.looking, this.entering]);
       klog?.close();
@@ -379,7 +383,7 @@ export class WatchAgent {
   }
 
   /**
-   * Between cycles, every tick: a leak is over the moment the proxy lets go of its FIN-WAIT-2
+   * Between cycles, every LEAK_HELD_MS: a leak is over the moment the proxy lets go of its FIN-WAIT-2
    * socket (gone, or orphaned: inode 0). One /proc read per namespace that has leaks, no spawn.
    */
   private leaksStillHeld(): void {
@@ -423,7 +427,6 @@ export class WatchAgent {
         this.missedReported = klog.missed;
       }
       if (this.pending.length && (now - this.lastIfaceRefresh > 1000 || this.pending.length > PENDING_MAX / 2)) await this.retryPending();
-      this.leaksStillHeld();
       await sleep(KMSG_TICK_MS, undefined, { signal: this.o.signal }).catch(() => undefined);
     }
   }
