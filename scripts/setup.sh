@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # tool → Debian package
 declare -A PKG=([ip]=iproute2 [ss]=iproute2 [iptables]=iptables [nft]=nftables [conntrack]=conntrack
                 [tcpdump]=tcpdump [zstd]=zstd [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
-if [ "${1:-}" = "--test" ]; then PKG[chromium]=chromium; fi
+# --test (npm test): also what only the tests use — headless Chromium for the pictures, a real
+# Prometheus toolchain for `watch`
+if [ "${1:-}" = "--test" ]; then PKG+=([chromium]=chromium [promtool]=prometheus [prometheus]=prometheus [curl]=curl); fi
 missing=()
 for tool in "${!PKG[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${PKG[$tool]}")
@@ -25,8 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing $pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
+  # The tests start their own short-lived prometheus: keep the package from starting (or enabling)
+  # its service on a machine with an init system (policy-rc.d is honoured by invoke-rc.d and
+  # deb-systemd-invoke).
+  had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+  [ $had_policy -eq 1 ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || { [ $had_policy -eq 1 ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ $had_policy -eq 1 ] || rm -f /usr/sbin/policy-rc.d
+  case " $pkgs " in *" prometheus "*) command -v systemctl >/dev/null && systemctl disable --now prometheus >/dev/null 2>&1 || true ;; esac
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   echo "setup: npm ci" >&2

@@ -5,7 +5,7 @@
  * suite lives in this file, so they run one at a time and the root sysctl check is exact.
  */
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { CLI, collect, hasTool, isRoot, sh, uniqueName } from './netns.js';
 import { removeDockerd, startDockerd } from '../src/lab/docker.js';
 import { conntrackMappings, labAgreement, readLabIndex } from './lab-agreement.js';
 import { chromium, pngStats, screenshot } from './browser.js';
+import { sample, WatchProcess } from './watch.js';
 
 const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
 const logAll = () => readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
@@ -452,4 +453,93 @@ describe.skipIf(!dockerReady)('ctprobe lab oow-rst --engine docker (a real docke
     expect((JSON.parse(c.out) as { removed: string[] }).removed.some((n) => n.startsWith(`dockerd /run/ctprobe/docker/${run}-`))).toBe(true);
     expect(dockerLeft(run)).toEqual([]);
   }, 300_000);
+});
+
+describe.skipIf(!ready || !hasTool('setpriv') || !hasTool('curl'))('ctprobe watch against the lab', () => {
+  it('names the namespace and the kernel reason of INVALID packets, and sees the half-close leak appear and go', async () => {
+    const w = new WatchProcess(['--all-netns', '--interval', '150ms', '--max-events', '100000']);
+    const scrapes: string[] = [];
+    let scraping = true;
+    try {
+      expect(await w.waitFor((e) => e.type === 'watch-start', 30_000), w.stderr).toBeDefined();
+      const scraper = (async () => {
+        while (scraping) {
+          const m = w.get('/metrics');
+          if (m.status === 200) scrapes.push(m.body);
+          await sleep(250);
+        }
+      })();
+      const halfClose = () => collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--mitigation', 'idle-timeout', '-o', 'json']));
+      const [oow, firstHc] = await Promise.all([collect(spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none', '--no-control', '-o', 'json'])), halfClose()]);
+      let hc = firstHc;
+      // The leak lives ~1.5 s and the lab removes its namespace right after the proxy lets go: on a
+      // starved machine the lab may miss its own leak, or watch may not get the CPU to see the
+      // release before the namespace goes. Up to two more runs, watch still running; the last is judged.
+      const seenReleased = (out: string) => {
+        const rep = JSON.parse(out) as { run: string; cells: Array<Record<string, any>> };
+        const c = rep.cells[0]!;
+        return c.verdict === 'reclaimed' && w.events.some((e) => e.type === 'leak-gone' && e.why === 'closed' && e.netns === `ctp-lab-${rep.run}-0-a` && e.app === `203.0.113.1:${c.sourcePort}`);
+      };
+      for (let i = 0; i < 2 && !seenReleased(hc.out); i++) hc = await halfClose();
+      await sleep(1500); // the last lines and a last cycle
+      scraping = false;
+      await scraper;
+      expect(w.get('/healthz').status).toBe(200);
+      const lastScrape = scrapes.at(-1)!;
+      expect(await w.stop()).toBe(143);
+      expect(w.events.at(-1)).toMatchObject({ type: 'watch-stop' });
+
+      // oow-rst: the NAT host's namespace logged why the ACK was INVALID; watch names it and the reason.
+      const oowRep = JSON.parse(oow.out) as { run: string; cells: Array<Record<string, any>> };
+      const cell = oowRep.cells[0]!;
+      expect(cell.verdict).toBe('reset');
+      const natHost = `ctp-lab-${oowRep.run}-0-h`;
+      const reasons = (cell.invalidLog as string[]).map((l) => /^nf_ct_proto_6: (.*?) IN=/.exec(l)?.[1]).filter(Boolean);
+      expect(reasons.length).toBeGreaterThan(0);
+      const iface = new RegExp(`^ct[buv]${oowRep.run}00$`);
+      const cellLines = w.events.filter((e) => e.type === 'invalid' && [e.in, e.out, e.physIn].some((n) => iface.test(n ?? '')));
+      const show = JSON.stringify(cellLines.map((e) => [e.netns, e.attributedBy, e.reason, e.in, e.out]));
+      // every line of that cell goes to the NAT host, by its interface
+      expect(cellLines.length, show).toBeGreaterThanOrEqual(reasons.length);
+      expect(cellLines.every((e) => e.netns === natHost && e.attributedBy === 'interface' && e.source === 'nf_ct_proto_6'), show).toBe(true);
+      for (const r of reasons) expect(cellLines.map((e) => e.reason), `watch did not report "${r}"`).toContain(r);
+      const inScrapes = (name: string, labels: Record<string, string>) => Math.max(0, ...scrapes.map((s) => sample(s, name, labels) ?? 0));
+      expect(inScrapes('ctprobe_invalid_packets_total', { netns: natHost, reason: 'ACK is over upper bound N (ACKed data not seen yet)' })).toBeGreaterThanOrEqual(1);
+      // The NAT host's namespace has no process in it: it is read in the background and lives ~2 s,
+      // so its counter may be sampled before the INVALID packets; the series must exist.
+      expect(scrapes.some((s) => sample(s, 'ctprobe_conntrack_invalid_total', { netns: natHost }) !== null)).toBe(true);
+
+      // half-close-leak with the proxy's idle timeout: the leak appears, then goes while its namespace still exists.
+      const hcRep = JSON.parse(hc.out) as { run: string; cells: Array<Record<string, any>> };
+      const hcCell = hcRep.cells[0]!;
+      expect(hcCell.verdict).toBe('reclaimed');
+      const app = `ctp-lab-${hcRep.run}-0-a`;
+      const appEndpoint = `203.0.113.1:${hcCell.sourcePort}`;
+      const appeared = w.events.findIndex((e) => e.type === 'leak-appeared' && e.netns === app && e.app === appEndpoint);
+      const gone = w.events.findIndex((e) => e.type === 'leak-gone' && e.netns === app && e.app === appEndpoint);
+      const nsGone = w.events.findIndex((e) => e.type === 'netns-gone' && e.netns === app);
+      expect(appeared, 'no leak-appeared event').toBeGreaterThanOrEqual(0);
+      expect(w.events[appeared]).toMatchObject({ proxy: '127.0.0.1:15001', upstream: '203.0.113.2:7777', proxyPort: 15001, process: 'node' });
+      expect(gone).toBeGreaterThan(appeared);
+      expect(w.events[gone]).toMatchObject({ why: 'closed' });
+      expect(w.events[gone]!.ageS).toBeGreaterThan(0);
+      if (nsGone >= 0) expect(nsGone).toBeGreaterThan(gone);
+      const leakSamples = scrapes.map((s) => sample(s, 'ctprobe_halfclosed_leaks', { netns: app, proxy_port: '15001' }));
+      const first = leakSamples.indexOf(1);
+      expect(first, 'no scrape saw ctprobe_halfclosed_leaks 1').toBeGreaterThanOrEqual(0);
+      expect(leakSamples.slice(first).includes(0), 'the leak gauge never went back to 0').toBe(true);
+      expect(w.events.some((e) => e.type === 'invalid' && e.netns === app && e.reason === 'invalid new')).toBe(true);
+      // The app's namespace (the proxy is in it) is read every cycle: its INVALID count is seen rise.
+      expect(inScrapes('ctprobe_conntrack_invalid_total', { netns: app })).toBeGreaterThanOrEqual(1);
+      expect(w.events.some((e) => e.type === 'counter' && e.netns === app && e.counter === 'invalid' && e.delta >= 1)).toBe(true);
+
+      // A real Prometheus toolchain accepts what was served, series of the run included.
+      const rich = scrapes.find((s) => s.includes(natHost) && s.includes('ctprobe_invalid_packets_total{')) ?? lastScrape;
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: rich, encoding: 'utf8' });
+      expect(check.status, check.stdout + check.stderr).toBe(0);
+    } finally {
+      scraping = false;
+      w.cleanup();
+    }
+  }, 120_000);
 });

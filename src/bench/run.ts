@@ -8,6 +8,7 @@ import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
 import { benchParsers } from './pathological.js';
+import { benchWatch } from './watch.js';
 
 interface Bench {
   name: string;
@@ -21,6 +22,7 @@ const benches: Bench[] = [
   { name: 'explain throughput', run: benchExplain },
   { name: 'leaks over 100k sockets', run: benchLeaks },
   { name: 'parsers on pathological lines', run: benchParsers },
+  { name: 'watch over 120 namespaces', run: benchWatch },
 ];
 
 async function main(): Promise<void> {

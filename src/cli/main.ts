@@ -21,7 +21,7 @@ function topHelp(): string {
     'Start with `ctprobe lab`: it reproduces the failures on this host, in namespaces, and shows which fix works.',
     '',
     'Output: -o text (default) or -o json: one JSON document for commands that end with a result',
-    '(lab, audit, leaks, fix), JSON lines for streams (explain, server, client, proxy, invalid-log watch);',
+    '(lab, audit, leaks, fix), JSON lines for streams (explain, server, client, proxy, invalid-log watch, watch);',
     'every JSON object has a "type".',
     '',
     'Most commands need root (or CAP_NET_RAW + CAP_NET_ADMIN).',

@@ -9,6 +9,7 @@ import { labCommand } from './commands/lab.js';
 import { leaksCommand } from './commands/leaks.js';
 import { proxyCommand } from './commands/proxy.js';
 import { serverCommand } from './commands/server.js';
+import { watchCommand } from './commands/watch.js';
 
 /** Every subcommand, in the order `ctprobe --help` lists them: a new command is one file and one line here. */
-export const commands: Command[] = [labCommand, explainCommand, auditCommand, fixCommand, leaksCommand, invalidLogCommand, collectCommand, serverCommand, clientCommand, proxyCommand];
+export const commands: Command[] = [labCommand, explainCommand, auditCommand, fixCommand, leaksCommand, invalidLogCommand, watchCommand, collectCommand, serverCommand, clientCommand, proxyCommand];

@@ -38,6 +38,8 @@ export const TOOL_PACKAGE: Record<string, string> = {
   runc: 'runc',
   busybox: 'busybox-static',
   umount: 'mount',
+  hostname: 'hostname',
+  cat: 'coreutils',
 };
 
 /**

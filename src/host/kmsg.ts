@@ -24,6 +24,8 @@ export class KernelLog {
   private fd: number;
   private readonly buf = Buffer.alloc(8192);
   private lastSeq = -1;
+  /** Records lost since open: overwritten before they were read (sequence numbers skipped). */
+  missed = 0;
 
   private constructor(fd: number) {
     this.fd = fd;
@@ -42,11 +44,14 @@ export class KernelLog {
     return k;
   }
 
-  /** Records appended since the previous call. */
-  drain(): KmsgRecord[] {
+  /**
+   * Records appended since the previous call, at most `max` (a reader that keeps up with a flood
+   * only up to a budget: the kernel overwrites the rest, counted in `missed`).
+   */
+  drain(max = 1_000_000): KmsgRecord[] {
     const out: KmsgRecord[] = [];
     if (this.fd < 0) return out;
-    for (let guard = 0; guard < 1_000_000; guard++) {
+    for (let guard = 0; guard < max; guard++) {
       let n: number;
       try {
         n = readSync(this.fd, this.buf, 0, this.buf.length, null);
@@ -58,6 +63,7 @@ export class KernelLog {
       if (n <= 0) break;
       const rec = parseKmsgRecord(this.buf.toString('utf8', 0, n));
       if (rec && rec.seq > this.lastSeq) {
+        if (this.lastSeq >= 0 && rec.seq > this.lastSeq + 1) this.missed += rec.seq - this.lastSeq - 1;
         this.lastSeq = rec.seq;
         out.push(rec);
       }

@@ -21,6 +21,9 @@ export interface InvalidLogEvent {
   host: string | null;
   in: string | null;
   out: string | null;
+  /** Bridge ports (br_netfilter): the veth a bridged packet came in on / goes out of. */
+  physIn: string | null;
+  physOut: string | null;
   src: string | null;
   dst: string | null;
   proto: string | null;
@@ -129,5 +132,5 @@ export function parseKernelLogLine(line: string): InvalidLogEvent | null {
   const str = (k: string) => (kv.get(k) ? kv.get(k)! : null);
   // nf_log prints IPv6 fully expanded; ss and conntrack -L print it compressed
   const addr = (k: string) => (kv.get(k) ? canonicalIp(kv.get(k)!) : null);
-  return { source, reason, host, in: str('IN'), out: str('OUT'), src: addr('SRC'), dst: addr('DST'), proto: str('PROTO'), sport: num('SPT'), dport: num('DPT'), seq: num('SEQ'), ack: num('ACK'), window: num('WINDOW'), len: num('LEN'), ttl: num('TTL'), id: num('ID'), flags, time };
+  return { source, reason, host, in: str('IN'), out: str('OUT'), physIn: str('PHYSIN'), physOut: str('PHYSOUT'), src: addr('SRC'), dst: addr('DST'), proto: str('PROTO'), sport: num('SPT'), dport: num('DPT'), seq: num('SEQ'), ack: num('ACK'), window: num('WINDOW'), len: num('LEN'), ttl: num('TTL'), id: num('ID'), flags, time };
 }
