@@ -64,6 +64,11 @@ export interface ReadOptions {
    * 'pass' returns it with ipOffset -1.
    */
   unknownLinkType?: 'error' | 'pass';
+  /**
+   * forEachPacket: called after each chunk's packets; a promise it returns is awaited before the
+   * next read (a consumer whose output is backed up pauses the reader: memory stays bounded).
+   */
+  pause?: () => Promise<void> | null;
 }
 
 const DEFAULT_CHUNK = 1 << 20;
@@ -556,6 +561,8 @@ export async function forEachPacket(path: string, fn: (rec: PacketRecord) => voi
         if (parser.ready && fn(parser.rec) === false) return parser.count;
       }
       src.start = pos;
+      const wait = opts.pause?.();
+      if (wait) await wait;
       if (base + pos >= total) break;
       if (!(await src.refill(parser.need))) {
         total = src.base + src.end; // file shrank under us: report truncation at the real end

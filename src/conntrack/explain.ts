@@ -25,6 +25,8 @@ export interface ExplainOptions {
   dedupe?: boolean | 'auto';
   /** Called per reported packet. The objects are reused: copy what you keep. */
   onPacket?: (p: ExplainedPacket) => void;
+  /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
+  pause?: () => Promise<void> | null;
 }
 
 export interface ExplainedPacket {
@@ -96,6 +98,11 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
 }
 
 const DEDUPE_WINDOW_S = 0.005;
+/** Expired entries are swept this often (packet time), so the table holds what the kernel would keep. */
+const GC_EVERY_S = 10;
+
+/** flagsToString for every flag byte, computed once. */
+const FLAGS_TEXT = Array.from({ length: 256 }, (_, f) => flagsToString(f));
 
 /**
  * A short canonical key for an IPv4 4-tuple (6 UTF-16 units, same for both directions): cheaper to
@@ -139,6 +146,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const natIndex = new Map<string, { text: string; v4: number }>();
   const recent = new Map<string, number>();
   let lastPrune = 0;
+  let lastGc = 0;
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
 
   const onRecord = (rec: PacketRecord): void => {
@@ -175,6 +183,10 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       }
     }
     s.tcp++;
+    if (rec.tsSec - lastGc >= GC_EVERY_S) {
+      table.gc(rec.tsSec);
+      lastGc = rec.tsSec;
+    }
     const v6 = ip.version === 6;
     view.src = v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset);
     view.dst = v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset);
@@ -239,7 +251,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.srcPort = view.srcPort;
       out.dst = natMatchedTo ? (v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset)) : view.dst;
       out.dstPort = view.dstPort;
-      out.flags = flagsToString(tcp.flags);
+      out.flags = FLAGS_TEXT[tcp.flags & 0xff]!;
       out.seq = tcp.seq;
       out.ack = tcp.ack;
       out.len = payloadLength;
@@ -249,7 +261,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       o.onPacket(out);
     }
   };
-  await forEachPacket(path, onRecord, { unknownLinkType: 'pass' });
+  await forEachPacket(path, onRecord, { unknownLinkType: 'pass', ...(o.pause ? { pause: o.pause } : {}) });
   s.flows = [...flows.values()];
   return s;
 }

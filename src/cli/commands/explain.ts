@@ -60,6 +60,8 @@ Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
         headOnce();
         if (!keep || keep(p.decision.verdict)) line(p);
       },
+      // Read the next chunk of the capture only when stdout has taken what was written.
+      pause: () => out.ready(),
     });
     headOnce();
     const s = { ...summary, kernel, profile: profile.id };
