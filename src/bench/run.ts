@@ -17,7 +17,7 @@ const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
   { name: 'raw socket receive', run: benchRawsock },
   { name: 'explain throughput', run: benchExplain },
-  { name: 'leaks over 100k sockets', run: benchLeaks },
+  { name: 'leaks over 1M sockets + 1M conntrack lines', run: benchLeaks },
 ];
 
 async function main(): Promise<void> {

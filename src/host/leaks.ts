@@ -5,10 +5,10 @@
  */
 import { InputError, PrivilegeError } from '../errors.js';
 import { Bundle } from './bundle.js';
-import { parseConntrack, type CtEntry } from '../inspect/conntrack.js';
+import { forEachConntrack, parseConntrack } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
-import { findLeaks, type Leak } from '../inspect/leaks.js';
-import { parseSs } from '../inspect/ss.js';
+import { findLeaks, LeakDetector, type Leak } from '../inspect/leaks.js';
+import { forEachSs, parseSs } from '../inspect/ss.js';
 import { isRoot, requireTool } from './exec.js';
 import { describeTarget, runInTarget, type Target } from './target.js';
 
@@ -26,9 +26,6 @@ export interface LeakReport {
 export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null } | { kind: 'bundle'; path: string };
 
 export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTimeoutS: number }): Promise<LeakReport> {
-  let source: string;
-  let sockets;
-  let entries: CtEntry[] | null = null;
   if (src.kind === 'bundle') {
     const b = await Bundle.open(src.path);
     try {
@@ -42,17 +39,18 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
     }
   }
   if (src.kind === 'files') {
-    source = src.ss;
-    sockets = await parseSs(fileLineBatches(src.ss));
-    if (src.conntrack) entries = await parseConntrack(fileLineBatches(src.conntrack));
-  } else {
-    // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
-    if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
-    requireTool('conntrack');
-    source = describeTarget(src.target);
-    sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout);
-    entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
+    // Streamed: a million-line file is judged as it is read, never held as objects.
+    const d = new LeakDetector(o, src.conntrack !== null);
+    if (src.conntrack) await forEachConntrack(fileLineBatches(src.conntrack), (e) => d.addConntrack(e));
+    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s));
+    return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result() };
   }
+  // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
+  if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
+  requireTool('conntrack');
+  const source = describeTarget(src.target);
+  const sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout);
+  const entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
   const { leaks, halfLeaks } = findLeaks(sockets, entries, o);
   return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks };
 }

@@ -35,6 +35,8 @@ export interface SsSocket {
 }
 
 const SHUTDOWN = new Set(['<->', '-->', '<--', '---']);
+/** users:(("name",pid=N,fd=N)) with one process and no space in its name: the common token. */
+const ONE_USER = /^users:\(\("((?:[^"\\ ]|\\.)*)",pid=(\d+),fd=(\d+)\)\)$/;
 
 /** Opening minus closing parentheses in a token. */
 function parenDepth(t: string): number {
@@ -49,19 +51,19 @@ function parenDepth(t: string): number {
 
 /** Parse one socket line (not a header or continuation). Throws InputError naming the line. */
 export function parseSsLine(text: string, lineNo = 0): SsSocket {
-  const where = `line ${lineNo}`;
+  const where = (): string => `line ${lineNo}`;
   const tok = text.trim().split(/\s+/);
   let i = 0;
   let netid: string | null = null;
   if (!SS_STATES.has(tok[0] ?? '') && SS_STATES.has(tok[1] ?? '')) netid = tok[i++]!;
   const state = tok[i++] ?? '';
-  if (!SS_STATES.has(state)) throw new InputError(`not an ss socket line (state '${state.slice(0, 20)}')`, where);
+  if (!SS_STATES.has(state)) throw new InputError(`not an ss socket line (state '${state.slice(0, 20)}')`, where());
   const recvQ = Number(tok[i++]);
   const sendQ = Number(tok[i++]);
-  if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where);
+  if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where());
   const l = splitEndpoint(tok[i++] ?? '');
   const p = splitEndpoint(tok[i++] ?? '');
-  if (!l || !p) throw new InputError('ss line without local and peer address:port', where);
+  if (!l || !p) throw new InputError('ss line without local and peer address:port', where());
   // One pass over the remaining tokens, dispatching on their prefix.
   let timer: SsSocket['timer'] = null;
   let users: SsProcess[] = [];
@@ -71,7 +73,19 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   let cgroup: string | null = null;
   for (let j = i; j < tok.length; j++) {
     let t = tok[j]!;
-    if (t.startsWith('users:(')) {
+    const c = t.charCodeAt(0);
+    // most tokens: one process in users:(…), uid:, ino:, sk: — dispatch on the first letter
+    if (c === 117 && t.startsWith('users:((') && t.endsWith('))')) {
+      const one = ONE_USER.exec(t);
+      if (one) {
+        users = [{ name: one[1]!, pid: Number(one[2]), fd: Number(one[3]) }];
+        continue;
+      }
+    }
+    if (c === 117 && t.startsWith('uid:')) uid = Number(t.slice(4));
+    else if (c === 105 && t.startsWith('ino:')) ino = Number(t.slice(4));
+    else if (c === 115 && t.startsWith('sk:')) sk = t.slice(3);
+    else if (t.startsWith('users:(')) {
       // a process name may contain spaces: rejoin until the parentheses balance (counted
       // incrementally: re-counting the joined text each time was quadratic on long lines)
       let depth = parenDepth(t);
@@ -121,21 +135,37 @@ export interface ParseOptions {
 /** Parse whole ss output. Headers are skipped; garbage throws an InputError with its line number. */
 export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<SsSocket[]> {
   const out: SsSocket[] = [];
-  let n = 0;
-  for await (const batch of lineBatches(src)) for (const raw of batch) {
-    n++;
-    if (!raw.trim()) continue;
-    if (/^(Netid\s+)?State\s+Recv-Q/.test(raw.trim())) continue;
-    if (/^\s/.test(raw) && out.length) {
-      const prev = out[out.length - 1]!;
-      prev.info = prev.info ? `${prev.info} ${raw.trim()}` : raw.trim();
-      continue;
-    }
-    try {
-      out.push(parseSsLine(raw, n));
-    } catch (e) {
-      if (!o.lenient) throw e;
-    }
-  }
+  await forEachSs(src, (s) => out.push(s), o);
   return out;
+}
+
+const HEADER = /^(Netid\s+)?State\s+Recv-Q/;
+
+/**
+ * Each socket of ss output as it is read (bounded memory for a million-socket file). A socket's
+ * `-i` continuation lines are attached to it after it was handed over (same object).
+ */
+export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: ParseOptions = {}): Promise<void> {
+  let prev: SsSocket | null = null;
+  let n = 0;
+  for await (const batch of lineBatches(src))
+    for (const raw of batch) {
+      n++;
+      const c = raw.charCodeAt(0) | 32;
+      if (!(c >= 97 && c <= 122)) {
+        // not starting with a letter: blank, indented (a continuation line) or garbage
+        const t = raw.trim();
+        if (!t || HEADER.test(t)) continue;
+        if (/^\s/.test(raw) && prev) {
+          prev.info = prev.info ? `${prev.info} ${t}` : t;
+          continue;
+        }
+      } else if ((c === 115 || c === 110) && HEADER.test(raw)) continue; // S(tate) or N(etid) header
+      try {
+        prev = parseSsLine(raw, n);
+        fn(prev);
+      } catch (e) {
+        if (!o.lenient) throw e;
+      }
+    }
 }
