@@ -41,8 +41,9 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
   if (src.kind === 'files') {
     // Streamed: a million-line file is judged as it is read, never held as objects.
     const d = new LeakDetector(o, src.conntrack !== null);
-    if (src.conntrack) await forEachConntrack(fileLineBatches(src.conntrack), (e) => d.addConntrack(e));
     await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s));
+    d.socketsDone();
+    if (src.conntrack) await forEachConntrack(fileLineBatches(src.conntrack), (e) => d.addConntrack(e));
     return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result() };
   }
   // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.

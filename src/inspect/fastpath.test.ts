@@ -1,6 +1,6 @@
 /** The parsers' one-pass fast paths give exactly what the general parsers give, and the streaming detector what findLeaks gives. */
 import { describe, expect, it } from 'vitest';
-import { forEachConntrack, parseConntrackLine, parseConntrackLineFast } from './conntrack.js';
+import { forEachConntrack, parseConntrack, parseConntrackLine, parseConntrackLineFast } from './conntrack.js';
 import { endpointKey, findLeaks, LeakDetector } from './leaks.js';
 import { splitEndpoint } from './lines.js';
 import { forEachSs, parseSs, parseSsLine } from './ss.js';
@@ -72,5 +72,17 @@ tcp   FIN-WAIT-2  0  0     127.0.0.1:15001  [2001:db8::7]:44411        users:(("
     expect(d.result()).toEqual(findLeaks(sockets, [], { proxyPort: 15001 }));
     expect(d.result().leaks).toHaveLength(1);
     expect(d.result().halfLeaks).toHaveLength(1);
+    // sockets first, then conntrack checked against the candidates only
+    const e = new LeakDetector({ proxyPort: 15001 });
+    for (const s of sockets) e.addSocket(s);
+    e.socketsDone();
+    for (const c of await parseConntrack(CT_TRACKING_LEAK)) e.addConntrack(c);
+    const r = e.result();
+    expect([...r.leaks, ...r.halfLeaks].map((l) => l.app)).toEqual(['[2001:db8::7]:44411']); // the tracked one is cleared
+    expect(e.conntrackEntries).toBe(2);
+    expect(() => e.addSocket(sockets[0]!)).toThrow();
   });
 });
+
+const CT_TRACKING_LEAK = `tcp  6 54 CLOSE_WAIT src=172.29.73.7 dst=172.21.206.198 sport=44410 dport=7777 src=127.0.0.1 dst=172.29.73.7 sport=15001 dport=44410 [ASSURED] mark=0 use=1
+tcp  6 54 CLOSE_WAIT src=172.29.73.7 dst=172.21.206.198 sport=38072 dport=7777 src=172.21.206.198 dst=172.29.73.7 sport=7777 dport=38072 [ASSURED] mark=0 use=1`;

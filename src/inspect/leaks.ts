@@ -8,6 +8,7 @@
  * Envoy creates the upstream socket right after accepting the downstream one, so of the same
  * process's CLOSE-WAIT sockets the one with the nearest inode number is taken (each used once).
  */
+import { InternalError } from '../errors.js';
 import type { CtEntry } from './conntrack.js';
 import type { SsProcess, SsSocket } from './ss.js';
 
@@ -92,17 +93,26 @@ export class LeakDetector {
     this.o = { ...DEFAULT_LEAK_OPTIONS, ...opts };
   }
 
+  /** Set by socketsDone(): the app endpoints of the candidates, the only ones conntrack can clear. */
+  private wanted: Set<number | string> | null = null;
+
   addConntrack(e: CtEntry): void {
     this.conntrackEntries++;
-    if (e.protocol === 'tcp' && e.original.sport !== null) this.trackedEndpoint(e.original.src, e.original.sport);
+    if (e.protocol !== 'tcp' || e.original.sport === null) return;
+    const k = endpointKey(e.original.src, e.original.sport);
+    if (!this.wanted || this.wanted.has(k)) this.tracked.add(k);
   }
 
-  /** A tracked connection's original source, for callers that read only that much of an entry. */
-  trackedEndpoint(src: string, sport: number): void {
-    this.tracked.add(endpointKey(src, sport));
+  /**
+   * Every socket was added: from now on conntrack entries are only checked against the
+   * candidates (a million entries need not be kept to clear a handful of sockets).
+   */
+  socketsDone(): void {
+    this.wanted = new Set(this.finWait2.map((s) => endpointKey(s.peer, s.peerPort!)));
   }
 
   addSocket(s: SsSocket): void {
+    if (this.wanted) throw new InternalError('LeakDetector: a socket after socketsDone()');
     this.sockets++;
     if (s.localPort !== null) {
       const k = endpointKey(s.local, s.localPort);
