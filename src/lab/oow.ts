@@ -41,6 +41,9 @@ export interface CellTiming {
   cellTimeoutMs: number;
 }
 
+/** Tool and process spawns per cell: 5 to build it (see createCell), server, client, the final INVALID counter. */
+const SPAWNS_PER_CELL = 8;
+
 export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
@@ -48,8 +51,8 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   const t0 = performance.now();
   const ns = cellNamespaces(ctx.runId, cell.index);
   ctx.track([ns.container, ns.host, ns.server]);
-  await createCell(ns, cell.mitigation);
-  const before = await invalidCounter(ns.host);
+  const before = await createCell(ns, cell.mitigation);
+  const tSetup = performance.now();
   const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
   const ifindex = capture ? await interfaceIndex(ns.host) : undefined;
   const stopCapture = capture ? await startCapture(ns.host, capture, `tcp port ${cell.port}`) : null;
@@ -61,9 +64,15 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   ]);
   let serverErr = '';
   server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
-  const serverDone = jsonLines(server, (e) => serverEvents.push(e));
+  let tClientUp = 0;
+  const serverDone = jsonLines(server, (e) => {
+    serverEvents.push(e);
+    // the handshake is the client process up and connected: from here on, protocol and kernel
+    if (e.type === 'established') tClientUp ||= performance.now();
+  });
   if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
     throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
+  const tServer = performance.now();
 
   let client: string | null = null;
   const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, [
@@ -78,9 +87,11 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
   }, t.cellTimeoutMs);
   await Promise.all([serverDone, clientDone]);
   clearTimeout(timer);
+  const tTraffic = performance.now();
 
   const captureDropped = (await stopCapture?.()) ?? null;
   const after = await invalidCounter(ns.host);
+  const tEnd = performance.now();
   const closed = serverEvents.find((e) => e.type === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
   const verdict = closed?.type === 'closed' ? closed.verdict : 'timeout';
   return cellResult({
@@ -95,6 +106,14 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
     ports: [cell.port],
     details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
     capture: capture ? { capture, ifindex, captureDropped } : null,
+    phases: {
+      setupMs: tSetup - t0,
+      serverStartMs: tServer - tSetup,
+      clientStartMs: (tClientUp || tTraffic) - tServer,
+      kernelMs: tTraffic - (tClientUp || tTraffic),
+      countersMs: tEnd - tTraffic,
+      spawns: SPAWNS_PER_CELL + (capture ? 2 : 0),
+    },
   });
 }
 

@@ -27,6 +27,22 @@ export interface LabCellResult {
   ifindex?: Record<string, string>;
   /** With `--capture`: packets tcpdump reported as dropped by the kernel (null: unknown). */
   captureDropped?: number | null;
+  /** Where the cell's wall time went, ms (and how many processes it spawned). */
+  phases?: CellPhases;
+}
+
+/**
+ * A cell's wall time by phase: building the topology (namespaces, links, rules: tool spawns), the
+ * server's start (a Node process in a namespace), the client's start until its first event, then
+ * the traffic itself (waiting on the kernel and the protocol's timers), and the closing counters.
+ */
+export interface CellPhases {
+  setupMs: number;
+  serverStartMs: number;
+  clientStartMs: number;
+  kernelMs: number;
+  countersMs: number;
+  spawns: number;
 }
 
 export interface LabContext {
@@ -60,6 +76,7 @@ export function cellResult(c: {
   ports: number[];
   details: Record<string, unknown>;
   capture?: { capture: string; ifindex: Record<string, string> | undefined; captureDropped: number | null } | null;
+  phases?: CellPhases;
 }): LabCellResult {
   return {
     id: c.id,
@@ -75,5 +92,6 @@ export function cellResult(c: {
     ports: c.ports,
     details: c.details,
     ...(c.capture ? c.capture : {}),
+    ...(c.phases ? { phases: Object.fromEntries(Object.entries(c.phases).map(([k, v]) => [k, Math.round(v)])) as unknown as CellPhases } : {}),
   };
 }

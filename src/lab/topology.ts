@@ -8,8 +8,9 @@
  * The server namespace has no firewall and no conntrack: like the seed's server host, it does not
  * discard anything itself.
  */
-import { run } from '../host/exec.js';
-import { writeSysctlsIn } from '../host/sysctl.js';
+import { requireTool, run } from '../host/exec.js';
+import { sysctlScript } from '../host/sysctl.js';
+import { parseConntrackStatsText } from '../inspect/conntrack.js';
 import { LAB_PREFIX } from './state.js';
 
 export const ADDR = {
@@ -80,16 +81,21 @@ function hostSysctls(m: Mitigation): Record<string, number> {
   return { 'net.ipv4.ip_forward': 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
 }
 
-/** Create the cell's namespaces, links, addresses, NAT and mitigation. */
-export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<void> {
-  await run('ip', ['-batch', '-'], { input: [ns.container, ns.host, ns.server].map((n) => `netns add ${n}`).join('\n') + '\n' });
+/**
+ * Create the cell's namespaces, links, addresses, NAT and mitigation, in 5 tool spawns: one
+ * `ip -batch` for namespaces and links, one per namespace for its addresses (in parallel), and
+ * one shell in the NAT host for its sysctls, its rules (`iptables-restore`) and the INVALID counter
+ * the cell starts from (`conntrack -S`). Returns that counter (null: unreadable).
+ */
+export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<number | null> {
   await run('ip', ['-batch', '-'], {
     input: [
+      ...[ns.container, ns.host, ns.server].map((n) => `netns add ${n}`),
       `link add eth0 netns ${ns.container} type veth peer name ${ns.vethHost} netns ${ns.host}`,
       `link add eth0 netns ${ns.server} type veth peer name ${ns.uplink} netns ${ns.host}`,
     ].join('\n') + '\n',
   });
-  await Promise.all([
+  const [, , , host] = await Promise.all([
     run('ip', ['-n', ns.container, '-batch', '-'], {
       input: ['link set lo up', 'link set eth0 up', `addr add ${ADDR.container}/24 dev eth0`, `route add default via ${ADDR.bridge}`].join('\n') + '\n',
     }),
@@ -108,7 +114,12 @@ export async function createCell(ns: CellNamespaces, m: Mitigation): Promise<voi
         `link set ${ns.uplink} up`,
       ].join('\n') + '\n',
     }),
+    // the sysctls and rules do not need the links: set them up at the same time
+    run('sh', ['-c', `${sysctlScript(hostSysctls(m))} && ${requireTool('iptables-restore')} && { ${requireTool('conntrack')} -S || true; }`], { netns: ns.host, input: hostRuleset(m, ns.bridge) }),
   ]);
-  await run('iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge) });
-  await writeSysctlsIn(ns.host, hostSysctls(m));
+  try {
+    return parseConntrackStatsText(host.stdout).totals.invalid ?? 0;
+  } catch {
+    return null;
+  }
 }
