@@ -7,6 +7,7 @@ import { benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
+import { benchFlood } from './flood.js';
 
 interface Bench {
   name: string;
@@ -16,6 +17,7 @@ interface Bench {
 const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
   { name: 'raw socket receive', run: benchRawsock },
+  { name: 'probe server under a SYN flood', run: benchFlood },
   { name: 'explain throughput', run: benchExplain },
   { name: 'leaks over 1M sockets + 1M conntrack lines', run: benchLeaks },
 ];
