@@ -261,7 +261,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       o.onPacket(out);
     }
   };
-  await forEachPacket(path, onRecord, { unknownLinkType: 'pass', ...(o.pause ? { pause: o.pause } : {}) });
+  await forEachPacket(path, onRecord, { unknownLinkType: 'pass', transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
   s.flows = [...flows.values()];
   return s;
 }
