@@ -13,7 +13,7 @@ import { forEachPacket, LINKTYPE, type PacketRecord } from '../capture/reader.js
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
-import { ConntrackTable, createDecision, flowKey, type Decision, type Sysctls, type TcpPacketView } from './model.js';
+import { ConntrackTable, createDecision, flowKey, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import type { KernelProfile } from './profile.js';
 
 export interface ExplainOptions {
@@ -25,6 +25,8 @@ export interface ExplainOptions {
   dedupe?: boolean | 'auto';
   /** Called per reported packet. The objects are reused: copy what you keep. */
   onPacket?: (p: ExplainedPacket) => void;
+  /** Only packets with these verdicts reach onPacket (decided before the packet is described). */
+  verdicts?: ReadonlySet<Verdict> | null;
   /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
   pause?: () => Promise<void> | null;
 }
@@ -244,7 +246,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     } else if (decision.verdict === 'IGNORE') f.ignore++;
     else f.accept++;
     f.finalState = decision.stateAfter;
-    if (o.onPacket) {
+    if (o.onPacket && (!o.verdicts || o.verdicts.has(decision.verdict))) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;
       out.src = view.src;

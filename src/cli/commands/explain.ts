@@ -3,6 +3,7 @@ import { UsageError } from '../../errors.js';
 import { explainCapture } from '../../conntrack/explain.js';
 import { bundleCapture } from '../../host/bundle.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
+import type { Verdict } from '../../conntrack/model.js';
 import { explainHeader, explainPackets, explainSummary, explainSummaryLines } from '../../report/explain.js';
 import { defineCommand, EXIT } from '../command.js';
 
@@ -42,7 +43,7 @@ Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
     const { file, kernelRelease } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release() };
     const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
-    const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
+    const verdicts: ReadonlySet<Verdict> | null = f.only === 'invalid' ? new Set(['INVALID']) : f.only === 'ignored' ? new Set(['IGNORE', 'INVALID']) : null;
     const line = out.lines(explainPackets);
     const head = out.lines(explainHeader);
     let headed = false;
@@ -56,9 +57,10 @@ Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
       flow: f.flow ?? null,
       dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
+      verdicts,
       onPacket: (p) => {
         headOnce();
-        if (!keep || keep(p.decision.verdict)) line(p);
+        line(p);
       },
       // Read the next chunk of the capture only when stdout has taken what was written.
       pause: () => out.ready(),
