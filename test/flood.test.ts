@@ -29,7 +29,7 @@ describe.skipIf(!ready)('probe server under a SYN flood', () => {
     expect(res.control).toEqual(['clean', 'clean']);
     // nothing left behind
     const left = sh('ip netns list');
-    expect(res.namespaces).toHaveLength(3);
+    expect(res.namespaces).toHaveLength(4);
     for (const n of res.namespaces) expect(left).not.toContain(n);
   }, 90_000);
 });

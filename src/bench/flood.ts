@@ -1,7 +1,8 @@
 /**
  * The probe server under a bounded SYN flood, inside the lab's NAT topology (one cell's
- * namespaces): the NAT host floods the server with SYNs from source ports 1024–32767 (ctprobe's
- * own raw sender, a bounded count, 198.51.100.0/24 addresses) while a client behind the NAT and a
+ * namespaces) plus a flooder namespace wired straight to the server (203.0.113.0/24, so the flood
+ * does not fill the NAT host's conntrack table): the flooder sends SYNs from source ports
+ * 1024–32767 (ctprobe's own raw sender, a bounded count) while a client behind the NAT and a
  * control client on the NAT host connect normally. Reports what was sent, what the server
  * classified, the raw socket's kernel drop counter (/proc/net/raw), evictions, and the verdicts of
  * the legitimate connections (NATed: reset on kernels whose conntrack marks the segment INVALID;
@@ -18,6 +19,8 @@ import { SystemError } from '../errors.js';
 const PEER = fileURLToPath(new URL('./rawsock-peer.js', import.meta.url));
 const PORT = 9950;
 const FLOOD_PORTS: [number, number] = [1024, 32767];
+const FLOODER = '203.0.113.2';
+const FLOOD_TARGET = '203.0.113.1';
 
 export interface FloodOptions {
   /** The server's --table-size. */
@@ -67,21 +70,25 @@ function rssMB(pid: number | undefined): Promise<number | null> {
 
 export async function synFlood(o: FloodOptions): Promise<FloodResult> {
   const ns = cellNamespaces(newRunId(), 0);
-  const all = [ns.container, ns.host, ns.server];
+  const flooderNs = ns.server.replace(/-s$/, '-f');
+  const all = [ns.container, ns.host, ns.server, flooderNs];
   const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
   try {
     await createCell(ns, 'none');
+    await run('ip', ['-batch', '-'], { input: `netns add ${flooderNs}\nlink add eth0 netns ${flooderNs} type veth peer name eth1 netns ${ns.server}\n` });
+    await run('ip', ['-n', flooderNs, '-batch', '-'], { input: `link set lo up\nlink set eth0 up\naddr add ${FLOODER}/24 dev eth0\n` });
+    await run('ip', ['-n', ns.server, '-batch', '-'], { input: `link set eth1 up\naddr add ${FLOOD_TARGET}/24 dev eth1\n` });
     // The server's SYN/ACKs to flood ports would draw RSTs from the NAT host: drop them, so what
     // reaches the raw socket is the flood itself (legitimate clients use ephemeral ports ≥ 32768).
     await run('iptables', ['-A', 'OUTPUT', '-p', 'tcp', '--sport', String(PORT), '--dport', FLOOD_PORTS.join(':'), '-j', 'DROP'], { netns: ns.server });
 
     const events: WireEvent[] = [];
-    const server = spawnNode(ns.server, CLI_PATH, ['server', '--port', String(PORT), '--bind', ADDR.server, '--table-size', String(o.tableSize), '--hold', '600ms', '--linger', '600ms', '-o', 'json']);
+    const server = spawnNode(ns.server, CLI_PATH, ['server', '--port', String(PORT), '--bind', '0.0.0.0', '--table-size', String(o.tableSize), '--hold', '600ms', '--linger', '600ms', '-o', 'json']);
     children.push(server);
     const serverDone = jsonLines(server, (e) => events.push(e));
     if (!(await waitFor(server, events, (e) => e.type === 'listening', STARTUP_MS))) throw new SystemError('flood: the probe server did not start');
 
-    const flooder = spawnNode(ns.host, PEER, ['syn', ADDR.hostUplink, ADDR.server, String(PORT), String(o.count), String(o.seconds), ...FLOOD_PORTS.map(String)]);
+    const flooder = spawnNode(flooderNs, PEER, ['syn', FLOODER, FLOOD_TARGET, String(PORT), String(o.count), String(o.seconds), ...FLOOD_PORTS.map(String)]);
     children.push(flooder);
     let floodOut = '';
     flooder.stdout?.setEncoding('utf8').on('data', (d: string) => (floodOut += d));
