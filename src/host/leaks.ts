@@ -5,7 +5,7 @@
  */
 import { InputError, PrivilegeError } from '../errors.js';
 import { Bundle } from './bundle.js';
-import { forEachConntrack, parseConntrack } from '../inspect/conntrack.js';
+import { forEachConntrackOrigin, parseConntrack } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
 import { findLeaks, LeakDetector, type Leak } from '../inspect/leaks.js';
 import { forEachSs, parseSs } from '../inspect/ss.js';
@@ -41,9 +41,9 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
   if (src.kind === 'files') {
     // Streamed: a million-line file is judged as it is read, never held as objects.
     const d = new LeakDetector(o, src.conntrack !== null);
-    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s));
+    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s), { brief: { full: LeakDetector.needsWhole, onBrief: (l, p) => d.addEndpoint(l, p) } });
     d.socketsDone();
-    if (src.conntrack) await forEachConntrack(fileLineBatches(src.conntrack), (e) => d.addConntrack(e));
+    if (src.conntrack) await forEachConntrackOrigin(fileLineBatches(src.conntrack), (p, a, port) => d.addConntrackOrigin(p, a, port));
     return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result() };
   }
   // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.

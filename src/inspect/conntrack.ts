@@ -94,6 +94,34 @@ const TCP_LINE = new RegExp(
     '(?:\\s+mark=(\\d+))?(?:\\s+zone=(\\d+))?(?:\\s+use=(\\d+))?(?:\\s+id=(\\d+))?\\s*$',
 );
 
+/** TCP_LINE with only the original source and source port captured (the leak detector's need). */
+const TCP_LINE_ORIGIN = new RegExp(TCP_LINE.source.replace(/\((?!\?)/g, '(?:').replace('src=(?:\\S+)\\s+dst=(?:\\S+)\\s+sport=(?:\\d+)', 'src=(\\S+)\\s+dst=(?:\\S+)\\s+sport=(\\d+)'));
+
+/**
+ * Each entry's protocol and original source endpoint as it is read: the common TCP shape is only
+ * matched (nothing built), other lines go through parseConntrackLine (same checks, same errors).
+ */
+export async function forEachConntrackOrigin(src: LineSource, fn: (protocol: string, src: string, sport: number | null) => void, o: { lenient?: boolean } = {}): Promise<void> {
+  let n = 0;
+  for await (const batch of lineBatches(src))
+    for (const raw of batch) {
+      n++;
+      const l = raw.trim();
+      if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
+      const m = TCP_LINE_ORIGIN.exec(l);
+      if (m) {
+        fn('tcp', m[1]!, Number(m[2]));
+        continue;
+      }
+      try {
+        const e = parseConntrackLine(l, n);
+        fn(e.protocol, e.original.src, e.original.sport);
+      } catch (e) {
+        if (!o.lenient) throw e;
+      }
+    }
+}
+
 const num = (s: string | undefined): number | null => (s === undefined ? null : Number(s));
 
 /** parseConntrackLine for a trimmed line, through the one-pass match when the line has the common shape. */

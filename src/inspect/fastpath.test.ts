@@ -1,6 +1,6 @@
 /** The parsers' one-pass fast paths give exactly what the general parsers give, and the streaming detector what findLeaks gives. */
 import { describe, expect, it } from 'vitest';
-import { forEachConntrack, parseConntrack, parseConntrackLine, parseConntrackLineFast } from './conntrack.js';
+import { forEachConntrack, forEachConntrackOrigin, parseConntrack, parseConntrackLine, parseConntrackLineFast } from './conntrack.js';
 import { endpointKey, findLeaks, LeakDetector } from './leaks.js';
 import { splitEndpoint } from './lines.js';
 import { forEachSs, parseSs, parseSsLine } from './ss.js';
@@ -28,6 +28,15 @@ describe('conntrack fast path', () => {
   });
 });
 
+describe('conntrack origins', () => {
+  it('gives each entry’s protocol and original source as the full parse does, and errs as it does', async () => {
+    const a: unknown[] = [];
+    await forEachConntrackOrigin(CT_LINES, (p, s, port) => a.push([p, s, port]));
+    expect(a).toEqual(CT_LINES.map((l) => parseConntrackLine(l)).map((e) => [e.protocol, e.original.src, e.original.sport]));
+    await expect(forEachConntrackOrigin(['', 'tcp 6 x'], () => undefined)).rejects.toThrow(/^line 2: /);
+  });
+});
+
 describe('ss fast path', () => {
   it('splits endpoints as before', () => {
     expect(splitEndpoint('192.0.2.1:80')).toEqual({ addr: '192.0.2.1', port: 80, scope: null });
@@ -50,6 +59,15 @@ describe('ss fast path', () => {
     let n = 0;
     await forEachSs(['ESTAB 0 0 192.0.2.1:1 192.0.2.2:2'], () => n++);
     expect(n).toBe(1);
+    // brief: only the local endpoint of the states the caller does not need whole; continuation
+    // lines of a brief socket are skipped, garbage still fails with its line number
+    const whole: number[] = [];
+    const brief: Array<[string, number | null]> = [];
+    const opts = { brief: { full: (st: string) => st === 'FIN-WAIT-2', onBrief: (l: string, p: number | null) => void brief.push([l, p]) } };
+    await forEachSs(['ESTAB 0 0 192.0.2.1:1 192.0.2.2:2', '\t cubic', 'FIN-WAIT-2 0 0 127.0.0.1:15001 192.0.2.2:3 users:(("e",pid=1,fd=2))', 'tcp LISTEN 0 4096 *:22 *:*'], (s) => whole.push(s.line), opts);
+    expect(whole).toEqual([3]);
+    expect(brief).toEqual([['192.0.2.1', 1], ['*', 22]]);
+    await expect(forEachSs(['ESTAB 0 0 192.0.2.1:1 192.0.2.2:2', 'ESTAB 0 0 192.0.2.1:1'], () => undefined, opts)).rejects.toThrow(/^line 2: /);
   });
 });
 

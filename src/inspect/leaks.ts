@@ -80,8 +80,8 @@ export class LeakDetector {
   private readonly o: LeakOptions;
   /** App endpoints (src|sport) with a live conntrack entry: their FIN will still be tracked and redirected. */
   private readonly tracked = new Set<number | string>();
-  /** Local endpoints in use (addr|port → count), to tell whether the app's port is free again. */
-  private readonly used = new Map<number | string, number>();
+  /** Local endpoints in use, to tell whether the app's port is free again. */
+  private readonly used = new Set<number | string>();
   /** The proxy's CLOSE-WAIT sockets per pid, for the nearest-inode pairing. */
   private readonly closeWaitByPid = new Map<number, SsSocket[]>();
   private readonly finWait2: SsSocket[] = [];
@@ -97,9 +97,14 @@ export class LeakDetector {
   private wanted: Set<number | string> | null = null;
 
   addConntrack(e: CtEntry): void {
+    this.addConntrackOrigin(e.protocol, e.original.src, e.original.sport);
+  }
+
+  /** An entry by its protocol and original source endpoint: all the detector needs of it. */
+  addConntrackOrigin(protocol: string, src: string, sport: number | null): void {
     this.conntrackEntries++;
-    if (e.protocol !== 'tcp' || e.original.sport === null) return;
-    const k = endpointKey(e.original.src, e.original.sport);
+    if (protocol !== 'tcp' || sport === null) return;
+    const k = endpointKey(src, sport);
     if (!this.wanted || this.wanted.has(k)) this.tracked.add(k);
   }
 
@@ -111,13 +116,20 @@ export class LeakDetector {
     this.wanted = new Set(this.finWait2.map((s) => endpointKey(s.peer, s.peerPort!)));
   }
 
-  addSocket(s: SsSocket): void {
+  /** Whether a socket in this state can matter beyond its local endpoint (else addEndpoint will do). */
+  static needsWhole(state: string): boolean {
+    return state === 'CLOSE-WAIT' || state === 'FIN-WAIT-2';
+  }
+
+  /** A socket of which only the local endpoint matters (any state but CLOSE-WAIT and FIN-WAIT-2). */
+  addEndpoint(local: string, localPort: number | null): void {
     if (this.wanted) throw new InternalError('LeakDetector: a socket after socketsDone()');
     this.sockets++;
-    if (s.localPort !== null) {
-      const k = endpointKey(s.local, s.localPort);
-      this.used.set(k, (this.used.get(k) ?? 0) + 1);
-    }
+    if (localPort !== null) this.used.add(endpointKey(local, localPort));
+  }
+
+  addSocket(s: SsSocket): void {
+    this.addEndpoint(s.local, s.localPort);
     if (s.state === 'CLOSE-WAIT' && s.peerPort !== this.o.proxyPort)
       for (const u of s.users) {
         const list = this.closeWaitByPid.get(u.pid);
@@ -142,7 +154,7 @@ export class LeakDetector {
       }
       if (best) takenCw.add(best);
       const appPort = fw.peerPort!;
-      const appStillUses = (this.used.get(endpointKey(fw.peer, appPort)) ?? 0) > 0;
+      const appStillUses = this.used.has(endpointKey(fw.peer, appPort));
       const leak: Leak = {
         app: ep(fw.peer, appPort),
         appPort,

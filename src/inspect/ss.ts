@@ -140,12 +140,22 @@ export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<Ss
 }
 
 const HEADER = /^(Netid\s+)?State\s+Recv-Q/;
+/** A socket line without the Netid column: state, queues, local and peer endpoints. */
+const SS_HEAD = new RegExp(`^\\s*(${[...SS_STATES].join('|')})\\s+(\\d+)\\s+(\\d+)\\s+(\\S+)\\s+(\\S+)(?:\\s|$)`);
+
+/** forEachSs: sockets in states `full` rejects are handed over as their local endpoint only. */
+export interface SsBrief {
+  full(state: string): boolean;
+  onBrief(local: string, localPort: number | null): void;
+}
 
 /**
  * Each socket of ss output as it is read (bounded memory for a million-socket file). A socket's
  * `-i` continuation lines are attached to it after it was handed over (same object).
  */
-export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: ParseOptions = {}): Promise<void> {
+export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: ParseOptions & { brief?: SsBrief } = {}): Promise<void> {
+  const brief = o.brief;
+  let briefPrev = false;
   let prev: SsSocket | null = null;
   let n = 0;
   for await (const batch of lineBatches(src))
@@ -156,13 +166,32 @@ export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: P
         // not starting with a letter: blank, indented (a continuation line) or garbage
         const t = raw.trim();
         if (!t || HEADER.test(t)) continue;
-        if (/^\s/.test(raw) && prev) {
-          prev.info = prev.info ? `${prev.info} ${t}` : t;
+        if (/^\s/.test(raw) && (prev || briefPrev)) {
+          if (prev) prev.info = prev.info ? `${prev.info} ${t}` : t;
           continue;
         }
       } else if ((c === 115 || c === 110) && HEADER.test(raw)) continue; // S(tate) or N(etid) header
       try {
+        if (brief) {
+          // Sockets the caller needs only the local endpoint of: checked as parseSsLine checks
+          // them (state, queues, both endpoints), nothing else built.
+          const m = SS_HEAD.exec(raw);
+          if (m && !brief.full(m[1]!)) {
+            const l = splitEndpoint(m[4]!);
+            if (l && splitEndpoint(m[5]!)) {
+              prev = null;
+              briefPrev = true; // its continuation lines are skipped, not parsed as sockets
+              brief.onBrief(l.addr, l.port);
+              continue;
+            }
+          }
+        }
         prev = parseSsLine(raw, n);
+        briefPrev = false;
+        if (brief && !brief.full(prev.state)) {
+          brief.onBrief(prev.local, prev.localPort);
+          continue;
+        }
         fn(prev);
       } catch (e) {
         if (!o.lenient) throw e;
