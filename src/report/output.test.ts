@@ -53,6 +53,9 @@ describe('Output', () => {
       packet({ consequence: 'ACCEPT: tracked, SYN_SENT → SYN_RECV' }, { stateBefore: 'SYN_SENT', stateAfter: 'SYN_RECV' }),
       packet({ natMatchedTo: '192.0.2.9', consequence: 'INVALID: untracked' }, { verdict: 'INVALID', reason: 'SEQ is over upper bound 12 (over the window "of" the receiver)', logged: true, check: 'I', note: 'a \\ backslash', secondaryReason: 'lower timeout' }),
       packet({ index: 2 ** 40, seq: 1e10 }),
+      // a malformed IP length makes a negative payload length; a fractional or negative timestamp
+      packet({ len: -12, tsSec: -0.5 }),
+      packet({ len: 1.5, tsSec: 1e-7 }),
     ];
     const fast = sink();
     const slow = sink();

@@ -36,6 +36,7 @@ export interface LineBytes {
   bytes(b: Uint8Array): void;
   reserve(n: number): void;
   ascii(s: string): void;
+  /** A number as JSON writes it (fast for u32 integers). */
   uint(n: number): void;
 }
 
@@ -133,9 +134,9 @@ export class Output implements LineBytes {
     this.used = u;
   }
 
-  /** A non-negative integer in decimal, after reserve(). */
+  /** An integer in decimal, after reserve() (u32 fast, anything else as String(n) writes it). */
   uint(n: number): void {
-    if (n > 0xffffffff) return this.ascii(String(n));
+    if (!(n >= 0 && n <= 0xffffffff && n === Math.floor(n))) return this.ascii(String(n));
     const b = this.buf;
     // u32 arithmetic: (n / 10) >>> 0 is floor for n < 2^32
     const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
