@@ -86,7 +86,8 @@ export class Output implements LineBytes {
     if (this.format === 'json' && into)
       return (e) => {
         into(e, this);
-        this.text('\n');
+        if (this.used >= BATCH_BYTES) this.write();
+        this.buf[this.used++] = 10;
         this.tick();
       };
     const f = this.format === 'json' ? renderer.json : renderer.text;
