@@ -46,19 +46,20 @@ export async function measure(argv: string[], stdout: Stdout, file = '/dev/null'
   const fd = stdout === 'file' || stdout === 'null' ? openSync(stdout === 'file' ? file : '/dev/null', 'w') : null;
   const t0 = performance.now();
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd ?? 'pipe', 'ignore'] });
-  let reader: ReturnType<typeof spawn> | null = null;
+  // (listen for the reader's end at once: it may close before the command's exit is handled)
+  let readerClosed: Promise<unknown> | null = null;
   if (fd === null) {
     const args = stdout === 'slow' ? [process.execPath, '-e', SLOW_READER] : ['cat'];
-    reader = spawn(args[0]!, args.slice(1), { stdio: [child.stdout!, 'ignore', 'ignore'] });
+    const reader = spawn(args[0]!, args.slice(1), { stdio: [child.stdout!, 'ignore', 'ignore'] });
+    readerClosed = new Promise((resolve) => reader.on('close', resolve));
     child.stdout!.destroy(); // the reader has its own copy of the pipe
   }
   const m = { peakKB: 0, cpuTicks: 0 };
   const timer = setInterval(() => sample(child.pid!, m), 10);
-  // 'exit' comes after the last sample could be taken; sample once more on the way
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   const ms = performance.now() - t0;
   clearInterval(timer);
-  if (reader) await new Promise((resolve) => reader.on('close', resolve));
+  if (readerClosed) await readerClosed;
   if (fd !== null) closeSync(fd);
   return { ms, cpuMs: (m.cpuTicks * 1000) / TICK, peakMB: m.peakKB / 1024, code };
 }
