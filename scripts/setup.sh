@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Installs what ctprobe needs on a Debian/Ubuntu machine, only what is missing:
 # the system tools (apt-get, as root) and the npm packages; then builds dist/.
-# Called by `npm run lab`, `npm test` and .ci/run; safe to run again.
+# Called by `npm run lab`, `npm test` and .ci/run; safe to run again. `setup.sh --test` also
+# installs what only the tests need (headless Chromium, to render the pictures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tool → Debian package
 declare -A PKG=([ip]=iproute2 [ss]=iproute2 [iptables]=iptables [nft]=nftables [conntrack]=conntrack
-                [tcpdump]=tcpdump [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
+                [tcpdump]=tcpdump [zstd]=zstd [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
+if [ "${1:-}" = "--test" ]; then PKG[chromium]=chromium; fi
 missing=()
 for tool in "${!PKG[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${PKG[$tool]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  # Chromium draws text with whatever fonts are installed; the pictures name DejaVu Sans.
+  if printf '%s\n' "${missing[@]}" | grep -qx chromium; then missing+=(fonts-dejavu-core); fi
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: $pkgs— run as root, or: sudo apt-get install -y $pkgs" >&2

@@ -32,7 +32,8 @@ describe.skipIf(!ready)('collect → --from', () => {
     const srv = spawn('ip', ['netns', 'exec', n, 'nc', '-lk', '127.0.0.1', '7401'], { stdio: 'ignore' });
     procs.push(srv);
     await sleep(300);
-    const cli = spawn('ip', ['netns', 'exec', n, 'sh', '-c', 'sleep 6 | nc 127.0.0.1 7401'], { stdio: 'ignore' });
+    // data every 0.2 s, so the bundle's 1 s capture holds packets to explain
+    const cli = spawn('ip', ['netns', 'exec', n, 'sh', '-c', 'i=0; while [ $i -lt 300 ]; do echo x; sleep 0.2; i=$((i+1)); done | nc 127.0.0.1 7401'], { stdio: 'ignore' });
     procs.push(cli);
     await sleep(500);
 
@@ -40,7 +41,7 @@ describe.skipIf(!ready)('collect → --from', () => {
     dirs.push(d);
     const live = ctp('audit', '--netns', n, '-o', 'json');
     const liveLeaks = ctp('leaks', '--netns', n, '-o', 'json');
-    const c = ctp('collect', '--netns', n, '-o', `${d}/b.tar.gz`, '--capture', '1s', '--json');
+    const c = ctp('collect', '--netns', n, '-o', `${d}/b.tar.gz`, '--capture', '2s', '--json');
     expect(c.status, c.stderr).toBe(0);
     expect(json(c)).toMatchObject({ type: 'collect', out: `${d}/b.tar.gz` });
 
@@ -62,6 +63,17 @@ describe.skipIf(!ready)('collect → --from', () => {
     const header = JSON.parse(ex.stdout.split('\n')[0]!) as { type: string; kernel: string };
     expect(header).toMatchObject({ type: 'header', kernel: json(live).kernel.release });
 
+    // the same packets explained from the bundle and from its capture file: the same verdicts
+    sh(`mkdir ${d}/x && tar -xzf ${d}/b.tar.gz -C ${d}/x`);
+    const direct = ctp('explain', `${d}/x/capture.pcap`, '--kernel', header.kernel, '-o', 'json');
+    const body = (r: { stdout: string }) => r.stdout.split('\n').slice(1).join('\n');
+    expect(body(ex)).toBe(body(direct));
+    expect(json({ stdout: ex.stdout.trim().split('\n').at(-1)! }).tcp).toBeGreaterThan(0);
+    // the bundle's real `ss -naoep` (netlink, unix… sockets included) gives the same leak answer
+    const naoep = ctp('leaks', '--ss-file', `${d}/x/ss-naoep.txt`, '--conntrack-file', `${d}/x/conntrack-L.txt`, '-o', 'json');
+    expect(naoep.status, naoep.stderr).toBe(offLeaks.status);
+    expect({ leaks: json(naoep).leaks, halfLeaks: json(naoep).halfLeaks }).toEqual({ leaks: json(offLeaks).leaks, halfLeaks: json(offLeaks).halfLeaks });
+
     const show = ctp('invalid-log', 'show', '--from', `${d}/b.tar.gz`, '-o', 'json');
     expect(show.status, show.stderr).toBe(0);
     for (const l of show.stdout.split('\n').filter(Boolean)) expect(JSON.parse(l)).toMatchObject({ type: 'invalid' });
@@ -82,6 +94,12 @@ describe.skipIf(!ready)('collect → --from', () => {
     const a = json(ctp('audit', '--from', `${d}/dir`, '-o', 'json'));
     expect(a.unknown).toContainEqual({ what: 'nft ruleset', why: 'nft -j list ruleset failed: Operation not permitted' });
     expect((a.findings as Array<{ id: string }>).some((f) => /invalid-drop|no-nat/.test(f.id))).toBe(false);
+    // and says what it could not see instead of "NAT: none"
+    expect(a.firewall?.complete).toBe(false);
+    const text = ctp('audit', '--from', `${d}/dir`).stdout;
+    expect(text).toMatch(/NAT: none seen \(firewall partly unknown\)/);
+    expect(text).toMatch(/unknown: nft ruleset — nft -j list ruleset failed: Operation not permitted/);
+    expect(text).toMatch(/Findings that would rest on what is unknown were not raised/);
     const bad = ctp('audit', '--from', '/etc/hostname');
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);

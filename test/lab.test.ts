@@ -6,11 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { CLI, collect, hasTool, isRoot, sh } from './netns.js';
+import { chromium, pngStats, screenshot } from './browser.js';
 import { explainCapture } from '../src/conntrack/explain.js';
 import { profileForRelease } from '../src/conntrack/profile.js';
 
@@ -109,6 +110,34 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
         compared += kernelSeen.length;
       }
       expect(compared).toBeGreaterThan(10); // the comparison had something to compare
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lab --report writes the matrix linking each cell’s diagram, kernel log and capture; the diagram renders', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ctp-report-`);
+    try {
+      const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--offset=100000', '--mitigation', 'none,drop-input', '--no-control', '--report', dir]));
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toMatch(/report: .*index\.html \(2 cells with diagrams/);
+      const index = readFileSync(`${dir}/index.html`, 'utf8');
+      expect(index).toMatch(/<td class="cell reset"><b>RESET<\/b> ✓ as expected/);
+      expect(index).toMatch(/<td class="cell ok"><b>CLEAN<\/b> ✓ as expected/);
+      const hrefs = [...new Set([...index.matchAll(/href="([^"#]+)"/g)].map((m) => m[1]!))];
+      expect(hrefs.filter((h) => h.endsWith('.html'))).toHaveLength(2);
+      expect(hrefs.filter((h) => h.endsWith('.pcap'))).toHaveLength(2);
+      expect(hrefs.filter((h) => h.endsWith('.log'))).toHaveLength(2);
+      for (const h of hrefs) expect(existsSync(`${dir}/${h}`), h).toBe(true);
+      const none = readFileSync(`${dir}/${hrefs.find((h) => /none.*\.html$/.test(h))!}`, 'utf8');
+      expect(none).toMatch(/<g class="pkt invalid"[^>]*><title>[^<]*INVALID: ACK is over upper bound \d+ \(ACKed data not seen yet\)<\/title>/);
+      expect(none).toContain('RESET by the NAT host');
+      expect(none).toMatch(/<pre>nf_ct_proto_6: /); // the kernel's own lines under the diagram
+      if (chromium) {
+        const shot = pngStats(screenshot(`${dir}/${hrefs.find((h) => /none.*\.html$/.test(h))!}`, `${dir}/none.png`));
+        expect(shot.nonWhite).toBeGreaterThan(0.01);
+        expect(shot.red).toBeGreaterThan(0.0005);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

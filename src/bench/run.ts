@@ -8,6 +8,7 @@ import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
 import { benchFlood } from './flood.js';
+import { benchParsers } from './pathological.js';
 
 interface Bench {
   name: string;
@@ -20,6 +21,7 @@ const benches: Bench[] = [
   { name: 'probe server under a SYN flood', run: benchFlood },
   { name: 'explain throughput', run: benchExplain },
   { name: 'leaks over 1M sockets + 1M conntrack lines', run: benchLeaks },
+  { name: 'parsers on pathological lines', run: benchParsers },
 ];
 
 async function main(): Promise<void> {

@@ -16,8 +16,11 @@
  * Malformed input throws InputError(message, 'byte N') with N the file offset of the
  * offending record or block; nothing else is thrown for bad bytes.
  */
+import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+import { createGunzip } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { errorText, InputError } from '../errors.js';
 
 /** Link types this reader decodes (pcap LINKTYPE_* values). */
 export const LINKTYPE = {
@@ -28,10 +31,38 @@ export const LINKTYPE = {
   RAW: 101,
   LOOP: 108,
   LINUX_SLL: 113,
+  PPP: 9,
+  PPP_HDLC: 50,
+  C_HDLC: 104,
   IPV4: 228,
   IPV6: 229,
+  NFLOG: 239,
+  IPOIB: 242,
   LINUX_SLL2: 276,
 } as const;
+
+/** Names of link types that carry no IP this reader can find, for the error that names them. */
+const OTHER_LINKTYPES: Record<number, string> = {
+  6: 'IEEE802_5 (Token Ring)',
+  10: 'FDDI',
+  105: 'IEEE802_11 (Wi-Fi without radiotap)',
+  127: 'IEEE802_11_RADIOTAP (Wi-Fi monitor mode)',
+  143: 'DOCSIS',
+  187: 'BLUETOOTH_HCI_H4',
+  189: 'USB_LINUX',
+  192: 'PPI',
+  195: 'IEEE802_15_4',
+  201: 'BLUETOOTH_HCI_H4_WITH_PHDR',
+  220: 'USB_LINUX_MMAPPED',
+  249: 'USBPCAP',
+  253: 'NETLINK (tcpdump -i nlmon0)',
+};
+
+export function linkTypeName(lt: number): string {
+  for (const [k, v] of Object.entries(LINKTYPE)) if (v === lt) return k;
+  if (lt >= 147 && lt <= 162) return `USER${lt - 147}`;
+  return OTHER_LINKTYPES[lt] ?? 'unknown';
+}
 
 export interface PacketRecord {
   /** 0-based packet number in the file (all sections and interfaces). */
@@ -75,6 +106,15 @@ export interface ReadOptions {
    * waiting for the GC).
    */
   transientData?: boolean;
+  /** Filled while reading: what the reader had to forgive. */
+  stats?: CaptureStats;
+}
+
+export interface CaptureStats {
+  /** Records whose captured length exceeded the snaplen: cut to the snaplen, as libpcap does. */
+  cutToSnaplen: number;
+  /** 'gzip' or 'zstd' when the input was compressed. */
+  compression: 'gzip' | 'zstd' | null;
 }
 
 const DEFAULT_CHUNK = 1 << 20;
@@ -106,11 +146,70 @@ function hex32(buf: Uint8Array, p: number): string {
   return s;
 }
 
+/**
+ * NFLOG (`tcpdump -i nflog:N`): family, version, resource id, then TLVs (length and type in the
+ * capturing host's byte order, 4-byte aligned); the packet is NFULA_PAYLOAD (9). Returns its
+ * offset, or -1.
+ */
+function nflogPayload(buf: Uint8Array, off: number, len: number, le: boolean): number {
+  let p = 4;
+  while (p + 4 <= len) {
+    const a = buf[off + p]!;
+    const b = buf[off + p + 1]!;
+    const tlen = le ? a | (b << 8) : (a << 8) | b;
+    const c = buf[off + p + 2]!;
+    const d = buf[off + p + 3]!;
+    const type = (le ? c | (d << 8) : (c << 8) | d) & 0x7fff;
+    if (tlen < 4) return -1;
+    if (type === 9) return p + 4;
+    p += (tlen + 3) & ~3;
+  }
+  return -1;
+}
+
+/** PPP (RFC 1662 framing, address/control optional, protocol field 1 or 2 bytes): IP offset and ethertype. */
+function pppPayload(buf: Uint8Array, off: number, len: number): [number, number] {
+  let p = 0;
+  if (len >= 2 && buf[off] === 0xff && buf[off + 1] === 0x03) p = 2;
+  if (p >= len) return [-1, -1];
+  let proto: number;
+  if (buf[off + p]! & 1) proto = buf[off + p++]!;
+  else {
+    if (p + 2 > len) return [-1, -1];
+    proto = (buf[off + p]! << 8) | buf[off + p + 1]!;
+    p += 2;
+  }
+  return proto === 0x21 ? [p, 0x0800] : proto === 0x57 ? [p, 0x86dd] : [-1, -1];
+}
+
 /** Fill rec.ipOffset / rec.ipVersion for a frame at buf[off, off+len). Returns false for an unknown link type. */
-function decodeLink(rec: PacketRecord, linkType: number, buf: Uint8Array, off: number, len: number): boolean {
+function decodeLink(rec: PacketRecord, linkType: number, buf: Uint8Array, off: number, len: number, le = true): boolean {
   let ipOff = -1;
   let etherType = -1;
   switch (linkType) {
+    case 239: {
+      // NFLOG: the family says which IP
+      const fam = len >= 1 ? buf[off]! : 0;
+      ipOff = nflogPayload(buf, off, len, le);
+      if (ipOff >= 0 && (fam === 2 || fam === 10)) etherType = fam === 2 ? 0x0800 : 0x86dd;
+      break;
+    }
+    case 9:
+    case 50:
+      [ipOff, etherType] = pppPayload(buf, off, len);
+      break;
+    case 104: // Cisco HDLC: address, control, ethertype
+      if (len >= 4) {
+        ipOff = 4;
+        etherType = (buf[off + 2]! << 8) | buf[off + 3]!;
+      }
+      break;
+    case 242: // IP over InfiniBand: ethertype, 2 reserved bytes
+      if (len >= 4) {
+        ipOff = 4;
+        etherType = (buf[off]! << 8) | buf[off + 1]!;
+      }
+      break;
     case 1: // Ethernet
       if (len >= 14) {
         ipOff = 14;
@@ -217,10 +316,12 @@ export class CaptureParser {
   private ifaces: Iface[] = [];
   private readonly wantNs: boolean;
   private readonly passUnknown: boolean;
+  private readonly stats: CaptureStats | undefined;
 
   constructor(opts: ReadOptions = {}) {
     this.wantNs = opts.tsNs === true;
     this.passUnknown = opts.unknownLinkType === 'pass';
+    this.stats = opts.stats;
   }
 
   step(buf: Uint8Array, dv: DataView, pos: number, end: number, base: number, total: number): number {
@@ -279,7 +380,9 @@ export class CaptureParser {
     const le = this.le;
     const capLen = dv.getUint32(pos + 8, le);
     const snap = this.snaplen === 0 ? MAX_SNAP : Math.max(this.snaplen, 0);
-    if (capLen > snap) throw new InputError(`captured length ${capLen} exceeds snaplen ${snap}`, `byte ${base + pos}`);
+    // Longer than the snaplen: libpcap reads the record and keeps snaplen bytes; only a length no
+    // capture can have is corruption.
+    if (capLen > MAX_SNAP) throw new InputError(`captured length ${capLen} is larger than any capture's (${MAX_SNAP}): the file is corrupt`, `byte ${base + pos}`);
     const size = PCAP_REC_HDR + capLen;
     if (size > left) throw new InputError(`truncated packet record (need ${capLen} bytes, ${left - PCAP_REC_HDR} left)`, `byte ${base + pos}`);
     if (this.more(size, avail) === 0) return 0;
@@ -288,8 +391,14 @@ export class CaptureParser {
     const rec = this.rec;
     rec.tsSec = sec + (this.nano ? frac / 1e9 : frac / 1e6);
     if (this.wantNs) rec.tsNs = BigInt(sec) * 1_000_000_000n + BigInt(this.nano ? frac : frac * 1000);
-    this.emit(buf, pos + PCAP_REC_HDR, capLen, dv.getUint32(pos + 12, le), this.linkType, 0, base + pos);
+    this.emit(buf, pos + PCAP_REC_HDR, this.cut(capLen, snap), dv.getUint32(pos + 12, le), this.linkType, 0, base + pos);
     return size;
+  }
+
+  private cut(capLen: number, snap: number): number {
+    if (capLen <= snap) return capLen;
+    if (this.stats) this.stats.cutToSnaplen++;
+    return snap;
   }
 
   private emit(buf: Uint8Array, dataOff: number, capLen: number, origLen: number, linkType: number, ifId: number, at: number): void {
@@ -300,8 +409,11 @@ export class CaptureParser {
     rec.capLen = capLen;
     rec.origLen = origLen;
     rec.data = buf.subarray(dataOff, dataOff + capLen);
-    if (!decodeLink(rec, linkType, buf, dataOff, capLen) && !this.passUnknown)
-      throw new InputError(`unsupported link type ${linkType}${this.fmt === Fmt.Pcapng ? ` (interface ${ifId})` : ''}`, `byte ${at}`);
+    if (!decodeLink(rec, linkType, buf, dataOff, capLen, this.le) && !this.passUnknown)
+      throw new InputError(
+        `unsupported link type ${linkType} ${linkTypeName(linkType)}${this.fmt === Fmt.Pcapng ? ` (interface ${ifId})` : ''}: it carries no IP ctprobe can read — capture on an interface that does (tcpdump -i any, -i eth0, -i nflog:N)`,
+        `byte ${at}`,
+      );
     this.count++;
     this.ready = true;
   }
@@ -386,8 +498,7 @@ export class CaptureParser {
     const iface = this.iface(ifId, off);
     const room = len - dataRel - 4;
     if (capLen > room) throw new InputError(`truncated packet (captured length ${capLen}, block holds ${room} bytes)`, `byte ${off}`);
-    if (iface.snaplen > 0 && capLen > iface.snaplen)
-      throw new InputError(`captured length ${capLen} exceeds snaplen ${iface.snaplen} (interface ${ifId})`, `byte ${off}`);
+    if (iface.snaplen > 0) capLen = this.cut(capLen, iface.snaplen);
     const rec = this.rec;
     if (tsHigh < 0) {
       rec.tsSec = 0;
@@ -488,8 +599,160 @@ export function forEachPacketInBuffer(buf: Uint8Array, fn: (rec: PacketRecord) =
   return parser.count;
 }
 
+/** A window buf[start, end) at input offset `base` over a file or a stream. */
+interface ByteSource {
+  buf: Uint8Array;
+  dv: DataView;
+  start: number;
+  end: number;
+  base: number;
+  /** Total bytes, or Infinity for a stream until it ends. */
+  readonly size: number;
+  refill(need: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const GZIP_MAGIC = 0x1f8b;
+const ZSTD_MAGIC = 0x28b52ffd;
+
+function compressionOf(head: Uint8Array): 'gzip' | 'zstd' | null {
+  if (head.length >= 2 && ((head[0]! << 8) | head[1]!) === GZIP_MAGIC) return 'gzip';
+  if (head.length >= 4 && ((head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!) >>> 0 === ZSTD_MAGIC) return 'zstd';
+  return null;
+}
+
+/** zstd frames → decompressed chunks (fzstd: pure JS, streaming). */
+async function* unzstd(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const out: Uint8Array[] = [];
+  const d = new ZstdDecompress((chunk) => void out.push(chunk));
+  for await (const c of input) {
+    d.push(c);
+    while (out.length) yield out.shift()!;
+  }
+  d.push(new Uint8Array(0), true);
+  while (out.length) yield out.shift()!;
+}
+
+/** The first bytes of a stream, then the rest of it. */
+async function* prepend(first: Uint8Array, it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (first.length) yield first;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * A stream (stdin, or a decompressor): its size is unknown until it ends, so the parser sees
+ * Infinity bytes left until then; packets are handed on as they arrive (tcpdump -U -w - | …).
+ */
+class StreamSource implements ByteSource {
+  buf: Uint8Array = new Uint8Array(0);
+  dv: DataView = viewOf(this.buf);
+  start = 0;
+  end = 0;
+  base = 0;
+  size = Infinity;
+  private readonly it: AsyncIterator<Uint8Array>;
+  constructor(
+    chunks: AsyncIterable<Uint8Array>,
+    private readonly what: string,
+    private readonly onClose: () => void,
+  ) {
+    this.it = chunks[Symbol.asyncIterator]();
+  }
+
+  async refill(need: number): Promise<boolean> {
+    const keep = this.end - this.start;
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    // at least one chunk, and enough for what the parser needs
+    while (got === 0 || keep + got < need) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await this.it.next();
+      } catch (e) {
+        throw new InputError(`cannot read the ${this.what}: ${errorText(e)}`);
+      }
+      if (r.done) {
+        this.size = this.base + this.end + got;
+        break;
+      }
+      parts.push(r.value);
+      got += r.value.length;
+    }
+    if (got === 0) return false;
+    const nb = new Uint8Array(keep + got);
+    nb.set(this.buf.subarray(this.start, this.end), 0);
+    let o = keep;
+    for (const p of parts) {
+      nb.set(p, o);
+      o += p.length;
+    }
+    this.base += this.start;
+    this.buf = nb;
+    this.dv = viewOf(nb);
+    this.start = 0;
+    this.end = nb.length;
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.onClose();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Open a capture: a file (read in place), a gzip/zstd-compressed file (.pcap.gz, .pcapng.zst —
+ * recognised by their magic, not their name) or `-` for standard input (compressed or not).
+ */
+async function openSource(path: string, opts: ReadOptions): Promise<ByteSource> {
+  const stats = opts.stats;
+  if (path === '-') {
+    const it = (process.stdin as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.done || first.value.length === 0) throw new InputError('standard input is empty: not a pcap or pcapng capture');
+    const kind = compressionOf(first.value);
+    if (stats) stats.compression = kind;
+    const raw = prepend(first.value, it);
+    const stop = () => process.stdin.destroy();
+    if (kind === 'gzip') return new StreamSource(gunzip(raw), 'gzip-compressed standard input', stop);
+    if (kind === 'zstd') return new StreamSource(unzstd(raw), 'zstd-compressed standard input', stop);
+    return new StreamSource(raw, 'standard input', stop);
+  }
+  const file = await FileSource.open(path, opts);
+  const head = new Uint8Array(4);
+  await file.peek(head);
+  const kind = compressionOf(head);
+  if (stats) stats.compression = kind;
+  if (!kind) return file;
+  await file.close();
+  const rs = createReadStream(path);
+  const stop = () => rs.destroy();
+  return new StreamSource(kind === 'gzip' ? gunzip(rs) : unzstd(rs), `${kind}-compressed file ${path}`, stop);
+}
+
+async function* gunzip(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const z = createGunzip();
+  const feed = (async () => {
+    try {
+      for await (const c of input) if (!z.write(c)) await new Promise((r) => z.once('drain', r));
+      z.end();
+    } catch (e) {
+      z.destroy(e as Error);
+    }
+  })();
+  try {
+    for await (const c of z) yield c as Uint8Array;
+  } finally {
+    await feed;
+  }
+}
+
 /** Chunked file source: a window buf[start, end) at file offset `base`. */
-class Source {
+class FileSource implements ByteSource {
   buf: Uint8Array = new Uint8Array(0);
   dv: DataView = viewOf(this.buf);
   start = 0;
@@ -504,7 +767,7 @@ class Source {
     private readonly reuse: boolean,
   ) {}
 
-  static async open(path: string, opts: ReadOptions): Promise<Source> {
+  static async open(path: string, opts: ReadOptions): Promise<FileSource> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -515,7 +778,7 @@ class Source {
       const st = await fh.stat();
       if (!st.isFile()) throw new InputError(`not a regular file: ${path}`);
       if (st.size === 0) throw new InputError('the file is empty: not a pcap or pcapng capture', path);
-      return new Source(fh, st.size, Math.max(64, opts.chunkSize ?? DEFAULT_CHUNK), opts.transientData === true);
+      return new FileSource(fh, st.size, Math.max(64, opts.chunkSize ?? DEFAULT_CHUNK), opts.transientData === true);
     } catch (e) {
       await fh.close();
       throw e;
@@ -554,6 +817,11 @@ class Source {
     return filled > keep;
   }
 
+  /** Read the first bytes without consuming them. */
+  async peek(into: Uint8Array): Promise<void> {
+    await this.fh.read(into, 0, Math.min(into.length, this.size), 0);
+  }
+
   close(): Promise<void> {
     return this.fh.close();
   }
@@ -565,7 +833,7 @@ class Source {
  * Resolves to the number of packets seen.
  */
 export async function forEachPacket(path: string, fn: (rec: PacketRecord) => void | boolean, opts: ReadOptions = {}): Promise<number> {
-  const src = await Source.open(path, opts);
+  const src = await openSource(path, opts);
   const parser = new CaptureParser(opts);
   try {
     let total = src.size;
@@ -596,7 +864,7 @@ export async function forEachPacket(path: string, fn: (rec: PacketRecord) => voi
 
 /** Async generator over the packets of the capture at `path`, reading it in chunks. */
 export async function* readCapture(path: string, opts: ReadOptions = {}): AsyncGenerator<PacketRecord, void, undefined> {
-  const src = await Source.open(path, opts);
+  const src = await openSource(path, opts);
   const parser = new CaptureParser(opts);
   const reuse = opts.reuse === true;
   try {

@@ -9,10 +9,11 @@
  * original source: when a packet matches no flow, it is matched to the flow whose original
  * destination sent it to that original source port (SNAT/MASQUERADE-aware).
  */
-import { forEachPacket, LINKTYPE, type PacketRecord } from '../capture/reader.js';
+import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '../capture/reader.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
+import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, flowKey, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import type { KernelProfile } from './profile.js';
 
@@ -47,6 +48,8 @@ export interface ExplainedPacket {
   natMatchedTo: string | null;
   decision: Decision;
   consequence: string;
+  /** Bytes this packet shows the capture missed (it ACKs data that was not captured); 0 mostly. */
+  captureMissed: number;
 }
 
 export interface FlowSummary {
@@ -57,6 +60,8 @@ export interface FlowSummary {
   invalid: number;
   firstInvalid: { index: number; reason: string | null } | null;
   finalState: string;
+  /** Bytes of this flow the capture missed (see gaps.ts): not the kernel's doing. */
+  captureMissed: number;
 }
 
 export interface ExplainSummary {
@@ -68,6 +73,13 @@ export interface ExplainSummary {
   ignore: number;
   invalid: number;
   flows: FlowSummary[];
+  /** Bytes the capture missed, all flows. */
+  captureMissed: number;
+  /** Segments whose IP length said 0 (TSO / BIG TCP on the sending host): sized by the frame. */
+  lengthFromFrame: number;
+  /** Records longer than the snaplen, cut to it (as libpcap does). */
+  cutToSnaplen: number;
+  compression: CaptureStats['compression'];
 }
 
 /** What a verdict means for the packet, in plain words. */
@@ -140,8 +152,11 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
-  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
-  const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [] };
+  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '', captureMissed: 0 };
+  const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [], captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null };
+  const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
+  const gaps = new CaptureGaps();
+  const scratch = createDecision();
   const flows = new Map<string, FlowSummary>();
   // "serverAddr|serverPort>clientPort" → original client address (text, and u32 for IPv4), for
   // replies addressed to a NAT address
@@ -159,7 +174,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       return;
     }
     const d = rec.data;
-    const ip = decodeIp(d, rec.ipOffset, d.length);
+    // the frame's length on the wire sizes a TSO / BIG TCP segment whose IP length says 0
+    const ip = decodeIp(d, rec.ipOffset, d.length, Math.max(d.length, rec.origLen));
     if (isPacketError(ip) || ip.protocol !== IPPROTO_TCP || ip.fragment) {
       s.skipped++;
       return;
@@ -185,6 +201,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       }
     }
     s.tcp++;
+    if (ip.lengthFrom === 'wire') s.lengthFromFrame++;
     if (rec.tsSec - lastGc >= GC_EVERY_S) {
       table.gc(rec.tsSec);
       lastGc = rec.tsSec;
@@ -225,6 +242,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
         }
       }
     }
+    // what the capture lost is fed to the model first, so the kernel is not blamed for it
+    const gap = gaps.observe(view, key);
+    for (const g of gap.fills) table.process(g, scratch, key);
     table.process(view, decision, key);
     if (!known && !natMatchedTo && table.lookup(view, key)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, { text: view.src, v4: srcN });
 
@@ -236,10 +256,11 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     let f = flows.get(key);
     if (!f) {
       const label = decision.dir === 'original' ? `${view.src}:${view.srcPort} → ${view.dst}:${view.dstPort}` : `${view.dst}:${view.dstPort} → ${view.src}:${view.srcPort}`;
-      f = { flow: label, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '' };
+      f = { flow: label, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '', captureMissed: 0 };
       flows.set(key, f);
     }
     f.packets++;
+    f.captureMissed += gap.missed;
     if (decision.verdict === 'INVALID') {
       f.invalid++;
       f.firstInvalid ??= { index: rec.index, reason: decision.reason };
@@ -260,10 +281,15 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.window = tcp.window;
       out.natMatchedTo = natMatchedTo;
       out.consequence = consequenceOf(decision);
+      out.captureMissed = gap.missed;
       o.onPacket(out);
     }
   };
-  await forEachPacket(path, onRecord, { unknownLinkType: 'pass', transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
+  // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
+  await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
   s.flows = [...flows.values()];
+  s.captureMissed = gaps.missed;
+  s.cutToSnaplen = stats.cutToSnaplen;
+  s.compression = stats.compression;
   return s;
 }

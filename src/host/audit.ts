@@ -29,7 +29,14 @@ export interface AuditReport {
   kernel: { release: string; profile: string; label: string; outOfWindow: string };
   sysctls: Record<string, number | null>;
   /** null: the firewall could not be read (see `unknown`). */
-  firewall: { backends: string[]; invalidDrops: InvalidDrop[]; platforms: Platform[]; nat: NatKind[] } | null;
+  firewall: {
+    backends: string[];
+    invalidDrops: InvalidDrop[];
+    platforms: Platform[];
+    nat: NatKind[];
+    /** False when part of the firewall (iptables or nft) could not be read: what is listed is what was seen. */
+    complete: boolean;
+  } | null;
   conntrack: { invalid: number | null };
   /** What could not be read, and why: findings that would rest on it are not raised. */
   unknown: Array<{ what: string; why: string }>;
@@ -143,7 +150,8 @@ export function analyse(snap: HostSnapshot, o: AuditOptions = {}): AuditReport {
       nftNat(snap.nftJson).forEach((k) => nat.add(k));
     }
     drops.sort((a, b) => `${a.backend}${a.table}${a.chain}${a.position}`.localeCompare(`${b.backend}${b.table}${b.chain}${b.position}`));
-    firewall = { backends, invalidDrops: drops, platforms, nat: [...nat].sort() };
+    const complete = !unknown.some((u) => u.what === 'iptables rules' || u.what === 'nft ruleset');
+    firewall = { backends, invalidDrops: drops, platforms, nat: [...nat].sort(), complete };
   }
   const invalid = snap.conntrackStats === null ? null : (parseConntrackStatsText(snap.conntrackStats).totals.invalid ?? 0);
 

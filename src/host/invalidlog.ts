@@ -147,21 +147,26 @@ export async function watchInvalidLog(o: { untilMs: number; onlyConntrack: boole
   return n;
 }
 
-/** Invalid-packet lines of a saved kernel log (a bundle's, or any dmesg/journal file). */
+/** Invalid-packet lines of a saved kernel log: dmesg (-T), journalctl, syslog, /dev/kmsg copies. */
+export async function invalidLinesFromFile(file: string, onlyConntrack: boolean, onLine: (l: WatchedLine) => void): Promise<number> {
+  let n = 0;
+  for await (const batch of fileLineBatches(file))
+    for (const line of batch) {
+      const e = parseKernelLogLine(line);
+      if (!e || (onlyConntrack && e.reason === null)) continue;
+      n++;
+      onLine({ usec: null, event: e });
+    }
+  return n;
+}
+
+/** Invalid-packet lines of a bundle's kernel log. */
 export async function invalidLinesFromBundle(path: string, onlyConntrack: boolean, onLine: (l: WatchedLine) => void): Promise<number> {
   const b = await Bundle.open(path);
   try {
     const f = b.file('kernelLog');
     if (f.text === null) throw new InputError(`the bundle has no kernel log (${f.why})`, path);
-    let n = 0;
-    for await (const batch of fileLineBatches(f.text))
-      for (const line of batch) {
-        const e = parseKernelLogLine(line);
-        if (!e || (onlyConntrack && e.reason === null)) continue;
-        n++;
-        onLine({ usec: null, event: e });
-      }
-    return n;
+    return await invalidLinesFromFile(f.text, onlyConntrack, onLine);
   } finally {
     b.close();
   }

@@ -5,10 +5,10 @@
  */
 import { InputError, PrivilegeError } from '../errors.js';
 import { Bundle } from './bundle.js';
-import { forEachConntrackOrigin, parseConntrack } from '../inspect/conntrack.js';
+import { forEachConntrackOrigin, parseConntrack, type CtEntry } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
 import { findLeaks, LeakDetector, type Leak } from '../inspect/leaks.js';
-import { forEachSs, parseSs } from '../inspect/ss.js';
+import { forEachSs, parseSs, type SsStats } from '../inspect/ss.js';
 import { isRoot, requireTool } from './exec.js';
 import { describeTarget, runInTarget, type Target } from './target.js';
 
@@ -21,11 +21,17 @@ export interface LeakReport {
   conntrackEntries: number | null;
   leaks: Leak[];
   halfLeaks: Leak[];
+  /** Sockets of other families in the ss output (netlink, unix, packet…), skipped, by netid. */
+  skippedSockets: Record<string, number>;
 }
 
 export type LeakSource = { kind: 'live'; target: Target } | { kind: 'files'; ss: string; conntrack: string | null } | { kind: 'bundle'; path: string };
 
 export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTimeoutS: number }): Promise<LeakReport> {
+  let source: string;
+  let sockets;
+  let entries: CtEntry[] | null = null;
+  const stats: SsStats = { skipped: {} };
   if (src.kind === 'bundle') {
     const b = await Bundle.open(src.path);
     try {
@@ -41,17 +47,18 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
   if (src.kind === 'files') {
     // Streamed: a million-line file is judged as it is read, never held as objects.
     const d = new LeakDetector(o, src.conntrack !== null);
-    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s), { brief: { full: LeakDetector.needsWhole, onBrief: (l, p) => d.addEndpoint(l, p) } });
+    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s), { stats, brief: { full: LeakDetector.needsWhole, onBrief: (l, p) => d.addEndpoint(l, p) } });
     d.socketsDone();
     if (src.conntrack) await forEachConntrackOrigin(fileLineBatches(src.conntrack), (p, a, port) => d.addConntrackOrigin(p, a, port));
-    return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result() };
+    return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result(), skippedSockets: stats.skipped };
+  } else {
+    // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
+    if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
+    requireTool('conntrack');
+    source = describeTarget(src.target);
+    sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout, { stats });
+    entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
   }
-  // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
-  if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");
-  requireTool('conntrack');
-  const source = describeTarget(src.target);
-  const sockets = await parseSs(runInTarget(src.target, 'ss', ['-tanoepi']).stdout);
-  const entries = await parseConntrack(runInTarget(src.target, 'conntrack', ['-L']).stdout, { lenient: true });
   const { leaks, halfLeaks } = findLeaks(sockets, entries, o);
-  return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks };
+  return { source, ...o, sockets: sockets.length, conntrackEntries: entries?.length ?? null, leaks, halfLeaks, skippedSockets: stats.skipped };
 }

@@ -1,7 +1,11 @@
 /**
- * `conntrack -L` (plain, `-o extended`, `-o id`), /proc/net/nf_conntrack, and `conntrack -S`.
+ * `conntrack -L` (plain, `-o extended`, `-o id`, `-o timestamp`), /proc/net/nf_conntrack, and
+ * `conntrack -S`. Entries offloaded to a flowtable carry `[OFFLOAD]` / `[HW_OFFLOAD]` and no
+ * timeout. Addresses are canonical (RFC 5952): /proc prints IPv6 fully expanded
+ * (`2001:0db8:0000:…`), conntrack and ss compressed, and the leak detector compares them.
  */
 import { InputError } from '../errors.js';
+import { canonicalIp } from '../packet/address.js';
 import { lineBatches, type LineSource } from './lines.js';
 
 export interface CtTuple {
@@ -18,14 +22,19 @@ export interface CtEntry {
   l3: string | null;
   protocol: string;
   protoNum: number;
-  timeout: number;
+  /** Seconds left; null for an entry offloaded to a flowtable (the kernel prints none). */
+  timeout: number | null;
   state: string | null;
   original: CtTuple;
   reply: CtTuple;
   assured: boolean;
   unreplied: boolean;
+  /** Offloaded to a flowtable: 'sw' ([OFFLOAD]) or 'hw' ([HW_OFFLOAD]). */
+  offload: 'sw' | 'hw' | null;
   mark: number | null;
   zone: number | null;
+  secctx: string | null;
+  labels: string | null;
   use: number | null;
   id: number | null;
 }
@@ -35,9 +44,14 @@ const STATES = new Set(['NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT
 
 function tuple(kv: Array<[string, string]>): CtTuple {
   const g = (k: string) => kv.find(([a]) => a === k)?.[1];
-  const n = (k: string) => (g(k) === undefined ? null : Number(g(k)));
-  return { src: g('src') ?? '', dst: g('dst') ?? '', sport: n('sport'), dport: n('dport'), packets: n('packets'), bytes: n('bytes') };
+  const n = (k: string) => {
+    const v = g(k);
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
+  };
+  return { src: canonicalIp(g('src') ?? ''), dst: canonicalIp(g('dst') ?? ''), sport: n('sport'), dport: n('dport'), packets: n('packets'), bytes: n('bytes') };
 }
+
+const isUint = (t: string | undefined): boolean => t !== undefined && /^\d+$/.test(t);
 
 /** Parse one entry line. Throws InputError naming the line. */
 export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
@@ -50,21 +64,29 @@ export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
     i = 2;
   }
   const protocol = tok[i++] ?? '';
-  const protoNum = Number(tok[i++]);
-  const timeout = Number(tok[i++]);
-  if (!/^[a-z0-9]+$/.test(protocol) || !Number.isInteger(protoNum) || !Number.isInteger(timeout)) throw new InputError('not a conntrack entry (want: PROTO NUM TIMEOUT [STATE] src=… dst=…)', where);
+  const protoText = tok[i++];
+  // an offloaded entry has no timeout: the state or the first src= follows the protocol number
+  const timeoutText = isUint(tok[i]) ? tok[i++] : undefined;
+  if (!/^[a-z0-9]+$/.test(protocol) || !isUint(protoText)) throw new InputError('not a conntrack entry (want: PROTO NUM TIMEOUT [STATE] src=… dst=…)', where);
+  const protoNum = Number(protoText);
+  const timeout = timeoutText === undefined ? null : Number(timeoutText);
   let state: string | null = null;
   if (STATES.has(tok[i] ?? '')) state = tok[i++]!;
   const kvs: Array<Array<[string, string]>> = [[]];
   let assured = false;
   let unreplied = false;
+  let offload: CtEntry['offload'] = null;
   const extra: Record<string, string> = {};
   for (; i < tok.length; i++) {
     const t = tok[i]!;
     if (t === '[ASSURED]') assured = true;
     else if (t === '[UNREPLIED]') unreplied = true;
-    else if (t.startsWith('[')) continue;
-    else {
+    else if (t === '[OFFLOAD]') offload = 'sw';
+    else if (t === '[HW_OFFLOAD]') offload = 'hw';
+    else if (t.startsWith('[')) {
+      // other flags, or a bracketed group with spaces (-o timestamp: "[start=Tue Jan 31 10:00:00 2023]")
+      while (!tok[i]!.endsWith(']') && i + 1 < tok.length) i++;
+    } else {
       const eq = t.indexOf('=');
       if (eq <= 0) throw new InputError(`unexpected token '${t.slice(0, 30)}'`, where);
       const k = t.slice(0, eq);
@@ -78,8 +100,9 @@ export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
     }
   }
   if (kvs.length < 2) throw new InputError('conntrack entry without both tuples', where);
-  const n = (k: string) => (extra[k] === undefined ? null : Number(extra[k]));
-  return { line: lineNo, l3, protocol, protoNum, timeout, state, original: tuple(kvs[0]!), reply: tuple(kvs[1]!), assured, unreplied, mark: n('mark'), zone: n('zone'), use: n('use'), id: n('id') };
+  if (timeout === null && offload === null) throw new InputError('conntrack entry without a timeout (only offloaded entries have none)', where);
+  const n = (k: string) => (isUint(extra[k]) ? Number(extra[k]) : null);
+  return { line: lineNo, l3, protocol, protoNum, timeout, state, original: tuple(kvs[0]!), reply: tuple(kvs[1]!), assured, unreplied, offload, mark: n('mark'), zone: n('zone'), secctx: extra.secctx ?? null, labels: extra.labels ?? null, use: n('use'), id: n('id') };
 }
 
 /**
@@ -110,7 +133,7 @@ export async function forEachConntrackOrigin(src: LineSource, fn: (protocol: str
       if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
       const m = TCP_LINE_ORIGIN.exec(l);
       if (m) {
-        fn('tcp', m[1]!, Number(m[2]));
+        fn('tcp', canonicalIp(m[1]!), Number(m[2]));
         continue;
       }
       try {
@@ -135,12 +158,15 @@ export function parseConntrackLineFast(text: string, lineNo = 0): CtEntry {
     protoNum: 6,
     timeout: Number(m[2]),
     state: m[3]!,
-    original: { src: m[4]!, dst: m[5]!, sport: Number(m[6]), dport: Number(m[7]), packets: num(m[8]), bytes: num(m[9]) },
-    reply: { src: m[11]!, dst: m[12]!, sport: Number(m[13]), dport: Number(m[14]), packets: num(m[15]), bytes: num(m[16]) },
+    original: { src: canonicalIp(m[4]!), dst: canonicalIp(m[5]!), sport: Number(m[6]), dport: Number(m[7]), packets: num(m[8]), bytes: num(m[9]) },
+    reply: { src: canonicalIp(m[11]!), dst: canonicalIp(m[12]!), sport: Number(m[13]), dport: Number(m[14]), packets: num(m[15]), bytes: num(m[16]) },
     assured: m[17] !== undefined,
     unreplied: m[10] !== undefined,
+    offload: null,
     mark: num(m[18]),
     zone: num(m[19]),
+    secctx: null,
+    labels: null,
     use: num(m[20]),
     id: num(m[21]),
   };
@@ -177,16 +203,21 @@ export interface CtStats {
 function addStatsLine(s: CtStats, raw: string, n: number): void {
   const l = raw.trim();
   if (!l) return;
-  const kv = [...l.matchAll(/(\w+)=(\d+)/g)];
-  const cpu = kv.find((m) => m[1] === 'cpu');
-  if (!cpu) throw new InputError('not a conntrack -S line (no cpu=)', `line ${n}`);
+  // NAME=NUMBER tokens (split, not a global regex: `\w+=` backtracks quadratically on long words)
+  let cpu: number | null = null;
   const counters: Record<string, number> = {};
-  for (const m of kv)
-    if (m[1] !== 'cpu') {
-      counters[m[1]!] = Number(m[2]);
-      s.totals[m[1]!] = (s.totals[m[1]!] ?? 0) + Number(m[2]);
-    }
-  s.perCpu.push({ cpu: Number(cpu[2]), counters });
+  for (const t of l.split(/\s+/)) {
+    const eq = t.indexOf('=');
+    if (eq <= 0) continue;
+    const k = t.slice(0, eq);
+    const v = t.slice(eq + 1);
+    if (!/^\w+$/.test(k) || !/^\d+$/.test(v)) continue;
+    if (k === 'cpu') cpu = Number(v);
+    else counters[k] = Number(v);
+  }
+  if (cpu === null) throw new InputError('not a conntrack -S line (no cpu=)', `line ${n}`);
+  for (const [k, v] of Object.entries(counters)) s.totals[k] = (s.totals[k] ?? 0) + v;
+  s.perCpu.push({ cpu, counters });
 }
 
 /** `conntrack -S` output (small: one line per CPU), parsed at once. */

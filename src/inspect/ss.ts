@@ -1,9 +1,19 @@
 /**
  * `ss -tanoepi` / `ss -naoep` output → sockets. One socket per line (with or without the Netid
- * column); `-i` continuation lines (indented) are attached to the socket before them.
+ * column); `-e`/`-i`/`-m` continuation lines (indented) are attached to the socket before them.
+ * Only TCP and UDP sockets are kept: netlink, unix, packet, raw… lines of `ss -a` are counted
+ * and skipped (their "addresses" are not address:port). Both iproute2 layouts are read: the old
+ * one (unbracketed IPv6 `:::22`, `users:(("sshd",1234,3))`) and the current one (`[::]:22`,
+ * `users:(("sshd",pid=1234,fd=3))`).
  */
 import { InputError } from '../errors.js';
+import { canonicalIp } from '../packet/address.js';
 import { lineBatches, splitEndpoint, type LineSource } from './lines.js';
+
+/** Netids whose sockets are kept; every other netid is skipped and counted. */
+const KEPT_NETIDS = new Set(['tcp', 'udp']);
+/** The other netids ss prints (skipped whatever follows them). */
+const OTHER_NETIDS = new Set(['nl', 'u_str', 'u_dgr', 'u_seq', 'p_raw', 'p_dgr', 'raw', 'icmp6', 'sctp', 'dccp', 'tipc', 'v_str', 'v_dgr', 'xdp', 'mptcp', '???']);
 
 export const SS_STATES = new Set(['ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'CLOSE', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING', 'UNCONN', 'NEW-SYN-RECV', 'BOUND', 'UNKNOWN']);
 
@@ -49,6 +59,42 @@ function parenDepth(t: string): number {
   return d;
 }
 
+/**
+ * `users:(("envoy",pid=51435,fd=135),("nc",pid=7,fd=3))`, or the old `users:(("envoy",51435,135))`.
+ * One left-to-right scan (a regex over a long unbalanced text could backtrack quadratically).
+ */
+function parseUsers(t: string): SsProcess[] {
+  const out: SsProcess[] = [];
+  let k = t.indexOf('("');
+  while (k >= 0) {
+    // the name: up to the closing quote not escaped by a backslash
+    let e = k + 2;
+    while (e < t.length && t.charCodeAt(e) !== 34) e += t.charCodeAt(e) === 92 ? 2 : 1;
+    if (e >= t.length) break;
+    const close = t.indexOf(')', e);
+    if (close < 0) break;
+    const fields = t.slice(e + 2, close).split(',');
+    const num = (name: string, pos: number) => {
+      const f = fields.find((x) => x.startsWith(`${name}=`));
+      const v = f ? f.slice(name.length + 1) : fields[pos]?.includes('=') ? undefined : fields[pos];
+      return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
+    };
+    const pid = num('pid', 0);
+    const fd = num('fd', 1);
+    if (t.charCodeAt(e + 1) === 44 && pid !== null && fd !== null) out.push({ name: t.slice(k + 2, e), pid, fd });
+    k = t.indexOf('("', close);
+  }
+  return out;
+}
+
+/** The netid column of a line ("tcp", "u_str", …), or null when the line has none. */
+export function ssNetid(text: string): string | null {
+  const t = text.trimStart();
+  const sp = t.search(/\s/);
+  const first = sp < 0 ? t : t.slice(0, sp);
+  return SS_STATES.has(first) ? null : first;
+}
+
 /** Parse one socket line (not a header or continuation). Throws InputError naming the line. */
 export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const where = (): string => `line ${lineNo}`;
@@ -61,9 +107,16 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   const recvQ = Number(tok[i++]);
   const sendQ = Number(tok[i++]);
   if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where());
-  const l = splitEndpoint(tok[i++] ?? '');
-  const p = splitEndpoint(tok[i++] ?? '');
-  if (!l || !p) throw new InputError('ss line without local and peer address:port', where());
+  const lt = tok[i++] ?? '';
+  const pt = tok[i++] ?? '';
+  const l = splitEndpoint(lt);
+  const p = splitEndpoint(pt);
+  if (!l || !p) {
+    // `ss` without -n prints service names ("10.0.0.1:ssh"): the ports are then unknown.
+    const named = [lt, pt].find((t) => /:[A-Za-z][\w.-]*$/.test(t));
+    if (named) throw new InputError(`ss printed a service name instead of a port ('${named.slice(0, 40)}'): collect it with 'ss -n' (numeric), e.g. ss -naoep`, where());
+    throw new InputError('ss line without local and peer address:port', where());
+  }
   // One pass over the remaining tokens, dispatching on their prefix.
   let timer: SsSocket['timer'] = null;
   let users: SsProcess[] = [];
@@ -96,7 +149,7 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
         parts.push(next);
       }
       t = parts.join(' ');
-      users = [...t.matchAll(/\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]), fd: Number(m[3]) }));
+      users = parseUsers(t);
     } else if (t.startsWith('timer:(')) {
       const m = /^timer:\((\w+),([^,)]*),(\d+)\)/.exec(t);
       if (m) timer = { kind: m[1]!, time: m[2]!, retrans: Number(m[3]) };
@@ -112,9 +165,9 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
     state,
     recvQ,
     sendQ,
-    local: l.addr,
+    local: canonicalIp(l.addr),
     localPort: l.port,
-    peer: p.addr,
+    peer: canonicalIp(p.addr),
     peerPort: p.port,
     timer,
     users,
@@ -130,6 +183,13 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
 export interface ParseOptions {
   /** Skip lines that are not sockets instead of throwing (support bundles with noise). */
   lenient?: boolean;
+  /** Filled with what was skipped. */
+  stats?: SsStats;
+}
+
+export interface SsStats {
+  /** Sockets of other families (netlink, unix, packet, raw…) skipped, by netid. */
+  skipped: Record<string, number>;
 }
 
 /** Parse whole ss output. Headers are skipped; garbage throws an InputError with its line number. */
@@ -141,7 +201,7 @@ export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<Ss
 
 const HEADER = /^(Netid\s+)?State\s+Recv-Q/;
 /** A socket line without the Netid column: state, queues, local and peer endpoints. */
-const SS_HEAD = new RegExp(`^\\s*(${[...SS_STATES].join('|')})\\s+(\\d+)\\s+(\\d+)\\s+(\\S+)\\s+(\\S+)(?:\\s|$)`);
+const SS_HEAD = new RegExp(`^(${[...SS_STATES].join('|')})\\s+(\\d+)\\s+(\\d+)\\s+(\\S+)\\s+(\\S+)(?:\\s|$)`);
 
 /** forEachSs: sockets in states `full` rejects are handed over as their local endpoint only. */
 export interface SsBrief {
@@ -151,49 +211,56 @@ export interface SsBrief {
 
 /**
  * Each socket of ss output as it is read (bounded memory for a million-socket file). A socket's
- * `-i` continuation lines are attached to it after it was handed over (same object).
+ * `-i` continuation lines are attached to it after it was handed over (same object); sockets of
+ * other families are skipped and counted (stats).
  */
 export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: ParseOptions & { brief?: SsBrief } = {}): Promise<void> {
+  const skipped = o.stats?.skipped ?? {};
   const brief = o.brief;
-  let briefPrev = false;
-  let prev: SsSocket | null = null;
   let n = 0;
+  // the socket the next continuation line belongs to (null after a skipped or brief one)
+  let prev: SsSocket | null = null;
   for await (const batch of lineBatches(src))
     for (const raw of batch) {
       n++;
-      const c = raw.charCodeAt(0) | 32;
-      if (!(c >= 97 && c <= 122)) {
-        // not starting with a letter: blank, indented (a continuation line) or garbage
-        const t = raw.trim();
-        if (!t || HEADER.test(t)) continue;
-        if (/^\s/.test(raw) && (prev || briefPrev)) {
-          if (prev) prev.info = prev.info ? `${prev.info} ${t}` : t;
-          continue;
-        }
-      } else if ((c === 115 || c === 110) && HEADER.test(raw)) continue; // S(tate) or N(etid) header
-      try {
-        if (brief) {
-          // Sockets the caller needs only the local endpoint of: checked as parseSsLine checks
-          // them (state, queues, both endpoints), nothing else built.
-          const m = SS_HEAD.exec(raw);
-          if (m && !brief.full(m[1]!)) {
-            const l = splitEndpoint(m[4]!);
-            if (l && splitEndpoint(m[5]!)) {
-              prev = null;
-              briefPrev = true; // its continuation lines are skipped, not parsed as sockets
-              brief.onBrief(l.addr, l.port);
-              continue;
-            }
+      const c0 = raw.charCodeAt(0);
+      if (brief && c0 >= 65 && c0 <= 90) {
+        // A line starting with a state the caller needs only the local endpoint of: checked as
+        // parseSsLine checks it (state, queues, both endpoints), nothing else built.
+        const m = SS_HEAD.exec(raw);
+        if (m && !brief.full(m[1]!)) {
+          const l = splitEndpoint(m[4]!);
+          if (l && splitEndpoint(m[5]!)) {
+            prev = null;
+            brief.onBrief(canonicalIp(l.addr), l.port);
+            continue;
           }
         }
+      }
+      const trimmed = raw.trim();
+      if (!trimmed) continue;
+      if (HEADER.test(trimmed)) continue;
+      if (c0 === 32 || c0 === 9) {
+        // -e/-i/-m details of the socket above (indented)
+        if (prev) prev.info = prev.info ? `${prev.info} ${trimmed}` : trimmed;
+        continue;
+      }
+      const netid = ssNetid(trimmed);
+      if (netid !== null && !KEPT_NETIDS.has(netid) && (OTHER_NETIDS.has(netid) || SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? ''))) {
+        skipped[netid] = (skipped[netid] ?? 0) + 1;
+        prev = null;
+        continue;
+      }
+      try {
         prev = parseSsLine(raw, n);
-        briefPrev = false;
         if (brief && !brief.full(prev.state)) {
           brief.onBrief(prev.local, prev.localPort);
+          prev = null;
           continue;
         }
         fn(prev);
       } catch (e) {
+        prev = null;
         if (!o.lenient) throw e;
       }
     }

@@ -62,3 +62,18 @@ export function parseIPv6(text: string): Uint8Array {
 export function parseIP(text: string): Uint8Array {
   return text.includes(':') ? parseIPv6(text) : parseIPv4(text);
 }
+
+/** Canonical text of an address as ss prints it (RFC 5952; an IPv4-mapped IPv6 address as IPv4). */
+const canonCache = new Map<string, string>();
+export function canonicalIp(text: string): string {
+  if (!text.includes(':')) return text;
+  let c = canonCache.get(text);
+  if (c !== undefined) return c;
+  if (!isIPv6(text)) return text;
+  const b = parseIPv6(text);
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) mapped = b[i] === 0;
+  c = mapped ? ipv4ToString(b, 12) : ipv6ToString(b);
+  if (canonCache.size < 1 << 16) canonCache.set(text, c);
+  return c;
+}

@@ -44,6 +44,11 @@ export interface IpHeader {
   payloadLength: number;
   /** IPv4 fragment offset/more-fragments set: not the first or only fragment. */
   fragment: boolean;
+  /**
+   * Where totalLength comes from: the header, an IPv6 jumbo payload option, or (TSO / BIG TCP,
+   * captured on the sending host: the header says 0) the length of the frame on the wire.
+   */
+  lengthFrom: 'header' | 'jumbo' | 'wire';
 }
 
 const V6_EXT = new Set([0, 43, 60]); // hop-by-hop, routing, destination options
@@ -63,6 +68,7 @@ class DecodedIp implements IpHeader {
     readonly payloadOffset: number,
     readonly payloadLength: number,
     readonly fragment: boolean,
+    readonly lengthFrom: IpHeader['lengthFrom'] = 'header',
   ) {}
   get src(): Uint8Array {
     return this.buf.subarray(this.srcOffset, this.srcOffset + (this.version === 4 ? 4 : 16));
@@ -72,31 +78,70 @@ class DecodedIp implements IpHeader {
   }
 }
 
-/** Decode the IP header at `off`; `end` bounds the bytes actually captured. */
-export function decodeIp(buf: Uint8Array, off = 0, end = buf.length): IpHeader | PacketError {
+/**
+ * Decode the IP header at `off`; `end` bounds the bytes actually captured, `wireEnd` (default
+ * `end`) is where the datagram ended on the wire (a capture's original length): a segment
+ * handed to the NIC for segmentation (TSO, BIG TCP) has an IPv4 total length or IPv6 payload
+ * length of 0 when captured on the sending host, and its length is the frame's, as tcpdump and
+ * Wireshark take it.
+ */
+export function decodeIp(buf: Uint8Array, off = 0, end = buf.length, wireEnd = end): IpHeader | PacketError {
   if (end - off < 1) return new PacketError('TRUNCATED', 'empty packet');
   const version = buf[off]! >> 4;
-  if (version === 4) return decodeIPv4(buf, off, end);
-  if (version === 6) return decodeIPv6(buf, off, end);
+  if (version === 4) return decodeIPv4(buf, off, end, wireEnd);
+  if (version === 6) return decodeIPv6(buf, off, end, wireEnd);
   return new PacketError('BAD_VERSION', `IP version ${version} is neither 4 nor 6`);
 }
 
-function decodeIPv4(buf: Uint8Array, off: number, end: number): IpHeader | PacketError {
+function decodeIPv4(buf: Uint8Array, off: number, end: number, wireEnd: number): IpHeader | PacketError {
   if (end - off < 20) return new PacketError('TRUNCATED', `IPv4 header needs 20 bytes, ${end - off} captured`);
   const ihl = (buf[off]! & 0x0f) * 4;
   if (ihl < 20) return new PacketError('BAD_HEADER', `IPv4 header length ${ihl} < 20`);
   if (end - off < ihl) return new PacketError('TRUNCATED', `IPv4 header of ${ihl} bytes, ${end - off} captured`);
-  const total = (buf[off + 2]! << 8) | buf[off + 3]!;
+  let total = (buf[off + 2]! << 8) | buf[off + 3]!;
+  const fromWire = total === 0 && wireEnd - off >= ihl;
+  if (fromWire) total = wireEnd - off;
   if (total < ihl) return new PacketError('BAD_HEADER', `IPv4 total length ${total} < header length ${ihl}`);
   const fragField = ((buf[off + 6]! << 8) | buf[off + 7]!) & 0x3fff;
   const avail = Math.min(total, end - off);
-  return new DecodedIp(buf, 4, off, ihl, total, buf[off + 9]!, buf[off + 8]!, (buf[off + 4]! << 8) | buf[off + 5]!, off + 12, off + 16, off + ihl, avail - ihl, (fragField & 0x1fff) !== 0);
+  return new DecodedIp(buf, 4, off, ihl, total, buf[off + 9]!, buf[off + 8]!, (buf[off + 4]! << 8) | buf[off + 5]!, off + 12, off + 16, off + ihl, avail - ihl, (fragField & 0x1fff) !== 0, fromWire ? 'wire' : 'header');
 }
 
-function decodeIPv6(buf: Uint8Array, off: number, end: number): IpHeader | PacketError {
+/** The Jumbo Payload option (RFC 2675) in a hop-by-hop header at `p`, or -1. */
+function jumboLength(buf: Uint8Array, p: number, end: number): number {
+  if (end - p < 8) return -1;
+  const hend = Math.min(p + (buf[p + 1]! + 1) * 8, end);
+  let o = p + 2;
+  while (o < hend) {
+    const type = buf[o]!;
+    if (type === 0) {
+      o++; // Pad1
+      continue;
+    }
+    if (o + 1 >= hend) break;
+    const len = buf[o + 1]!;
+    if (type === 0xc2 && len === 4 && o + 6 <= hend) return ((buf[o + 2]! << 24) | (buf[o + 3]! << 16) | (buf[o + 4]! << 8) | buf[o + 5]!) >>> 0;
+    o += 2 + len;
+  }
+  return -1;
+}
+
+function decodeIPv6(buf: Uint8Array, off: number, end: number, wireEnd: number): IpHeader | PacketError {
   if (end - off < 40) return new PacketError('TRUNCATED', `IPv6 header needs 40 bytes, ${end - off} captured`);
-  const plen = (buf[off + 4]! << 8) | buf[off + 5]!;
+  let plen = (buf[off + 4]! << 8) | buf[off + 5]!;
   let next = buf[off + 6]!;
+  let lengthFrom: IpHeader['lengthFrom'] = 'header';
+  if (plen === 0) {
+    // a jumbogram carries its length in a hop-by-hop option; BIG TCP on the sender has none
+    const jumbo = next === 0 ? jumboLength(buf, off + 40, end) : -1;
+    if (jumbo > 0) {
+      plen = jumbo;
+      lengthFrom = 'jumbo';
+    } else if (wireEnd - off > 40) {
+      plen = wireEnd - off - 40;
+      lengthFrom = 'wire';
+    }
+  }
   let p = off + 40;
   const limit = Math.min(off + 40 + plen, end);
   let fragment = false;
@@ -113,7 +158,7 @@ function decodeIPv6(buf: Uint8Array, off: number, end: number): IpHeader | Packe
     }
   }
   if (p > limit) return new PacketError('TRUNCATED', 'IPv6 extension headers run past the packet');
-  return new DecodedIp(buf, 6, off, p - off, 40 + plen, next, buf[off + 7]!, 0, off + 8, off + 24, p, limit - p, fragment);
+  return new DecodedIp(buf, 6, off, p - off, 40 + plen, next, buf[off + 7]!, 0, off + 8, off + 24, p, limit - p, fragment, lengthFrom);
 }
 
 export interface IPv4Fields {

@@ -6,14 +6,16 @@ import { wrapText } from './text.js';
 export const auditReport: Renderer<AuditReport> = {
   json: (r) => ({ type: 'audit', ...r }),
   text(r) {
-    const out = [`ctprobe audit — ${r.target}`, `kernel ${r.kernel.release} (profile ${r.kernel.profile}: ${r.kernel.label})`, ...wrapText(`out-of-window packets through NAT: ${r.kernel.outOfWindow}`, 78, '  ')];
+    const out = [...wrapText(`ctprobe audit — ${r.target}`, 78), ...wrapText(`kernel ${r.kernel.release} (profile ${r.kernel.profile}: ${r.kernel.label})`, 78), ...wrapText(`out-of-window packets through NAT: ${r.kernel.outOfWindow}`, 78, '  ')];
     const s = r.sysctls;
     const v = (k: string, unit = '') => (s[k] === null || s[k] === undefined ? 'unknown' : `${s[k]}${unit}`);
-    out.push(`conntrack: be_liberal=${v('nf_conntrack_tcp_be_liberal')} loose=${v('nf_conntrack_tcp_loose')} log_invalid=${v('nf_conntrack_log_invalid')}`);
-    out.push(`  close_wait=${v('nf_conntrack_tcp_timeout_close_wait', 's')} ignore_invalid_rst=${v('nf_conntrack_tcp_ignore_invalid_rst')} invalid counter=${r.conntrack.invalid ?? 'unknown'}`);
+    out.push(...wrapText(`conntrack: be_liberal=${v('nf_conntrack_tcp_be_liberal')} loose=${v('nf_conntrack_tcp_loose')} log_invalid=${v('nf_conntrack_log_invalid')}`, 78));
+    out.push(...wrapText(`close_wait=${v('nf_conntrack_tcp_timeout_close_wait', 's')} ignore_invalid_rst=${v('nf_conntrack_tcp_ignore_invalid_rst')} invalid counter=${r.conntrack.invalid ?? 'unknown'}`, 78, '  '));
     if (r.firewall) {
-      out.push(`firewall: ${r.firewall.backends.join(', ') || 'no rules'}; NAT: ${r.firewall.nat.join(', ') || 'none'}`);
-      out.push(`  platforms recognised: ${r.firewall.platforms.map((p) => p.name).join(', ') || 'none'}`);
+      // a partial dump lists what it saw; "none" would be a conclusion it cannot draw
+      const none = r.firewall.complete ? 'none' : 'none seen (firewall partly unknown)';
+      out.push(...wrapText(`firewall: ${r.firewall.backends.join(', ') || (r.firewall.complete ? 'no rules' : 'only part read')}; NAT: ${r.firewall.nat.join(', ') || none}`, 78));
+      out.push(...wrapText(`platforms recognised: ${r.firewall.platforms.map((p) => p.name).join(', ') || 'none'}`, 78, '  '));
     } else out.push('firewall: unknown (could not be read)');
     for (const u of r.unknown) out.push(...wrapText(`unknown: ${u.what} — ${u.why}`, 78, '  '));
     out.push('');

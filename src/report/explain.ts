@@ -15,7 +15,8 @@ function packetText(p: ExplainedPacket): string {
   const nat = p.natMatchedTo ? ` (NAT: flow of ${p.natMatchedTo})` : '';
   const reason = d.reason ? ` "${d.reason}"${d.logged ? '' : ' (not logged on this kernel)'}` : '';
   const extra = d.secondaryReason ? `; also "${d.secondaryReason}"` : d.note ? `; ${d.note}` : '';
-  return `${head}${nat}\n    ${d.dir} ${d.stateBefore} → ${d.stateAfter}  ${d.verdict}${reason}${extra}\n    ${p.consequence}`;
+  const lost = p.captureMissed ? `\n    the capture missed ${p.captureMissed} bytes this packet acknowledges (not captured, but the kernel saw them: modelled as sent)` : '';
+  return `${head}${nat}\n    ${d.dir} ${d.stateBefore} → ${d.stateAfter}  ${d.verdict}${reason}${extra}\n    ${p.consequence}${lost}`;
 }
 
 /**
@@ -52,12 +53,14 @@ function tailJson(p: ExplainedPacket): string {
     ',"note":' + q(d.note) +
     ',"natMatchedTo":' + word(p.natMatchedTo) +
     ',"consequence":' + q(p.consequence) +
+    ',"captureMissed":' + p.captureMissed +
     '}'
   );
 }
 
 /**
- * The tail of the common packet (tracked, nothing to say: no reason, check, note or NAT match),
+ * The tail of the common packet (tracked, nothing to say: no reason, check, note, NAT match or
+ * capture loss),
  * by direction, state before and state after, encoded once: a replay repeats a few dozen of these
  * a million times.
  */
@@ -65,7 +68,7 @@ const plainTails = new Map<string, Map<string, Map<string, Uint8Array>>>();
 
 function plainTail(p: ExplainedPacket): Uint8Array | null {
   const d = p.decision;
-  if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted) return null;
+  if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
   let byBefore = plainTails.get(d.dir);
   if (!byBefore) plainTails.set(d.dir, (byBefore = new Map()));
   let byAfter = byBefore.get(d.stateBefore);
@@ -144,7 +147,7 @@ export const explainHeader: LineRenderer<ExplainHeader> = {
 };
 
 function flowText(f: FlowSummary): string {
-  return `  ${f.flow}: ${f.packets} packets, ${f.accept} accept, ${f.ignore} ignore, ${f.invalid} INVALID, final state ${f.finalState}${f.firstInvalid ? `; first INVALID #${f.firstInvalid.index}: "${f.firstInvalid.reason ?? ''}"` : ''}`;
+  return `  ${f.flow}: ${f.packets} packets, ${f.accept} accept, ${f.ignore} ignore, ${f.invalid} INVALID, final state ${f.finalState}${f.captureMissed ? `; the capture missed ${f.captureMissed} bytes` : ''}${f.firstInvalid ? `; first INVALID #${f.firstInvalid.index}: "${f.firstInvalid.reason ?? ''}"` : ''}`;
 }
 
 /** The end of the stream: per-flow lines and the total (a "document" of JSON lines in json mode). */
@@ -152,6 +155,9 @@ export const explainSummary: Renderer<ExplainSummary & { kernel: string; profile
   text(s) {
     const out = ['', `flows (${s.flows.length}):`, ...s.flows.map(flowText)];
     out.push(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`);
+    if (s.captureMissed) out.push(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`);
+    if (s.lengthFromFrame) out.push(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`);
+    if (s.cutToSnaplen) out.push(`${s.cutToSnaplen} records longer than the snaplen were cut to it`);
     if (s.invalid) out.push('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).');
     return out.join('\n');
   },

@@ -39,6 +39,9 @@ export const invalidLogStatusReport: Renderer<InvalidLogStatus & { target: strin
 export const invalidLogLines: LineRenderer<WatchedLine> = {
   json: (l) => jsonLine('invalid', { usec: l.usec, ...l.event }),
   text({ event: e }) {
-    return `${e.source}${e.reason ? `: ${e.reason}` : ''} — ${e.proto ?? ''} ${e.src}:${e.sport ?? ''} → ${e.dst}:${e.dport ?? ''} [${e.flags.join(' ')}] seq ${e.seq ?? '-'} ack ${e.ack ?? '-'}${e.in ? ` in ${e.in}` : ''}${e.out ? ` out ${e.out}` : ''}`;
+    const head = `${e.source}${e.reason ? `: ${e.reason}` : ''}${e.host ? ` (${e.host})` : ''}`;
+    // a conntrack line whose packet dump was cut (by a log pipeline) has only its reason
+    if (e.src === null) return `${head} — packet not in the log line`;
+    return `${head} — ${e.proto ?? ''} ${e.src}:${e.sport ?? ''} → ${e.dst}:${e.dport ?? ''} [${e.flags.join(' ')}] seq ${e.seq ?? '-'} ack ${e.ack ?? '-'}${e.in ? ` in ${e.in}` : ''}${e.out ? ` out ${e.out}` : ''}`;
   },
 };

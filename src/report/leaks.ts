@@ -28,9 +28,11 @@ const leakJson = (l: Leak) => ({
 });
 
 export const leakReport: Renderer<LeakReport> = {
-  json: (r) => ({ type: 'leaks', source: r.source, proxyPort: r.proxyPort, idleTimeoutS: r.idleTimeoutS, sockets: r.sockets, conntrackEntries: r.conntrackEntries, leaks: r.leaks.map(leakJson), halfLeaks: r.halfLeaks.map(leakJson) }),
+  json: (r) => ({ type: 'leaks', source: r.source, proxyPort: r.proxyPort, idleTimeoutS: r.idleTimeoutS, sockets: r.sockets, skippedSockets: r.skippedSockets, conntrackEntries: r.conntrackEntries, leaks: r.leaks.map(leakJson), halfLeaks: r.halfLeaks.map(leakJson) }),
   text(r) {
     const out = [`ctprobe leaks — ${r.source}: ${r.sockets} sockets, ${r.conntrackEntries === null ? 'conntrack unknown' : `${r.conntrackEntries} conntrack entries`}, proxy port ${r.proxyPort}`];
+    const skipped = Object.entries(r.skippedSockets);
+    if (skipped.length) out.push(`skipped (not TCP/UDP): ${skipped.map(([k, v]) => `${v} ${k}`).join(', ')}`);
     if (r.conntrackEntries === null) out.push('note: without conntrack entries (--conntrack-file) a pair whose connection is still tracked cannot be ruled out');
     if (!r.leaks.length && !r.halfLeaks.length) out.push('no half-closed proxy leaks');
     [...r.leaks, ...r.halfLeaks].forEach((l, i) => out.push(leakText(l, i + 1)));

@@ -94,17 +94,15 @@ export function labText(r: LabReport): string {
     out.push(...wrapText(c.why, 78, '      '));
     const extra = detailLine(c);
     if (extra) out.push(...wrapText(extra, 78, '      '));
-    for (const l of c.invalidLog.slice(0, 4)) out.push(`      kernel: ${l.replace(/ IN=.*$/, '').slice(0, 64)}`);
+    for (const l of c.invalidLog.slice(0, 4)) out.push(...wrapText(`kernel: ${l.replace(/ IN=.*$/, '')}`, 78, '      ').map((x, i) => (i ? `        ${x.trimStart()}` : x)));
     if (c.invalidLog.length > 4) out.push(`      kernel: … ${c.invalidLog.length - 4} more line(s)`);
   }
   if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');
   out.push('');
   if (r.scenario === 'oow-rst') {
-    out.push('Fixes on a real host: `ctprobe fix apply --method drop-invalid --chain INPUT` (drops INVALID packets before the');
-    out.push("host's TCP answers them) or `--method be-liberal` (conntrack stops judging windows); see `ctprobe audit`.");
+    out.push(...wrapText("Fixes on a real host: `ctprobe fix apply --method drop-invalid --chain INPUT` (drops INVALID packets before the host's TCP answers them) or `--method be-liberal` (conntrack stops judging windows); see `ctprobe audit`.", 80));
   } else {
-    out.push('Fixes on a real host: keep nf_conntrack_tcp_timeout_close_wait above the longest time an application waits');
-    out.push("before closing a half-closed connection, and lower the proxy's idle_timeout; find leaks with `ctprobe leaks`.");
+    out.push(...wrapText("Fixes on a real host: keep nf_conntrack_tcp_timeout_close_wait above the longest time an application waits before closing a half-closed connection, and lower the proxy's idle_timeout; find leaks with `ctprobe leaks`.", 80));
   }
   if (r.kept) {
     out.push('', 'Topology kept (remove with `ctprobe lab clean`). Explore it with:');

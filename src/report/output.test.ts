@@ -35,6 +35,7 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
     natMatchedTo: null,
     decision: { ...createDecision(), stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED', ...d },
     consequence: 'ACCEPT: tracked',
+    captureMissed: 0,
     ...over,
   };
 }
@@ -42,7 +43,7 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
 /** What a generic serializer makes of a packet: the contract the fast one must keep. */
 function generic(p: ExplainedPacket): unknown {
   const d = p.decision;
-  return { type: 'packet', index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence };
+  return { type: 'packet', index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence, captureMissed: p.captureMissed };
 }
 
 describe('Output', () => {
@@ -56,6 +57,7 @@ describe('Output', () => {
       // a malformed IP length makes a negative payload length; a fractional or negative timestamp
       packet({ len: -12, tsSec: -0.5 }),
       packet({ len: 1.5, tsSec: 1e-7 }),
+      packet({ captureMissed: 1448 }),
     ];
     const fast = sink();
     const slow = sink();

@@ -1,11 +1,17 @@
 /** Small helpers for text a person reads: lines that fit a terminal. */
 
-/** Word-wrap `text` to `width` columns; every line gets `indent`, long words are not broken. */
+/** Word-wrap `text` to `width` columns; every line gets `indent`; a word longer than a line is cut. */
 export function wrapText(text: string, width: number, indent = ''): string[] {
   const out: string[] = [];
   let line = '';
   const room = Math.max(20, width - indent.length);
-  for (const word of text.split(/ +/)) {
+  for (let word of text.split(/ +/)) {
+    while (visibleLength(word) > room) {
+      if (line) out.push(indent + line);
+      out.push(indent + word.slice(0, room));
+      word = word.slice(room);
+      line = '';
+    }
     if (line && line.length + 1 + word.length > room) {
       out.push(indent + line);
       line = word;

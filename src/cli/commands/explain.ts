@@ -4,26 +4,68 @@ import { explainCapture } from '../../conntrack/explain.js';
 import { bundleCapture } from '../../host/bundle.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
 import type { Verdict } from '../../conntrack/model.js';
-import { explainHeader, explainPackets, explainSummary, explainSummaryLines } from '../../report/explain.js';
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileError, InputError } from '../../errors.js';
+import { explainHeader, explainPackets, explainSummaryLines } from '../../report/explain.js';
+import { ExplainText, type TimeStyle } from '../../report/explain-text.js';
+import { FlowTracker } from '../../report/flows.js';
+import { explainHtml } from '../../report/html.js';
+import { parseParty, partiesSvg, sequenceSvg } from '../../report/sequence.js';
 import { defineCommand, EXIT } from '../command.js';
+
+const MAX_ROWS_PER_DIAGRAM = 600;
+const MAX_DIAGRAMS = 60;
+
+function badParty(text: string): never {
+  throw new UsageError(`--party: '${text}' is not NAME=ENDPOINT[,ENDPOINT…] (ENDPOINT: ADDR:PORT, [V6]:PORT, ADDR:* or *:PORT), e.g. proxy=127.0.0.1:15001`);
+}
+
+function writable(path: string): void {
+  try {
+    accessSync(dirname(resolve(path)), constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code === 'ENOENT' ? new InputError(`cannot write there: the directory ${dirname(resolve(path))} does not exist`, path) : fileError(path, e);
+  }
+}
+
+function writeOut(path: string, content: string): void {
+  try {
+    writeFileSync(path, content);
+  } catch (e) {
+    throw fileError(path, e);
+  }
+}
 
 export const explainCommand = defineCommand({
   name: 'explain',
   summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
-  usage: ['explain FILE|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-o text|json]'],
-  about: `Replays a packet capture (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
-raw IP; IPv4 and IPv6) through ctprobe's model of the kernel's TCP conntrack, and says for every
+  usage: ['explain FILE|-|--from BUNDLE [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-v] [--time relative|wall|epoch] [--html OUT.html] [--svg OUT.svg] [-o text|json]'],
+  about: `Replays a packet capture (pcap or pcapng, also gzip- or zstd-compressed, or '-' for standard
+input: tcpdump -U -w - | ctprobe explain -; Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
+NFLOG from 'tcpdump -i nflog:N', raw IP, PPP, loopback; IPv4 and IPv6) through ctprobe's model of
+the kernel's TCP conntrack, and says for every
 TCP packet: the flow and direction, the conntrack state before → after, the verdict
   ACCEPT   tracked (NAT applies)
   IGNORE   passes, but conntrack state is not updated
   INVALID  untracked: not de-NATed, so a NAT host answers it with RST (unless INVALID is dropped)
 and the reason in the kernel's own words (what nf_conntrack_log_invalid would print on that
-kernel), then a summary per flow.
+kernel), then a summary per connection. The text shows the packets that matter (IGNORE, INVALID,
+RST, FIN, and the handshake of a connection that has any; -v: every packet), seq/ack relative to
+each side's first; the NAT host's own RST, answering an INVALID reply, is shown as the reset it is.
+
+--html OUT.html draws each connection as a sequence diagram (client, NAT host with its conntrack
+state, server; one arrow per packet; INVALID in red with the kernel's reason): one self-contained
+page, no network needed, printable. --svg OUT.svg writes the diagram alone (one connection: pick
+it with --flow; with several, the first is drawn and the others named).
 
 Capture on the NAT host (the client's host) to see what its conntrack sees:
   tcpdump -i any -w /tmp/ct.pcap 'tcp port 9000'
 A packet seen on several interfaces of that host is counted once, and replies addressed to a
-masquerade address are matched to their flow.`,
+masquerade address are matched to their flow. TSO/BIG TCP segments (IP length 0 on the sending
+host) are sized by their frame; data the capture missed (ACKed but never captured) is reported
+per flow as capture loss and modelled as sent, not blamed on the kernel.`,
   flags: {
     kernel: { type: 'string', arg: 'V', defaultText: 'this host’s (uname -r)', help: 'kernel to model: a release (6.18, 5.10.0-25) or a profile id (old, overshoot-invalid, modern, modern-challenge)' },
     'be-liberal': { type: 'boolean', help: 'as with net.netfilter.nf_conntrack_tcp_be_liberal=1' },
@@ -33,42 +75,86 @@ masquerade address are matched to their flow.`,
     only: { type: 'choice', arg: 'KIND', choices: ['invalid', 'ignored'], help: "report only INVALID packets, or 'ignored' (IGNORE and INVALID) ones" },
     from: { type: 'string', arg: 'BUNDLE', help: "replay the capture of a support bundle (ctprobe collect --capture DUR) instead of FILE" },
     dedupe: { type: 'choice', arg: 'WHEN', choices: ['auto', 'on', 'off'], default: 'auto', help: 'count a packet seen on several interfaces once (auto: for -i any captures)' },
+    verbose: { type: 'boolean', short: 'v', help: 'text: every packet, not only those that matter' },
+    time: { type: 'choice', arg: 'HOW', choices: ['relative', 'wall', 'epoch'], default: 'relative', help: 'text and diagrams: seconds since the first packet, time of day (UTC), or epoch seconds' },
+    html: { type: 'string', arg: 'OUT', help: 'also write the sequence diagrams to this self-contained HTML file' },
+    svg: { type: 'string', arg: 'OUT', help: "also write one connection's sequence diagram to this SVG file (with --party: all connections, by party)" },
+    party: { type: 'strings', arg: 'NAME=EP,…', help: 'diagrams: one column per party across connections, e.g. app=203.0.113.1:40000 or proxy=127.0.0.1:15001,203.0.113.1:* (EP: ADDR:PORT, ADDR:*, *:PORT); repeatable' },
   },
   more: `-o json prints JSON lines: {"type":"header"}, {"type":"packet",…}…, {"type":"flow",…}…, {"type":"summary",…}.
-Example: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored`,
+Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
+          ctprobe explain ct.pcap --html ct.html --time wall`,
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
     // A bundle's capture is modelled with the kernel it was collected on.
     const { file, kernelRelease } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release() };
+    if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");
     const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
-    const verdicts: ReadonlySet<Verdict> | null = f.only === 'invalid' ? new Set(['INVALID']) : f.only === 'ignored' ? new Set(['IGNORE', 'INVALID']) : null;
-    const line = out.lines(explainPackets);
-    const head = out.lines(explainHeader);
+    const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
+    const time = f.time as TimeStyle;
+    const parties = f.party.map((t) => parseParty(t) ?? badParty(t));
+    // Say now, not after the replay, when a picture cannot be written there.
+    for (const o of [f.html, f.svg]) if (o) writable(o);
+    const json = out.format === 'json';
+    const jsonLine = out.lines(explainPackets);
+    const text = json ? null : new ExplainText({ verbose: f.verbose, time, only: f.only ?? null });
+    // Diagrams keep copies of the packets: bounded per connection and in connections drawn.
+    const drawing = f.html || f.svg ? new FlowTracker(MAX_ROWS_PER_DIAGRAM, MAX_DIAGRAMS) : null;
+    let t0: number | null = null;
     let headed = false;
     // The header follows the file's first packet, so an unreadable file prints only its error.
     const headOnce = () => {
-      if (!headed) head({ file: f.from ?? file, kernel, profile });
+      if (headed) return;
       headed = true;
+      if (json) out.line(explainHeader.json({ file: f.from ?? file, kernel, profile }));
+      else {
+        out.line(text!.header({ file: f.from ?? file, kernel, profile }));
+        if (t0 !== null) out.line(text!.legend(t0));
+      }
     };
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
       flow: f.flow ?? null,
       dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
-      verdicts,
-      onPacket: (p) => {
-        headOnce();
-        line(p);
-      },
+      // JSON lines of --only: packets it drops are not even described (text and pictures see all)
+      verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
       // Read the next chunk of the capture only when stdout has taken what was written.
       pause: () => out.ready(),
+      onPacket: (p) => {
+        t0 ??= p.tsSec;
+        headOnce();
+        if (drawing) drawing.add(p);
+        if (text) for (const l of text.packet(p)) out.line(l);
+        else if (!keep || keep(p.decision.verdict)) jsonLine(p);
+      },
     });
     headOnce();
     const s = { ...summary, kernel, profile: profile.id };
-    if (out.format === 'json') for (const l of explainSummaryLines(s)) out.line(l);
-    else out.result(explainSummary, s);
+    if (json) for (const l of explainSummaryLines(s)) out.line(l);
+    else out.line(text!.summary(summary));
+    if (drawing) {
+      const flows = drawing.order;
+      const origin = t0 ?? 0;
+      if (f.html) {
+        const shown = flows.slice(0, MAX_DIAGRAMS);
+        const page = explainHtml({ file: f.from ?? file, kernel, profile: profile.id, profileLabel: profile.label, summary, flows: shown, time, t0: origin, flowsOmitted: flows.length - shown.length, parties });
+        writeOut(f.html, page);
+        out.progress(`wrote ${f.html}: ${shown.length} sequence diagram(s)${flows.length > shown.length ? ` (${flows.length - shown.length} more connection(s) not drawn: choose with --flow)` : ''}`);
+      }
+      if (f.svg) {
+        if (!flows.length) out.progress(`no connection to draw: ${f.svg} not written`);
+        else if (parties.length) {
+          writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${partiesSvg(parties.map((x) => x.name).join(' · '), flows, parties, { time, t0: origin }).s}\n`);
+          out.progress(`wrote ${f.svg}: ${flows.length} connection(s), ${parties.length} parties`);
+        } else {
+          writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${sequenceSvg(flows[0]!, { time, t0: origin }).s}\n`);
+          out.progress(`wrote ${f.svg}: ${flows[0]!.id}${flows.length > 1 ? ` (${flows.length - 1} other connection(s): pick one with --flow, or use --html for all)` : ''}`);
+        }
+      }
+    }
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
   },
 });

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { invalidLinesFromBundle, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog } from '../../host/invalidlog.js';
+import { invalidLinesFromBundle, invalidLinesFromFile, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog } from '../../host/invalidlog.js';
 import { describeTarget, targetFromFlags } from '../../host/target.js';
 import { invalidLogChange, invalidLogLines, invalidLogStatusReport } from '../../report/host.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
@@ -7,7 +7,7 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 export const invalidLogCommand = defineCommand({
   name: 'invalid-log',
   summary: 'turn conntrack’s invalid-packet logging on/off, and watch it as structured events',
-  usage: ['invalid-log on|off|status [--netns NAME | --pid PID | --pod NAME] [--method sysctl|log-rule] [--all-netns]', 'invalid-log watch [--duration DUR] [--only-conntrack] [-o text|json]', 'invalid-log show --from BUNDLE [--only-conntrack] [-o text|json]'],
+  usage: ['invalid-log on|off|status [--netns NAME | --pid PID | --pod NAME] [--method sysctl|log-rule] [--all-netns]', 'invalid-log watch [--duration DUR] [--only-conntrack] [-o text|json]', 'invalid-log show --from BUNDLE | --log-file F [--only-conntrack] [-o text|json]'],
   about: `Makes the kernel say why it marks packets INVALID, and reads what it says.
   on      sysctl method (default): net.netfilter.nf_conntrack_log_invalid=6 in the target
           namespace: the kernel prints "nf_ct_proto_6: <reason> …" for every INVALID TCP packet.
@@ -20,7 +20,8 @@ export const invalidLogCommand = defineCommand({
   watch   follows the kernel log (/dev/kmsg, from now on) and prints each invalid-packet line as an
           event: source (nf_ct_proto_6 or the LOG prefix), reason, interfaces, addresses, ports,
           seq, ack, flags
-  show    the same events from a support bundle's kernel log (ctprobe collect)`,
+  show    the same events from a support bundle's kernel log (ctprobe collect), or from a saved
+          kernel log in any form (dmesg, dmesg -T, journalctl -k, syslog's kern.log)`,
   flags: {
     ...TARGET_FLAG_TABLE,
     method: { type: 'choice', arg: 'M', choices: ['sysctl', 'log-rule'], default: 'sysctl', help: 'how on makes the kernel log' },
@@ -29,14 +30,15 @@ export const invalidLogCommand = defineCommand({
     duration: { type: 'duration', defaultText: 'until Ctrl-C', help: 'watch: stop after this long' },
     'only-conntrack': { type: 'boolean', help: "watch/show: only conntrack's own lines, not LOG-target ones" },
     from: { type: 'string', arg: 'BUNDLE', help: "show: the invalid-packet lines of a support bundle's kernel log" },
+    'log-file': { type: 'string', arg: 'F', help: 'show: the invalid-packet lines of a saved kernel log (dmesg, dmesg -T, journalctl -k, /var/log/kern.log, syslog)' },
   },
   exits: '0 done',
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     const action = args[0];
     if (action === 'show') {
-      if (!f.from) throw new UsageError('invalid-log show needs --from BUNDLE (for the live log: invalid-log watch)');
-      const n = await invalidLinesFromBundle(f.from, f.onlyConntrack, out.lines(invalidLogLines));
+      if (!f.from === !f.logFile) throw new UsageError('invalid-log show needs one of --from BUNDLE or --log-file F (for the live log: invalid-log watch)');
+      const n = f.logFile ? await invalidLinesFromFile(f.logFile, f.onlyConntrack, out.lines(invalidLogLines)) : await invalidLinesFromBundle(f.from!, f.onlyConntrack, out.lines(invalidLogLines));
       out.progress(`${n} line(s)`);
       return EXIT.ok;
     }

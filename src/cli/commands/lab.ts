@@ -1,4 +1,14 @@
-import { UsageError } from '../../errors.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { fileError, UsageError } from '../../errors.js';
+import { explainCapture } from '../../conntrack/explain.js';
+import { profileForRelease } from '../../conntrack/profile.js';
+import { cellParties, cellSysctls } from '../../lab/replay.js';
+import type { LabReport } from '../../lab/runner.js';
+import { FlowTracker } from '../../report/flows.js';
+import { parseParty, type Party } from '../../report/sequence.js';
+import { explainHtml, labReportHtml, type LabCellLinks } from '../../report/html.js';
+import type { Output } from '../../report/output.js';
 import { preflight, runLab } from '../../lab/runner.js';
 import { SCENARIOS, scenarioByName } from '../../lab/scenarios.js';
 import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
@@ -8,6 +18,51 @@ import { defineCommand, EXIT } from '../command.js';
 const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length)
   .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`)
   .join('\n\n');
+
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw fileError(dir, e);
+  }
+}
+
+function writeOut(path: string, content: string): void {
+  try {
+    writeFileSync(path, content);
+  } catch (e) {
+    throw fileError(path, e);
+  }
+}
+
+/** --report: each cell's capture replayed into a page of diagrams, and the index linking them. */
+async function writeLabReport(dir: string, r: LabReport, out: Output): Promise<void> {
+  const profile = profileForRelease(r.kernel);
+  const links: LabCellLinks[] = [];
+  for (const cell of r.cells) {
+    if (!cell.capture) {
+      links.push({ cell, diagram: null, log: null, capture: null });
+      continue;
+    }
+    const tracker = new FlowTracker(600, 20);
+    let t0: number | null = null;
+    const summary = await explainCapture(cell.capture, {
+      profile,
+      sysctls: cellSysctls(cell),
+      onPacket: (p) => {
+        t0 ??= p.tsSec;
+        tracker.add(p);
+      },
+    });
+    const page = cell.capture.replace(/\.pcap$/, '.html');
+    const flows = tracker.order.slice(0, 20);
+    writeOut(page, explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.order.length - flows.length, kernelLog: cell.invalidLog, parties: cellParties(cell)?.map(parseParty).filter((p): p is Party => p !== null) }));
+    links.push({ cell, diagram: relative(dir, page), log: relative(dir, cell.capture.replace(/\.pcap$/, '.log')), capture: relative(dir, cell.capture) });
+  }
+  const index = join(dir, 'index.html');
+  writeOut(index, labReportHtml(r, links));
+  out.progress(`report: ${index} (${links.filter((l) => l.diagram).length} cells with diagrams, kernel log lines and captures)`);
+}
 
 export const labCommand = defineCommand({
   name: 'lab',
@@ -41,6 +96,7 @@ Needs root, iproute2, iptables and conntrack.`,
     concurrency: { type: 'int', default: 10, min: 1, max: 32, help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
+    report: { type: 'string', arg: 'DIR', help: "write DIR/index.html: the verdict matrix, each cell linking to its sequence diagrams, kernel log lines and capture (captures in DIR/cells unless --capture)" },
   },
   exits: '0 every cell matches its expectation, 1 some cell does not (a finding)',
   interruptible: true,
@@ -65,8 +121,11 @@ Needs root, iproute2, iptables and conntrack.`,
     for (const m of mitigations ?? [])
       if (!(m in entry.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(entry.mitigations).join(', ') || `(${sub} has none)`}`);
     const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl });
-    const report = await runLab({ scenario, keep: f.keep, captureDir: f.capture ?? null, concurrency: f.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
+    if (f.report) makeDir(f.report);
+    const captureDir = f.capture ?? (f.report ? join(f.report, 'cells') : null);
+    const report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
     out.result(labRun, report);
+    if (f.report) await writeLabReport(f.report, report, out);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
   },
 });

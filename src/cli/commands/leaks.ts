@@ -18,8 +18,10 @@ application's FIN is INVALID, is not redirected, and never reaches the proxy. Th
 the proxy's idle timeout (Envoy: 1 h), and the application's port, free again, may be reused.
 
 Live (as root): runs 'ss -tanoepi' and 'conntrack -L' in the target namespace. Offline (a support
-bundle): --ss-file with the output of 'ss -tanoepi' (or 'ss -naoep') and --conntrack-file with
-'conntrack -L'.`,
+bundle): --ss-file with the output of 'ss -tanoepi' (or a whole host's 'ss -naoep': netlink, unix,
+packet sockets are skipped and counted; old and new iproute2 layouts; always with -n) and
+--conntrack-file with 'conntrack -L' or a copy of /proc/net/nf_conntrack (IPv6 compared as
+addresses, expanded or not).`,
   flags: {
     ...TARGET_FLAG_TABLE,
     'proxy-port': { type: 'int', default: D.proxyPort, min: 1, max: 65535, help: "the proxy's inbound port" },

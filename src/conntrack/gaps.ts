@@ -1,0 +1,175 @@
+/**
+ * Capture loss, told apart from what the kernel did. A capture that dropped packets (a busy
+ * tcpdump, a ring buffer overrun, a capture started on one interface of several) shows a peer
+ * ACKing data that was never captured. Replayed as is, the model — like conntrack fed only those
+ * packets — finds "ACK is over upper bound (ACKed data not seen yet)" and every later packet of
+ * the flow goes INVALID, blaming the kernel for what the capture lost.
+ *
+ * Per flow and direction this tracks the highest sequence captured and the holes (sequence
+ * jumps). An ACK beyond everything captured from its peer means the capture missed those bytes
+ * (Wireshark's "ACKed segment that wasn't captured"): they are counted, and the exchange the
+ * capture lost (the peer's data, our ACK of it, one window at a time) is handed back to be fed to
+ * the model first, so its state is where the kernel's was. A hole the peer later ACKs without a
+ * retransmission filling it is counted too ("previous segment not captured", confirmed).
+ *
+ * Pure, no I/O; one small call per packet from explain.ts.
+ */
+import { seqAdd, seqAfter, seqBefore, seqDiff } from '../packet/seq.js';
+import type { TcpPacketView } from './model.js';
+
+const SYN = 0x02;
+const FIN = 0x01;
+const RST = 0x04;
+const ACK = 0x10;
+/** More than this between captured data and an ACK is not a capture that lost packets. */
+const MAX_GAP = 1 << 30;
+const MAX_HOLES = 16;
+const MAX_FILL_STEPS = 64;
+
+interface Side {
+  /** Highest sequence end captured (seq + len + SYN + FIN); null before the first packet. */
+  maxEnd: number | null;
+  lastAck: number | null;
+  window: number;
+  wscale: number;
+  holes: Array<[number, number]>;
+}
+
+interface FlowGaps {
+  /** "addr|port" of the side that sent the first captured packet (side 0). */
+  first: string;
+  sides: [Side, Side];
+  missed: number;
+}
+
+const side = (): Side => ({ maxEnd: null, lastAck: null, window: 0, wscale: 0, holes: [] });
+
+export class CaptureGaps {
+  private readonly flows = new Map<string, FlowGaps>();
+  /** Bytes the capture missed in all flows. */
+  missed = 0;
+  /** Synthetic segments handed back for the model (scratch views, reused). */
+  private readonly fills: TcpPacketView[] = [];
+
+  /**
+   * Look at one captured packet of flow `key` before the model does. Returns the bytes this
+   * packet shows the capture missed (0 mostly) and, in `fills`, the segments to feed the model
+   * first (valid until the next call).
+   */
+  observe(p: TcpPacketView, key: string): { missed: number; fills: readonly TcpPacketView[] } {
+    this.fills.length = 0;
+    const me = `${p.src}|${p.srcPort}`;
+    let f = this.flows.get(key);
+    if (!f) {
+      f = { first: me, sides: [side(), side()], missed: 0 };
+      this.flows.set(key, f);
+    }
+    const mine = f.first === me ? f.sides[0] : f.sides[1];
+    const peer = f.first === me ? f.sides[1] : f.sides[0];
+    let missed = 0;
+
+    if (p.flags & SYN && p.options.wscale !== undefined) mine.wscale = Math.min(p.options.wscale, 14);
+    if (!(p.flags & RST)) {
+      // ACK beyond anything captured from the peer: the capture lost the peer's data
+      if (p.flags & ACK && peer.maxEnd !== null && seqAfter(p.ack, peer.maxEnd)) {
+        const gap = seqDiff(p.ack, peer.maxEnd);
+        if (gap > 0 && gap < MAX_GAP) {
+          missed += gap;
+          this.fill(p, mine, peer, gap);
+          peer.maxEnd = p.ack;
+        }
+      }
+      // holes of the peer now ACKed without a retransmission: lost by the capture, not the network
+      if (p.flags & ACK && peer.holes.length) missed += confirm(peer, p.ack);
+      this.segment(p, mine);
+      mine.lastAck = p.flags & ACK ? p.ack : mine.lastAck;
+      mine.window = p.window;
+    }
+    if (missed) {
+      f.missed += missed;
+      this.missed += missed;
+    }
+    return { missed, fills: this.fills };
+  }
+
+  /** Bytes the capture missed in one flow. */
+  missedIn(key: string): number {
+    return this.flows.get(key)?.missed ?? 0;
+  }
+
+  /** A data segment of `s`: advance its highest end, open a hole on a jump, fill holes on a retransmission. */
+  private segment(p: TcpPacketView, s: Side): void {
+    const len = p.payloadLength + (p.flags & SYN ? 1 : 0) + (p.flags & FIN ? 1 : 0);
+    const end = seqAdd(p.seq, len);
+    if (s.maxEnd === null || p.flags & SYN) {
+      s.maxEnd = end;
+      return;
+    }
+    if (len === 0) return;
+    if (seqAfter(p.seq, s.maxEnd) && seqDiff(p.seq, s.maxEnd) < MAX_GAP) {
+      if (s.holes.length < MAX_HOLES) s.holes.push([s.maxEnd, p.seq]);
+    } else if (s.holes.length) {
+      // a retransmission: what it covers was not lost by the capture
+      s.holes = s.holes.flatMap(([hs, he]): Array<[number, number]> => {
+        if (!seqBefore(p.seq, he) || !seqAfter(end, hs)) return [[hs, he]];
+        const out: Array<[number, number]> = [];
+        if (seqBefore(hs, p.seq)) out.push([hs, p.seq]);
+        if (seqBefore(end, he)) out.push([end, he]);
+        return out;
+      });
+    }
+    if (seqAfter(end, s.maxEnd)) s.maxEnd = end;
+  }
+
+  /**
+   * The exchange the capture lost, one window at a time: the peer's data from its highest
+   * captured end, then our ACK of it (so the model's window moves as the kernel's did).
+   */
+  private fill(p: TcpPacketView, mine: Side, peer: Side, gap: number): void {
+    const window = Math.max(mine.window * 2 ** mine.wscale, 1024);
+    const step = Math.max(window, Math.ceil(gap / MAX_FILL_STEPS));
+    const myEnd = mine.maxEnd ?? p.seq;
+    let seq = peer.maxEnd!;
+    for (let left = gap; left > 0; ) {
+      const len = Math.min(left, step);
+      this.fills.push(view(p, true, seq, peer.lastAck ?? myEnd, len, peer.window || p.window));
+      seq = seqAdd(seq, len);
+      left -= len;
+      this.fills.push(view(p, false, myEnd, seq, 0, mine.window || p.window));
+    }
+  }
+}
+
+/** Count and drop the holes the ACK covers (partly covered: the covered part). */
+function confirm(s: Side, ack: number): number {
+  let n = 0;
+  s.holes = s.holes.flatMap(([hs, he]): Array<[number, number]> => {
+    if (!seqAfter(ack, hs)) return [[hs, he]];
+    if (seqBefore(ack, he)) {
+      n += seqDiff(ack, hs);
+      return [[ack, he]];
+    }
+    n += seqDiff(he, hs);
+    return [];
+  });
+  return n;
+}
+
+/** A synthetic ACK segment of the flow of `p`: from its peer (`fromPeer`) or from its sender. */
+function view(p: TcpPacketView, fromPeer: boolean, seq: number, ack: number, len: number, window: number): TcpPacketView {
+  return {
+    src: fromPeer ? p.dst : p.src,
+    dst: fromPeer ? p.src : p.dst,
+    srcPort: fromPeer ? p.dstPort : p.srcPort,
+    dstPort: fromPeer ? p.srcPort : p.dstPort,
+    seq,
+    ack,
+    flags: ACK,
+    window,
+    payloadLength: len,
+    dataOffset: 20,
+    options: {},
+    hasOptions: false,
+    tsSec: p.tsSec,
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * From explain's packet stream to what a person reads: which connection a packet belongs to (the
+ * NAT host's own RST joins the connection it resets), sequence numbers relative to each side's
+ * first, the handshake, and which packets matter. Shared by the text stream and the diagrams.
+ */
+import type { ExplainedPacket } from '../conntrack/explain.js';
+
+export interface Endpoint {
+  addr: string;
+  port: number;
+}
+
+/** A packet as the renderers keep it (explain reuses its objects; this is a copy). */
+export interface PacketRow {
+  index: number;
+  tsSec: number;
+  src: Endpoint;
+  dst: Endpoint;
+  flags: string;
+  seq: number;
+  ack: number;
+  len: number;
+  /** Sequence number relative to the first one seen from this side (its SYN's, usually). */
+  relSeq: number;
+  /** Acknowledgement relative to the other side's first sequence number; null without ACK. */
+  relAck: number | null;
+  dir: 'original' | 'reply';
+  /** From the client's side of the connection (the client, or the NAT host in its place). */
+  fromClient: boolean;
+  stateBefore: string;
+  stateAfter: string;
+  verdict: 'ACCEPT' | 'IGNORE' | 'INVALID';
+  reason: string | null;
+  logged: boolean;
+  note: string | null;
+  secondaryReason: string | null;
+  /** A reply matched to its connection through NAT (addressed to the NAT host). */
+  natted: boolean;
+  /** Sent by the NAT host itself: its TCP answering a packet conntrack left un-translated. */
+  fromNatHost: boolean;
+  /** The INVALID packet this host's packet answers (its index), when known. */
+  answers: number | null;
+  handshake: boolean;
+  /** IGNORE, INVALID, RST or FIN: what a person needs to see. */
+  matters: boolean;
+}
+
+export interface FlowTrace {
+  /** "client → server", endpoints as a person reads them. */
+  id: string;
+  client: Endpoint;
+  server: Endpoint;
+  /** The NAT host's address and port for this connection, when replies showed it. */
+  nat: Endpoint | null;
+  rows: PacketRow[];
+  /** Rows not kept (a diagram has room for `maxRows`). */
+  omitted: number;
+  counts: { packets: number; accept: number; ignore: number; invalid: number; hostResets: number };
+  finalState: string;
+  /** The first INVALID packet that is not the NAT host's own. */
+  firstInvalid: { index: number; reason: string | null } | null;
+}
+
+/** `addr:port`, IPv6 in brackets. */
+export function endpointText(e: Endpoint): string {
+  return e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`;
+}
+
+const epKey = (a: string, p: number) => `${a}|${p}`;
+
+export function hasFlag(flags: string, f: 'SYN' | 'ACK' | 'FIN' | 'RST' | 'PSH'): boolean {
+  return flags.split('|').includes(f);
+}
+
+interface FlowState {
+  trace: FlowTrace;
+  isnClient: number | null;
+  isnServer: number | null;
+  lastInvalidToNat: number | null;
+  /** Among the first `maxFlows`: its rows are kept. */
+  kept: boolean;
+}
+
+/**
+ * Groups explain's packets into connections, in arrival order. `add` returns the kept row and its
+ * flow; `maxRows` bounds what one flow keeps (rows past it are counted, not kept).
+ */
+export class FlowTracker {
+  private flows = new Map<string, FlowState>();
+  // NAT host endpoint + server endpoint → flow key
+  private natAlias = new Map<string, string>();
+  readonly order: FlowTrace[] = [];
+
+  /** `maxRows` per connection; rows of connections after the first `maxFlows` are counted, not kept. */
+  constructor(
+    private readonly maxRows = Infinity,
+    private readonly maxFlows = Infinity,
+  ) {}
+
+  add(p: ExplainedPacket): { row: PacketRow; flow: FlowTrace } {
+    const d = p.decision;
+    const src = { addr: p.src, port: p.srcPort };
+    const dst = { addr: p.dst, port: p.dstPort };
+    let client: Endpoint;
+    let server: Endpoint;
+    let nat: Endpoint | null = null;
+    let fromNatHost = false;
+    const aliased = this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`);
+    if (p.natMatchedTo) {
+      client = { addr: p.natMatchedTo, port: p.dstPort };
+      server = src;
+      nat = dst;
+    } else if (aliased !== undefined) {
+      const t = this.flows.get(aliased)!.trace;
+      client = t.client;
+      server = t.server;
+      fromNatHost = true;
+    } else if (d.dir === 'original') {
+      client = src;
+      server = dst;
+    } else {
+      client = dst;
+      server = src;
+    }
+    const key = `${epKey(client.addr, client.port)}>${epKey(server.addr, server.port)}`;
+    let f = this.flows.get(key);
+    if (!f) {
+      const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
+      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.order.length < this.maxFlows };
+      this.flows.set(key, f);
+      this.order.push(trace);
+    }
+    const t = f.trace;
+    if (nat && !t.nat) {
+      t.nat = nat;
+      this.natAlias.set(`${epKey(nat.addr, nat.port)}>${epKey(server.addr, server.port)}`, key);
+    }
+    const fromClient = fromNatHost || (p.src === client.addr && p.srcPort === client.port);
+    if (fromClient) f.isnClient ??= p.seq;
+    else f.isnServer ??= p.seq;
+    const own = fromClient ? f.isnClient! : f.isnServer!;
+    const other = fromClient ? f.isnServer : f.isnClient;
+    const ackFlag = hasFlag(p.flags, 'ACK');
+    const row: PacketRow = {
+      index: p.index,
+      tsSec: p.tsSec,
+      src,
+      dst,
+      flags: p.flags,
+      seq: p.seq,
+      ack: p.ack,
+      len: p.len,
+      relSeq: (p.seq - own) >>> 0,
+      relAck: !ackFlag ? null : other === null ? p.ack : (p.ack - other) >>> 0,
+      dir: d.dir,
+      fromClient,
+      stateBefore: d.stateBefore,
+      stateAfter: d.stateAfter,
+      verdict: d.verdict,
+      reason: d.reason,
+      logged: d.logged,
+      note: d.note,
+      secondaryReason: d.secondaryReason,
+      natted: p.natMatchedTo !== null,
+      fromNatHost,
+      answers: fromNatHost ? f.lastInvalidToNat : null,
+      handshake: hasFlag(p.flags, 'SYN') || (d.dir === 'original' && d.stateBefore === 'SYN_RECV'),
+      matters: d.verdict !== 'ACCEPT' || hasFlag(p.flags, 'RST') || hasFlag(p.flags, 'FIN'),
+    };
+    if (row.natted && row.verdict === 'INVALID') f.lastInvalidToNat = p.index;
+    t.counts.packets++;
+    if (fromNatHost && hasFlag(p.flags, 'RST')) t.counts.hostResets++;
+    if (d.verdict === 'INVALID') {
+      t.counts.invalid++;
+      if (!fromNatHost) t.firstInvalid ??= { index: p.index, reason: d.reason };
+    }
+    else if (d.verdict === 'IGNORE') t.counts.ignore++;
+    else t.counts.accept++;
+    // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
+    if (!fromNatHost) t.finalState = d.stateAfter;
+    if (f.kept && t.rows.length < this.maxRows) t.rows.push(row);
+    else t.omitted++;
+    return { row, flow: t };
+  }
+}
