@@ -37,6 +37,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ $had_policy -eq 1 ] || rm -f /usr/sbin/policy-rc.d
   case " $pkgs " in *" prometheus "*) command -v systemctl >/dev/null && systemctl disable --now prometheus >/dev/null 2>&1 || true ;; esac
 fi
+# `npm run bench` compares explain with tshark: install it when asked (CTPROBE_BENCH=1), never
+# interactively (no setuid dumpcap question).
+if [ "${CTPROBE_BENCH:-}" = 1 ] && ! command -v tshark >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing tshark (for the benchmark's comparison)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends tshark >/dev/null || echo "setup: tshark not installed: the benchmark skips its comparison" >&2
+  else
+    echo "setup: tshark missing (sudo apt-get install -y tshark): the benchmark skips its comparison" >&2
+  fi
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2

@@ -7,6 +7,7 @@ import { benchK8sLab, benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
+import { benchFlood } from './flood.js';
 import { benchParsers } from './pathological.js';
 import { benchWatch } from './watch.js';
 
@@ -19,8 +20,9 @@ const benches: Bench[] = [
   { name: 'lab oow-rst matrix', run: benchLab },
   { name: 'lab k8s-service', run: benchK8sLab },
   { name: 'raw socket receive', run: benchRawsock },
+  { name: 'probe server under a SYN flood', run: benchFlood },
   { name: 'explain throughput', run: benchExplain },
-  { name: 'leaks over 100k sockets', run: benchLeaks },
+  { name: 'leaks over 1M sockets + 1M conntrack lines', run: benchLeaks },
   { name: 'parsers on pathological lines', run: benchParsers },
   { name: 'watch over 120 namespaces', run: benchWatch },
 ];

@@ -232,6 +232,15 @@ describe('pcap writer → reader round trips', () => {
       if (tcpPorts(r)[0] === 10000 + r.index) ports++;
     });
     expect([count, seen, ports]).toEqual([n, n, n]);
+    // One reused read buffer (transientData), records cut at every chunk boundary, a pause between chunks.
+    for (const chunkSize of [64, 1000, 1 << 20]) {
+      const got: Array<[number, number, number]> = [];
+      let pauses = 0;
+      const pause = () => (++pauses % 2 ? new Promise<void>((r) => setTimeout(r, 0)) : null);
+      await forEachPacket(path, (r) => void got.push([r.index, tcpPorts(r)[0]!, r.data.length]), { chunkSize, transientData: true, pause });
+      expect(got).toEqual(mem.map((r) => [r.index, 10000 + (r.index % 50000), r.data.length]));
+      expect(pauses).toBeGreaterThan(0);
+    }
     // Early stop.
     expect(await forEachPacket(path, (r) => r.index < 9)).toBe(10);
     let yielded = 0;

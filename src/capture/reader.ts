@@ -95,6 +95,17 @@ export interface ReadOptions {
    * 'pass' returns it with ipOffset -1.
    */
   unknownLinkType?: 'error' | 'pass';
+  /**
+   * forEachPacket: called after each chunk's packets; a promise it returns is awaited before the
+   * next read (a consumer whose output is backed up pauses the reader: memory stays bounded).
+   */
+  pause?: () => Promise<void> | null;
+  /**
+   * forEachPacket: `data` is valid only during the callback (the read buffer is reused instead of
+   * a fresh one per chunk: a replay that keeps no views holds one chunk of memory, not dozens
+   * waiting for the GC).
+   */
+  transientData?: boolean;
   /** Filled while reading: what the reader had to forgive. */
   stats?: CaptureStats;
 }
@@ -747,10 +758,13 @@ class FileSource implements ByteSource {
   start = 0;
   end = 0;
   base = 0;
+  /** With transientData: the one read buffer, reused. */
+  private store: Uint8Array | null = null;
   private constructor(
     private readonly fh: FileHandle,
     readonly size: number,
     private readonly chunk: number,
+    private readonly reuse: boolean,
   ) {}
 
   static async open(path: string, opts: ReadOptions): Promise<FileSource> {
@@ -764,7 +778,7 @@ class FileSource implements ByteSource {
       const st = await fh.stat();
       if (!st.isFile()) throw new InputError(`not a regular file: ${path}`);
       if (st.size === 0) throw new InputError('the file is empty: not a pcap or pcapng capture', path);
-      return new FileSource(fh, st.size, Math.max(64, opts.chunkSize ?? DEFAULT_CHUNK));
+      return new FileSource(fh, st.size, Math.max(64, opts.chunkSize ?? DEFAULT_CHUNK), opts.transientData === true);
     } catch (e) {
       await fh.close();
       throw e;
@@ -777,9 +791,18 @@ class FileSource implements ByteSource {
     const fileOff = this.base + this.end;
     if (fileOff >= this.size) return false;
     const cap = Math.max(this.chunk, need, keep);
-    // Fresh buffer every time: views handed out from the old one stay valid.
-    const nb = Buffer.allocUnsafe(Math.min(cap, keep + (this.size - fileOff)));
-    if (keep > 0) nb.set(this.buf.subarray(this.start, this.end), 0);
+    const want = Math.min(cap, keep + (this.size - fileOff));
+    let nb: Uint8Array;
+    if (this.store && this.store.length >= want) {
+      // Views need not outlive the callback: slide the tail to the front and read on in place.
+      if (keep > 0) this.store.copyWithin(0, this.start, this.end);
+      nb = this.store.subarray(0, want);
+    } else {
+      // Fresh buffer: views handed out from the old one stay valid.
+      nb = Buffer.allocUnsafe(want);
+      if (keep > 0) nb.set(this.buf.subarray(this.start, this.end), 0);
+      if (this.reuse) this.store = nb;
+    }
     let filled = keep;
     while (filled < nb.length) {
       const { bytesRead } = await this.fh.read(nb, filled, nb.length - filled, this.base + this.start + filled);
@@ -824,6 +847,8 @@ export async function forEachPacket(path: string, fn: (rec: PacketRecord) => voi
         if (parser.ready && fn(parser.rec) === false) return parser.count;
       }
       src.start = pos;
+      const wait = opts.pause?.();
+      if (wait) await wait;
       if (base + pos >= total) break;
       if (!(await src.refill(parser.need))) {
         total = src.base + src.end; // file shrank under us: report truncation at the real end

@@ -13,7 +13,7 @@ import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
 import { CaptureGaps } from './gaps.js';
-import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView } from './model.js';
+import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import { flowKeyOf, NatFollower, tupleText, v4DirKey, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
 import type { KernelProfile } from './profile.js';
 
@@ -28,6 +28,10 @@ export interface ExplainOptions {
   natMappings?: readonly NatMapping[];
   /** Called per reported packet. The objects are reused: copy what you keep. */
   onPacket?: (p: ExplainedPacket) => void;
+  /** Only packets with these verdicts reach onPacket (decided before the packet is described). */
+  verdicts?: ReadonlySet<Verdict> | null;
+  /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
+  pause?: () => Promise<void> | null;
 }
 
 export interface ExplainedPacket {
@@ -136,6 +140,12 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
   return (a) => a === t;
 }
 
+/** Expired entries are swept this often (packet time), so the table holds what the kernel would keep. */
+const GC_EVERY_S = 10;
+
+/** flagsToString for every flag byte, computed once. */
+const FLAGS_TEXT = Array.from({ length: 256 }, (_, f) => flagsToString(f));
+
 const tsOpts: TcpOptions = {};
 /** The TCP timestamp value of a segment with options, as text ('' without one). */
 function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): string {
@@ -181,6 +191,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const gaps = new CaptureGaps();
   const scratch = createDecision();
   const flows = new Map<string, { summary: FlowSummary; binding: Binding | null }>();
+  let lastGc = 0;
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
 
   const onRecord = (rec: PacketRecord): void => {
@@ -230,6 +241,10 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     s.tcp++;
     if (ip.lengthFrom === 'wire') s.lengthFromFrame++;
+    if (rec.tsSec - lastGc >= GC_EVERY_S) {
+      table.gc(rec.tsSec);
+      lastGc = rec.tsSec;
+    }
     view.seq = tcp.seq;
     view.ack = tcp.ack;
     view.flags = tcp.flags;
@@ -288,14 +303,14 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     } else if (decision.verdict === 'IGNORE') fs.ignore++;
     else fs.accept++;
     fs.finalState = decision.stateAfter;
-    if (o.onPacket) {
+    if (o.onPacket && (!o.verdicts || o.verdicts.has(decision.verdict))) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;
       out.src = tuple.src;
       out.srcPort = tuple.sport;
       out.dst = tuple.dst;
       out.dstPort = tuple.dport;
-      out.flags = flagsToString(tcp.flags);
+      out.flags = FLAGS_TEXT[tcp.flags & 0xff]!;
       out.tcpFlags = tcp.flags;
       out.ipId = v6 ? null : ip.id;
       out.seq = tcp.seq;
@@ -311,7 +326,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
   };
   // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
-  await forEachPacket(path, onRecord, { stats });
+  await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
   for (const { summary, binding } of flows.values()) {
     if (!binding?.natted) continue;
     summary.flow = tupleText(binding.orig);

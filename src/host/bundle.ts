@@ -7,11 +7,13 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import * as tar from 'tar';
 import { errorText, fileError, InputError, PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run } from './exec.js';
 import { readHost, SOURCES, type HostData, type Read, type SourceName } from './sources.js';
 import { describeTarget, type Target } from './target.js';
+
+/** tar is loaded only to write or unpack a bundle: importing it cost every ctprobe start-up ~0.1 s (each lab cell starts two). */
+const loadTar = () => import('tar');
 
 export const BUNDLE_VERSION = 1;
 const MANIFEST = 'manifest.json';
@@ -67,7 +69,7 @@ export async function collectBundle(t: Target, o: { out: string; captureMs: numb
     files.push(MANIFEST);
     if (tarball) {
       o.onProgress?.({ step: 'pack', what: o.out });
-      await tar.c({ gzip: true, file: o.out, cwd: dir, portable: true }, files);
+      await (await loadTar()).c({ gzip: true, file: o.out, cwd: dir, portable: true }, files);
     }
     const failed = Object.entries(manifest.sources)
       .filter(([, s]) => !s.ok)
@@ -112,7 +114,7 @@ export class Bundle {
       temp = true;
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       try {
-        await tar.x({ file: path, cwd: dir, strict: true });
+        await (await loadTar()).x({ file: path, cwd: dir, strict: true });
       } catch (e) {
         rmSync(dir, { recursive: true, force: true });
         throw new InputError(`not a ctprobe bundle (.tar.gz or directory): ${errorText(e)}`, path);

@@ -5,10 +5,10 @@
  */
 import { InputError, PrivilegeError } from '../errors.js';
 import { Bundle } from './bundle.js';
-import { parseConntrack, type CtEntry } from '../inspect/conntrack.js';
+import { forEachConntrackOrigin, parseConntrack, type CtEntry } from '../inspect/conntrack.js';
 import { fileLineBatches } from '../inspect/lines.js';
-import { findLeaks, type Leak } from '../inspect/leaks.js';
-import { parseSs, type SsStats } from '../inspect/ss.js';
+import { findLeaks, LeakDetector, type Leak } from '../inspect/leaks.js';
+import { forEachSs, parseSs, type SsStats } from '../inspect/ss.js';
 import { isRoot, requireTool } from './exec.js';
 import { describeTarget, runInTarget, type Target } from './target.js';
 
@@ -45,9 +45,12 @@ export async function leakReport(src: LeakSource, o: { proxyPort: number; idleTi
     }
   }
   if (src.kind === 'files') {
-    source = src.ss;
-    sockets = await parseSs(fileLineBatches(src.ss), { stats });
-    if (src.conntrack) entries = await parseConntrack(fileLineBatches(src.conntrack));
+    // Streamed: a million-line file is judged as it is read, never held as objects.
+    const d = new LeakDetector(o, src.conntrack !== null);
+    await forEachSs(fileLineBatches(src.ss), (s) => d.addSocket(s), { stats, brief: { full: LeakDetector.needsWhole, onBrief: (l, p) => d.addEndpoint(l, p) } });
+    d.socketsDone();
+    if (src.conntrack) await forEachConntrackOrigin(fileLineBatches(src.conntrack), (p, a, port) => d.addConntrackOrigin(p, a, port));
+    return { source: src.ss, ...o, sockets: d.sockets, conntrackEntries: src.conntrack ? d.conntrackEntries : null, ...d.result(), skippedSockets: stats.skipped };
   } else {
     // Without root ss hides other users' processes and conntrack -L fails: the answer would be wrong.
     if (!isRoot()) throw new PrivilegeError("leaks reads every process's sockets (ss -p) and the conntrack table: run it as root (or give saved files: --ss-file, --conntrack-file)");

@@ -105,20 +105,93 @@ export function parseConntrackLine(text: string, lineNo = 0): CtEntry {
   return { line: lineNo, l3, protocol, protoNum, timeout, state, original: tuple(kvs[0]!), reply: tuple(kvs[1]!), assured, unreplied, offload, mark: n('mark'), zone: n('zone'), secctx: extra.secctx ?? null, labels: extra.labels ?? null, use: n('use'), id: n('id') };
 }
 
+/**
+ * The common shape of a TCP entry in `conntrack -L` (optionally with the ipv4/ipv6 prefix of
+ * /proc/net/nf_conntrack, counters, [UNREPLIED], [ASSURED], mark, zone, use, id), matched in one
+ * pass. Anything else goes through parseConntrackLine; both give the same entry.
+ */
+const TCP_LINE = new RegExp(
+  '^(?:(ipv[46])\\s+\\d+\\s+)?tcp\\s+6\\s+(\\d+)\\s+(' + [...STATES].join('|') + ')' +
+    '\\s+src=(\\S+)\\s+dst=(\\S+)\\s+sport=(\\d+)\\s+dport=(\\d+)(?:\\s+packets=(\\d+)\\s+bytes=(\\d+))?(\\s+\\[UNREPLIED\\])?' +
+    '\\s+src=(\\S+)\\s+dst=(\\S+)\\s+sport=(\\d+)\\s+dport=(\\d+)(?:\\s+packets=(\\d+)\\s+bytes=(\\d+))?(\\s+\\[ASSURED\\])?' +
+    '(?:\\s+mark=(\\d+))?(?:\\s+zone=(\\d+))?(?:\\s+use=(\\d+))?(?:\\s+id=(\\d+))?\\s*$',
+);
+
+/** TCP_LINE with only the original source and source port captured (the leak detector's need). */
+const TCP_LINE_ORIGIN = new RegExp(TCP_LINE.source.replace(/\((?!\?)/g, '(?:').replace('src=(?:\\S+)\\s+dst=(?:\\S+)\\s+sport=(?:\\d+)', 'src=(\\S+)\\s+dst=(?:\\S+)\\s+sport=(\\d+)'));
+
+/**
+ * Each entry's protocol and original source endpoint as it is read: the common TCP shape is only
+ * matched (nothing built), other lines go through parseConntrackLine (same checks, same errors).
+ */
+export async function forEachConntrackOrigin(src: LineSource, fn: (protocol: string, src: string, sport: number | null) => void, o: { lenient?: boolean } = {}): Promise<void> {
+  let n = 0;
+  for await (const batch of lineBatches(src))
+    for (const raw of batch) {
+      n++;
+      const l = raw.trim();
+      if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
+      const m = TCP_LINE_ORIGIN.exec(l);
+      if (m) {
+        fn('tcp', canonicalIp(m[1]!), Number(m[2]));
+        continue;
+      }
+      try {
+        const e = parseConntrackLine(l, n);
+        fn(e.protocol, e.original.src, e.original.sport);
+      } catch (e) {
+        if (!o.lenient) throw e;
+      }
+    }
+}
+
+const num = (s: string | undefined): number | null => (s === undefined ? null : Number(s));
+
+/** parseConntrackLine for a trimmed line, through the one-pass match when the line has the common shape. */
+export function parseConntrackLineFast(text: string, lineNo = 0): CtEntry {
+  const m = TCP_LINE.exec(text);
+  if (!m) return parseConntrackLine(text, lineNo);
+  return {
+    line: lineNo,
+    l3: m[1] ?? null,
+    protocol: 'tcp',
+    protoNum: 6,
+    timeout: Number(m[2]),
+    state: m[3]!,
+    original: { src: canonicalIp(m[4]!), dst: canonicalIp(m[5]!), sport: Number(m[6]), dport: Number(m[7]), packets: num(m[8]), bytes: num(m[9]) },
+    reply: { src: canonicalIp(m[11]!), dst: canonicalIp(m[12]!), sport: Number(m[13]), dport: Number(m[14]), packets: num(m[15]), bytes: num(m[16]) },
+    assured: m[17] !== undefined,
+    unreplied: m[10] !== undefined,
+    offload: null,
+    mark: num(m[18]),
+    zone: num(m[19]),
+    secctx: null,
+    labels: null,
+    use: num(m[20]),
+    id: num(m[21]),
+  };
+}
+
 export async function parseConntrack(src: LineSource, o: { lenient?: boolean } = {}): Promise<CtEntry[]> {
   const out: CtEntry[] = [];
-  let n = 0;
-  for await (const batch of lineBatches(src)) for (const raw of batch) {
-    n++;
-    const l = raw.trim();
-    if (!l || /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l)) continue;
-    try {
-      out.push(parseConntrackLine(l, n));
-    } catch (e) {
-      if (!o.lenient) throw e;
-    }
-  }
+  await forEachConntrack(src, (e) => out.push(e), o);
   return out;
+}
+
+/** Each entry as it is read (bounded memory for a million-entry file). */
+export async function forEachConntrack(src: LineSource, fn: (e: CtEntry) => void, o: { lenient?: boolean } = {}): Promise<void> {
+  let n = 0;
+  for await (const batch of lineBatches(src))
+    for (const raw of batch) {
+      n++;
+      const l = raw.trim();
+      if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
+      try {
+        fn(parseConntrackLineFast(l, n));
+      } catch (e) {
+        if (!o.lenient) throw e;
+      }
+    }
 }
 
 export interface CtStats {

@@ -60,9 +60,20 @@ export function splitEndpoint(s: string): { addr: string; port: number | null; s
   const i = s.lastIndexOf(':');
   if (i <= 0) return null;
   let addr = s.slice(0, i);
-  const portText = s.slice(i + 1);
-  const port = portText === '*' ? null : /^\d+$/.test(portText) ? Number(portText) : NaN;
-  if (Number.isNaN(port)) return null;
+  let port: number | null = 0;
+  if (i === s.length - 2 && s.charCodeAt(i + 1) === 42) port = null; // '*'
+  else if (i === s.length - 1) return null;
+  else {
+    for (let k = i + 1; k < s.length; k++) {
+      const d = s.charCodeAt(k) - 48;
+      if (d < 0 || d > 9) return null;
+      port = port * 10 + d;
+    }
+    if (s.length - i > 16) port = Number(s.slice(i + 1)); // beyond exact integer sums
+  }
+  // the common case: a plain address (no scope, brackets or mapped IPv4)
+  const c0 = addr.charCodeAt(0);
+  if (c0 !== 91 && c0 !== 58 && addr.indexOf('%') < 0) return { addr, port, scope: null };
   let scope: string | null = null;
   const pct = addr.indexOf('%');
   if (pct >= 0) {

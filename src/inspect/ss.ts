@@ -45,6 +45,8 @@ export interface SsSocket {
 }
 
 const SHUTDOWN = new Set(['<->', '-->', '<--', '---']);
+/** users:(("name",pid=N,fd=N)) with one process and no space in its name: the common token. */
+const ONE_USER = /^users:\(\("((?:[^"\\ ]|\\.)*)",pid=(\d+),fd=(\d+)\)\)$/;
 
 /** Opening minus closing parentheses in a token. */
 function parenDepth(t: string): number {
@@ -95,16 +97,16 @@ export function ssNetid(text: string): string | null {
 
 /** Parse one socket line (not a header or continuation). Throws InputError naming the line. */
 export function parseSsLine(text: string, lineNo = 0): SsSocket {
-  const where = `line ${lineNo}`;
+  const where = (): string => `line ${lineNo}`;
   const tok = text.trim().split(/\s+/);
   let i = 0;
   let netid: string | null = null;
   if (!SS_STATES.has(tok[0] ?? '') && SS_STATES.has(tok[1] ?? '')) netid = tok[i++]!;
   const state = tok[i++] ?? '';
-  if (!SS_STATES.has(state)) throw new InputError(`not an ss socket line (state '${state.slice(0, 20)}')`, where);
+  if (!SS_STATES.has(state)) throw new InputError(`not an ss socket line (state '${state.slice(0, 20)}')`, where());
   const recvQ = Number(tok[i++]);
   const sendQ = Number(tok[i++]);
-  if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where);
+  if (!Number.isInteger(recvQ) || !Number.isInteger(sendQ)) throw new InputError('ss line without queue sizes', where());
   const lt = tok[i++] ?? '';
   const pt = tok[i++] ?? '';
   const l = splitEndpoint(lt);
@@ -112,8 +114,8 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   if (!l || !p) {
     // `ss` without -n prints service names ("10.0.0.1:ssh"): the ports are then unknown.
     const named = [lt, pt].find((t) => /:[A-Za-z][\w.-]*$/.test(t));
-    if (named) throw new InputError(`ss printed a service name instead of a port ('${named.slice(0, 40)}'): collect it with 'ss -n' (numeric), e.g. ss -naoep`, where);
-    throw new InputError('ss line without local and peer address:port', where);
+    if (named) throw new InputError(`ss printed a service name instead of a port ('${named.slice(0, 40)}'): collect it with 'ss -n' (numeric), e.g. ss -naoep`, where());
+    throw new InputError('ss line without local and peer address:port', where());
   }
   // One pass over the remaining tokens, dispatching on their prefix.
   let timer: SsSocket['timer'] = null;
@@ -124,7 +126,19 @@ export function parseSsLine(text: string, lineNo = 0): SsSocket {
   let cgroup: string | null = null;
   for (let j = i; j < tok.length; j++) {
     let t = tok[j]!;
-    if (t.startsWith('users:(')) {
+    const c = t.charCodeAt(0);
+    // most tokens: one process in users:(…), uid:, ino:, sk: — dispatch on the first letter
+    if (c === 117 && t.startsWith('users:((') && t.endsWith('))')) {
+      const one = ONE_USER.exec(t);
+      if (one) {
+        users = [{ name: one[1]!, pid: Number(one[2]), fd: Number(one[3]) }];
+        continue;
+      }
+    }
+    if (c === 117 && t.startsWith('uid:')) uid = Number(t.slice(4));
+    else if (c === 105 && t.startsWith('ino:')) ino = Number(t.slice(4));
+    else if (c === 115 && t.startsWith('sk:')) sk = t.slice(3);
+    else if (t.startsWith('users:(')) {
       // a process name may contain spaces: rejoin until the parentheses balance (counted
       // incrementally: re-counting the joined text each time was quadratic on long lines)
       let depth = parenDepth(t);
@@ -181,34 +195,73 @@ export interface SsStats {
 /** Parse whole ss output. Headers are skipped; garbage throws an InputError with its line number. */
 export async function parseSs(src: LineSource, o: ParseOptions = {}): Promise<SsSocket[]> {
   const out: SsSocket[] = [];
-  const skipped = o.stats?.skipped ?? {};
-  let n = 0;
-  // the socket the next continuation line belongs to (null after a skipped one)
-  let prev: SsSocket | null = null;
-  for await (const batch of lineBatches(src)) for (const raw of batch) {
-    n++;
-    const trimmed = raw.trim();
-    if (!trimmed) continue;
-    if (/^(Netid\s+)?State\s+Recv-Q/.test(trimmed)) continue;
-    const c0 = raw.charCodeAt(0);
-    if (c0 === 32 || c0 === 9) {
-      // -e/-i/-m details of the socket above (indented)
-      if (prev) prev.info = prev.info ? `${prev.info} ${trimmed}` : trimmed;
-      continue;
-    }
-    const netid = ssNetid(trimmed);
-    if (netid !== null && !KEPT_NETIDS.has(netid) && (OTHER_NETIDS.has(netid) || SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? ''))) {
-      skipped[netid] = (skipped[netid] ?? 0) + 1;
-      prev = null;
-      continue;
-    }
-    try {
-      prev = parseSsLine(raw, n);
-      out.push(prev);
-    } catch (e) {
-      prev = null;
-      if (!o.lenient) throw e;
-    }
-  }
+  await forEachSs(src, (s) => out.push(s), o);
   return out;
+}
+
+const HEADER = /^(Netid\s+)?State\s+Recv-Q/;
+/** A socket line without the Netid column: state, queues, local and peer endpoints. */
+const SS_HEAD = new RegExp(`^(${[...SS_STATES].join('|')})\\s+(\\d+)\\s+(\\d+)\\s+(\\S+)\\s+(\\S+)(?:\\s|$)`);
+
+/** forEachSs: sockets in states `full` rejects are handed over as their local endpoint only. */
+export interface SsBrief {
+  full(state: string): boolean;
+  onBrief(local: string, localPort: number | null): void;
+}
+
+/**
+ * Each socket of ss output as it is read (bounded memory for a million-socket file). A socket's
+ * `-i` continuation lines are attached to it after it was handed over (same object); sockets of
+ * other families are skipped and counted (stats).
+ */
+export async function forEachSs(src: LineSource, fn: (s: SsSocket) => void, o: ParseOptions & { brief?: SsBrief } = {}): Promise<void> {
+  const skipped = o.stats?.skipped ?? {};
+  const brief = o.brief;
+  let n = 0;
+  // the socket the next continuation line belongs to (null after a skipped or brief one)
+  let prev: SsSocket | null = null;
+  for await (const batch of lineBatches(src))
+    for (const raw of batch) {
+      n++;
+      const c0 = raw.charCodeAt(0);
+      if (brief && c0 >= 65 && c0 <= 90) {
+        // A line starting with a state the caller needs only the local endpoint of: checked as
+        // parseSsLine checks it (state, queues, both endpoints), nothing else built.
+        const m = SS_HEAD.exec(raw);
+        if (m && !brief.full(m[1]!)) {
+          const l = splitEndpoint(m[4]!);
+          if (l && splitEndpoint(m[5]!)) {
+            prev = null;
+            brief.onBrief(canonicalIp(l.addr), l.port);
+            continue;
+          }
+        }
+      }
+      const trimmed = raw.trim();
+      if (!trimmed) continue;
+      if (HEADER.test(trimmed)) continue;
+      if (c0 === 32 || c0 === 9) {
+        // -e/-i/-m details of the socket above (indented)
+        if (prev) prev.info = prev.info ? `${prev.info} ${trimmed}` : trimmed;
+        continue;
+      }
+      const netid = ssNetid(trimmed);
+      if (netid !== null && !KEPT_NETIDS.has(netid) && (OTHER_NETIDS.has(netid) || SS_STATES.has(trimmed.split(/\s+/, 2)[1] ?? ''))) {
+        skipped[netid] = (skipped[netid] ?? 0) + 1;
+        prev = null;
+        continue;
+      }
+      try {
+        prev = parseSsLine(raw, n);
+        if (brief && !brief.full(prev.state)) {
+          brief.onBrief(prev.local, prev.localPort);
+          prev = null;
+          continue;
+        }
+        fn(prev);
+      } catch (e) {
+        prev = null;
+        if (!o.lenient) throw e;
+      }
+    }
 }

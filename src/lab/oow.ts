@@ -58,7 +58,10 @@ export interface CellHost {
   serverNs: string;
   /** Interfaces whose names attribute kernel log lines to this cell. */
   ifaces: string[];
-  setUp(): Promise<void>;
+  /** Build the cell; may return the NAT host's INVALID counter read on the way (undefined: not read). */
+  setUp(): Promise<number | null | undefined | void>;
+  /** Tool and process spawns per cell (for the phases report); undefined: not counted. */
+  spawns?: number;
   /** Start `ctprobe client ARGS…` where the cell says (container, task, or the host itself). */
   client(args: string[], onEvent: (e: WireEvent) => void): Promise<ClientRun>;
   /** Remove what setUp started besides namespaces (the runner also does, on every path). */
@@ -84,6 +87,7 @@ export const NETNS_ENGINE: OowEngine = {
       serverNs: ns.server,
       ifaces: [ns.bridge, ns.uplink, ns.vethHost],
       setUp: () => createCell(ns, cell.model, cell.family),
+      spawns: SPAWNS_PER_CELL,
       client: (args, onEvent) => {
         const cl = spawnNode(cell.natted ? ns.container : ns.host, CLI_PATH, args);
         return Promise.resolve({ done: jsonLines(cl, onEvent), kill: () => cl.kill('SIGTERM') });
@@ -105,6 +109,9 @@ export interface CellTiming {
   cellTimeoutMs: number;
 }
 
+/** Tool and process spawns per cell: 5 to build it (see createCell), server, client, the final INVALID counter. */
+const SPAWNS_PER_CELL = 8;
+
 export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
@@ -113,8 +120,10 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
   const h = engine.host(cell, ctx);
   ctx.track(h.namespaces);
   try {
-    await h.setUp();
-    const before = await invalidCounter(h.hostNs);
+    // an engine that reads the INVALID counter while it builds the cell saves a spawn
+    const fromSetUp = await h.setUp();
+    const before = fromSetUp !== undefined ? fromSetUp : await invalidCounter(h.hostNs);
+    const tSetup = performance.now();
     const capture = ctx.captureDir ? `${ctx.captureDir}/${cell.id.replace(/[/]/g, '_')}.pcap` : undefined;
     const ifindex = capture ? await interfaceIndex(h.hostNs) : undefined;
     const stopCapture = capture ? await startCapture(h.hostNs, capture, `tcp port ${cell.port}`) : null;
@@ -128,9 +137,15 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
     ]);
     let serverErr = '';
     server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d));
-    const serverDone = jsonLines(server, (e) => serverEvents.push(e));
+    let tClientUp = 0;
+    const serverDone = jsonLines(server, (e) => {
+      serverEvents.push(e);
+      // the handshake is the client process up and connected: from here on, protocol and kernel
+      if (e.type === 'established') tClientUp ||= performance.now();
+    });
     if (!(await waitFor(server, serverEvents, (e) => e.type === 'listening', STARTUP_MS)))
       throw new LabError(`lab cell ${cell.id}: the server did not start: ${serverErr.trim().split('\n')[0] ?? 'no output'}`);
+    const tServer = performance.now();
 
     let client: string | null = null;
     let cl: ClientRun | null = null;
@@ -147,9 +162,11 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
       clearTimeout(timer);
       server.kill('SIGTERM');
     }
+    const tTraffic = performance.now();
 
     const captureDropped = (await stopCapture?.()) ?? null;
     const after = await invalidCounter(h.hostNs);
+    const tEnd = performance.now();
     const closed = serverEvents.find((e) => e.type === 'closed' && (e.verdict === 'reset' || e.verdict === 'clean'));
     const verdict = closed?.type === 'closed' ? closed.verdict : 'timeout';
     return cellResult({
@@ -164,6 +181,14 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
       ports: [cell.port],
       details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, family: cell.family, ...(cell.via ? { via: cell.via } : {}), client, ...h.details() },
       capture: capture ? { capture, ifindex, captureDropped } : null,
+      phases: {
+        setupMs: tSetup - t0,
+        serverStartMs: tServer - tSetup,
+        clientStartMs: (tClientUp || tTraffic) - tServer,
+        kernelMs: tTraffic - (tClientUp || tTraffic),
+        countersMs: tEnd - tTraffic,
+        spawns: h.spawns === undefined ? null : h.spawns + (capture ? 2 : 0),
+      },
     });
   } finally {
     if (!ctx.keep) await h.tearDown();

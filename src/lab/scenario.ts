@@ -28,6 +28,23 @@ export interface LabCellResult {
   ifindex?: Record<string, string>;
   /** With `--capture`: packets tcpdump reported as dropped by the kernel (null: unknown). */
   captureDropped?: number | null;
+  /** Where the cell's wall time went, ms (and how many processes it spawned). */
+  phases?: CellPhases;
+}
+
+/**
+ * A cell's wall time by phase: building the topology (namespaces, links, rules: tool spawns), the
+ * server's start (a Node process in a namespace), the client's start until its first event, then
+ * the traffic itself (waiting on the kernel and the protocol's timers), and the closing counters.
+ */
+export interface CellPhases {
+  setupMs: number;
+  serverStartMs: number;
+  clientStartMs: number;
+  kernelMs: number;
+  countersMs: number;
+  /** null: the engine does not count them (dockerd, containers). */
+  spawns: number | null;
 }
 
 export interface LabContext {
@@ -70,6 +87,7 @@ export function cellResult(c: {
   ports: number[];
   details: Record<string, unknown>;
   capture?: { capture: string; ifindex: Record<string, string> | undefined; captureDropped: number | null } | null;
+  phases?: CellPhases;
 }): LabCellResult {
   return {
     id: c.id,
@@ -85,5 +103,6 @@ export function cellResult(c: {
     ports: c.ports,
     details: c.details,
     ...(c.capture ? c.capture : {}),
+    ...(c.phases ? { phases: Object.fromEntries(Object.entries(c.phases).map(([k, v]) => [k, v === null ? null : Math.round(v)])) as unknown as CellPhases } : {}),
   };
 }

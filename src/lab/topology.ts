@@ -8,8 +8,9 @@
  * The server namespace has no firewall and no conntrack: like the seed's server host, it does not
  * discard anything itself.
  */
-import { run } from '../host/exec.js';
-import { writeSysctlsIn } from '../host/sysctl.js';
+import { requireTool, run } from '../host/exec.js';
+import { sysctlScript } from '../host/sysctl.js';
+import { parseConntrackStatsText } from '../inspect/conntrack.js';
 import { LAB_PREFIX } from './state.js';
 
 export const ADDR = {
@@ -94,18 +95,23 @@ function hostSysctls(m: Mitigation, family: 4 | 6): Record<string, number> {
   return { [family === 6 ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward']: 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
 }
 
-/** Create the cell's namespaces, links, addresses, NAT and mitigation. */
-export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): Promise<void> {
+/**
+ * Create the cell's namespaces, links, addresses, NAT and mitigation, in 5 tool spawns: one
+ * `ip -batch` for namespaces and links, one per namespace for its addresses (in parallel), and
+ * one shell in the NAT host for its sysctls, its rules (`iptables-restore`) and the INVALID counter
+ * the cell starts from (`conntrack -S`). Returns that counter (null: unreadable).
+ */
+export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): Promise<number | null> {
   const A = addrOf(family);
   const [plen, nodad] = family === 6 ? [64, ' nodad'] : [24, ''];
-  await run('ip', ['-batch', '-'], { input: [ns.container, ns.host, ns.server].map((n) => `netns add ${n}`).join('\n') + '\n' });
   await run('ip', ['-batch', '-'], {
     input: [
+      ...[ns.container, ns.host, ns.server].map((n) => `netns add ${n}`),
       `link add eth0 netns ${ns.container} type veth peer name ${ns.vethHost} netns ${ns.host}`,
       `link add eth0 netns ${ns.server} type veth peer name ${ns.uplink} netns ${ns.host}`,
     ].join('\n') + '\n',
   });
-  await Promise.all([
+  const [, , , host] = await Promise.all([
     run('ip', ['-n', ns.container, '-batch', '-'], {
       input: ['link set lo up', 'link set eth0 up', `addr add ${A.container}/${plen} dev eth0${nodad}`, `route add default via ${A.bridge}`].join('\n') + '\n',
     }),
@@ -124,7 +130,12 @@ export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 
         `link set ${ns.uplink} up`,
       ].join('\n') + '\n',
     }),
+    // the sysctls and rules do not need the links: set them up at the same time
+    run('sh', ['-c', `${sysctlScript(hostSysctls(m, family))} && ${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && { ${requireTool('conntrack')} -S || true; }`], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) }),
   ]);
-  await run(family === 6 ? 'ip6tables-restore' : 'iptables-restore', [], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) });
-  await writeSysctlsIn(ns.host, hostSysctls(m, family));
+  try {
+    return parseConntrackStatsText(host.stdout).totals.invalid ?? 0;
+  } catch {
+    return null;
+  }
 }

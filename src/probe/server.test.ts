@@ -35,4 +35,33 @@ describe('connection table under a SYN flood', () => {
     expect(summary.evicted).toBe(10_000 - 8 + 1);
     expect(summary.reset).toBe(1);
   });
+
+  it('under a long flood: finished entries go first, then half-open; established ones keep being judged', () => {
+    const probe = new OutOfWindowProbe({ port: 9000, bind: '198.51.100.2', maxConnections: 64 });
+    const events: ServerEvent[] = [];
+    probe.on('event', (e: ServerEvent) => events.push(e));
+    const feed = (b: Uint8Array) => (probe as unknown as { onSegment(d: Uint8Array, f: null): void }).onSegment(b, null);
+    const legit = [40001, 40002, 40003];
+    for (const p of legit) {
+      feed(segment('192.0.2.2', p, TCP_SYN, 1000, 0));
+      feed(segment('192.0.2.2', p, TCP_ACK, 1001, 5001));
+    }
+    // one finished connection (reset), then its port reused: the old entry is forgotten
+    feed(segment('192.0.2.3', 50000, TCP_SYN, 1, 0));
+    feed(segment('192.0.2.3', 50000, TCP_ACK, 2, 9));
+    feed(segment('192.0.2.3', 50000, TCP_RST | TCP_ACK, 2, 9));
+    feed(segment('192.0.2.3', 50000, TCP_SYN, 100, 0));
+    // a bounded flood, in waves from many sources, some SYNs retransmitted
+    for (let i = 0; i < 50_000; i++) feed(segment(`203.0.113.${1 + (i % 200)}`, 1024 + ((i * 7) % 60000), TCP_SYN, i, 0));
+    const estab = new Set(events.filter((e) => e.type === 'established').map((e) => (e as { conn: string }).conn));
+    expect(estab.size).toBe(4);
+    // every legitimate connection is still tracked: its reset is classified
+    for (const p of legit) feed(segment('192.0.2.2', p, TCP_RST | TCP_ACK, 1001, 5001));
+    const resets = events.filter((e) => e.type === 'reset').map((e) => (e as { conn: string }).conn);
+    expect(resets).toEqual(['198.51.100.2:9000-192.0.2.3:50000', ...legit.map((p) => `198.51.100.2:9000-192.0.2.2:${p}`)]);
+    const summary = probe.stop();
+    expect(summary.reset).toBe(4);
+    expect(summary.open).toBe(0);
+    expect(summary.segments).toBe(3 * 2 + 4 + 50_000 + 3);
+  });
 });

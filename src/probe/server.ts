@@ -15,9 +15,9 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SystemError, UsageError } from '../errors.js';
 import type { ConnPhase, ProbeSummary, ServerEvent, Verdict } from '../events.js';
-import { decodeIp, isPacketError, IPPROTO_TCP } from '../packet/ip.js';
+import { isPacketError, IPPROTO_TCP } from '../packet/ip.js';
 import { decodeTcp, encodeTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../packet/tcp.js';
-import { ipv4ToString, ipv6ToString, parseIP } from '../packet/address.js';
+import { ipv6ToString, parseIP } from '../packet/address.js';
 import { seqAdd } from '../packet/seq.js';
 import { RawTcpSocket } from '../rawsock/index.js';
 
@@ -54,6 +54,9 @@ export const DEFAULT_SERVER_OPTIONS: ProbeServerOptions = {
 
 
 interface Conn {
+  /** The table key: compact for IPv4 (see v4Id), the text key for IPv6. */
+  id: string;
+  /** The text key events name (connKey); built when the connection first has something to say. */
   key: string;
   phase: ConnPhase;
   /** From the handshake ACK: the server's next seq (its ack field) and the client's (its seq). */
@@ -65,11 +68,64 @@ interface Conn {
   verdict: Verdict | null;
   startedAt: number;
   finalizeTimer: NodeJS.Timeout | null;
-  local: Uint8Array;
-  remote: Uint8Array;
+  /** Addresses as bytes (4 or 16), made when needed (injection, IPv6 lookups): a flood of SYNs copies none. */
+  local: Uint8Array | null;
+  remote: Uint8Array | null;
+  /** IPv4 addresses as u32 (0 for IPv6). */
+  localV4: number;
+  remoteV4: number;
   localPort: number;
   remotePort: number;
+  /** Removed from the table (evicted, or its port reused): the eviction queues skip it. */
+  gone: boolean;
 }
+
+/**
+ * A first-in first-out queue: an array and a head index, compacted as the head advances. A Map's
+ * first entry is not O(1) to reach once many entries were deleted from its front (V8 leaves holes
+ * until it rehashes: a full 65,536-entry table under a flood fell to ~20k SYN/s); this is.
+ */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(x: T): void {
+    this.items.push(x);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const x = this.items[this.head]!;
+    this.items[this.head++] = undefined as T;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+
+  /** Keep only the items `keep` accepts (drops queue entries of connections already gone). */
+  retain(keep: (x: T) => boolean): void {
+    this.items = this.items.slice(this.head).filter(keep);
+    this.head = 0;
+  }
+}
+
+/**
+ * Table key of an IPv4 connection: local address, remote address and port as five UTF-16 units
+ * (the local port is the one we watch). Cheap to build and hash for every segment of a flood.
+ */
+function v4Id(local: number, remote: number, remotePort: number): string {
+  return String.fromCharCode(local >>> 16, local & 0xffff, remote >>> 16, remote & 0xffff, remotePort);
+}
+
+const u32At = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+const v4Bytes = (a: number): Uint8Array => Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
+const v4Text = (a: number): string => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 
 /** Connection key: local addr:port-remote addr:port (IPv6 in brackets). */
 export function connKey(localAddr: string, localPort: number, remoteAddr: string, remotePort: number): string {
@@ -86,10 +142,12 @@ export class OutOfWindowProbe extends EventEmitter {
   private server: net.Server | null = null;
   private raw: RawTcpSocket | null = null;
   private readonly conns = new Map<string, Conn>();
-  // Eviction tiers, each in insertion order so the oldest is the first key: O(1) per eviction
-  // even when a SYN flood keeps the table full (finished first, then half-open, then the rest).
-  private readonly finishedConns = new Map<string, Conn>();
-  private readonly halfOpen = new Map<string, Conn>();
+  // Eviction tiers, oldest first: finished, then half-open, then any. A connection enters each
+  // queue at most once and leaves it when it reaches the head, so eviction is O(1) amortized even
+  // when a SYN flood keeps the table full; entries that left their tier are skipped there.
+  private readonly finishedQ = new Fifo<Conn>();
+  private readonly halfOpenQ = new Fifo<Conn>();
+  private readonly allQ = new Fifo<Conn>();
   private readonly sockets = new Set<net.Socket>();
   private readonly summary: ProbeSummary = { connections: 0, injected: 0, reset: 0, clean: 0, open: 0, evicted: 0, segments: 0 };
   private readonly family: 4 | 6;
@@ -131,12 +189,19 @@ export class OutOfWindowProbe extends EventEmitter {
 
   private onAccept(s: net.Socket): void {
     this.sockets.add(s);
-    const key = connKey(normalizeAddr(s.localAddress ?? ''), s.localPort ?? 0, normalizeAddr(s.remoteAddress ?? ''), s.remotePort ?? 0);
-    let c = this.conns.get(key);
+    const localText = normalizeAddr(s.localAddress ?? '0.0.0.0');
+    const remoteText = normalizeAddr(s.remoteAddress ?? '0.0.0.0');
+    const key = connKey(localText, s.localPort ?? 0, remoteText, s.remotePort ?? 0);
+    const local = parseIP(localText);
+    const remote = parseIP(remoteText);
+    const v4 = this.family === 4 && local.length === 4 && remote.length === 4;
+    const id = v4 ? v4Id(u32At(local, 0), u32At(remote, 0), s.remotePort ?? 0) : key;
+    let c = this.conns.get(id);
     if (!c) {
       // The listener can win the race against the raw socket; the handshake ACK fills in the rest.
-      c = this.newConn(key, parseIP(normalizeAddr(s.localAddress ?? '0.0.0.0')), parseIP(normalizeAddr(s.remoteAddress ?? '0.0.0.0')), s.localPort ?? 0, s.remotePort ?? 0);
+      c = this.newConn(id, v4 ? u32At(local, 0) : 0, v4 ? u32At(remote, 0) : 0, s.localPort ?? 0, s.remotePort ?? 0, v4 ? null : local, v4 ? null : remote);
     }
+    c.key = key;
     c.accepted = true;
     this.maybeInject(c);
     s.on('data', () => {
@@ -149,17 +214,18 @@ export class OutOfWindowProbe extends EventEmitter {
     s.on('close', () => {
       clearTimeout(hold);
       this.sockets.delete(s);
-      const conn = this.conns.get(key);
+      const conn = this.conns.get(id);
       if (!conn || conn.verdict) return;
       conn.phase = 'closed';
       conn.finalizeTimer = setTimeout(() => this.finalize(conn, 'clean'), this.opts.lingerMs);
     });
   }
 
-  private newConn(key: string, local: Uint8Array, remote: Uint8Array, localPort: number, remotePort: number): Conn {
+  private newConn(id: string, localV4: number, remoteV4: number, localPort: number, remotePort: number, local: Uint8Array | null, remote: Uint8Array | null): Conn {
     if (this.conns.size >= this.opts.maxConnections) this.evictOne();
     const c: Conn = {
-      key,
+      id,
+      key: '',
       phase: 'handshake',
       serverNext: null,
       clientNext: 0,
@@ -169,94 +235,124 @@ export class OutOfWindowProbe extends EventEmitter {
       verdict: null,
       startedAt: Date.now(),
       finalizeTimer: null,
-      local: Uint8Array.from(local),
-      remote: Uint8Array.from(remote),
+      local: local && Uint8Array.from(local),
+      remote: remote && Uint8Array.from(remote),
+      localV4,
+      remoteV4,
       localPort,
       remotePort,
+      gone: false,
     };
-    this.conns.set(key, c);
-    this.halfOpen.set(key, c);
+    this.conns.set(id, c);
+    this.halfOpenQ.push(c);
+    this.allQ.push(c);
+    // Forgotten connections (port reuse) wait in the queues until they reach the head: bound them.
+    if (this.allQ.length > 2 * this.conns.size + 1024) for (const q of [this.allQ, this.halfOpenQ, this.finishedQ]) q.retain((x) => !x.gone);
     return c;
   }
 
-  /** Evict the oldest finished entry, else the oldest half-open one, else the oldest: O(1). */
+  /** Evict the oldest finished entry, else the oldest half-open one, else the oldest: O(1) amortized. */
   private evictOne(): void {
-    const first = (m: Map<string, Conn>) => m.values().next().value as Conn | undefined;
-    const victim = first(this.finishedConns) ?? first(this.halfOpen) ?? first(this.conns);
+    const victim =
+      this.oldest(this.finishedQ, () => true) ??
+      this.oldest(this.halfOpenQ, (c) => c.serverNext === null && c.verdict === null) ??
+      this.oldest(this.allQ, () => true);
     if (!victim) return;
     this.forget(victim);
     this.summary.evicted++;
   }
 
+  /** The queue's oldest connection still in the table and still in the queue's tier. */
+  private oldest(q: Fifo<Conn>, inTier: (c: Conn) => boolean): Conn | undefined {
+    for (let c = q.shift(); c; c = q.shift()) if (!c.gone && inTier(c)) return c;
+    return undefined;
+  }
+
   private forget(c: Conn): void {
     if (c.finalizeTimer) clearTimeout(c.finalizeTimer);
-    this.conns.delete(c.key);
-    this.finishedConns.delete(c.key);
-    this.halfOpen.delete(c.key);
+    c.gone = true;
+    this.conns.delete(c.id);
   }
 
   private onSegment(data: Uint8Array, from: Uint8Array | null): void {
     this.summary.segments++;
-    let tcpOff = 0;
-    let tcpEnd = data.length;
-    let src: Uint8Array;
-    let dst: Uint8Array;
-    if (this.family === 4) {
-      const ip = decodeIp(data, 0, data.length);
-      if (isPacketError(ip) || ip.protocol !== IPPROTO_TCP || ip.fragment) return;
-      tcpOff = ip.payloadOffset;
-      tcpEnd = ip.payloadOffset + ip.payloadLength;
-      src = ip.src;
-      dst = ip.dst;
-    } else {
-      if (!from) return;
-      src = from;
-      dst = new Uint8Array(16); // IPv6 raw sockets do not tell the destination; the listener does
-    }
-    const tcp = decodeTcp(data, tcpOff, tcpEnd);
+    if (this.family === 4) return this.onSegment4(data);
+    if (!from) return;
+    const tcp = decodeTcp(data, 0, data.length);
     if (isPacketError(tcp) || tcp.dstPort !== this.opts.port) return;
-    const remoteText = this.family === 4 ? ipv4ToString(src) : ipv6ToString(src);
-    const localText = this.family === 4 ? ipv4ToString(dst) : this.localAddressFor(remoteText, tcp.srcPort);
+    // IPv6 raw sockets do not tell the destination; the listener does
+    const remoteText = ipv6ToString(from);
+    const localText = this.localAddressFor(remoteText, tcp.srcPort);
     if (localText === null) return;
     const key = connKey(localText, tcp.dstPort, remoteText, tcp.srcPort);
-    const f = tcp.flags;
-    const c = this.conns.get(key);
+    this.classify(key, key, 0, 0, tcp.srcPort, tcp.flags, tcp.seq, tcp.ack, tcp.window, parseIP(localText), from);
+  }
 
+  /**
+   * IPv4, read straight from the bytes (the checks of decodeIp/decodeTcp, no header objects): the
+   * path a SYN flood takes, so it allocates nothing but the entry a new SYN needs.
+   */
+  private onSegment4(d: Uint8Array): void {
+    const n = d.length;
+    if (n < 20 || d[0]! >> 4 !== 4) return;
+    const ihl = (d[0]! & 0x0f) * 4;
+    const total = (d[2]! << 8) | d[3]!;
+    if (ihl < 20 || n < ihl || total < ihl || d[9] !== IPPROTO_TCP || (((d[6]! << 8) | d[7]!) & 0x1fff) !== 0) return;
+    const t = ihl;
+    const end = Math.min(total, n);
+    if (end - t < 20) return;
+    const doff = (d[t + 12]! >> 4) * 4;
+    if (doff < 20 || doff > end - t) return;
+    if (((d[t + 2]! << 8) | d[t + 3]!) !== this.opts.port) return;
+    const srcPort = (d[t]! << 8) | d[t + 1]!;
+    const src = u32At(d, 12);
+    const dst = u32At(d, 16);
+    this.classify(v4Id(dst, src, srcPort), null, dst, src, srcPort, d[t + 13]!, u32At(d, t + 4), u32At(d, t + 8), (d[t + 14]! << 8) | d[t + 15]!, null, null);
+  }
+
+  /** The text key of a connection, built on first use (events name it). */
+  private keyOf(c: Conn): string {
+    if (!c.key) c.key = connKey(this.family === 4 ? v4Text(c.localV4) : ipv6ToString(c.local!), c.localPort, this.family === 4 ? v4Text(c.remoteV4) : ipv6ToString(c.remote!), c.remotePort);
+    return c.key;
+  }
+
+  private classify(id: string, key: string | null, localV4: number, remoteV4: number, srcPort: number, f: number, seq: number, ack: number, window: number, local: Uint8Array | null, remote: Uint8Array | null): void {
+    const c = this.conns.get(id);
     if (f & TCP_SYN) {
       if (f & TCP_ACK) return;
       if (c && !c.verdict) return; // retransmitted SYN
       if (c) this.forget(c); // port reuse after a finished connection
-      this.newConn(key, this.family === 4 ? dst : parseIP(localText), src, tcp.dstPort, tcp.srcPort);
+      const nc = this.newConn(id, localV4, remoteV4, this.opts.port, srcPort, local, remote);
+      if (key) nc.key = key;
       return;
     }
     if (!c || c.verdict) return;
     if (f & TCP_RST) {
       if (c.phase === 'handshake' && c.serverNext === null) return;
-      this.emitEvent({ type: 'reset', ts: Date.now(), conn: key, seq: tcp.seq, phase: c.phase });
+      this.emitEvent({ type: 'reset', ts: Date.now(), conn: this.keyOf(c), seq, phase: c.phase });
       this.finalize(c, 'reset');
       return;
     }
     if (c.serverNext === null && f & TCP_ACK) {
       // The handshake ACK: ack = our next seq, seq = the client's next seq.
-      c.serverNext = tcp.ack;
-      c.clientNext = tcp.seq;
-      c.window = tcp.window;
+      c.serverNext = ack;
+      c.clientNext = seq;
+      c.window = window;
       c.phase = 'established';
-      this.halfOpen.delete(key);
       this.summary.connections++;
-      this.emitEvent({ type: 'established', ts: Date.now(), conn: key });
+      this.emitEvent({ type: 'established', ts: Date.now(), conn: this.keyOf(c) });
       this.maybeInject(c);
     }
     if (f & TCP_FIN && c.phase === 'established') {
       c.phase = 'peer-fin';
-      this.emitEvent({ type: 'fin', ts: Date.now(), conn: key });
+      this.emitEvent({ type: 'fin', ts: Date.now(), conn: this.keyOf(c) });
     }
   }
 
   /** IPv6: the listener's socket knows our local address for a remote endpoint. */
   private localAddressFor(remote: string, remotePort: number): string | null {
     for (const s of this.sockets) if (normalizeAddr(s.remoteAddress ?? '') === remote && s.remotePort === remotePort) return normalizeAddr(s.localAddress ?? '');
-    for (const c of this.conns.values()) if (c.remotePort === remotePort && ipv6ToString(c.remote) === remote) return ipv6ToString(c.local);
+    for (const c of this.conns.values()) if (c.remotePort === remotePort && c.remote && ipv6ToString(c.remote) === remote) return ipv6ToString(c.local!);
     return this.opts.bind === '::' ? null : this.opts.bind;
   }
 
@@ -266,6 +362,8 @@ export class OutOfWindowProbe extends EventEmitter {
     const n = this.opts.count;
     const len = this.payloadBytes.length;
     const first = seqAdd(c.serverNext, this.opts.offset);
+    c.local ??= v4Bytes(c.localV4);
+    c.remote ??= v4Bytes(c.remoteV4);
     for (let i = 0; i < n; i++) {
       const seg = encodeTcp(
         {
@@ -283,7 +381,7 @@ export class OutOfWindowProbe extends EventEmitter {
       this.raw.send(seg, c.remote);
     }
     this.summary.injected++;
-    this.emitEvent({ type: 'injected', ts: Date.now(), conn: c.key, seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
+    this.emitEvent({ type: 'injected', ts: Date.now(), conn: this.keyOf(c), seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
   }
 
   private finalize(c: Conn, verdict: Verdict): void {
@@ -292,12 +390,11 @@ export class OutOfWindowProbe extends EventEmitter {
     c.finalizeTimer = null;
     c.verdict = verdict;
     c.phase = 'closed';
-    this.halfOpen.delete(c.key);
-    this.finishedConns.set(c.key, c);
+    this.finishedQ.push(c);
     if (verdict === 'reset') this.summary.reset++;
     else if (verdict === 'clean') this.summary.clean++;
-    this.emitEvent({ type: 'closed', ts: Date.now(), conn: c.key, verdict, ms: Date.now() - c.startedAt });
-    this.emit('verdict', c.key, verdict);
+    this.emitEvent({ type: 'closed', ts: Date.now(), conn: this.keyOf(c), verdict, ms: Date.now() - c.startedAt });
+    this.emit('verdict', this.keyOf(c), verdict);
   }
 
   /** Connections with a final verdict so far. */

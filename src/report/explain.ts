@@ -1,7 +1,7 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
-import { jsonLine, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -19,12 +19,127 @@ function packetText(p: ExplainedPacket): string {
   return `${head}${nat}\n    ${d.dir} ${d.stateBefore} → ${d.stateAfter}  ${d.verdict}${reason}${extra}\n    ${p.consequence}${lost}`;
 }
 
-function packetJson(p: ExplainedPacket): string {
-  const d = p.decision;
-  return jsonLine('packet', { index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence, captureMissed: p.captureMissed });
+/**
+ * JSON text of the strings a packet line repeats (flags, states, verdicts, reasons, notes,
+ * consequences): quoted once, then looked up. Bounded: a capture with many distinct reasons
+ * (they carry sequence numbers) quotes the rest each time.
+ */
+const quoted = new Map<string, string>();
+function q(s: string | null): string {
+  if (s === null) return 'null';
+  let j = quoted.get(s);
+  if (j === undefined) {
+    j = JSON.stringify(s);
+    if (quoted.size < 4096) quoted.set(s, j);
+  }
+  return j;
 }
 
-export const explainPackets: LineRenderer<ExplainedPacket> = { text: packetText, json: packetJson };
+/** A nullable identifier-like string (check) as JSON: no escaping can be needed. */
+const word = (s: string | null): string => (s === null ? 'null' : '"' + s + '"');
+
+/** The part of a packet line after its numbers (from "dir" on). */
+function tailJson(p: ExplainedPacket): string {
+  const d = p.decision;
+  return (
+    ',"dir":"' + d.dir +
+    '","stateBefore":"' + d.stateBefore +
+    '","stateAfter":"' + d.stateAfter +
+    '","verdict":"' + d.verdict +
+    '","reason":' + q(d.reason) +
+    ',"logged":' + d.logged +
+    ',"check":' + word(d.check) +
+    ',"secondaryReason":' + q(d.secondaryReason) +
+    ',"note":' + q(d.note) +
+    ',"natMatchedTo":' + q(p.natMatchedTo) +
+    ',"consequence":' + q(p.consequence) +
+    ',"captureMissed":' + p.captureMissed +
+    '}'
+  );
+}
+
+/**
+ * The tail of the common packet (tracked, nothing to say: no reason, check, note, NAT match or
+ * capture loss),
+ * by direction, state before and state after, encoded once: a replay repeats a few dozen of these
+ * a million times.
+ */
+const plainTails = new Map<string, Map<string, Map<string, Uint8Array>>>();
+
+function plainTail(p: ExplainedPacket): Uint8Array | null {
+  const d = p.decision;
+  if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
+  let byBefore = plainTails.get(d.dir);
+  if (!byBefore) plainTails.set(d.dir, (byBefore = new Map()));
+  let byAfter = byBefore.get(d.stateBefore);
+  if (!byAfter) byBefore.set(d.stateBefore, (byAfter = new Map()));
+  let t = byAfter.get(d.stateAfter);
+  if (t === undefined) byAfter.set(d.stateAfter, (t = Buffer.from(tailJson(p))));
+  return t;
+}
+
+/** The numbers and addresses that start a packet line (fixed ASCII words: no escaping needed). */
+function headJson(p: ExplainedPacket): string {
+  return (
+    '{"type":"packet","index":' + p.index +
+    ',"ts":' + p.tsSec +
+    ',"src":"' + p.src + ':' + p.srcPort +
+    '","dst":"' + p.dst + ':' + p.dstPort +
+    '","flags":"' + p.flags +
+    '","seq":' + p.seq +
+    ',"ack":' + p.ack +
+    ',"len":' + p.len
+  );
+}
+
+/**
+ * One packet as a JSON line, from precomputed pieces (as pino does): no intermediate object, no
+ * generic JSON.stringify walk. Keys and their order are the contract (see README).
+ */
+function packetJson(p: ExplainedPacket): string {
+  return headJson(p) + tailJson(p);
+}
+
+const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const K_INDEX = ascii('{"type":"packet","index":');
+const K_TS = ascii(',"ts":');
+const K_SRC = ascii(',"src":"');
+const K_DST = ascii('","dst":"');
+const K_FLAGS = ascii('","flags":"');
+const K_SEQ = ascii('","seq":');
+const K_ACK = ascii(',"ack":');
+const K_LEN = ascii(',"len":');
+/** Room for a head: the keys, two IPv6 addresses, ports, three u32 and a timestamp. */
+const HEAD_MAX = 400;
+
+function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
+  into.reserve(HEAD_MAX);
+  into.bytes(K_INDEX);
+  into.uint(p.index);
+  into.bytes(K_TS);
+  into.ascii(String(p.tsSec));
+  into.bytes(K_SRC);
+  into.ascii(p.src);
+  into.ascii(':');
+  into.uint(p.srcPort);
+  into.bytes(K_DST);
+  into.ascii(p.dst);
+  into.ascii(':');
+  into.uint(p.dstPort);
+  into.bytes(K_FLAGS);
+  into.ascii(p.flags);
+  into.bytes(K_SEQ);
+  into.uint(p.seq);
+  into.bytes(K_ACK);
+  into.uint(p.ack);
+  into.bytes(K_LEN);
+  into.uint(p.len);
+  const tail = plainTail(p);
+  if (tail) into.bytes(tail);
+  else into.text(tailJson(p));
+}
+
+export const explainPackets: LineRenderer<ExplainedPacket> = { text: packetText, json: packetJson, jsonInto: packetJsonInto };
 
 export const explainHeader: LineRenderer<ExplainHeader> = {
   text: (h) => `explain ${h.file} — modelling kernel ${h.kernel} (profile ${h.profile.id}: ${h.profile.label})${h.profile.caveat ? `\n  note: ${h.profile.caveat}` : ''}`,

@@ -38,6 +38,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
       invalidLog: c.invalidLog,
       invalidCount: c.invalidCount,
       ms: c.ms,
+      ...(c.phases ? { phases: c.phases } : {}),
     })),
     ...(r.kept ? { kept: r.kept } : {}),
   };

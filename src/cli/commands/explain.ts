@@ -6,6 +6,7 @@ import { natMappingsFromConntrack } from '../../conntrack/nat.js';
 import { parseConntrack } from '../../inspect/conntrack.js';
 import { fileLineBatches } from '../../inspect/lines.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
+import type { Verdict } from '../../conntrack/model.js';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileError, InputError } from '../../errors.js';
@@ -131,6 +132,10 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       flow: f.flow ?? null,
       dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
       natMappings,
+      // JSON lines of --only: packets it drops are not even described (text and pictures see all)
+      verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
+      // Read the next chunk of the capture only when stdout has taken what was written.
+      pause: () => out.ready(),
       onPacket: (p) => {
         t0 ??= p.tsSec;
         headOnce();

@@ -1,0 +1,119 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createDecision } from '../conntrack/model.js';
+import type { ExplainedPacket } from '../conntrack/explain.js';
+import { explainPackets } from './explain.js';
+import { Output } from './output.js';
+
+/** A writable that keeps what it got, taking `delayMs` per chunk (a slow reader) when set. */
+function sink(delayMs = 0, highWaterMark = 16 * 1024): { stream: Writable; chunks: Buffer[]; text: () => string } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    highWaterMark,
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      if (delayMs) setTimeout(cb, delayMs);
+      else cb();
+    },
+  });
+  return { stream, chunks, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeof createDecision>> = {}): ExplainedPacket {
+  return {
+    index: 7,
+    tsSec: 1700000000.123456,
+    src: '192.0.2.1',
+    srcPort: 40000,
+    dst: '2001:db8::1',
+    dstPort: 9000,
+    flags: 'PSH|ACK',
+    tcpFlags: 0x18,
+    ipId: null,
+    seq: 4294967295,
+    ack: 0,
+    len: 64,
+    window: 100,
+    natMatchedTo: null,
+    entry: null,
+    entryKey: 'k',
+    decision: { ...createDecision(), stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED', ...d },
+    consequence: 'ACCEPT: tracked',
+    captureMissed: 0,
+    ...over,
+  };
+}
+
+/** What a generic serializer makes of a packet: the contract the fast one must keep. */
+function generic(p: ExplainedPacket): unknown {
+  const d = p.decision;
+  return { type: 'packet', index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence, captureMissed: p.captureMissed };
+}
+
+describe('Output', () => {
+  it('writes the JSON fast path byte for byte as the string path, keys in order', async () => {
+    const cases = [
+      packet(),
+      packet({ index: 0, seq: 0, ack: 9, len: 0, srcPort: 1 }),
+      packet({ consequence: 'ACCEPT: tracked, SYN_SENT → SYN_RECV' }, { stateBefore: 'SYN_SENT', stateAfter: 'SYN_RECV' }),
+      packet({ natMatchedTo: '192.0.2.9', consequence: 'INVALID: untracked' }, { verdict: 'INVALID', reason: 'SEQ is over upper bound 12 (over the window "of" the receiver)', logged: true, check: 'I', note: 'a \\ backslash', secondaryReason: 'lower timeout' }),
+      packet({ index: 2 ** 40, seq: 1e10 }),
+      // a malformed IP length makes a negative payload length; a fractional or negative timestamp
+      packet({ len: -12, tsSec: -0.5 }),
+      packet({ len: 1.5, tsSec: 1e-7 }),
+      packet({ captureMissed: 1448 }),
+    ];
+    const fast = sink();
+    const slow = sink();
+    const a = new Output('json', fast.stream, null);
+    const b = new Output('json', slow.stream, null);
+    const la = a.lines(explainPackets);
+    for (const p of cases) {
+      la(p);
+      b.line(explainPackets.json(p));
+    }
+    await a.flush();
+    await b.flush();
+    expect(fast.text()).toBe(slow.text());
+    const lines = fast.text().trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual(cases.map(generic));
+    expect(Object.keys(JSON.parse(lines[0]!) as object)).toEqual(Object.keys(generic(cases[0]!) as object));
+  });
+
+  it('reports backpressure from a slow reader and loses nothing', async () => {
+    const s = sink(2, 1024);
+    const out = new Output('json', s.stream, null);
+    const line = out.lines(explainPackets);
+    let paused = 0;
+    const n = 20_000;
+    for (let i = 0; i < n; i++) {
+      line(packet({ index: i }));
+      // as the explain loop does between chunks of a capture
+      if (i % 1000 === 999) {
+        const w = out.ready();
+        if (w) {
+          paused++;
+          await w;
+        }
+      }
+    }
+    await out.flush();
+    expect(paused).toBeGreaterThan(0);
+    const lines = s.text().trimEnd().split('\n');
+    expect(lines).toHaveLength(n);
+    expect((JSON.parse(lines[n - 1]!) as { index: number }).index).toBe(n - 1);
+    // batched: far fewer writes than lines
+    expect(s.chunks.length).toBeLessThan(n / 50);
+  });
+
+  it('writes a document larger than a batch whole, after what came before', async () => {
+    const s = sink();
+    const out = new Output('text', s.stream, null);
+    out.line('first');
+    const big = 'é'.repeat(100_000);
+    out.line(big);
+    out.line('last');
+    await out.flush();
+    expect(s.text()).toBe(`first\n${big}\nlast\n`);
+  });
+});

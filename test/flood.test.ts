@@ -1,0 +1,35 @@
+/**
+ * The probe server during a bounded SYN flood, in the lab's real NAT topology: with a small table
+ * (64 entries, so nearly every flood SYN evicts), legitimate connections are still judged right —
+ * the NATed client's reset (its host's conntrack marks the forged segment INVALID on this kernel)
+ * and the control client's clean close — and the raw socket drops nothing.
+ */
+import { spawn } from 'node:child_process';
+import { release } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { expectedVerdict, kernelProfile } from '../src/lab/expect.js';
+import { collect, hasTool, isRoot, ROOT, sh } from './netns.js';
+
+const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
+
+describe.skipIf(!ready)('probe server under a SYN flood', () => {
+  it('judges legitimate connections during the flood, with a small table', async () => {
+    const script = `import('${ROOT}dist/bench/flood.js').then((m) => m.synFlood({ tableSize: 64, count: 20000, seconds: 20, legit: 2 })).then((r) => console.log(JSON.stringify(r)))`;
+    const r = await collect(spawn(process.execPath, ['--input-type=module', '-e', script]));
+    expect(r.code, r.err).toBe(0);
+    const res = JSON.parse(r.out.trim().split('\n').pop()!) as { sent: number; segments: number; drops: number | null; evicted: number; nat: string[]; control: string[]; namespaces: string[] };
+    expect(res.sent).toBe(20000);
+    // the flood was classified (the table full: it evicted), nothing dropped at the raw socket
+    expect(res.segments).toBeGreaterThanOrEqual(20000);
+    expect(res.drops).toBe(0);
+    expect(res.evicted).toBeGreaterThan(20000 - 64 - 10);
+    // the legitimate connections, judged as without a flood
+    const profile = kernelProfile(release());
+    expect(res.nat).toEqual([expectedVerdict(profile, 100000, 'none', true).verdict, expectedVerdict(profile, 100000, 'none', true).verdict]);
+    expect(res.control).toEqual(['clean', 'clean']);
+    // nothing left behind
+    const left = sh('ip netns list');
+    expect(res.namespaces).toHaveLength(4);
+    for (const n of res.namespaces) expect(left).not.toContain(n);
+  }, 90_000);
+});
