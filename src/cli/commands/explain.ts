@@ -7,14 +7,12 @@ import { parseConntrack } from '../../inspect/conntrack.js';
 import { fileLineBatches } from '../../inspect/lines.js';
 import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
 import type { Verdict } from '../../conntrack/model.js';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileError, InputError } from '../../errors.js';
 import { explainHeader, explainPackets, explainSummaryLines } from '../../report/explain.js';
 import { ExplainText, type TimeStyle } from '../../report/explain-text.js';
 import { FlowTracker } from '../../report/flows.js';
-import { explainHtml } from '../../report/html.js';
-import { parseParty, partiesSvg, sequenceSvg } from '../../report/sequence.js';
+import { assertWritable, writeDocuments } from '../../report/files.js';
+import { explainPictureDocuments } from '../../report/pictures.js';
+import { parseParty } from '../../report/sequence.js';
 import { defineCommand, EXIT } from '../command.js';
 
 const MAX_ROWS_PER_DIAGRAM = 600;
@@ -22,23 +20,6 @@ const MAX_DIAGRAMS = 60;
 
 function badParty(text: string): never {
   throw new UsageError(`--party: '${text}' is not NAME=ENDPOINT[,ENDPOINT…] (ENDPOINT: ADDR:PORT, [V6]:PORT, ADDR:* or *:PORT), e.g. proxy=127.0.0.1:15001`);
-}
-
-function writable(path: string): void {
-  try {
-    accessSync(dirname(resolve(path)), constants.W_OK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw code === 'ENOENT' ? new InputError(`cannot write there: the directory ${dirname(resolve(path))} does not exist`, path) : fileError(path, e);
-  }
-}
-
-function writeOut(path: string, content: string): void {
-  try {
-    writeFileSync(path, content);
-  } catch (e) {
-    throw fileError(path, e);
-  }
 }
 
 export const explainCommand = defineCommand({
@@ -108,7 +89,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const time = f.time as TimeStyle;
     const parties = f.party.map((t) => parseParty(t) ?? badParty(t));
     // Say now, not after the replay, when a picture cannot be written there.
-    for (const o of [f.html, f.svg]) if (o) writable(o);
+    for (const o of [f.html, f.svg]) if (o) assertWritable(o);
     const json = out.format === 'json';
     const jsonLine = out.lines(explainPackets);
     const text = json ? null : new ExplainText({ verbose: f.verbose, time, only: f.only ?? null });
@@ -148,26 +129,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const s = { ...summary, kernel, profile: profile.id };
     if (json) for (const l of explainSummaryLines(s)) out.line(l);
     else out.line(text!.summary(summary));
-    if (drawing) {
-      const flows = drawing.order;
-      const origin = t0 ?? 0;
-      if (f.html) {
-        const shown = flows.slice(0, MAX_DIAGRAMS);
-        const page = explainHtml({ file: f.from ?? file, kernel, profile: profile.id, profileLabel: profile.label, summary, flows: shown, time, t0: origin, flowsOmitted: flows.length - shown.length, parties });
-        writeOut(f.html, page);
-        out.progress(`wrote ${f.html}: ${shown.length} sequence diagram(s)${flows.length > shown.length ? ` (${flows.length - shown.length} more connection(s) not drawn: choose with --flow)` : ''}`);
-      }
-      if (f.svg) {
-        if (!flows.length) out.progress(`no connection to draw: ${f.svg} not written`);
-        else if (parties.length) {
-          writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${partiesSvg(parties.map((x) => x.name).join(' · '), flows, parties, { time, t0: origin }).s}\n`);
-          out.progress(`wrote ${f.svg}: ${flows.length} connection(s), ${parties.length} parties`);
-        } else {
-          writeOut(f.svg, `<?xml version="1.0" encoding="UTF-8"?>\n${sequenceSvg(flows[0]!, { time, t0: origin }).s}\n`);
-          out.progress(`wrote ${f.svg}: ${flows[0]!.id}${flows.length > 1 ? ` (${flows.length - 1} other connection(s): pick one with --flow, or use --html for all)` : ''}`);
-        }
-      }
-    }
+    if (drawing)
+      writeDocuments(explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
   },
 });

@@ -1,14 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
-import { fileError, UsageError } from '../../errors.js';
-import { explainCapture } from '../../conntrack/explain.js';
-import { profileForRelease } from '../../conntrack/profile.js';
-import { cellParties, cellSysctls } from '../../lab/replay.js';
-import type { LabReport } from '../../lab/runner.js';
-import { FlowTracker } from '../../report/flows.js';
-import { parseParty, type Party } from '../../report/sequence.js';
-import { explainHtml, labReportHtml, type LabCellLinks } from '../../report/html.js';
-import type { Output } from '../../report/output.js';
+import { join } from 'node:path';
+import { UsageError } from '../../errors.js';
+import { makeDir } from '../../report/files.js';
+import { writeLabReport } from '../lab-report.js';
 import { preflight, runLab } from '../../lab/runner.js';
 import { SCENARIOS, scenarioByName } from '../../lab/scenarios.js';
 import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
@@ -22,51 +15,6 @@ const mitigationWidth = Math.max(16, ...SCENARIOS.flatMap((s) => Object.keys(s.m
 const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length)
   .map((s) => `${s.name} mitigations (applied inside the lab's namespaces only):\n${Object.entries(s.mitigations).map(([m, what]) => `  ${m.padEnd(mitigationWidth)}${what}`).join('\n')}`)
   .join('\n\n');
-
-function makeDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw fileError(dir, e);
-  }
-}
-
-function writeOut(path: string, content: string): void {
-  try {
-    writeFileSync(path, content);
-  } catch (e) {
-    throw fileError(path, e);
-  }
-}
-
-/** --report: each cell's capture replayed into a page of diagrams, and the index linking them. */
-async function writeLabReport(dir: string, r: LabReport, out: Output): Promise<void> {
-  const profile = profileForRelease(r.kernel);
-  const links: LabCellLinks[] = [];
-  for (const cell of r.cells) {
-    if (!cell.capture) {
-      links.push({ cell, diagram: null, log: null, capture: null });
-      continue;
-    }
-    const tracker = new FlowTracker(600, 20);
-    let t0: number | null = null;
-    const summary = await explainCapture(cell.capture, {
-      profile,
-      sysctls: cellSysctls(cell),
-      onPacket: (p) => {
-        t0 ??= p.tsSec;
-        tracker.add(p);
-      },
-    });
-    const page = cell.capture.replace(/\.pcap$/, '.html');
-    const flows = tracker.order.slice(0, 20);
-    writeOut(page, explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.order.length - flows.length, kernelLog: cell.invalidLog, parties: cellParties(cell)?.map(parseParty).filter((p): p is Party => p !== null) }));
-    links.push({ cell, diagram: relative(dir, page), log: relative(dir, cell.capture.replace(/\.pcap$/, '.log')), capture: relative(dir, cell.capture) });
-  }
-  const index = join(dir, 'index.html');
-  writeOut(index, labReportHtml(r, links));
-  out.progress(`report: ${index} (${links.filter((l) => l.diagram).length} cells with diagrams, kernel log lines and captures)`);
-}
 
 export const labCommand = defineCommand({
   name: 'lab',
