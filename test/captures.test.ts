@@ -42,7 +42,7 @@ describe('captures from the field', () => {
   it('NFLOG (tcpdump -i nflog:N): IPv4 and IPv6 flows read from the payload TLV', async () => {
     const { summary } = await explain(f['nflog.pcap']!);
     expect(summary).toMatchObject({ packets: 16, tcp: 16, skipped: 0, invalid: 0 });
-    expect(summary.flows.map((x) => x.flow)).toEqual(['192.0.2.2:40000 → 198.51.100.2:9000', '2001:db8:1::2:40000 → 2001:db8:2::2:9000']);
+    expect(summary.flows.map((x) => x.flow)).toEqual(['192.0.2.2:40000 → 198.51.100.2:9000', '[2001:db8:1::2]:40000 → [2001:db8:2::2]:9000']);
   });
 
   it('records longer than the snaplen are cut and the file read on (the model uses the IP length)', async () => {
