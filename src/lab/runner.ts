@@ -9,6 +9,7 @@ import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
 import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
 import { kernelProfile } from './expect.js';
+import type { GuestInfo } from './engines/guest.js';
 import { liveChildren } from './spawn.js';
 import type { LabCellResult, Scenario } from './scenario.js';
 import { enableLogAllNetns, newRunId, readLogAllNetns, removeRunState, restoreLogAllNetns, writeRunState } from './state.js';
@@ -24,7 +25,9 @@ export interface LabOptions {
 
 export type LabProgress =
   | { type: 'start'; run: string; cells: number; kernel: string; profile: string }
-  | { type: 'cell'; done: number; total: number; cell: LabCellResult };
+  | { type: 'cell'; done: number; total: number; cell: LabCellResult }
+  /** A guest run's own steps (kernel fetch, boot), before and around the cells. */
+  | { type: 'guest'; text: string };
 
 export interface LabReport {
   kernel: string;
@@ -37,6 +40,8 @@ export interface LabReport {
   cells: LabCellResult[];
   ms: number;
   kept: string[] | null;
+  /** Set when the lab ran in a guest (`lab --kernel`): the guest's kernel and how it ran. */
+  guest?: GuestInfo;
 }
 
 /** Fail early, in one line, when the lab cannot run here. */

@@ -39,6 +39,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
       ms: c.ms,
     })),
     ...(r.kept ? { kept: r.kept } : {}),
+    ...(r.guest ? { engine: 'qemu-guest', guest: r.guest } : {}),
   };
 }
 
@@ -117,6 +118,7 @@ export const labRun: Renderer<LabReport> = { text: labText, json: labJson };
 
 /** One progress line per event (stderr). */
 export function labProgressLine(ev: LabProgress): string {
+  if (ev.type === 'guest') return `guest ${ev.text}`;
   if (ev.type === 'start') return `lab run ${ev.run}: ${ev.cells} cells on kernel ${ev.kernel} (profile ${ev.profile})`;
   const c = ev.cell;
   return `  [${ev.done}/${ev.total}] ${c.id.padEnd(26)} ${c.verdict.padEnd(15)} ${c.match ? 'as expected' : `EXPECTED ${c.expected}`}  ${formatMs(c.ms)}`;

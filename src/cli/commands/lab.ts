@@ -1,4 +1,6 @@
+import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
+import { runLabInGuest } from '../../lab/engines/guest.js';
 import { preflight, runLab } from '../../lab/runner.js';
 import { SCENARIOS, scenarioByName } from '../../lab/scenarios.js';
 import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
@@ -14,6 +16,8 @@ export const labCommand = defineCommand({
   summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
     `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--capture DIR] [-o text|json]`,
+    'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the same lab on a Debian kernel, in a throw-away qemu guest',
+    'lab [SCENARIO] --kernel-image VMLINUZ [--kernel-modules DIR]',
     'lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)',
     'lab list       scenarios, and lab namespaces present now',
   ],
@@ -33,13 +37,24 @@ ${mitigationHelp}
 Everything is created in namespaces named ctp-lab-<run>-…, removed on success, failure, Ctrl-C
 and SIGTERM. The root namespace's firewall is never touched; its nf_log_all_netns sysctl is set
 to 1 while the lab runs (so the kernel logs why packets are INVALID) and restored afterwards.
-Needs root, iproute2, iptables and conntrack.`,
+Needs root, iproute2, iptables and conntrack.
+
+--kernel REL runs the same lab on another kernel: the Debian package (5.10 from bullseye, 6.1 and
+6.12 from bookworm, or an exact ABI name / package version) is fetched with apt into
+$XDG_CACHE_HOME/ctprobe/kernels (~/.cache/ctprobe/kernels) and booted in qemu with this host's /
+shared read-only (a tmpfs on top), so the guest runs this ctprobe. KVM is used when it can boot a
+stock kernel, else software emulation (slow: about 10 s per cell); cells run one at a time.
+Progress (kernel, boot, cells) goes to stderr; the result names the kernel and how it ran. Needs
+qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing is left behind.`,
   flags: {
     offset: { type: 'int', multiple: true, min: -(2 ** 31), max: 2 ** 31 - 1, defaultText: '+100000 and -100000', help: 'oow-rst: sequence offset of the forged segment; repeatable' },
     mitigation: { type: 'string', arg: 'L', defaultText: 'all of the scenario', help: 'comma-separated mitigations (see above)' },
     'no-control': { type: 'boolean', help: 'oow-rst: skip the non-NATed control cells' },
     concurrency: { type: 'int', default: 10, min: 1, max: 32, help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
+    kernel: { type: 'string', arg: 'REL', help: 'run in a qemu guest on this Debian kernel: 5.10, 6.1, 6.12, an ABI name (6.1.0-56) or a version (6.1.158-1)' },
+    'kernel-image': { type: 'string', arg: 'PATH', help: 'run in a qemu guest on this vmlinuz (its modules: --kernel-modules, or /lib/modules/RELEASE)' },
+    'kernel-modules': { type: 'string', arg: 'DIR', help: 'with --kernel-image: the lib/modules/RELEASE directory of that kernel' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
   },
   exits: '0 every cell matches its expectation, 1 some cell does not (a finding)',
@@ -64,7 +79,20 @@ Needs root, iproute2, iptables and conntrack.`,
     const mitigations = f.mitigation?.split(',').map((m) => m.trim()).filter(Boolean) ?? null;
     for (const m of mitigations ?? [])
       if (!(m in entry.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(entry.mitigations).join(', ') || `(${sub} has none)`}`);
-    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl });
+    const offsets = f.offset.length ? f.offset : [100000, -100000];
+    if (f.kernel && f.kernelImage) throw new UsageError('--kernel and --kernel-image: give one');
+    if (f.kernelModules && !f.kernelImage) throw new UsageError('--kernel-modules goes with --kernel-image');
+    if (f.kernel || f.kernelImage) {
+      if (f.keep) throw new UsageError('--keep does not apply to a guest run (the guest is thrown away)');
+      const report = await runLabInGuest({
+        spec: { scenario: sub, offsets, mitigations, control: !f.noControl, captureDir: f.capture ? resolve(f.capture) : null },
+        kernel: f.kernel ? { release: f.kernel } : { image: resolve(f.kernelImage!), modules: f.kernelModules ? resolve(f.kernelModules) : null },
+        onProgress: (ev) => out.progress(labProgressLine(ev)),
+      });
+      out.result(labRun, report);
+      return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
+    }
+    const scenario = entry.build({ offsets, mitigations, control: !f.noControl });
     const report = await runLab({ scenario, keep: f.keep, captureDir: f.capture ?? null, concurrency: f.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
     out.result(labRun, report);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
