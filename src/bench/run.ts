@@ -7,6 +7,7 @@ import { benchLab } from './lab.js';
 import { benchRawsock } from './rawsock.js';
 import { benchExplain } from './explain.js';
 import { benchLeaks } from './leaks.js';
+import { benchGuest } from './guest.js';
 
 interface Bench {
   name: string;
@@ -18,6 +19,7 @@ const benches: Bench[] = [
   { name: 'raw socket receive', run: benchRawsock },
   { name: 'explain throughput', run: benchExplain },
   { name: 'leaks over 100k sockets', run: benchLeaks },
+  { name: 'lab in kernel guests (boot, oow-rst wall time per kernel)', run: benchGuest },
 ];
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import { LabError } from '../errors.js';
 import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, TIME_SCALE, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { ADDR, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
@@ -41,7 +41,7 @@ export interface CellTiming {
   cellTimeoutMs: number;
 }
 
-export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
+export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 * TIME_SCALE };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
 async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<LabCellResult> {
@@ -93,6 +93,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming): Promise<
     namespaces: [ns.container, ns.host, ns.server],
     ifaces: [ns.bridge, ns.uplink, ns.vethHost],
     ports: [cell.port],
+    addresses: [ADDR.container, ADDR.hostUplink, ADDR.server],
     details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, client },
     capture: capture ? { capture, ifindex, captureDropped } : null,
   });

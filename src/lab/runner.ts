@@ -8,6 +8,8 @@ import { release } from 'node:os';
 import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
 import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
+import { ensureNfLogBackend } from '../host/sysctl.js';
+import { parseKernelLogLine } from '../inspect/kernlog.js';
 import { kernelProfile } from './expect.js';
 import type { GuestInfo } from './engines/guest.js';
 import { liveChildren } from './spawn.js';
@@ -37,6 +39,10 @@ export interface LabReport {
   scenario: string;
   run: string;
   kernelLog: 'collected' | 'unavailable';
+  /** The nf_log backend that printed conntrack's lines (loaded by the lab when none was); null: none. */
+  logBackend: string | null;
+  /** Why the kernel log could not be collected, in one line; null when it was. */
+  logWhy: string | null;
   cells: LabCellResult[];
   ms: number;
   kept: string[] | null;
@@ -50,12 +56,23 @@ export function preflight(): void {
   for (const t of ['ip', 'iptables-restore', 'conntrack', 'ss', 'setpriv']) requireTool(t);
 }
 
-/** Kernel log lines for a cell: nf_conntrack lines naming one of its interfaces and one of its ports. */
-export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'ifaces' | 'ports'>): string[] {
-  const ports = cell.ports.flatMap((p) => [`SPT=${p} `, `DPT=${p} `]);
-  const ifaces = cell.ifaces.flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
+/**
+ * Kernel log lines for a cell: nf_conntrack lines about one of its ports, seen on one of its
+ * interfaces — or, when the line names no interface (5.10 prints empty IN= and OUT= for
+ * conntrack's lines), with one of its addresses as source or destination.
+ */
+export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'ifaces' | 'ports' | 'addresses'>): string[] {
+  const ports = new Set(cell.ports);
+  const ifaces = new Set(cell.ifaces);
+  const addrs = new Set(cell.addresses);
   return records
-    .filter((r) => r.text.startsWith('nf_ct_') && ports.some((p) => r.text.includes(p)) && ifaces.some((i) => r.text.includes(i)))
+    .filter((r) => {
+      if (!r.text.startsWith('nf_ct_')) return false;
+      const e = parseKernelLogLine(r.text);
+      if (!e || !((e.sport !== null && ports.has(e.sport)) || (e.dport !== null && ports.has(e.dport)))) return false;
+      if (e.in || e.out) return (e.in !== null && ifaces.has(e.in)) || (e.out !== null && ifaces.has(e.out));
+      return (e.src !== null && addrs.has(e.src)) || (e.dst !== null && addrs.has(e.dst));
+    })
     .map((r) => r.text.trim());
 }
 
@@ -69,6 +86,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const created: string[] = [];
   writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: sc.name, keep: o.keep });
 
+  const backend = await ensureNfLogBackend();
   const logAll = enableLogAllNetns();
   const klog = KernelLog.open();
   let torn = false;
@@ -134,6 +152,13 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     process.off('SIGTERM', onSignal);
     process.off('exit', onExit);
   }
+  const logWhy = !klog
+    ? '/dev/kmsg cannot be read'
+    : !backend.backend
+      ? `no nf_log backend is bound, so conntrack prints nothing (${backend.why})`
+      : logAll.value !== 1 && readLogAllNetns() !== 1
+        ? 'net.netfilter.nf_log_all_netns could not be set to 1'
+        : null;
   return {
     kernel,
     profile: profile.id,
@@ -141,7 +166,9 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     profileSummary: profile.summary,
     scenario: sc.name,
     run: runId,
-    kernelLog: klog && (logAll.value === 1 || readLogAllNetns() === 1) ? 'collected' : 'unavailable',
+    kernelLog: logWhy === null ? 'collected' : 'unavailable',
+    logBackend: backend.backend,
+    logWhy,
     cells: results,
     ms: Math.round(performance.now() - t0),
     kept: o.keep ? created : null,

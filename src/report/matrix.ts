@@ -25,6 +25,8 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
     scenario: r.scenario,
     run: r.run,
     kernelLog: r.kernelLog,
+    logBackend: r.logBackend,
+    ...(r.logWhy ? { logWhy: r.logWhy } : {}),
     ms: r.ms,
     matched: r.cells.every((c) => c.match),
     cells: r.cells.map((c) => ({
@@ -77,6 +79,10 @@ function detailLine(c: LabCellResult): string {
 export function labText(r: LabReport): string {
   const out: string[] = [];
   out.push(`ctprobe lab ${r.scenario} — kernel ${r.kernel} (profile ${r.profile}: ${r.profileLabel})`);
+  if (r.guest) {
+    const g = r.guest;
+    out.push(`  in a qemu guest: ${g.package ? `Debian ${g.package} ${g.version}` : g.release}, ${g.accel === 'kvm' ? 'KVM' : 'software emulation (TCG)'}, booted in ${formatMs(g.bootMs)}`);
+  }
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
@@ -97,7 +103,7 @@ export function labText(r: LabReport): string {
     for (const l of c.invalidLog.slice(0, 4)) out.push(`      kernel: ${l.replace(/ IN=.*$/, '').slice(0, 64)}`);
     if (c.invalidLog.length > 4) out.push(`      kernel: … ${c.invalidLog.length - 4} more line(s)`);
   }
-  if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');
+  if (r.kernelLog === 'unavailable') out.push('', ...wrapText(`note: no kernel log lines were collected: ${r.logWhy ?? 'the kernel log could not be read'}.`, 96, ''));
   out.push('');
   if (r.scenario === 'oow-rst') {
     out.push('Fixes on a real host: `ctprobe fix apply --method drop-invalid --chain INPUT` (drops INVALID packets before the');

@@ -18,6 +18,7 @@ import { GuestError, PrivilegeError } from '../../errors.js';
 import { isRoot, requireTool } from '../../host/exec.js';
 import { fetchDebianKernel, localKernel, type GuestKernel } from '../../host/kernels.js';
 import type { LabProgress, LabReport } from '../runner.js';
+import { scenarioByName } from '../scenarios.js';
 import { guestStatePath, newRunId, removeGuest, STATE_DIR, type GuestState } from '../state.js';
 import {
   cpioNewc, GUEST_RUN_DIR, guestScript, INITRAMFS_MODULES, initScript, isStaticElf, kernelCmdline, kvmVerdict, moduleLoadOrder, qemuArgs,
@@ -136,6 +137,12 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     if (cleaned) return;
     cleaned = true;
     child?.kill('SIGKILL');
+    // CTPROBE_GUEST_LOGS=DIR keeps the guest's console and agent log (for a guest that misbehaves).
+    const keep = process.env.CTPROBE_GUEST_LOGS;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const f of ['console.log', 'agent.log', 'events.jsonl']) if (existsSync(join(dir, f))) writeFileSync(join(keep, `${runId}-${f}`), readFileSync(join(dir, f)));
+    }
     removeGuest(state);
   };
   const onSignal = (sig: NodeJS.Signals) => {
@@ -150,7 +157,7 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     const spec: GuestSpec = { ...o.spec, concurrency: 1 };
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec) + '\n');
     const script = `${GUEST_RUN_DIR}/guest.sh`;
-    writeFileSync(join(dir, 'guest.sh'), guestScript({ node: process.execPath, agent: AGENT_PATH, spec: `${GUEST_RUN_DIR}/spec.json` }), { mode: 0o755 });
+    writeFileSync(join(dir, 'guest.sh'), guestScript({ node: process.execPath, agent: AGENT_PATH, spec: `${GUEST_RUN_DIR}/spec.json`, timeScale: accel.accel === 'tcg' ? 4 : 1 }), { mode: 0o755 });
     const initramfs = join(dir, 'initramfs.cpio');
     writeFileSync(initramfs, await buildInitramfs(kernel, o.spec.captureDir, script));
     const consoleLog = join(dir, 'console.log');
@@ -193,8 +200,8 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
         else if (ev.type === 'start' || ev.type === 'cell') o.onProgress?.(ev as unknown as LabProgress);
       }
     };
-    const cells = Math.max(1, o.spec.offsets.length * 5 + 10);
-    const limit = o.timeoutMs ?? 300_000 + cells * 120_000;
+    const cells = scenarioByName(o.spec.scenario)?.build(o.spec).cells ?? 20;
+    const limit = o.timeoutMs ?? 300_000 + cells * (accel.accel === 'tcg' ? 180_000 : 60_000);
     const timer = setInterval(poll, 250);
     const deadline = setTimeout(() => child?.kill('SIGKILL'), limit);
     const code = await exited;

@@ -149,10 +149,11 @@ export function initScript(o: InitOptions): string {
  * The script the guest runs as PID 1 in the host's root: loopback up, the agent (which runs the
  * lab and writes events and the report into the run share), its exit status, power off.
  */
-export function guestScript(o: { node: string; agent: string; spec: string }): string {
+export function guestScript(o: { node: string; agent: string; spec: string; timeScale: number }): string {
   return [
     '#!/bin/sh',
     'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8',
+    `export CTPROBE_LAB_TIME_SCALE=${o.timeScale}`,
     `cd / && ip link set lo up 2>/dev/null`,
     `${q(o.node)} ${q(o.agent)} ${q(o.spec)} >>${GUEST_RUN_DIR}/agent.log 2>&1`,
     `echo $? >${GUEST_RUN_DIR}/status`,
