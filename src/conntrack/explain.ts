@@ -35,6 +35,10 @@ export interface ExplainedPacket {
   dst: string;
   dstPort: number;
   flags: string;
+  /** TCP flag byte. */
+  tcpFlags: number;
+  /** IPv4 identification (unchanged by NAT; identifies copies of a packet); null for IPv6. */
+  ipId: number | null;
   seq: number;
   ack: number;
   len: number;
@@ -131,7 +135,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
-  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
+  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
   const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [] };
   const flows = new Map<string, FlowSummary>();
   // "serverAddr|serverPort>clientPort" → original client address (text, and u32 for IPv4), for
@@ -240,6 +244,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.dst = natMatchedTo ? (v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset)) : view.dst;
       out.dstPort = view.dstPort;
       out.flags = flagsToString(tcp.flags);
+      out.tcpFlags = tcp.flags;
+      out.ipId = v6 ? null : ip.id;
       out.seq = tcp.seq;
       out.ack = tcp.ack;
       out.len = payloadLength;

@@ -368,7 +368,7 @@ describe('RST handling', () => {
     expect(table.size).toBe(0);
   });
 
-  it('6.2+: the RST answering a challenge ACK in SYN_SENT passes, and the retransmitted SYN reopens', () => {
+  it('port reuse: the RST answering a challenge ACK in SYN_SENT passes on 6.2+, 6.1.9+ and 5.10 (as measured), and the retransmitted SYN reopens', () => {
     const run = (p: KernelProfile) => {
       const table = new ConntrackTable(p);
       table.process(c({ seq: 1000, flags: SYN, wscale: 7, sackPerm: true, t: 0 }));
@@ -381,11 +381,18 @@ describe('RST handling', () => {
     expect([m.ch.verdict, m.ch.reason]).toEqual(['IGNORE', 'packet (index 3) in dir 1 ignored, state SYN_SENT']);
     expect([m.rst.verdict, m.rst.stateAfter]).toEqual(['ACCEPT', 'CLOSE']);
     expect([m.syn.repeat, m.syn.stateAfter]).toEqual([true, 'SYN_SENT']);
-    const m61 = run(profileById('modern'));
-    expect(m61.rst.verdict).toBe('INVALID');
-    expect(m61.rst.reason).toBe('SEQ is over upper bound 1002 (over the window of the receiver)');
-    // old message wording for the ignored ACK
-    expect(run(OLD).ch.reason).toBe('invalid packet ignored in state SYN_SENT');
+    // 6.1.192 (measured) carries the 6.1.9 backport; a 6.1 before it drops the RST (SEQ over the SYN's end)
+    const m61 = run(profileForRelease('6.1.192'));
+    expect([m61.rst.verdict, m61.syn.repeat]).toEqual(['ACCEPT', true]);
+    const early61 = run(profileForRelease('6.1.4'));
+    expect(early61.rst.verdict).toBe('INVALID');
+    expect(early61.rst.reason).toBe('SEQ is over upper bound 1002 (over the window of the receiver)');
+    // 5.10.223 (measured: connects): no challenge-ACK handling, but the old re-init rule and an
+    // unseen reply direction let the RST through; the ignored ACK has the old wording
+    const old = run(OLD);
+    expect([old.ch.verdict, old.ch.reason]).toEqual(['IGNORE', 'invalid packet ignored in state SYN_SENT']);
+    expect([old.rst.verdict, old.rst.reason, old.rst.stateAfter]).toEqual(['ACCEPT', null, 'CLOSE']);
+    expect([old.syn.repeat, old.syn.stateAfter]).toEqual([true, 'SYN_SENT']);
   });
 });
 
@@ -412,15 +419,18 @@ describe('new connections and flags', () => {
     expect(table.invalidCount).toBe(1);
   });
 
-  it('"invalid new" for a SYN/ACK, FIN or RST as first packet (logged on 6.1+ only)', () => {
+  it('"invalid new" for a SYN/ACK, FIN or RST as first packet (logged from 6.7: yes on 6.12/6.18, not on 6.1.192 or 5.10)', () => {
     for (const flags of [SYN | ACK, FIN | ACK, RST]) {
       const table = new ConntrackTable(MODERN);
       const d = table.process(c({ seq: 1, ack: 2, flags }));
       expect([d.verdict, d.check, d.reason, d.logged]).toEqual(['INVALID', 'new', 'invalid new', true]);
       expect(table.size).toBe(0);
     }
-    const d = new ConntrackTable(OLD).process(c({ seq: 1, ack: 2, flags: FIN | ACK }));
-    expect([d.verdict, d.logged]).toEqual(['INVALID', false]);
+    for (const p of [OLD, profileById('modern'), profileForRelease('6.6.30')]) {
+      const d = new ConntrackTable(p).process(c({ seq: 1, ack: 2, flags: FIN | ACK }));
+      expect([d.verdict, d.reason, d.logged]).toEqual(['INVALID', 'invalid new', false]);
+    }
+    expect(new ConntrackTable(profileForRelease('6.12.117+deb12-amd64')).process(c({ seq: 1, ack: 2, flags: RST })).logged).toBe(true);
   });
 
   it('invalid flag combinations are INVALID before anything else', () => {
@@ -465,10 +475,11 @@ describe('timeouts', () => {
     expect(table.size).toBe(0);
   });
 
-  it('a SYN retransmission does not renew SYN_SENT on 5.14+, but does on 5.10', () => {
+  it('a SYN retransmission does not renew SYN_SENT on 5.14+ and 5.10.166+ (backport), but does on older 5.10', () => {
     for (const [p, renew] of [
       [MODERN, false],
-      [OLD, true],
+      [OLD, false],
+      [profileForRelease('5.10.13'), true],
     ] as const) {
       const table = new ConntrackTable(p);
       table.process(c({ seq: 100, flags: SYN, wscale: 7, sackPerm: true, t: 0 }));

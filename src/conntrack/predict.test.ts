@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { predictOutOfWindow } from './predict.js';
+import { predictOutOfWindow, predictPortReuse } from './predict.js';
 import { profileById, profileForRelease, PROFILE_IDS } from './profile.js';
 
 describe('predictOutOfWindow', () => {
@@ -69,5 +69,19 @@ describe('predictOutOfWindow', () => {
     const a = predictOutOfWindow(profileById('modern-challenge'), { offset: 100000 - 2 ** 32, beLiberal: false });
     expect(a.firstInvalid).toBe('ack-of-fin');
     expect(a.reasons[0]).toBe('35493 bytes more than expected');
+  });
+});
+
+describe('predictPortReuse', () => {
+  it('connects on the four measured kernels, with the kernel’s log line for the challenge ACK', () => {
+    const k510 = predictPortReuse(profileForRelease('5.10.0-32-amd64'));
+    expect(k510).toMatchObject({ result: 'connected', reasons: ['invalid packet ignored in state SYN_SENT'] });
+    for (const r of ['6.1.0-56-amd64', '6.12.117+deb12-amd64', '6.18.44-fc-v1272']) {
+      expect(predictPortReuse(profileForRelease(r))).toMatchObject({ result: 'connected', reasons: ['packet (index 3) in dir 1 ignored, state SYN_SENT'] });
+    }
+  });
+
+  it('a 6.1 before the challenge-ACK backport may time out, depending on the ISN', () => {
+    expect(predictPortReuse(profileForRelease('6.1.4')).result).toBe('depends');
   });
 });

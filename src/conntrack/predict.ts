@@ -139,3 +139,50 @@ export function predictOutOfWindow(profile: KernelProfile, o: OowOptions): OowPr
   }
   return out;
 }
+
+export interface PortReusePrediction {
+  /** 'connected': the stale socket is reset and the retransmitted SYN connects; 'timeout': every SYN meets the stale socket's challenge ACK; 'depends': on the new ISN. */
+  result: 'connected' | 'timeout' | 'depends';
+  /** What conntrack logs for the challenge ACK and the RST (nf_conntrack_log_invalid). */
+  reasons: string[];
+  summary: string;
+}
+
+/**
+ * Port reuse after the half-close leak: the app's new SYN from the leaked source port is redirected to
+ * the proxy's stale FIN-WAIT-2 socket, which answers with a challenge ACK (seq/ack of the old
+ * connection); the app answers it with RST (seq = the ACK's ack). If conntrack lets that RST through
+ * (NAT applied) it reaches the stale socket and kills it, and the retransmitted SYN connects; if the
+ * RST is INVALID it is not redirected, and every retransmitted SYN meets the stale socket again.
+ * Whether the RST passes can depend on where the old sequence lies relative to the new ISN, so both
+ * are tried.
+ */
+export function predictPortReuse(profile: KernelProfile): PortReusePrediction {
+  const { SYN, ACK, RST } = TcpFlag;
+  const isn = 2419291907;
+  const outcomes: Array<{ rst: Decision; reasons: string[] }> = [];
+  // the old connection's sequence numbers, above and below the new ISN (mod 2^32)
+  for (const oldSeq of [seqAdd(isn, 60000000), seqAdd(isn, -60000000)]) {
+    const table = new ConntrackTable(profile);
+    const reasons: string[] = [];
+    const syn: TcpPacketView['options'] = { wscale: 10, sackPerm: true };
+    const log = (d: Decision) => {
+      if (d.logged && d.reason) reasons.push(d.reason);
+      return d;
+    };
+    log(table.process(pkt(true, isn, 0, SYN, 64240, 0, 0, syn, 40)));
+    log(table.process(pkt(false, 2060252422, oldSeq, ACK, 64, 0.0001)));
+    const rst = log(table.process(pkt(true, oldSeq, 0, RST, 0, 0.0002, 0, {}, 20)));
+    outcomes.push({ rst: { ...rst }, reasons });
+  }
+  const passed = outcomes.map((o) => o.rst.verdict !== 'INVALID');
+  const result = passed.every(Boolean) ? 'connected' : passed.some(Boolean) ? 'depends' : 'timeout';
+  const reasons = outcomes[0]!.reasons;
+  const summary =
+    result === 'connected'
+      ? 'the RST answering the stale socket’s challenge ACK is tracked and redirected: it resets the stale proxy socket and the retransmitted SYN connects'
+      : result === 'timeout'
+        ? `the RST answering the challenge ACK is INVALID ("${outcomes[0]!.rst.reason ?? ''}"): not redirected, the stale socket survives and connect times out`
+        : 'whether the RST answering the challenge ACK passes depends on the new ISN relative to the old connection’s sequence: connect may time out';
+  return { result, reasons, summary };
+}

@@ -19,6 +19,7 @@ import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, TIME_SCALE, PEERS_PATH
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
 import { iptablesRuleset } from './topology.js';
+import { predictPortReuse } from '../conntrack/predict.js';
 
 export const HC = {
   app: '203.0.113.1',
@@ -56,10 +57,9 @@ export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> =
  */
 export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: string; why: string } {
   if (c.reuse) {
-    // Measured: 5.10.223, 6.1.192 (stable backports) and 6.2+ all connect; none timed out.
-    return p.conntrack.features.challengeAck
-      ? { verdict: 'reuse-connected', why: '6.2+ conntrack lets the challenge ACK through; the app’s RST kills the stale proxy socket and the retransmitted SYN connects' }
-      : { verdict: 'reuse-connected', why: 'measured on 5.10.223 and 6.1.192: the stale socket’s challenge ACK is logged as ignored, the app’s RST still kills it and the retransmitted SYN connects (the seed’s connect timeout is not what these stable kernels do)' };
+    // From the model on this kernel's profile (measured: 5.10.223, 6.1.192, 6.12 and 6.18 all connect).
+    const r = predictPortReuse(p.conntrack);
+    return { verdict: r.result === 'connected' ? 'reuse-connected' : 'reuse-timeout', why: r.summary };
   }
   switch (c.mitigation) {
     case 'close-wait-long':
@@ -214,7 +214,7 @@ export function portReuseScenario(): Scenario {
   const cells: HcCell[] = [{ id: 'port-reuse/none', mitigation: 'none', reuse: true }];
   return {
     name: 'port-reuse',
-    what: 'after the leak, the app reuses its source port: connect timeout (< 6.2) or reset-and-connect (6.2+)',
+    what: 'after the leak, the app reuses its source port: reset-and-connect (measured on 5.10, 6.1, 6.12, 6.18) or connect timeout, as this kernel’s conntrack decides',
     cells: cells.length,
     cellId: (i) => cells[i]!.id,
     runCell: (i, ctx) => runHcCell(i, cells[i]!, ctx),

@@ -1,0 +1,64 @@
+/**
+ * Model-vs-kernel agreement on a lab capture directory (`ctprobe lab … --capture DIR`): every cell's
+ * capture replayed through the model with the cell's sysctls, compared with the kernel's log lines
+ * the lab attributed to that cell (src/conntrack/agreement.ts). Shared by the host and guest tests.
+ */
+import { readFileSync } from 'node:fs';
+import { checkAgreement, describeMismatches, replayedPacket, type AgreementResult, type ReplayedPacket } from '../src/conntrack/agreement.js';
+import { explainCapture } from '../src/conntrack/explain.js';
+import type { Sysctls } from '../src/conntrack/model.js';
+import { profileForRelease, type KernelProfile } from '../src/conntrack/profile.js';
+
+export interface LabIndexCell {
+  id: string;
+  capture: string | null;
+  captureDropped: number | null;
+  ifaces: string[];
+  ports: number[];
+  verdict: string;
+  details: Record<string, unknown>;
+  invalidLog: string[];
+}
+
+export interface LabIndex {
+  kernel: string;
+  profile: string;
+  cells: LabIndexCell[];
+}
+
+export function readLabIndex(dir: string): LabIndex {
+  return JSON.parse(readFileSync(`${dir}/index.json`, 'utf8')) as LabIndex;
+}
+
+/** The conntrack sysctls a lab cell set in its NAT (or app) namespace. */
+export function cellSysctls(cell: LabIndexCell): Partial<Sysctls> {
+  const d = cell.details;
+  const s: Partial<Sysctls> = { beLiberal: d.mitigation === 'be-liberal' };
+  if (typeof d.closeWaitTimeoutS === 'number') s.timeouts = { close_wait: d.closeWaitTimeoutS };
+  return s;
+}
+
+export interface CellAgreement {
+  id: string;
+  result: AgreementResult;
+  /** One line per mismatch. */
+  problems: string[];
+  replayed: number;
+}
+
+export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile): Promise<CellAgreement> {
+  if (!cell.capture) throw new Error(`${cell.id}: no capture (run the lab with --capture DIR)`);
+  const replay: ReplayedPacket[] = [];
+  await explainCapture(cell.capture, { profile, sysctls: cellSysctls(cell), onPacket: (p) => replay.push(replayedPacket(p)) });
+  const result = checkAgreement(replay, cell.invalidLog);
+  return { id: cell.id, result, problems: describeMismatches(result), replayed: replay.length };
+}
+
+/** Agreement on every cell of a capture directory, modelled with the profile of the kernel it ran on. */
+export async function labAgreement(dir: string): Promise<{ kernel: string; cells: CellAgreement[] }> {
+  const index = readLabIndex(dir);
+  const profile = profileForRelease(index.kernel);
+  const cells: CellAgreement[] = [];
+  for (const c of index.cells) cells.push(await cellAgreement(c, profile));
+  return { kernel: index.kernel, cells };
+}
