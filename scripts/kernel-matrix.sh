@@ -29,7 +29,7 @@ for k in $KERNELS; do
 done
 # Check every result (matches, log lines attributed) and, for the full matrix, rewrite the README table.
 readme=(); [ $full -eq 1 ] && readme=(--readme README.md)
-node dist/report/kernelmatrix.js "$DIR" "${readme[@]}" || failed=1
+node scripts/kernel-matrix-table.mjs "$DIR" "${readme[@]}" || failed=1
 # The model against each guest kernel's own log lines, on every cell's capture.
 KERNEL_MATRIX_DIR="$DIR" npx vitest run test/kernel-agreement.test.ts || failed=1
 exit $failed

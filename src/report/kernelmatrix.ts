@@ -1,11 +1,8 @@
 /**
  * The kernel matrix's verdict and README table, from the `lab SCENARIO --kernel REL -o json`
- * documents that scripts/kernel-matrix.sh collects (DIR/<REL>/<scenario>.json). Pure: the entry
- * at the bottom reads the files and rewrites the README between its markers.
+ * documents that scripts/kernel-matrix.sh collects (DIR/<REL>/<scenario>.json). Pure: the script
+ * scripts/kernel-matrix-table.mjs reads the files and rewrites the README between the markers.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 export interface MatrixRun {
   series: string;
@@ -78,42 +75,3 @@ export function replaceBetweenMarkers(readme: string, table: string): string | n
   if (a < 0 || b < a) return null;
   return `${readme.slice(0, a + README_BEGIN.length)}\n${table}\n${readme.slice(b)}`;
 }
-
-function readRuns(dir: string): MatrixRun[] {
-  const runs: MatrixRun[] = [];
-  for (const series of readdirSync(dir).filter((d) => /^\d+\.\d+$/.test(d)).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))) {
-    for (const f of readdirSync(join(dir, series)).filter((x) => x.endsWith('.json')).sort()) {
-      let doc: MatrixDoc | null = null;
-      try {
-        doc = JSON.parse(readFileSync(join(dir, series, f), 'utf8')) as MatrixDoc;
-      } catch {
-        doc = null;
-      }
-      runs.push({ series, scenario: f.replace(/\.json$/, ''), doc });
-    }
-  }
-  return runs;
-}
-
-/** node dist/report/kernelmatrix.js DIR [--readme README.md] */
-function main(argv: string[]): number {
-  const [dir, flag, readmePath] = argv;
-  if (!dir || !existsSync(dir)) {
-    process.stderr.write('usage: kernelmatrix.js DIR [--readme README.md]\n');
-    return 2;
-  }
-  const runs = readRuns(dir);
-  const problems = matrixProblems(runs);
-  const table = matrixTable(runs, new Date().toISOString().slice(0, 10));
-  process.stdout.write(table + '\n');
-  if (flag === '--readme' && readmePath) {
-    const next = replaceBetweenMarkers(readFileSync(readmePath, 'utf8'), table);
-    if (next === null) problems.push(`${readmePath}: no kernel-matrix markers`);
-    else writeFileSync(readmePath, next);
-  }
-  for (const p of problems) process.stderr.write(`kernel-matrix: ${p}\n`);
-  process.stdout.write(`${runs.length - new Set(problems.map((p) => p.split(':')[0])).size} passed, ${new Set(problems.map((p) => p.split(':')[0])).size} failed\n`);
-  return problems.length ? 1 : 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.exit(main(process.argv.slice(2)));

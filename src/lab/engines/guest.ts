@@ -217,13 +217,16 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     const reportPath = join(dir, 'report.json');
     if (!existsSync(reportPath)) {
       const status = existsSync(join(dir, 'status')) ? readFileSync(join(dir, 'status'), 'utf8').trim() : null;
-      const agentLog = existsSync(join(dir, 'agent.log')) ? readFileSync(join(dir, 'agent.log'), 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+      const agentLines = existsSync(join(dir, 'agent.log')) ? readFileSync(join(dir, 'agent.log'), 'utf8').trim().split('\n') : [];
+      const agentLog = (agentLines.find((l) => /\b\w*Error\b|error:/i.test(l)) ?? agentLines.at(-1) ?? '').trim();
       const why =
         performance.now() - tBoot >= limit - 1000
           ? `no result within ${Math.round(limit / 1000)}s`
-          : bootMs === null
-            ? `the guest did not come up (qemu exit ${code}${qemuErr ? `: ${qemuErr.trim().split('\n')[0]}` : ''})`
-            : `the guest agent ended without a report (status ${status ?? 'none'})`;
+          : status !== null
+            ? `the guest agent ended without a report (exit ${status})`
+            : bootMs === null
+              ? `the guest did not come up (qemu exit ${code}${qemuErr ? `: ${qemuErr.trim().split('\n')[0]}` : ''})`
+              : 'the guest stopped before the agent finished';
       throw new GuestError(`guest ${kernel.release}: ${why}${agentLog ? `; agent: ${agentLog}` : ''}${consoleTail() ? `; console: ${consoleTail()}` : ''}`);
     }
     const report = JSON.parse(readFileSync(reportPath, 'utf8')) as LabReport;

@@ -113,7 +113,7 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
  * /init: mount the host's root read-only over 9p under a tmpfs overlay, fresh /proc /sys /dev
- * /run /tmp, the kernel's modules at /lib/modules/RELEASE, the run share (and the capture share),
+ * /run, the kernel's modules at /lib/modules/RELEASE, the run share (and the capture share),
  * then switch_root into it and run the guest script as PID 1. Any failure powers the guest off
  * with a line on the console naming the step.
  */
@@ -135,7 +135,9 @@ export function initScript(o: InitOptions): string {
     'for d in proc sys dev run tmp; do mkdir -p /newroot/$d; done',
     'mount -t proc proc /newroot/proc && mount -t sysfs sysfs /newroot/sys && mount -t devtmpfs devtmpfs /newroot/dev || fail "guest /proc /sys /dev"',
     'mkdir -p /newroot/dev/pts /newroot/dev/shm && mount -t devpts devpts /newroot/dev/pts && mount -t tmpfs tmpfs /newroot/dev/shm',
-    'mount -t tmpfs -o mode=0755 tmpfs /newroot/run && mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp || fail "tmpfs /run /tmp"',
+    // A fresh /run (the host's netns mounts and lab state are not the guest's); /tmp stays the
+    // overlay's, so a ctprobe or node installed under the host's /tmp is still found.
+    'mount -t tmpfs -o mode=0755 tmpfs /newroot/run || fail "tmpfs /run"',
     `mkdir -p /newroot/lib/modules && rm -rf /newroot/lib/modules/${q(o.release)} && ln -s ${q(o.modulesDir)} /newroot/lib/modules/${q(o.release)} || fail "/lib/modules"`,
     `mkdir -p /newroot${GUEST_RUN_DIR} && mount -t 9p -o ${p9} ${TAG.run} /newroot${GUEST_RUN_DIR} || fail "mount the run share"`,
     ...(o.captureDir ? [`mkdir -p /newroot${q(o.captureDir)} && mount -t 9p -o ${p9} ${TAG.capture} /newroot${q(o.captureDir)} || fail "mount the capture share"`] : []),
