@@ -42,7 +42,8 @@ export function removeRunState(run: string): void {
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // A killed process not yet reaped by its parent is a zombie: dead for our purposes.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
