@@ -49,7 +49,17 @@ export interface CellAgreement {
 export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile): Promise<CellAgreement> {
   if (!cell.capture) throw new Error(`${cell.id}: no capture (run the lab with --capture DIR)`);
   const replay: ReplayedPacket[] = [];
-  await explainCapture(cell.capture, { profile, sysctls: cellSysctls(cell), onPacket: (p) => replay.push(replayedPacket(p)) });
+  // The lab attributes kernel lines to a cell by its ports (the app's source port, the server's
+  // port): compare the packets of those connections. (The half-close proxy's own upstream
+  // connection uses an ephemeral port the lab does not attribute.)
+  const ports = new Set(cell.ports);
+  await explainCapture(cell.capture, {
+    profile,
+    sysctls: cellSysctls(cell),
+    onPacket: (p) => {
+      if (ports.has(p.srcPort) || ports.has(p.dstPort)) replay.push(replayedPacket(p));
+    },
+  });
   const result = checkAgreement(replay, cell.invalidLog);
   return { id: cell.id, result, problems: describeMismatches(result), replayed: replay.length };
 }

@@ -60,10 +60,11 @@ describe('explain', () => {
     const path = pcap('nat', synthFlow({ ...base, replyTo: '198.51.100.1' }));
     const { summary, packets } = await run(path, '6.18');
     expect(summary.invalid).toBe(0);
-    expect(packets[1]!.natMatchedTo).toBe('192.0.2.2');
+    expect(packets[1]!.natMatchedTo).toBe('192.0.2.2:40000 → 198.51.100.2:9000');
     // every server packet (SYN/ACK, 3 data segments, FIN) went to the NAT address and was matched
     expect(packets.filter((p) => p.natMatchedTo).length).toBe(2 + base.segments);
     expect(summary.flows).toHaveLength(1);
+    expect(summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake' });
   });
 
   it('counts a packet seen on several interfaces once when asked to', async () => {

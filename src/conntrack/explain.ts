@@ -2,18 +2,18 @@
  * explain: replay a capture through the conntrack model and say, per TCP packet, what the kernel
  * does with it (ACCEPT / IGNORE / INVALID), why, in the kernel's own words, and what follows.
  *
- * Captures taken on a NAT host with `tcpdump -i any` show a forwarded packet once per interface it
- * crosses (bridge port, bridge, uplink; before and after NAT); conntrack sees it once, on the way
- * in. `dedupe` keeps the first copy of a packet (same ports, seq, ack, flags, window, length and
- * IP id within 5 ms). Replies to a masqueraded flow are addressed to the NAT address, not the
- * original source: when a packet matches no flow, it is matched to the flow whose original
- * destination sent it to that original source port (SNAT/MASQUERADE-aware).
+ * Per packet: decode → drop copies of a packet already seen (copies.ts: by identity, for captures
+ * on several interfaces such as `tcpdump -i any`) → find its conntrack entry as conntrack would,
+ * through SNAT/MASQUERADE, DNAT, REDIRECT and NodePort (nat.ts: mappings learned from the capture
+ * or given from `conntrack -L`) → the model (model.ts) → report.
  */
 import { forEachPacket, LINKTYPE, type PacketRecord } from '../capture/reader.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
-import { ConntrackTable, createDecision, flowKey, type Decision, type Sysctls, type TcpPacketView } from './model.js';
+import { capturePosition, PacketCopies } from './copies.js';
+import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView } from './model.js';
+import { flowKeyOf, NatFollower, tupleText, v4DirKey, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
 import type { KernelProfile } from './profile.js';
 
 export interface ExplainOptions {
@@ -23,6 +23,8 @@ export interface ExplainOptions {
   flow?: string | null;
   /** Drop duplicate copies of a packet seen on several interfaces. Default: on for Linux cooked (any-interface) captures. */
   dedupe?: boolean | 'auto';
+  /** conntrack entries (orig and reply tuples, e.g. from `conntrack -L`) naming NAT mappings the capture may not show. */
+  natMappings?: readonly NatMapping[];
   /** Called per reported packet. The objects are reused: copy what you keep. */
   onPacket?: (p: ExplainedPacket) => void;
 }
@@ -43,14 +45,18 @@ export interface ExplainedPacket {
   ack: number;
   len: number;
   window: number;
-  /** Set when the packet was matched to its flow through NAT (the flow's original source address). */
+  /** Set when the packet was matched to its flow through NAT: the flow's original tuple ("192.0.2.2:40000 → 198.51.100.2:9000"). */
   natMatchedTo: string | null;
   decision: Decision;
   consequence: string;
 }
 
 export interface FlowSummary {
+  /** conntrack's original tuple. */
   flow: string;
+  /** conntrack's reply tuple when NAT rewrote it (else null), and how explain learned it. */
+  reply: string | null;
+  natLearnedFrom: Binding['learnedFrom'];
   packets: number;
   accept: number;
   ignore: number;
@@ -99,20 +105,6 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
   return (a) => a === t;
 }
 
-const DEDUPE_WINDOW_S = 0.005;
-
-/**
- * A short canonical key for an IPv4 4-tuple (6 UTF-16 units, same for both directions): cheaper to
- * build and hash per packet than the table's text key. The table accepts any key that is the same
- * for both directions of a flow and distinct between flows; IPv6 uses the text key.
- */
-function v4Key(a: number, pa: number, b: number, pb: number): string {
-  const aFirst = a < b || (a === b && pa <= pb);
-  return aFirst
-    ? String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb)
-    : String.fromCharCode(b >>> 16, b & 0xffff, pb, a >>> 16, a & 0xffff, pa);
-}
-
 function u32At(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
@@ -129,25 +121,30 @@ function v4Text(b: Uint8Array, o: number): string {
   return t;
 }
 
+/** What explain remembers about the first copy of a packet. */
+interface FirstCopy {
+  binding: Binding | null;
+  dir: 0 | 1;
+  tuple: Tuple;
+}
+
 export async function explainCapture(path: string, o: ExplainOptions): Promise<ExplainSummary> {
   const table = new ConntrackTable(o.profile, o.sysctls);
+  const nat = new NatFollower(table, o.natMappings);
+  const copies = new PacketCopies<FirstCopy>();
   const filter = o.flow ? parseFlowFilter(o.flow) : null;
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
   const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, decision, consequence: '' };
   const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [] };
-  const flows = new Map<string, FlowSummary>();
-  // "serverAddr|serverPort>clientPort" → original client address (text, and u32 for IPv4), for
-  // replies addressed to a NAT address
-  const natIndex = new Map<string, { text: string; v4: number }>();
-  const recent = new Map<string, number>();
-  let lastPrune = 0;
+  const flows = new Map<string, { summary: FlowSummary; binding: Binding | null }>();
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
 
   const onRecord = (rec: PacketRecord): void => {
     s.packets++;
     if (dedupe === null) dedupe = rec.linkType === LINKTYPE.LINUX_SLL || rec.linkType === LINKTYPE.LINUX_SLL2;
+    // decode
     if (rec.ipOffset < 0) {
       s.skipped++;
       return;
@@ -165,25 +162,28 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     // The IP header's length is what the kernel sees even when the capture was cut by snaplen.
     const payloadLength = ip.totalLength - ip.headerLength - tcp.dataOffset;
+    const v6 = ip.version === 6;
+    const tuple: Tuple = {
+      src: v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset),
+      sport: tcp.srcPort,
+      dst: v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset),
+      dport: tcp.dstPort,
+    };
+
+    // copies of one packet (several interfaces, before and after NAT): conntrack saw it once
+    let identity = '';
+    let position = -1;
     if (dedupe) {
-      const key = `${tcp.srcPort},${tcp.dstPort},${tcp.seq},${tcp.ack},${tcp.flags},${tcp.window},${payloadLength},${ip.id}`;
-      const seen = recent.get(key);
-      if (seen !== undefined && rec.tsSec - seen <= DEDUPE_WINDOW_S) {
+      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window}`;
+      position = capturePosition(rec);
+      const first = copies.copyOf(identity, position, rec.tsSec);
+      if (first) {
         s.duplicates++;
+        if (first.binding) nat.learnFromCopy(first.binding, first.dir, first.tuple, tuple);
         return;
-      }
-      recent.set(key, rec.tsSec);
-      if (rec.tsSec - lastPrune > 1) {
-        for (const [k, t] of recent) if (rec.tsSec - t > DEDUPE_WINDOW_S) recent.delete(k);
-        lastPrune = rec.tsSec;
       }
     }
     s.tcp++;
-    const v6 = ip.version === 6;
-    view.src = v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset);
-    view.dst = v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset);
-    view.srcPort = tcp.srcPort;
-    view.dstPort = tcp.dstPort;
     view.seq = tcp.seq;
     view.ack = tcp.ack;
     view.flags = tcp.flags;
@@ -199,50 +199,50 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.options = opts;
     view.tsSec = rec.tsSec;
 
-    let natMatchedTo: string | null = null;
-    const srcN = v6 ? 0 : u32At(d, ip.srcOffset);
-    let key = v6 ? flowKey(view) : v4Key(srcN, view.srcPort, u32At(d, ip.dstOffset), view.dstPort);
-    const known = table.lookup(view, key);
-    if (!known) {
-      const orig = natIndex.get(`${view.src}|${view.srcPort}>${view.dstPort}`);
-      if (orig !== undefined && orig.text !== view.dst) {
-        const alias = { src: view.src, srcPort: view.srcPort, dst: orig.text, dstPort: view.dstPort };
-        const aliasKey = v6 ? flowKey(alias) : v4Key(srcN, view.srcPort, orig.v4, view.dstPort);
-        if (table.lookup(alias, aliasKey)) {
-          natMatchedTo = orig.text;
-          view.dst = orig.text;
-          key = aliasKey;
-        }
-      }
-    }
+    // the conntrack entry, through NAT: the model sees the entry's own tuple in either direction
+    const a = v6 ? 0 : u32At(d, ip.srcOffset);
+    const b = v6 ? 0 : u32At(d, ip.dstOffset);
+    const dk = v6 ? undefined : v4DirKey(a, tcp.srcPort, b, tcp.dstPort);
+    const r = nat.resolve(tuple, tcp.flags, tcp.ack, rec.tsSec, dk);
+    const t = r ? (r.dir === 0 ? r.binding.canon : r.binding.canonInv) : tuple;
+    const key = r ? r.binding.key : v6 ? flowKeyOf(tuple) : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);
+    view.src = t.src;
+    view.srcPort = t.sport;
+    view.dst = t.dst;
+    view.dstPort = t.dport;
     table.process(view, decision, key);
-    if (!known && !natMatchedTo && table.lookup(view, key)) natIndex.set(`${view.dst}|${view.dstPort}>${view.srcPort}`, { text: view.src, v4: srcN });
+    const pureSyn = (tcp.flags & 0x17) === 0x02;
+    const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk);
+    if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple });
 
     if (decision.verdict === 'INVALID') s.invalid++;
     else if (decision.verdict === 'IGNORE') s.ignore++;
     else s.accept++;
 
-    if (filter && !filter(view.src, view.srcPort) && !filter(view.dst, view.dstPort)) return;
+    // report
+    if (filter && !filter(tuple.src, tuple.sport) && !filter(tuple.dst, tuple.dport) && !filter(t.src, t.sport) && !filter(t.dst, t.dport)) return;
     let f = flows.get(key);
     if (!f) {
-      const label = decision.dir === 'original' ? `${view.src}:${view.srcPort} → ${view.dst}:${view.dstPort}` : `${view.dst}:${view.dstPort} → ${view.src}:${view.srcPort}`;
-      f = { flow: label, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '' };
+      const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
+      f = { summary: { flow: label, reply: null, natLearnedFrom: null, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '' }, binding: null };
       flows.set(key, f);
     }
-    f.packets++;
+    if (binding) f.binding = binding;
+    const fs = f.summary;
+    fs.packets++;
     if (decision.verdict === 'INVALID') {
-      f.invalid++;
-      f.firstInvalid ??= { index: rec.index, reason: decision.reason };
-    } else if (decision.verdict === 'IGNORE') f.ignore++;
-    else f.accept++;
-    f.finalState = decision.stateAfter;
+      fs.invalid++;
+      fs.firstInvalid ??= { index: rec.index, reason: decision.reason };
+    } else if (decision.verdict === 'IGNORE') fs.ignore++;
+    else fs.accept++;
+    fs.finalState = decision.stateAfter;
     if (o.onPacket) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;
-      out.src = view.src;
-      out.srcPort = view.srcPort;
-      out.dst = natMatchedTo ? (v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset)) : view.dst;
-      out.dstPort = view.dstPort;
+      out.src = tuple.src;
+      out.srcPort = tuple.sport;
+      out.dst = tuple.dst;
+      out.dstPort = tuple.dport;
       out.flags = flagsToString(tcp.flags);
       out.tcpFlags = tcp.flags;
       out.ipId = v6 ? null : ip.id;
@@ -250,12 +250,18 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.ack = tcp.ack;
       out.len = payloadLength;
       out.window = tcp.window;
-      out.natMatchedTo = natMatchedTo;
+      out.natMatchedTo = r?.viaNat ? tupleText(r.binding.orig) : null;
       out.consequence = consequenceOf(decision);
       o.onPacket(out);
     }
   };
   await forEachPacket(path, onRecord, { unknownLinkType: 'pass' });
-  s.flows = [...flows.values()];
+  for (const { summary, binding } of flows.values()) {
+    if (!binding?.natted) continue;
+    summary.flow = tupleText(binding.orig);
+    summary.reply = tupleText(binding.reply);
+    summary.natLearnedFrom = binding.learnedFrom;
+  }
+  s.flows = [...flows.values()].map((f) => f.summary);
   return s;
 }

@@ -771,6 +771,11 @@ export class ConntrackTable {
     return this.flows.get(key)?.tracker;
   }
 
+  /** The entry stored under a table key (expired ones included). */
+  byKey(key: string): ConntrackTracker | undefined {
+    return this.flows.get(key)?.tracker;
+  }
+
   entries(): IterableIterator<FlowEntry> {
     return this.flows.values();
   }

@@ -1,9 +1,11 @@
 /**
  * Synthetic TCP flows as IPv4 packets, for explain's tests and benchmark: a client and a server
- * with real handshakes, data, optional forged out-of-window segments and a FIN close.
+ * with real handshakes, data, optional forged out-of-window segments and a FIN close. `synthNatFlow`
+ * renders a flow as a `tcpdump -i any` capture on a NAT host does (Linux cooked v2): every packet
+ * once per interface it crosses, with the tuple NAT left it at that point.
  */
 import { parseIP } from '../packet/address.js';
-import { encodeIPv4 } from '../packet/ip.js';
+import { encodeIPv4, encodeIPv6 } from '../packet/ip.js';
 import { seqAdd } from '../packet/seq.js';
 import { encodeTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, type TcpOptions } from '../packet/tcp.js';
 
@@ -65,4 +67,122 @@ export function synthFlow(f: SynthFlow): SynthPacket[] {
   ss = seqAdd(ss, 1);
   cli(TCP_ACK, cs, ss);
   return out;
+}
+
+export interface WireTuple {
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+}
+
+/** Where a copy is captured: interface index, packet type (0 to us, 4 outgoing), the tuple there. */
+export interface Hop {
+  ifindex: number;
+  pkttype: number;
+  tuple: WireTuple;
+}
+
+export interface SynthNatFlow {
+  /** Copies of the initiator's packets, in the order the host sees them. */
+  forward: Hop[];
+  /** Copies of the responder's packets. */
+  backward: Hop[];
+  clientIsn: number;
+  serverIsn: number;
+  segments: number;
+  start: number;
+  /** Seconds between logical packets (default 0.03). */
+  gap?: number;
+  /** Seconds between copies of one packet (default 0.000002; slow guests: up to 0.012). */
+  copyDelay?: number;
+  /** Stop after this many logical packets (e.g. 3: the handshake only). */
+  limit?: number;
+}
+
+/** One logical TCP segment as the initiator (`fromClient`) or responder sent it. */
+export interface SynthSegment {
+  fromClient: boolean;
+  flags: number;
+  seq: number;
+  ack: number;
+  payload?: number;
+  options?: TcpOptions;
+  /** IPv4 ID (copies share it). */
+  id: number;
+  window?: number;
+}
+
+/** A Linux cooked v2 frame around an IP packet. */
+export function sll2Frame(ip: Uint8Array, ifindex: number, pkttype: number): Uint8Array {
+  const out = new Uint8Array(20 + ip.length);
+  const v6 = (ip[0]! >> 4) === 6;
+  out[0] = v6 ? 0x86 : 0x08;
+  out[1] = v6 ? 0xdd : 0x00;
+  out[4] = (ifindex >>> 24) & 0xff;
+  out[5] = (ifindex >>> 16) & 0xff;
+  out[6] = (ifindex >>> 8) & 0xff;
+  out[7] = ifindex & 0xff;
+  out[8] = 0x00;
+  out[9] = 0x01; // ARPHRD_ETHER
+  out[10] = pkttype;
+  out[11] = 6;
+  out.set(ip, 20);
+  return out;
+}
+
+/** An IPv4 or IPv6 TCP packet for a tuple. */
+export function tcpPacket(t: WireTuple, g: SynthSegment): Uint8Array {
+  const src = parseIP(t.src);
+  const dst = parseIP(t.dst);
+  const tcp = encodeTcp(
+    { srcPort: t.sport, dstPort: t.dport, seq: g.seq, ack: g.ack, flags: g.flags, window: g.window ?? (g.fromClient ? 502 : 509), ...(g.options ? { options: g.options } : {}), ...(g.payload ? { payload: new Uint8Array(g.payload) } : {}) },
+    src,
+    dst,
+  );
+  return src.length === 16 ? encodeIPv6({ src, dst, nextHeader: 6 }, tcp) : encodeIPv4({ src, dst, protocol: 6, id: g.id }, tcp);
+}
+
+/** The segments of a flow: handshake, `segments` server data segments with ACKs, FIN close. */
+export function flowSegments(f: { clientIsn: number; serverIsn: number; segments: number }): SynthSegment[] {
+  const out: SynthSegment[] = [];
+  let id = 100;
+  let cs = f.clientIsn;
+  let ss = f.serverIsn;
+  const push = (fromClient: boolean, flags: number, seq: number, ack: number, payload = 0, options?: TcpOptions) =>
+    out.push({ fromClient, flags, seq, ack, payload, id: fromClient ? id++ : 0, ...(options ? { options } : {}) });
+  push(true, TCP_SYN, cs, 0, 0, { mss: 1460, sackPerm: true, tsVal: 1, tsEcr: 0, wscale: 7 });
+  cs = seqAdd(cs, 1);
+  push(false, TCP_SYN | TCP_ACK, ss, cs, 0, { mss: 1460, sackPerm: true, tsVal: 1, tsEcr: 1, wscale: 7 });
+  ss = seqAdd(ss, 1);
+  push(true, TCP_ACK, cs, ss);
+  for (let i = 0; i < f.segments; i++) {
+    out.push({ fromClient: false, flags: TCP_PSH | TCP_ACK, seq: ss, ack: cs, payload: 100, id: 5000 + i });
+    ss = seqAdd(ss, 100);
+    push(true, TCP_ACK, cs, ss);
+  }
+  push(true, TCP_FIN | TCP_ACK, cs, ss);
+  cs = seqAdd(cs, 1);
+  out.push({ fromClient: false, flags: TCP_FIN | TCP_ACK, seq: ss, ack: cs, id: 6000 });
+  ss = seqAdd(ss, 1);
+  push(true, TCP_ACK, cs, ss);
+  return out;
+}
+
+/** Frames of the given segments, each once per hop of its direction, sorted by time. */
+export function renderHops(segments: SynthSegment[], f: Pick<SynthNatFlow, 'forward' | 'backward' | 'start' | 'gap' | 'copyDelay'>): SynthPacket[] {
+  const out: SynthPacket[] = [];
+  const gap = f.gap ?? 0.03;
+  const copyDelay = f.copyDelay ?? 0.000002;
+  segments.forEach((g, i) => {
+    const hops = g.fromClient ? f.forward : f.backward;
+    hops.forEach((h, j) => out.push({ ts: f.start + i * gap + j * copyDelay, data: sll2Frame(tcpPacket(h.tuple, g), h.ifindex, h.pkttype) }));
+  });
+  return out.sort((a, b) => a.ts - b.ts);
+}
+
+/** A whole flow through NAT as `tcpdump -i any` on the host shows it. */
+export function synthNatFlow(f: SynthNatFlow): SynthPacket[] {
+  const segs = flowSegments(f);
+  return renderHops(f.limit === undefined ? segs : segs.slice(0, f.limit), f);
 }

@@ -163,7 +163,7 @@ export class Bundle {
  * The capture of a bundle, copied out to a temp file that lives until the process exits (the
  * bundle's own extraction is removed at once).
  */
-export async function bundleCapture(path: string): Promise<{ file: string; kernelRelease: string }> {
+export async function bundleCapture(path: string): Promise<{ file: string; kernelRelease: string; conntrackList: string | null }> {
   const b = await Bundle.open(path);
   try {
     const c = b.capturePath();
@@ -172,7 +172,9 @@ export async function bundleCapture(path: string): Promise<{ file: string; kerne
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     const out = join(dir, 'capture.pcap');
     copyFileSync(c, out);
-    return { file: out, kernelRelease: b.manifest.kernelRelease };
+    // conntrack -L of the same moment: NAT mappings explain cannot see in the capture
+    const ct = b.file('conntrackList');
+    return { file: out, kernelRelease: b.manifest.kernelRelease, conntrackList: ct.text === null ? null : readFileSync(ct.text, 'utf8') };
   } finally {
     b.close();
   }

@@ -1,0 +1,332 @@
+/**
+ * Following NAT as conntrack does: one conntrack entry has an ORIGINAL tuple (what the initiator's
+ * packets carry before NAT) and a REPLY tuple (what the responder's packets carry before NAT);
+ * conntrack finds an entry by exact tuple. A capture may show a packet before NAT, after it, or
+ * both (`tcpdump -i any` on a NAT host), so explain sees up to four forms per entry:
+ *
+ *   ORIGINAL direction: orig (before NAT) and inv(reply) (after NAT)
+ *   REPLY direction:    reply (before NAT) and inv(orig) (after NAT)
+ *
+ * A `Binding` is explain's view of one entry: the tuple the model's table keys it by (the form of
+ * its first packet) and, once learned, its real orig/reply tuples. Mappings are learned from
+ *  - copies: the same packet seen before and after NAT (`learnFromCopy`, SNAT/MASQUERADE, DNAT,
+ *    NodePort with SNAT on a forwarding host);
+ *  - the handshake: a SYN/ACK from another address or port acking an unanswered SYN (REDIRECT and
+ *    OUTPUT DNAT of local traffic, seen only after NAT, e.g. on `lo`);
+ *  - rules learned from earlier entries (the same DNAT target or masquerade address), for packets
+ *    of a new entry that arrive before its handshake shows the mapping (a challenge ACK on port reuse);
+ *  - a `conntrack -L` dump (orig and reply tuples as the kernel printed them).
+ * A form seen after NAT is only taken for its entry if the capture shows that direction after NAT
+ * (`post`); otherwise conntrack looks that tuple up as it is — e.g. the NAT host's own RST, which
+ * carries the masquerade address but is a new packet ("invalid new" on 6.7+).
+ * Pure: tuples in, bindings out.
+ */
+import type { CtEntry } from '../inspect/conntrack.js';
+import { flowKey, type ConntrackTable, type ConntrackTracker } from './model.js';
+import { State } from './states.js';
+
+export interface Tuple {
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+}
+
+/** A conntrack entry's two tuples (from `conntrack -L`). */
+export interface NatMapping {
+  orig: Tuple;
+  reply: Tuple;
+}
+
+export interface Binding {
+  /** The model table's key for this entry. */
+  key: string;
+  /** The tuple the model table treats as ORIGINAL (the form of the entry's first packet). */
+  canon: Tuple;
+  /** inverse(canon): what the model table is given for REPLY packets. */
+  canonInv: Tuple;
+  /** conntrack's ORIGINAL tuple (canon until NAT is learned). */
+  orig: Tuple;
+  /** conntrack's REPLY tuple (inv(orig) until NAT is learned). */
+  reply: Tuple;
+  natted: boolean;
+  /** Per direction: the capture shows it after NAT (true), before NAT (false), not yet known (null). */
+  post: [boolean | null, boolean | null];
+  /** The table entry this binding belongs to (a new entry under the same key is another binding). */
+  tracker: ConntrackTracker;
+  /** How the mapping was learned. */
+  learnedFrom: 'copy' | 'handshake' | 'rule' | 'conntrack' | null;
+  /** Alias keys registered for this binding. */
+  aliasKeys: string[];
+  /** While unanswered: the ack its SYN/ACK must carry. */
+  synEnd: number | null;
+  /** Per direction: its after-NAT form has the table's key (so it is always this entry's). */
+  afterSameKey: [boolean, boolean];
+}
+
+interface Alias {
+  b: Binding;
+  dir: 0 | 1;
+  /** The form after NAT (inv(reply) for ORIGINAL, inv(orig) for REPLY). */
+  after: boolean;
+}
+
+export interface Resolved {
+  binding: Binding;
+  dir: 0 | 1;
+  /** The packet is in a NATed form (not conntrack's tuple for its direction, nor the plain inverse). */
+  viaNat: boolean;
+}
+
+export const inverse = (t: Tuple): Tuple => ({ src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
+export const sameTuple = (a: Tuple, b: Tuple): boolean => a.src === b.src && a.sport === b.sport && a.dst === b.dst && a.dport === b.dport;
+
+/** IPv4 text → u32 (a few addresses, seen millions of times: cached). */
+const v4Cache = new Map<string, number>();
+function v4Number(a: string): number {
+  let n = v4Cache.get(a);
+  if (n === undefined) {
+    const p = a.split('.');
+    n = ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+    if (v4Cache.size < 1 << 16) v4Cache.set(a, n);
+  }
+  return n;
+}
+
+/**
+ * A directional key for a tuple: 6 UTF-16 units for IPv4 (cheap to build from packet bytes and to
+ * hash, see `v4DirKey`), text for IPv6.
+ */
+export function dirKeyOf(t: Tuple): string {
+  if (t.src.includes(':')) return `${t.src}|${t.sport}>${t.dst}|${t.dport}`;
+  return v4DirKey(v4Number(t.src), t.sport, v4Number(t.dst), t.dport);
+}
+
+/** `dirKeyOf` from IPv4 addresses as u32. */
+export function v4DirKey(a: number, pa: number, b: number, pb: number): string {
+  return String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
+}
+
+/** The same key for both directions of an IPv4 4-tuple (the model table's key). */
+export function v4FlowKey(a: number, pa: number, b: number, pb: number): string {
+  return a < b || (a === b && pa <= pb) ? v4DirKey(a, pa, b, pb) : v4DirKey(b, pb, a, pa);
+}
+
+/** The model table's key for a tuple (the same for both directions). */
+export function flowKeyOf(t: Tuple): string {
+  if (t.src.includes(':')) return flowKey({ src: t.src, srcPort: t.sport, dst: t.dst, dstPort: t.dport });
+  return v4FlowKey(v4Number(t.src), t.sport, v4Number(t.dst), t.dport);
+}
+
+const dirKey = dirKeyOf;
+const endpoint = (addr: string, port: number): string => `${addr}|${port}`;
+const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+export const tupleText = (t: Tuple): string => `${host(t.src)}:${t.sport} → ${host(t.dst)}:${t.dport}`;
+
+export class NatFollower {
+  private readonly aliases = new Map<string, Alias>();
+  /** Unanswered SYNs by the ack their SYN/ACK must carry (seq + 1). */
+  private readonly pendingSyn = new Map<number, Binding>();
+  /** Learned DNAT/REDIRECT: original destination endpoint → translated destination. */
+  private readonly dnat = new Map<string, { addr: string; port: number }>();
+  /** Learned SNAT/MASQUERADE: translated source address → original source addresses. */
+  private readonly snat = new Map<string, Set<string>>();
+  /** conntrack -L: any of an entry's four forms → the entry. */
+  private readonly dump = new Map<string, NatMapping>();
+  /** `resolve`'s result, reused (valid until the next call). */
+  private readonly result: Resolved = { binding: null as unknown as Binding, dir: 0, viaNat: false };
+
+  constructor(
+    private readonly table: ConntrackTable,
+    mappings: readonly NatMapping[] = [],
+  ) {
+    for (const m of mappings) {
+      if (sameTuple(m.orig, inverse(m.reply))) continue; // not NATed
+      for (const t of [m.orig, m.reply, inverse(m.orig), inverse(m.reply)]) this.dump.set(dirKey(t), m);
+    }
+  }
+
+  /** The entry conntrack would find for a packet with tuple `t`, or null (a new lookup). The result is reused by the next call. */
+  resolve(t: Tuple, flags: number, ack: number, now: number, k: string = dirKey(t)): Resolved | null {
+    const r = this.fromAlias(k, now);
+    if (r) return r;
+    if (this.learnForOrphan(t, flags, ack, now)) return this.fromAlias(k, now);
+    return null;
+  }
+
+  /** After the table processed a packet that resolved to `r` (or to nothing, with tuple `t`, table key `key`). */
+  afterPacket(r: Resolved | null, t: Tuple, key: string, synEnd: number | null, k?: string): Binding | null {
+    const tr = this.table.byKey(key);
+    if (r) {
+      const b = r.binding;
+      if (r.dir === 1) this.forgetSyn(b);
+      if (tr === b.tracker) return b;
+      if (tr && !tr.dead) {
+        // NF_REPEAT: the entry was replaced by a new one for the same tuple; NAT is set up the same way.
+        b.tracker = tr;
+        return b;
+      }
+      this.drop(b);
+      return null;
+    }
+    if (!tr || tr.dead || !tr.confirmed) return null;
+    const prev = this.aliases.get(k ?? dirKey(t));
+    if (prev && prev.b.tracker === tr) return prev.b;
+    const inv = inverse(t);
+    const b: Binding = { key, canon: t, canonInv: inv, orig: t, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true] };
+    this.register(b);
+    if (synEnd !== null && tr.state === State.SYN_SENT) {
+      b.synEnd = synEnd >>> 0;
+      this.pendingSyn.set(b.synEnd, b);
+    }
+    const m = this.dump.get(dirKey(t));
+    if (m) this.bind(b, m.orig, m.reply, 'conntrack');
+    return b;
+  }
+
+  /**
+   * A copy of a packet whose first copy had tuple `first` and resolved to `b` in direction `dir`,
+   * seen again with tuple `copy`: the difference is what NAT rewrote.
+   */
+  learnFromCopy(b: Binding, dir: 0 | 1, first: Tuple, copy: Tuple): void {
+    if (b.natted || sameTuple(first, copy) || b.tracker.dead) return;
+    if (dir === 0 && sameTuple(first, b.canon)) this.bind(b, first, inverse(copy), 'copy');
+    else if (dir === 1) this.bind(b, inverse(copy), first, 'copy');
+  }
+
+  private fromAlias(k: string, now: number): Resolved | null {
+    const a = this.aliases.get(k);
+    if (!a) return null;
+    const b = a.b;
+    // (an entry the table replaced or removed is dead or expired: no table lookup needed)
+    if (b.tracker.dead || b.tracker.isExpired(now)) {
+      this.drop(b);
+      return null;
+    }
+    if (a.after) {
+      // Seen after NAT: the same packet as conntrack's only if this direction shows up after NAT here.
+      if (b.post[a.dir] === false && !b.afterSameKey[a.dir]) return null;
+      if (b.post[a.dir] === null) b.post[a.dir] = true;
+    } else if (b.post[a.dir] === null) b.post[a.dir] = false;
+    // via NAT: the packet's tuple is neither the entry's original tuple nor its plain inverse
+    const r = this.result;
+    r.binding = b;
+    r.dir = a.dir;
+    r.viaNat = b.natted && (a.dir === 0 ? a.after : !a.after);
+    return r;
+  }
+
+  /** A packet that matches no entry: try what could tie it to one. */
+  private learnForOrphan(t: Tuple, flags: number, ack: number, now: number): boolean {
+    const live = (b: Binding | undefined): b is Binding => !!b && !b.natted && !b.tracker.dead && !b.tracker.isExpired(now) && this.table.byKey(b.key) === b.tracker;
+    // The handshake: a SYN/ACK acking an unanswered SYN, from another address/port or to one.
+    if ((flags & 0x16) === 0x12) {
+      const b = this.pendingSyn.get(ack >>> 0);
+      if (live(b) && b.tracker.state === State.SYN_SENT) {
+        const c = b.canon;
+        if (t.dst === c.src && t.dport === c.sport) {
+          // To the initiator, from elsewhere: the SYN was seen after DNAT/REDIRECT (local traffic,
+          // e.g. on lo), the SYN/ACK after its reverse: orig = initiator → where it meant to go.
+          if (this.bind(b, inverse(t), inverse(c), 'handshake')) return true;
+        } else if (t.src === c.dst && t.sport === c.dport) {
+          // From the responder, to elsewhere: SNAT/MASQUERADE, the SYN seen before it.
+          if (this.bind(b, c, t, 'handshake')) return true;
+        }
+      }
+    }
+    // conntrack -L named this tuple's entry.
+    const m = this.dump.get(dirKey(t));
+    if (m) {
+      for (const form of [m.orig, inverse(m.reply)]) {
+        const b = this.aliases.get(dirKey(form))?.b;
+        if (live(b) && this.bind(b, m.orig, m.reply, 'conntrack')) return true;
+      }
+    }
+    // A reply from a known DNAT/REDIRECT destination to an entry that was sent to its target.
+    const to = this.dnat.get(endpoint(t.src, t.sport));
+    if (to) {
+      const b = this.aliases.get(dirKey({ src: t.dst, sport: t.dport, dst: to.addr, dport: to.port }))?.b;
+      if (live(b) && this.bind(b, inverse(t), { src: to.addr, sport: to.port, dst: t.dst, dport: t.dport }, 'rule')) return true;
+    }
+    // A reply to a known masquerade address, for an entry from one of its original sources (same port).
+    const sources = this.snat.get(t.dst);
+    if (sources) {
+      for (const s of sources) {
+        const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }))?.b;
+        if (live(b) && this.bind(b, b.canon, t, 'rule')) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Give a binding its real tuples; the canonical form must be one of its ORIGINAL forms. */
+  private bind(b: Binding, orig: Tuple, reply: Tuple, how: Binding['learnedFrom']): boolean {
+    const canonIsOrig = sameTuple(b.canon, orig);
+    if (!canonIsOrig && !sameTuple(b.canon, inverse(reply))) return false;
+    this.unregister(b);
+    b.orig = orig;
+    b.reply = reply;
+    b.natted = !sameTuple(orig, inverse(reply));
+    b.post[0] = !canonIsOrig;
+    b.learnedFrom = b.natted ? how : null;
+    b.afterSameKey = [flowKeyOf(reply) === b.key, flowKeyOf(orig) === b.key];
+    this.register(b);
+    this.forgetSyn(b);
+    if (b.natted) {
+      if (orig.dst !== reply.src || orig.dport !== reply.sport) this.dnat.set(endpoint(orig.dst, orig.dport), { addr: reply.src, port: reply.sport });
+      if (orig.src !== reply.dst) {
+        let s = this.snat.get(reply.dst);
+        if (!s) this.snat.set(reply.dst, (s = new Set()));
+        s.add(orig.src);
+      }
+    }
+    return true;
+  }
+
+  private register(b: Binding): void {
+    const forms: Array<[Tuple, 0 | 1, boolean]> = [
+      [inverse(b.reply), 0, true],
+      [inverse(b.orig), 1, true],
+      [b.orig, 0, false],
+      [b.reply, 1, false],
+    ];
+    for (const [t, dir, after] of forms) {
+      const k = dirKey(t);
+      const cur = this.aliases.get(k);
+      // conntrack's own tuples win over after-NAT forms of other entries
+      if (cur && cur.b !== b && !cur.after && after && !cur.b.tracker.dead) continue;
+      this.aliases.set(k, { b, dir, after: after && b.natted });
+      b.aliasKeys.push(k);
+    }
+  }
+
+  private unregister(b: Binding): void {
+    for (const k of b.aliasKeys) if (this.aliases.get(k)?.b === b) this.aliases.delete(k);
+    b.aliasKeys = [];
+  }
+
+  private drop(b: Binding): void {
+    this.unregister(b);
+    this.forgetSyn(b);
+  }
+
+  private forgetSyn(b: Binding): void {
+    if (b.synEnd === null) return;
+    if (this.pendingSyn.get(b.synEnd) === b) this.pendingSyn.delete(b.synEnd);
+    b.synEnd = null;
+  }
+}
+
+/** The NAT mappings in `conntrack -L` entries (TCP entries whose reply tuple is not the original's inverse). */
+export function natMappingsFromConntrack(entries: readonly CtEntry[]): NatMapping[] {
+  const out: NatMapping[] = [];
+  for (const e of entries) {
+    if (e.protocol !== 'tcp') continue;
+    const o = e.original;
+    const r = e.reply;
+    if (o.sport === null || o.dport === null || r.sport === null || r.dport === null) continue;
+    const m = { orig: { src: o.src, sport: o.sport, dst: o.dst, dport: o.dport }, reply: { src: r.src, sport: r.sport, dst: r.dst, dport: r.dport } };
+    if (!sameTuple(m.orig, inverse(m.reply))) out.push(m);
+  }
+  return out;
+}
