@@ -41,7 +41,11 @@ interface HcCell {
   reuse: boolean;
 }
 
-const SHORT_IDLE_MS = 4500;
+/**
+ * The proxy's short idle timeout: it must outlive the app's close delay plus the time the lab takes
+ * to see the leak (seconds in an emulated guest), or the leak is reclaimed before it is seen.
+ */
+const SHORT_IDLE_MS = 4500 * TIME_SCALE;
 
 export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> = {
   none: 'nothing',
@@ -159,7 +163,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   const details: Record<string, unknown> = { mitigation: c.mitigation, sourcePort: sport, proxyIdleTimeoutMs: idleMs, leak, closeWaitTimeoutS: c.mitigation === 'close-wait-long' ? 60 : HC.closeWaitShort };
   if (c.mitigation === 'idle-timeout' && leak) {
     // Measure how long the leak lives: poll until the proxy's sockets are gone (bounded).
-    for (let i = 0; i < 80; i++) {
+    for (let i = 0; i < 80 * TIME_SCALE; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const s = await snapshot(appNs);
       if (!(await findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport))) {
