@@ -41,6 +41,8 @@ export interface LabReport {
   kernelLog: 'collected' | 'unavailable';
   /** The nf_log backend that printed conntrack's lines (loaded by the lab when none was); null: none. */
   logBackend: string | null;
+  /** Modules the lab loaded to bind it (a fresh kernel has none): e.g. ["nf_log_syslog"]. */
+  logModulesLoaded: string[];
   /** Why the kernel log could not be collected, in one line; null when it was. */
   logWhy: string | null;
   cells: LabCellResult[];
@@ -168,6 +170,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     run: runId,
     kernelLog: logWhy === null ? 'collected' : 'unavailable',
     logBackend: backend.backend,
+    logModulesLoaded: backend.loaded,
     logWhy,
     cells: results,
     ms: Math.round(performance.now() - t0),

@@ -26,6 +26,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
     run: r.run,
     kernelLog: r.kernelLog,
     logBackend: r.logBackend,
+    logModulesLoaded: r.logModulesLoaded,
     ...(r.logWhy ? { logWhy: r.logWhy } : {}),
     ms: r.ms,
     matched: r.cells.every((c) => c.match),
@@ -83,6 +84,7 @@ export function labText(r: LabReport): string {
     const g = r.guest;
     out.push(`  in a qemu guest: ${g.package ? `Debian ${g.package} ${g.version}` : g.release}, ${g.accel === 'kvm' ? 'KVM' : 'software emulation (TCG)'}, booted in ${formatMs(g.bootMs)}`);
   }
+  if (r.logModulesLoaded.length) out.push(`  kernel log: no nf_log backend was bound; loaded ${r.logModulesLoaded.join(' + ')} (logger ${r.logBackend})`);
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
