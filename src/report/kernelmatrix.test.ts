@@ -34,7 +34,8 @@ describe('kernel matrix', () => {
   it('renders one row per kernel with the Debian version and rewrites only between the markers', () => {
     const t = matrixTable(good, '2026-12-05');
     expect(t).toMatch(/Checked 2026-12-05/);
-    expect(t).toMatch(/\| 6\.1\.0-57-amd64 \(6\.1\.0-57 6\.1\.192-3\) \| 2\/2 ✓, 2 log lines \| 1\/1 ✓, 0 log lines \| 15–15 s \(tcg\) \|/);
+    expect(t).toMatch(/\| 6\.1\.0-57-amd64 \(Debian 6\.1\.192-3\) \| 2\/2 ✓, 2 log lines \| 1\/1 ✓, 0 log lines \| 15–15 s \(tcg\) \|/);
+    expect(t).toMatch(/\| oow-rst \| half-close-leak \|/);
     const readme = `# x\n${README_BEGIN}\nold\n${README_END}\ntail\n`;
     expect(replaceBetweenMarkers(readme, 'NEW')).toBe(`# x\n${README_BEGIN}\nNEW\n${README_END}\ntail\n`);
     expect(replaceBetweenMarkers('# none', 'NEW')).toBeNull();

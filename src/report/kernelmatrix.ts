@@ -44,13 +44,15 @@ export function matrixProblems(runs: MatrixRun[]): string[] {
 
 /** The README table: one row per kernel, one column per scenario (cells matched / cells). */
 export function matrixTable(runs: MatrixRun[], date: string): string {
-  const scenarios = [...new Set(runs.map((r) => r.scenario))];
+  const order = ['oow-rst', 'half-close-leak', 'port-reuse'];
+  const rank = (x: string) => (order.includes(x) ? order.indexOf(x) : order.length);
+  const scenarios = [...new Set(runs.map((r) => r.scenario))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   const series = [...new Set(runs.map((r) => r.series))];
-  const head = `| kernel (Debian package) | ${scenarios.join(' | ')} | boot |`;
+  const head = `| kernel (Debian package version) | ${scenarios.join(' | ')} | boot |`;
   const rows = series.map((s) => {
     const mine = runs.filter((r) => r.series === s);
     const doc = mine.find((r) => r.doc)?.doc ?? null;
-    const pkg = doc?.guest?.package ? `${doc.kernel} (${doc.guest.package.replace(/^linux-image-/, '').replace(/-amd64$/, '')} ${doc.guest.version})` : doc?.kernel ?? s;
+    const pkg = doc?.guest?.version ? `${doc.kernel} (Debian ${doc.guest.version})` : doc?.kernel ?? s;
     const cols = scenarios.map((sc) => {
       const d = mine.find((r) => r.scenario === sc)?.doc;
       if (!d) return 'not run';
