@@ -168,7 +168,7 @@ export function guestScript(o: { node: string; agent: string; spec: string; time
 
 /** The kernel command line: serial console, quiet (kernel log lines stay in /dev/kmsg), no reboot loop. */
 export function kernelCmdline(extra: string[] = []): string {
-  return ['console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init', 'mitigations=off', 'random.trust_cpu=on', 'tsc=reliable', ...extra].join(' ');
+  return ['console=ttyS0', 'loglevel=4', 'panic=-1', 'rdinit=/init', 'mitigations=off', 'random.trust_cpu=on', 'tsc=reliable', 'no_timer_check', ...extra].join(' ');
 }
 
 export type Accel = 'kvm' | 'tcg';
