@@ -21,8 +21,14 @@ for k in $KERNELS; do
   for s in $SCENARIOS; do
     rm -rf "${DIR:?}/$k/$s"; mkdir -p "$DIR/$k"
     t0=$(date +%s)
-    node dist/cli/main.js lab "$s" --kernel "$k" --capture "$DIR/$k/$s" -o json >"$DIR/$k/$s.json" 2>"$DIR/$k/$s.err"
-    rc=$?
+    for attempt in 1 2; do
+      node dist/cli/main.js lab "$s" --kernel "$k" --capture "$DIR/$k/$s" -o json >"$DIR/$k/$s.json" 2>"$DIR/$k/$s.err"
+      rc=$?
+      # An emulated guest that never came up (a boot hiccup on a loaded host) is tried once more;
+      # a lab result, good or bad, never is.
+      grep -q 'did not come up' "$DIR/$k/$s.err" || break
+      echo "kernel-matrix: $k $s: the guest did not come up, once more" >&2
+    done
     echo "kernel-matrix: $k $s: exit $rc in $(( $(date +%s) - t0 ))s" >&2
     [ $rc -eq 0 ] || { failed=1; sed 's/^/  /' "$DIR/$k/$s.err" | tail -5 >&2; }
   done
