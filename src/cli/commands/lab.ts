@@ -16,7 +16,7 @@ export const labCommand = defineCommand({
   summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
     `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--capture DIR] [-o text|json]`,
-    'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the same lab on a Debian kernel, in a throw-away qemu guest',
+    'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the lab in a qemu guest on that Debian kernel',
     'lab [SCENARIO] --kernel-image VMLINUZ [--kernel-modules DIR]',
     'lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)',
     'lab list       scenarios, and lab namespaces present now',
@@ -43,7 +43,7 @@ Needs root, iproute2, iptables and conntrack.
 6.12 from bookworm, or an exact ABI name / package version) is fetched with apt into
 $XDG_CACHE_HOME/ctprobe/kernels (~/.cache/ctprobe/kernels) and booted in qemu with this host's /
 shared read-only (a tmpfs on top), so the guest runs this ctprobe. KVM is used when it can boot a
-stock kernel, else software emulation (slow: about 10 s per cell); cells run one at a time.
+stock kernel, else software emulation (slow: 10–30 s per cell); cells run one at a time.
 Progress (kernel, boot, cells) goes to stderr; the result names the kernel and how it ran. Needs
 qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing is left behind.`,
   flags: {
