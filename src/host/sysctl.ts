@@ -130,7 +130,12 @@ export async function ensureNfLogBackend(): Promise<NfLogBackend> {
   if (now === undefined) return { backend: null, loaded: [], why: `${NF_LOG_IPV4} is unreadable (no netfilter logging in this kernel)` };
   const errors: string[] = [];
   for (const mods of [['nf_log_syslog'], ['nf_log_ipv4', 'nf_log_ipv6']]) {
-    const r = await run('modprobe', ['-a', ...mods], { allowFail: true }).catch((e: unknown) => ({ status: -1, stderr: (e as Error).message, stdout: '' }));
+    let r: { status: number; stderr: string };
+    try {
+      r = await run('modprobe', ['-a', ...mods], { allowFail: true });
+    } catch (e) {
+      r = { status: -1, stderr: (e as Error).message }; // no modprobe (kmod): said, not fatal
+    }
     if (r.status === 0 && readNfLogBackend()) return { backend: readNfLogBackend()!, loaded: mods, why: null };
     if (r.status !== 0) errors.push(r.stderr.trim().split('\n')[0] ?? `modprobe ${mods.join(' ')} failed`);
   }
