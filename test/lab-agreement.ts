@@ -16,6 +16,8 @@ export interface LabIndexCell {
   ifaces: string[];
   ports: number[];
   verdict: string;
+  /** The captured namespace's interfaces by index (tcpdump -i any), when the lab recorded them. */
+  ifindex?: Record<string, string> | null;
   details: Record<string, unknown>;
   invalidLog: string[];
 }
@@ -60,7 +62,9 @@ export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile):
       if (ports.has(p.srcPort) || ports.has(p.dstPort)) replay.push(replayedPacket(p));
     },
   });
-  const result = checkAgreement(replay, cell.invalidLog);
+  // Only the captured host's lines: in topologies with several conntrack hosts each logs the packet.
+  const hostInterfaces = cell.ifindex ? Object.values(cell.ifindex) : undefined;
+  const result = checkAgreement(replay, cell.invalidLog, hostInterfaces ? { hostInterfaces } : {});
   return { id: cell.id, result, problems: describeMismatches(result), replayed: replay.length };
 }
 

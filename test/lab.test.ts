@@ -63,7 +63,7 @@ describe.skipIf(!ready)('ctprobe lab oow-rst', () => {
     const dir = mkdtempSync(`${tmpdir()}/ctp-agree-`);
     try {
       const r = await collect(spawn('node', [CLI, 'lab', 'oow-rst', '--capture', dir, '-o', 'json']));
-      expect(r.code).toBe(0);
+      expect([0, 1], r.err).toContain(r.code); // verdicts are the first test's; this one compares the model with the kernel
       const index = readLabIndex(dir);
       expect(index.cells.length).toBe(10);
       for (const cell of index.cells) expect(cell.captureDropped, `${cell.id}: tcpdump dropped packets`).toBe(0);
@@ -132,7 +132,9 @@ describe.skipIf(!ready || !hasTool('setpriv'))('ctprobe lab half-close-leak / po
         collect(spawn('node', [CLI, 'lab', 'half-close-leak', '--capture', dirs[0]!, '-o', 'json'])),
         collect(spawn('node', [CLI, 'lab', 'port-reuse', '--capture', dirs[1]!, '-o', 'json'])),
       ]);
-      expect([hc.code, pr.code]).toEqual([0, 0]);
+      // 0 or 1 (a cell's verdict differed from its expectation: the other tests judge verdicts; this
+      // one judges the model against whatever the kernel did)
+      for (const r of [hc, pr]) expect([0, 1], r.err).toContain(r.code);
       let compared = 0;
       for (const dir of dirs) {
         const index = readLabIndex(dir);

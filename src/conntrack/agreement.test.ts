@@ -69,4 +69,15 @@ describe('checkAgreement', () => {
     const v6wrong = checkAgreement([pkt(3, 278314449, 2233498242, ACK | 0x08, null, ['invalid new'])], [V6_LINE]);
     expect(v6wrong.mismatches.map((m) => m.kind)).toEqual(['reason-differs']);
   });
+
+  it('compares only the captured host’s lines when packets cross several conntrack hosts', () => {
+    // k8s-service: the client's node (captured, ctb/ctv/ctu) and the server's node (ctd/ctw) both log the INVALID ACK
+    const mine = OVER_LINE.replace('IN=ctu1', 'IN=ctb1 OUT= PHYSIN=ctv1');
+    const other = OVER_LINE.replace('IN=ctu1', 'IN=ctd1 OUT= PHYSIN=ctw1');
+    const replay = [pkt(20, 178314449, 2233498243, ACK, 4242, ['ACK is over upper bound 2233498243 (ACKed data not seen yet)'])];
+    expect(checkAgreement(replay, [mine, other]).agree).toBe(false); // the other node's line looks extra
+    expect(checkAgreement(replay, [mine, other], { hostInterfaces: ['ctb1', 'ctv1', 'ctu1'] })).toMatchObject({ agree: true, compared: 1, otherHost: 1 });
+    // 5.10: locally generated packets are logged with empty IN= and OUT=: kept
+    expect(checkAgreement([pkt(14, 113234477, 10199958, FIN | ACK, 35427, ['invalid new'])], [FIN_LINE.replace('OUT=ctafaa2bd00', 'OUT=')], { hostInterfaces: ['x'] })).toMatchObject({ agree: true, otherHost: 0 });
+  });
 });

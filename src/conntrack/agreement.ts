@@ -60,6 +60,8 @@ export interface AgreementResult {
   notCaptured: number;
   /** Lines the model says the kernel prints for the replayed packets. */
   modelLines: number;
+  /** Kernel lines logged by another host (namespace) than the captured one (see `hostInterfaces`): not compared. */
+  otherHost: number;
   mismatches: AgreementMismatch[];
 }
 
@@ -119,12 +121,31 @@ function take(list: string[], x: string): boolean {
   return true;
 }
 
+export interface AgreementOptions {
+  /**
+   * The captured host's interface names. When packets cross several hosts (namespaces) that each
+   * run conntrack, each logs them: a line naming only interfaces (IN=, OUT=, PHYSIN=, PHYSOUT=)
+   * outside this set came from another host and is not compared. Lines naming none (5.10's empty
+   * IN=/OUT= on locally generated packets) are kept.
+   */
+  hostInterfaces?: readonly string[];
+}
+
+/** The interface names a kernel log line carries (IN=, OUT=, PHYSIN=, PHYSOUT=), empty ones left out. */
+export function lineInterfaces(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/\b(?:IN|OUT|PHYSIN|PHYSOUT)=(\S*)/g)) if (m[1]) out.push(m[1]);
+  return out;
+}
+
 /**
  * Compare the model's replay with the kernel's log lines of the same run.
  * `kernelLines`: the raw lines (dmesg, /dev/kmsg or the lab's per-cell lines); lines that are not
  * conntrack TCP lines are reported as 'unparsed' mismatches.
  */
-export function checkAgreement(replay: Iterable<ReplayedPacket>, kernelLines: readonly string[]): AgreementResult {
+export function checkAgreement(replay: Iterable<ReplayedPacket>, kernelLines: readonly string[], o: AgreementOptions = {}): AgreementResult {
+  const host = o.hostInterfaces ? new Set(o.hostInterfaces) : null;
+  let otherHost = 0;
   const mismatches: AgreementMismatch[] = [];
   // identity → the replayed packets with it (retransmissions with the same identity share a key)
   const packets = new Map<string, { index: number; what: string; model: string[] }>();
@@ -144,6 +165,13 @@ export function checkAgreement(replay: Iterable<ReplayedPacket>, kernelLines: re
   let notCaptured = 0;
   let compared = 0;
   for (const text of kernelLines) {
+    if (host) {
+      const names = lineInterfaces(text);
+      if (names.length && !names.some((n) => host.has(n))) {
+        otherHost++;
+        continue;
+      }
+    }
     const k = kernelLinePacket(text);
     if (!k) {
       mismatches.push({ kind: 'unparsed', packet: '', index: null, kernel: text.trim(), model: null });
@@ -177,7 +205,7 @@ export function checkAgreement(replay: Iterable<ReplayedPacket>, kernelLines: re
     for (const k of kernelOnly) mismatches.push({ kind: 'kernel-only', packet: g.what, index: g.index, kernel: k.reason, model: null });
     for (const m of model) mismatches.push({ kind: 'model-only', packet: g.what, index: g.index, kernel: null, model: m });
   }
-  return { type: 'agreement', agree: mismatches.length === 0, compared, kernelLines: kernelLines.length, notCaptured, modelLines, mismatches };
+  return { type: 'agreement', agree: mismatches.length === 0, compared, kernelLines: kernelLines.length, notCaptured, modelLines, otherHost, mismatches };
 }
 
 /** One line per mismatch, for test failures and reports. */

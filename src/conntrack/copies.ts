@@ -2,9 +2,10 @@
  * Copies of one packet in a capture taken on several interfaces at once (`tcpdump -i any` on a NAT
  * host shows a forwarded packet on the bridge port, the bridge and the uplink; before and after NAT).
  * conntrack sees the packet once. A copy is recognised by identity — what NAT does not rewrite: the
- * IPv4 ID, seq, ack, flags, payload length and window — not by a time window (copies were up to 12 ms
- * apart in slow guests). A retransmission has the same identity without an IP ID (IPv6, or ID 0 as
- * in the kernel's own RSTs and SYN/ACKs) but passes the same interfaces again: with the capture's
+ * IPv4 ID, seq, ack, flags, payload length, window and TCP timestamp — not by a time window (copies
+ * were up to 12 ms apart in slow guests). A retransmission can have the same identity (IPv6 has no
+ * ID, the kernel's own RSTs and SYN/ACKs carry ID 0, not every segment has a timestamp) but passes
+ * the same interfaces again: with the capture's
  * position of each copy (Linux cooked v2: interface index and packet type), a packet seen again at
  * a position its identity already passed is a new transmission. Without positions (cooked v1, other
  * link types) copies must fall within POSITIONLESS_HORIZON_S, below TCP's minimum retransmission
@@ -12,8 +13,11 @@
  */
 import { LINKTYPE, type PacketRecord } from '../capture/reader.js';
 
-/** How long copies with positions may be apart (far beyond a slow guest's 12 ms). */
-export const POSITION_HORIZON_S = 1;
+/**
+ * How long copies with positions may be apart: far beyond a slow guest's 12 ms, and beyond IPv6
+ * neighbour resolution holding a packet (~1 s) before its last copy leaves.
+ */
+export const POSITION_HORIZON_S = 3;
 /** How long copies without positions may be apart. */
 export const POSITIONLESS_HORIZON_S = 0.05;
 

@@ -76,10 +76,25 @@ export interface ExplainSummary {
   flows: FlowSummary[];
 }
 
-/** What a verdict means for the packet, in plain words. */
-export function consequenceOf(d: Decision): string {
-  if (d.verdict === 'INVALID')
+/** What a verdict means for the packet, in plain words; through NAT, where an INVALID packet goes instead. */
+export function consequenceOf(d: Decision, nat: { binding: Binding; dir: 0 | 1 } | null = null): string {
+  if (d.verdict === 'INVALID') {
+    if (d.check === 'new' || d.check === 'loose')
+      return 'INVALID: no conntrack entry, and this packet cannot start one: it passes untracked, without NAT (dropped where a ctstate INVALID DROP rule is)';
+    const b = nat?.binding;
+    if (b?.natted) {
+      const o = b.orig;
+      const r = b.reply;
+      if (nat!.dir === 1 && r.dst !== o.src)
+        return `INVALID: untracked, so not de-NATed: addressed to ${r.dst} (this host's NAT address), it reaches this host's own TCP, which answers with RST (as in Docker 1090: only an INVALID drop in INPUT stops it)`;
+      if (nat!.dir === 1)
+        return `INVALID: untracked, so its source is not rewritten back to ${o.dst}: forwarded to ${o.src} from ${r.src}, a peer it never connected to, whose TCP answers with RST (as in Kubernetes 74839: an INVALID drop in FORWARD stops it)`;
+      if (o.dst !== r.src || o.dport !== r.sport)
+        return `INVALID: untracked, so not DNATed/redirected: it goes to ${o.dst}:${o.dport} itself, not to ${r.src}:${r.sport}`;
+      return `INVALID: untracked, so not SNATed: it leaves with ${o.src} as its source, which the peer cannot answer`;
+    }
     return 'INVALID: untracked, so not de-NATed — a NAT host delivers it to its own stack, which answers with RST (unless a ctstate INVALID DROP rule drops it)';
+  }
   if (d.verdict === 'IGNORE') return 'IGNORE: passes (NAT applied) but conntrack state is not updated';
   if (d.deleted) return 'ACCEPT: tracked; the entry is deleted';
   return d.stateBefore === d.stateAfter ? 'ACCEPT: tracked' : `ACCEPT: tracked, ${d.stateBefore} → ${d.stateAfter}`;
@@ -103,6 +118,14 @@ export function parseFlowFilter(text: string): (addr: string, port: number) => b
     if (mm) return (a, p) => a === mm[1] && (!mm[2] || p === Number(mm[2]));
   }
   return (a) => a === t;
+}
+
+const tsOpts: TcpOptions = {};
+/** The TCP timestamp value of a segment with options, as text ('' without one). */
+function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): string {
+  tsOpts.tsVal = undefined;
+  decodeTcpOptions(d, tcp, tsOpts);
+  return tsOpts.tsVal === undefined ? '' : String(tsOpts.tsVal);
 }
 
 function u32At(b: Uint8Array, o: number): number {
@@ -174,7 +197,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     let identity = '';
     let position = -1;
     if (dedupe) {
-      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window}`;
+      // IPv6 has no ID: the TCP timestamp tells a retransmission from a copy
+      const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : '';
+      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window},${tsVal}`;
       position = capturePosition(rec);
       const first = copies.copyOf(identity, position, rec.tsSec);
       if (first) {
@@ -220,7 +245,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     else s.accept++;
 
     // report
-    if (filter && !filter(tuple.src, tuple.sport) && !filter(tuple.dst, tuple.dport) && !filter(t.src, t.sport) && !filter(t.dst, t.dport)) return;
+    // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
+    const tuples = binding ? [tuple, binding.orig, binding.reply] : [tuple];
+    if (filter && !tuples.some((x) => filter(x.src, x.sport) || filter(x.dst, x.dport))) return;
     let f = flows.get(key);
     if (!f) {
       const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
@@ -251,7 +278,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.len = payloadLength;
       out.window = tcp.window;
       out.natMatchedTo = r?.viaNat ? tupleText(r.binding.orig) : null;
-      out.consequence = consequenceOf(decision);
+      out.consequence = consequenceOf(decision, binding ? { binding, dir: decision.dir === 'original' ? 0 : 1 } : null);
       o.onPacket(out);
     }
   };

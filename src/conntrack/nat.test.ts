@@ -82,13 +82,37 @@ describe('explain follows NAT as conntrack does', () => {
     expectOneCleanFlow(r, '203.0.113.1:46576 → 203.0.113.2:7777', '127.0.0.1:15001 → 203.0.113.1:46576', 'handshake', 0);
     // without NAT following the app's ACK was "packet (index 3) in dir 0 invalid, state SYN_SENT"
     expect(r.packets[2]).toMatchObject({ dir: 'original', state: 'ESTABLISHED', nat: '203.0.113.1:46576 → 203.0.113.2:7777' });
+    // --flow by the address the app meant (its packets only show the proxy's) or by the proxy's port
+    // (the SYN is reported before its SYN/ACK shows the mapping: streamed, not buffered)
+    expect((await explain(path, '6.18', { flow: '203.0.113.2:7777' })).packets).toHaveLength(SEGMENTS - 1);
+    expect((await explain(path, '6.18', { flow: '15001' })).packets).toHaveLength(SEGMENTS);
+    expect((await explain(path, '6.18', { flow: '9999' })).packets).toHaveLength(0);
   });
 
-  it('NodePort with SNAT: both ends rewritten', async () => {
+  it('NodePort with SNAT: both ends rewritten, a copy after DNAT only in between (the bridge)', async () => {
     const ext = T('192.0.2.50', 50000, '198.51.100.1', 30080);
+    const dnatOnly = T('192.0.2.50', 50000, '203.0.113.20', 8080);
     const pod = T('203.0.113.1', 61000, '203.0.113.20', 8080);
-    const path = pcap(synthNatFlow({ ...base, copyDelay: 0.012, forward: [hop(5, IN, ext), hop(6, OUT, pod)], backward: [hop(6, IN, inv(pod)), hop(5, OUT, inv(ext))] }));
-    expectOneCleanFlow(await explain(path), '192.0.2.50:50000 → 198.51.100.1:30080', '203.0.113.20:8080 → 203.0.113.1:61000', 'copy', SEGMENTS);
+    const path = pcap(synthNatFlow({ ...base, copyDelay: 0.012, forward: [hop(5, IN, ext), hop(7, IN, dnatOnly), hop(6, OUT, pod)], backward: [hop(6, IN, inv(pod)), hop(7, OUT, inv(ext)), hop(5, OUT, inv(ext))] }));
+    expectOneCleanFlow(await explain(path), '192.0.2.50:50000 → 198.51.100.1:30080', '203.0.113.20:8080 → 203.0.113.1:61000', 'copy', SEGMENTS * 2);
+  });
+
+  it('IPv6: a SYN retransmitted while neighbour resolution holds the first, both leaving 1 s later — told apart by their timestamps', async () => {
+    const svc = T('2001:db8::2', 40000, '2001:db8:1::10', 80);
+    const pod = T('2001:db8::2', 40000, '2001:db8:2::20', 8080);
+    const segs = flowSegments(base);
+    const syn2 = { ...segs[0]!, options: { ...segs[0]!.options, tsVal: 2 } };
+    const held = [
+      ...renderHops([segs[0]!], { start: 999, forward: [hop(3, IN, svc), hop(4, IN, pod)], backward: [] }),
+      ...renderHops([syn2], { start: 1000, forward: [hop(3, IN, svc), hop(4, IN, pod)], backward: [] }),
+      ...renderHops([segs[0]!, syn2], { start: 1000.001, gap: 0.000001, forward: [hop(5, OUT, pod)], backward: [] }),
+    ];
+    const rest = renderHops(segs.slice(1), { start: 1000.01, forward: [hop(3, IN, svc), hop(4, IN, pod), hop(5, OUT, pod)], backward: [hop(5, IN, inv(pod)), hop(4, OUT, inv(svc)), hop(3, OUT, inv(svc))] });
+    const r = await explain(pcap([...held, ...rest]));
+    expect(r.summary.tcp).toBe(SEGMENTS + 1); // the retransmitted SYN is a packet of its own
+    expect(r.summary.duplicates).toBe(SEGMENTS * 2 + 2);
+    expect(r.summary.flows).toHaveLength(1);
+    expect(r.summary.flows[0]).toMatchObject({ flow: '[2001:db8::2]:40000 → [2001:db8:1::10]:80', reply: '[2001:db8:2::20]:8080 → [2001:db8::2]:40000', finalState: 'TIME_WAIT' });
   });
 
   it('IPv6 DNAT: copies recognised without an IP ID', async () => {
@@ -255,5 +279,31 @@ describe('explain follows NAT as conntrack does', () => {
         if (offset < 0) expect((await explain(path, '6.18')).packets[3]).toMatchObject({ verdict: 'IGNORE', reason: 'SEQ is under lower bound 178249936 (already ACKed data retransmitted)' });
       }
     });
+  });
+
+  it('says where an INVALID packet goes through NAT: the host (SNAT, 1090) or the client with the backend’s address (DNAT, 74839)', async () => {
+    const consequences = async (path: string) => {
+      const out: string[] = [];
+      await explainCapture(path, { profile: profileFromFlag('6.18'), onPacket: (p) => p.decision.verdict === 'INVALID' && out.push(p.consequence) });
+      return out;
+    };
+    const forged = (fwd: Hop[], back: Hop[]) => {
+      const segs = flowSegments(base).slice(0, 3);
+      const S = seqAdd(base.serverIsn, 1);
+      const C = seqAdd(base.clientIsn, 1);
+      // the server's packet acking data the client never sent: "ACK is over upper bound" → INVALID
+      segs.push({ fromClient: false, flags: TCP_ACK, seq: S, ack: seqAdd(C, 5000), id: 77 });
+      return pcap(renderHops(segs, { start: 1000, forward: fwd, backward: back }));
+    };
+    const c = T('192.0.2.2', 40000, '198.51.100.2', 9000);
+    const masq = T('198.51.100.1', 40000, '198.51.100.2', 9000);
+    expect(await consequences(forged([hop(3, IN, c), hop(5, OUT, masq)], [hop(5, IN, inv(masq))]))).toEqual([
+      "INVALID: untracked, so not de-NATed: addressed to 198.51.100.1 (this host's NAT address), it reaches this host's own TCP, which answers with RST (as in Docker 1090: only an INVALID drop in INPUT stops it)",
+    ]);
+    const svc = T('192.0.2.2', 40000, '203.0.113.10', 80);
+    const pod = T('192.0.2.2', 40000, '198.51.100.20', 8080);
+    expect(await consequences(forged([hop(3, IN, svc), hop(5, OUT, pod)], [hop(5, IN, inv(pod)), hop(3, OUT, inv(pod))]))).toEqual([
+      'INVALID: untracked, so its source is not rewritten back to 203.0.113.10: forwarded to 192.0.2.2 from 198.51.100.20, a peer it never connected to, whose TCP answers with RST (as in Kubernetes 74839: an INVALID drop in FORWARD stops it)',
+    ]);
   });
 });

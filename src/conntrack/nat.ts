@@ -119,6 +119,18 @@ export function flowKeyOf(t: Tuple): string {
 }
 
 const dirKey = dirKeyOf;
+
+/** Which of a tuple's four fields differ from `base` (bits: src, sport, dst, dport). */
+function rewritten(base: Tuple, t: Tuple): number {
+  return (base.src !== t.src ? 1 : 0) | (base.sport !== t.sport ? 2 : 0) | (base.dst !== t.dst ? 4 : 0) | (base.dport !== t.dport ? 8 : 0);
+}
+
+/** `a` rewrote every field `b` did, and more. */
+function moreRewritten(base: Tuple, a: Tuple, b: Tuple): boolean {
+  const ra = rewritten(base, a);
+  const rb = rewritten(base, b);
+  return ra !== rb && (ra & rb) === rb;
+}
 const endpoint = (addr: string, port: number): string => `${addr}|${port}`;
 const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
 export const tupleText = (t: Tuple): string => `${host(t.src)}:${t.sport} → ${host(t.dst)}:${t.dport}`;
@@ -133,6 +145,8 @@ export class NatFollower {
   private readonly snat = new Map<string, Set<string>>();
   /** conntrack -L: any of an entry's four forms → the entry. */
   private readonly dump = new Map<string, NatMapping>();
+  /** The packet clock (of the last resolve). */
+  private now = 0;
   /** `resolve`'s result, reused (valid until the next call). */
   private readonly result: Resolved = { binding: null as unknown as Binding, dir: 0, viaNat: false };
 
@@ -148,6 +162,7 @@ export class NatFollower {
 
   /** The entry conntrack would find for a packet with tuple `t`, or null (a new lookup). The result is reused by the next call. */
   resolve(t: Tuple, flags: number, ack: number, now: number, k: string = dirKey(t)): Resolved | null {
+    this.now = now;
     const r = this.fromAlias(k, now);
     if (r) return r;
     if (this.learnForOrphan(t, flags, ack, now)) return this.fromAlias(k, now);
@@ -189,9 +204,13 @@ export class NatFollower {
    * seen again with tuple `copy`: the difference is what NAT rewrote.
    */
   learnFromCopy(b: Binding, dir: 0 | 1, first: Tuple, copy: Tuple): void {
-    if (b.natted || sameTuple(first, copy) || b.tracker.dead) return;
-    if (dir === 0 && sameTuple(first, b.canon)) this.bind(b, first, inverse(copy), 'copy');
-    else if (dir === 1) this.bind(b, inverse(copy), first, 'copy');
+    if (sameTuple(first, copy) || b.tracker.dead) return;
+    if (dir === 0 && sameTuple(first, b.canon)) {
+      // Copies of one packet are NATed step by step (DNAT in PREROUTING, SNAT in POSTROUTING): the
+      // copy with the most rewritten fields is the reply tuple's inverse (NodePort: both ends).
+      if (b.natted && (b.learnedFrom !== 'copy' || !moreRewritten(first, copy, inverse(b.reply)))) return;
+      this.bind(b, first, inverse(copy), 'copy');
+    } else if (dir === 1 && !b.natted) this.bind(b, inverse(copy), first, 'copy');
   }
 
   private fromAlias(k: string, now: number): Resolved | null {
@@ -293,8 +312,11 @@ export class NatFollower {
     for (const [t, dir, after] of forms) {
       const k = dirKey(t);
       const cur = this.aliases.get(k);
-      // conntrack's own tuples win over after-NAT forms of other entries
-      if (cur && cur.b !== b && !cur.after && after && !cur.b.tracker.dead) continue;
+      if (cur && cur.b !== b && !cur.b.tracker.dead && !cur.b.tracker.isExpired(this.now)) {
+        // A live entry's own tuple stays its own (the kernel refuses to confirm a clashing entry);
+        // an after-NAT form never displaces another entry's form.
+        if (!cur.after || after) continue;
+      }
       this.aliases.set(k, { b, dir, after: after && b.natted });
       b.aliasKeys.push(k);
     }

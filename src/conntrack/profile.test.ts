@@ -92,6 +92,10 @@ describe('kernel profiles', () => {
     expect(profileById('overshoot-invalid').checkedOn).toEqual([]);
     for (const id of PROFILE_IDS) expect(Array.isArray(profileById(id).checkedOn)).toBe(true);
     expect(upstreamFromVersion('#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-1 (2025-01-01)')).toEqual([6, 1, 192]);
+    // --kernel 6.1 / 5.10 name a series: its newest stable, as measured
+    expect(profileFromFlag('6.1').features.challengeAck).toBe(true);
+    expect(profileFromFlag('5.10').features.synSentNoRenew).toBe(true);
+    expect(profileFromFlag('5.10').label).toBe('≤ 5.10 (and 5.15 ≤ .66, 5.19 ≤ .7)');
     expect(upstreamFromVersion('#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023')).toBeNull();
   });
 });

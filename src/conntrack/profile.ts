@@ -183,7 +183,9 @@ export function profileForRelease(release: string, version?: string): KernelProf
     return p;
   }
   let caveat: string | null = null;
-  if (v[2] === 0 && /^\s*\d+\.\d+\.0-\d+/.test(release)) {
+  // "5.10" names a series: its newest stable (what a user running 5.10 today has)
+  if (/^\s*\d+\.\d+\s*$/.test(release)) v = [v[0], v[1], NEWEST_STABLE];
+  else if (v[2] === 0 && /^\s*\d+\.\d+\.0-\d+/.test(release)) {
     const up = version ? upstreamFromVersion(version) : null;
     if (up && up[0] === v[0] && up[1] === v[1]) v = up;
     else {

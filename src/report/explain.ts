@@ -31,7 +31,7 @@ export const explainHeader: LineRenderer<ExplainHeader> = {
 };
 
 function flowText(f: FlowSummary): string {
-  return `  ${f.flow}: ${f.packets} packets, ${f.accept} accept, ${f.ignore} ignore, ${f.invalid} INVALID, final state ${f.finalState}${f.firstInvalid ? `; first INVALID #${f.firstInvalid.index}: "${f.firstInvalid.reason ?? ''}"` : ''}`;
+  return `  ${f.flow}${f.reply ? ` (NAT, reply ${f.reply})` : ''}: ${f.packets} packets, ${f.accept} accept, ${f.ignore} ignore, ${f.invalid} INVALID, final state ${f.finalState}${f.firstInvalid ? `; first INVALID #${f.firstInvalid.index}: "${f.firstInvalid.reason ?? ''}"` : ''}`;
 }
 
 /** The end of the stream: per-flow lines and the total (a "document" of JSON lines in json mode). */
