@@ -9,7 +9,7 @@
  * SIGINT and SIGTERM; a state file names qemu's pid so `lab clean` can end a SIGKILLed run's guest.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,16 +162,10 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     writeFileSync(initramfs, await buildInitramfs(kernel, o.spec.captureDir, script));
     const consoleLog = join(dir, 'console.log');
     const args = qemuArgs({ accel: accel.accel, vmlinuz: kernel.vmlinuz, initramfs, cmdline: kernelCmdline(), runDir: dir, captureDir: o.spec.captureDir, consoleLog, memoryMiB: 3072, cpus: 2 });
-    say(`boot: ${kernel.release} in qemu, ${accel.why}`);
-    const tBoot = performance.now();
-    child = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    state.qemuPid = child.pid ?? null;
-    saveState();
-    let qemuErr = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (qemuErr += d));
-    const exited = new Promise<number | null>((resolve) => child!.on('close', (code) => resolve(code)));
+    let tBoot = 0;
     let bootMs: number | null = null;
     let guestError: { code: string; exit: number; message: string } | null = null;
+    let qemuErr = '';
     const events = join(dir, 'events.jsonl');
     let offset = 0;
     let partial = '';
@@ -202,14 +196,40 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     };
     const cells = scenarioByName(o.spec.scenario)?.build(o.spec).cells ?? 20;
     const limit = o.timeoutMs ?? 300_000 + cells * (accel.accel === 'tcg' ? 180_000 : 60_000);
-    const timer = setInterval(poll, 250);
-    const deadline = setTimeout(() => child?.kill('SIGKILL'), limit);
-    const code = await exited;
-    clearInterval(timer);
-    clearTimeout(deadline);
-    poll();
+    // An emulated boot that has not reached the agent by then is stuck (or panicked without exiting).
+    const bootLimit = accel.accel === 'tcg' ? 240_000 : 90_000;
+    let code: number | null = null;
+    // A guest that never comes up (a boot hiccup of an emulated machine on a loaded host) is booted
+    // once more; a guest that came up is never re-run.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      say(`boot: ${kernel.release} in qemu, ${accel.why}${attempt > 1 ? ' (second attempt)' : ''}`);
+      for (const f of ['events.jsonl', 'console.log', 'status', 'agent.log']) rmSync(join(dir, f), { force: true });
+      offset = 0;
+      partial = '';
+      qemuErr = '';
+      tBoot = performance.now();
+      const proc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = proc;
+      state.qemuPid = proc.pid ?? null;
+      saveState();
+      proc.stderr?.setEncoding('utf8').on('data', (d: string) => (qemuErr += d));
+      const exited = new Promise<number | null>((resolve) => proc.on('close', (c) => resolve(c)));
+      const timer = setInterval(poll, 250);
+      const deadline = setTimeout(() => proc.kill('SIGKILL'), limit);
+      const bootWatch = setTimeout(() => {
+        if (bootMs === null && !existsSync(join(dir, 'status'))) proc.kill('SIGKILL');
+      }, bootLimit);
+      code = await exited;
+      clearInterval(timer);
+      clearTimeout(deadline);
+      clearTimeout(bootWatch);
+      poll();
+      // qemu's own error (a bad image, a missing device) will not go away: only a guest's hiccup is retried.
+      if (bootMs !== null || existsSync(join(dir, 'status')) || qemuErr.trim() || attempt === 2) break;
+      say(`boot: the guest did not come up (${consoleTailOf(consoleLog) || `qemu exit ${code}`}); booting once more`);
+    }
     const guestMs = Math.round(performance.now() - tBoot);
-    const consoleTail = () => (existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8').trim().split('\n').slice(-6).join(' | ') : '');
+    const consoleTail = () => consoleTailOf(consoleLog);
     if (guestError) {
       const ge = guestError as { code: string; exit: number; message: string };
       throw new GuestError(`in the guest (${kernel.release}): ${ge.message}`, ge.exit);
@@ -239,6 +259,11 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
     process.off('SIGTERM', onSignal);
     process.off('exit', cleanup);
   }
+}
+
+/** The last lines of the guest's console, on one line (what a failed boot said). */
+function consoleTailOf(path: string): string {
+  return existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').slice(-6).join(' | ') : '';
 }
 
 /** Bytes of a file from `pos` (the events file grows while the guest runs). */
