@@ -4,7 +4,7 @@
  * everything down on success, failure, SIGINT and SIGTERM.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { release } from 'node:os';
+import { release, version } from 'node:os';
 import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
 import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
@@ -33,6 +33,8 @@ export type LabProgress =
 
 export interface LabReport {
   kernel: string;
+  /** `uname -v` (on Debian it names the upstream version, e.g. "… Debian 6.1.192-3 …"). */
+  kernelVersion: string;
   profile: string;
   profileLabel: string;
   profileSummary: string;
@@ -83,7 +85,8 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const t0 = performance.now();
   const runId = newRunId();
   const kernel = release();
-  const profile = kernelProfile(kernel);
+  const kernelVersion = version();
+  const profile = kernelProfile(kernel, kernelVersion);
   const sc = o.scenario;
   const created: string[] = [];
   writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: sc.name, keep: o.keep });
@@ -147,7 +150,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     await new Promise((r) => setTimeout(r, 50));
     const records = klog?.drain() ?? [];
     for (const r of results) r.invalidLog = cellLogLines(records, r);
-    if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, profile.id, results);
+    if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, kernelVersion, profile.id, results);
   } finally {
     await teardown();
     process.off('SIGINT', onSignal);
@@ -163,6 +166,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
         : null;
   return {
     kernel,
+    kernelVersion,
     profile: profile.id,
     profileLabel: profile.label,
     profileSummary: profile.summary,
@@ -183,8 +187,8 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
  * so packets appear once per interface they cross), the interfaces that are the cell's, and the
  * kernel's invalid-packet log lines, for `ctprobe explain` and the model-vs-kernel agreement test.
  */
-function writeCaptureIndex(dir: string, kernel: string, profile: string, results: LabCellResult[]): void {
+function writeCaptureIndex(dir: string, kernel: string, kernelVersion: string, profile: string, results: LabCellResult[]): void {
   const cells = results.map((r) => ({ id: r.id, capture: r.capture ?? null, captureDropped: r.captureDropped ?? null, ifindex: r.ifindex ?? null, ifaces: r.ifaces, ports: r.ports, verdict: r.verdict, details: r.details, invalidLog: r.invalidLog }));
-  writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, profile, cells }, null, 2) + '\n');
+  writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, kernelVersion, profile, cells }, null, 2) + '\n');
   for (const r of results) if (r.capture) writeFileSync(r.capture.replace(/\.pcap$/, '.log'), r.invalidLog.join('\n') + (r.invalidLog.length ? '\n' : ''));
 }

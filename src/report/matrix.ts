@@ -20,6 +20,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
   return {
     type: 'lab-run',
     kernel: r.kernel,
+    kernelVersion: r.kernelVersion,
     profile: r.profile,
     profileLabel: r.profileLabel,
     scenario: r.scenario,
