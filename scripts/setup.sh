@@ -2,18 +2,25 @@
 # Installs what ctprobe needs on a Debian/Ubuntu machine, only what is missing:
 # the system tools (apt-get, as root) and the npm packages; then builds dist/.
 # Called by `npm run lab`, `npm test` and .ci/run; safe to run again. `setup.sh --test` also
-# installs what only the tests need (headless Chromium, to render the pictures).
+# installs what only the tests need (headless Chromium for the pictures, a real Prometheus
+# toolchain for `watch`); `--guests` what `ctprobe lab --kernel` needs (qemu, busybox-static for
+# the initramfs, kmod, dpkg, xz, apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tool → Debian package
 declare -A PKG=([ip]=iproute2 [ss]=iproute2 [iptables]=iptables [nft]=nftables [conntrack]=conntrack
                 [tcpdump]=tcpdump [zstd]=zstd [nc]=netcat-openbsd [nsenter]=util-linux [sysctl]=procps [bc]=bc)
-# --test (npm test): also what only the tests use — headless Chromium for the pictures, a real
-# Prometheus toolchain for `watch`
 if [ "${1:-}" = "--test" ]; then PKG+=([chromium]=chromium [promtool]=prometheus [prometheus]=prometheus [curl]=curl); fi
+if [ "${1:-}" = "--guests" ]; then
+  PKG+=([qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [depmod]=kmod [modprobe]=kmod
+        [dpkg-deb]=dpkg [xz]=xz-utils [apt-get]=apt)
+  # The initramfs needs a static busybox: the dynamic `busybox` package does not do.
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || PKG[busybox-static-pkg]=busybox-static
+fi
 missing=()
 for tool in "${!PKG[@]}"; do
+  [ "$tool" = busybox-static-pkg ] && { missing+=("${PKG[$tool]}"); continue; }
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || missing+=("${PKG[$tool]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

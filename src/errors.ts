@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ESYS' // a system call or kernel facility failed
   | 'ECMD' // an external command failed
   | 'ELAB' // a lab cell could not be set up (a peer did not start)
+  | 'EGUEST' // a lab guest could not be built, booted or did not report
   | 'EBUG'; // an internal invariant broke (a bug in ctprobe)
 
 /** Exit statuses, documented in `ctprobe --help` and the README. */
@@ -92,6 +93,17 @@ export class CommandError extends CtprobeError {
 export class LabError extends CtprobeError {
   readonly code = 'ELAB';
   override name = 'LabError';
+}
+
+/** A lab guest (`lab --kernel`) could not be built or booted, or ended without a report. */
+export class GuestError extends CtprobeError {
+  readonly code = 'EGUEST';
+  override name = 'GuestError';
+  override readonly exitCode: number;
+  constructor(message: string, exitCode: number = EXIT.cannotRun) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 /** An internal invariant broke: a bug, reported as such (exit 70), not as the user's fault. */

@@ -26,6 +26,8 @@ export interface LabIndexCell {
 
 export interface LabIndex {
   kernel: string;
+  /** `uname -v` of the kernel (absent in older indexes). */
+  kernelVersion?: string;
   profile: string;
   cells: LabIndexCell[];
 }
@@ -74,7 +76,7 @@ export async function cellAgreement(cell: LabIndexCell, profile: KernelProfile, 
 /** Agreement on every cell of a capture directory, modelled with the profile of the kernel it ran on. */
 export async function labAgreement(dir: string): Promise<{ kernel: string; cells: CellAgreement[] }> {
   const index = readLabIndex(dir);
-  const profile = profileForRelease(index.kernel);
+  const profile = profileForRelease(index.kernel, index.kernelVersion);
   const cells: CellAgreement[] = [];
   for (const c of index.cells) cells.push(await cellAgreement(c, profile));
   return { kernel: index.kernel, cells };

@@ -10,6 +10,7 @@ import { benchLeaks } from './leaks.js';
 import { benchFlood } from './flood.js';
 import { benchParsers } from './pathological.js';
 import { benchWatch } from './watch.js';
+import { benchGuest } from './guest.js';
 
 interface Bench {
   name: string;
@@ -25,6 +26,7 @@ const benches: Bench[] = [
   { name: 'leaks over 1M sockets + 1M conntrack lines', run: benchLeaks },
   { name: 'parsers on pathological lines', run: benchParsers },
   { name: 'watch over 120 namespaces', run: benchWatch },
+  { name: 'lab in kernel guests (boot, oow-rst wall time per kernel)', run: benchGuest },
 ];
 
 async function main(): Promise<void> {

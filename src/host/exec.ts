@@ -40,6 +40,13 @@ export const TOOL_PACKAGE: Record<string, string> = {
   umount: 'mount',
   hostname: 'hostname',
   cat: 'coreutils',
+  'apt-get': 'apt',
+  'apt-cache': 'apt',
+  'dpkg-deb': 'dpkg',
+  depmod: 'kmod',
+  modprobe: 'kmod',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  xz: 'xz-utils',
 };
 
 /**
@@ -94,6 +101,8 @@ export interface RunOptions {
   /** Do not throw on a non-zero exit; return it. */
   allowFail?: boolean;
   timeoutMs?: number;
+  /** Working directory of the tool (not with netns). */
+  cwd?: string;
 }
 
 export interface RunResult {
@@ -127,7 +136,7 @@ export function runSync(tool: string, args: string[], opts: RunOptions = {}): Ru
 export function run(tool: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const [bin, argv] = argvFor(tool, args, opts.netns);
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(bin, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

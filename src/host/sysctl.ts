@@ -99,3 +99,45 @@ export function restoreLogAllNetnsNow(): number | null {
   return orig;
 }
 
+
+// The nf_log backend: with none bound, nf_conntrack_log_invalid prints nothing. A freshly booted
+// distribution kernel has none loaded; 6.x ships nf_log_syslog, 5.x nf_log_ipv4 + nf_log_ipv6.
+const NF_LOG_IPV4 = '/proc/sys/net/netfilter/nf_log/2';
+
+/** The logger bound for IPv4 ("nf_log_ipv4", …), null when none ("NONE"), undefined when unreadable. */
+export function readNfLogBackend(): string | null | undefined {
+  try {
+    const v = readFileSync(NF_LOG_IPV4, 'utf8').trim();
+    return v === 'NONE' || v === '' ? null : v;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface NfLogBackend {
+  /** The logger bound for IPv4 now; null when none could be bound. */
+  backend: string | null;
+  /** Modules this call loaded. */
+  loaded: string[];
+  /** Why there is none (modprobe's words), when there is none. */
+  why: string | null;
+}
+
+/** Bind an nf_log backend if none is: modprobe nf_log_syslog (6.x), else nf_log_ipv4 + nf_log_ipv6 (5.x). */
+export async function ensureNfLogBackend(): Promise<NfLogBackend> {
+  const now = readNfLogBackend();
+  if (now) return { backend: now, loaded: [], why: null };
+  if (now === undefined) return { backend: null, loaded: [], why: `${NF_LOG_IPV4} is unreadable (no netfilter logging in this kernel)` };
+  const errors: string[] = [];
+  for (const mods of [['nf_log_syslog'], ['nf_log_ipv4', 'nf_log_ipv6']]) {
+    let r: { status: number; stderr: string };
+    try {
+      r = await run('modprobe', ['-a', ...mods], { allowFail: true });
+    } catch (e) {
+      r = { status: -1, stderr: (e as Error).message }; // no modprobe (kmod): said, not fatal
+    }
+    if (r.status === 0 && readNfLogBackend()) return { backend: readNfLogBackend()!, loaded: mods, why: null };
+    if (r.status !== 0) errors.push(r.stderr.trim().split('\n')[0] ?? `modprobe ${mods.join(' ')} failed`);
+  }
+  return { backend: null, loaded: [], why: errors.join('; ') || 'no nf_log backend could be bound' };
+}

@@ -23,8 +23,9 @@ export interface KernelProfile {
   oow(offset: number, beLiberal?: boolean, nat?: OowOptions['nat']): { outcome: OowOutcome; reasons: string[]; deliveredTo: OowPrediction['invalidDeliveredTo'] };
 }
 
-export function kernelProfile(release: string): KernelProfile {
-  const p = profileForRelease(release);
+/** `version` is `uname -v`: Debian names the upstream stable level there (6.1.0-57 is 6.1.192). */
+export function kernelProfile(release: string, version?: string): KernelProfile {
+  const p = profileForRelease(release, version);
   const oow = (offset: number, beLiberal = false, nat: OowOptions['nat'] = 'masquerade') => {
     const r = predictOutOfWindow(p, { offset, beLiberal, nat });
     const outcome: OowOutcome = r.firstInvalidStep === null ? 'harmless' : r.firstInvalidStep === 'forged' ? 'invalid-immediate' : 'invalid-delayed';

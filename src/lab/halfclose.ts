@@ -15,7 +15,7 @@ import { run } from '../host/exec.js';
 import { writeSysctlsIn } from '../host/sysctl.js';
 import type { KernelProfile } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, TIME_SCALE, PEERS_PATH, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { LAB_PREFIX } from './state.js';
 import { findProxyLeak } from './leakcheck.js';
 import { iptablesRuleset } from './topology.js';
@@ -41,7 +41,11 @@ interface HcCell {
   reuse: boolean;
 }
 
-const SHORT_IDLE_MS = 4500;
+/**
+ * The proxy's short idle timeout: it must outlive the app's close delay plus the time the lab takes
+ * to see the leak (seconds in an emulated guest), or the leak is reclaimed before it is seen.
+ */
+const SHORT_IDLE_MS = 4500 * TIME_SCALE;
 
 export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> = {
   none: 'nothing',
@@ -51,7 +55,10 @@ export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> =
   'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
 };
 
-/** Expected verdicts: a FIN with no conntrack entry is "invalid new" on every kernel version. */
+/**
+ * Expected verdicts: a FIN with no conntrack entry is INVALID on every kernel version. A reuse cell
+ * whose leak was not established first has no verdict: 'precondition-not-met'.
+ */
 export function expectedHalfClose(p: KernelProfile, c: HcCell): { verdict: string; why: string } {
   if (c.reuse) {
     // From the model on this kernel's profile (measured: 5.10.223, 6.1.192, 6.12 and 6.18 all connect).
@@ -141,7 +148,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   const appEvents: WireEvent[] = [];
   const app = spawnNode(appNs, PEERS_PATH, ['app', HC.upstream, String(HC.upstreamPort), String(sport), String(HC.appCloseDelayMs), c.reuse ? '1' : '0', '3000']);
   const appDone = jsonLines(app, (e) => appEvents.push(e));
-  await waitFor(app, appEvents, (e) => e.type === 'app-fin' || e.type === 'connect-failed', 10_000);
+  await waitFor(app, appEvents, (e) => e.type === 'app-fin' || e.type === 'connect-failed', STARTUP_MS + HC.appCloseDelayMs + 10_000 * TIME_SCALE);
   const tFin = performance.now();
   await new Promise((r) => setTimeout(r, 600));
   const snap = await snapshot(appNs);
@@ -156,7 +163,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
   const details: Record<string, unknown> = { mitigation: c.mitigation, sourcePort: sport, proxyIdleTimeoutMs: idleMs, leak, closeWaitTimeoutS: c.mitigation === 'close-wait-long' ? 60 : HC.closeWaitShort };
   if (c.mitigation === 'idle-timeout' && leak) {
     // Measure how long the leak lives: poll until the proxy's sockets are gone (bounded).
-    for (let i = 0; i < 80; i++) {
+    for (let i = 0; i < 80 * TIME_SCALE; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const s = await snapshot(appNs);
       if (!(await findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport))) {
@@ -167,10 +174,14 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     }
   }
   if (c.reuse) {
+    // The reuse starts only now, after the leak was judged: on a slow guest it would otherwise
+    // race the snapshot and clean the leak before it is seen.
+    app.kill('SIGUSR2');
     await appDone;
     const reuse = appEvents.find((e) => e.type === 'reuse');
     details.reuse = reuse ?? null;
-    verdict = reuse?.type === 'reuse' && reuse.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
+    verdict = !leak ? 'precondition-not-met' : reuse?.type === 'reuse' && reuse.result === 'connected' ? 'reuse-connected' : 'reuse-timeout';
+    details.precondition = leak ? 'leaked proxy socket present before the reuse' : 'no leaked proxy socket before the reuse: the cell proves nothing';
     details.staleSocketAfterReuse = Boolean(await findProxyLeak((await snapshot(appNs)).ss, '', HC.proxyPort, sport));
   }
   for (const p of [app, proxy, upstream]) p.kill('SIGKILL');
@@ -186,6 +197,7 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
     namespaces: [appNs, upNs],
     ifaces: [veth, 'lo'],
     ports: [sport],
+    addresses: [HC.app, HC.upstream, '127.0.0.1'],
     details,
     capture: capture ? { capture, ifindex, captureDropped } : null,
   });

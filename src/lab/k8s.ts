@@ -314,6 +314,7 @@ async function runK8sCell(cell: K8sCell, ctx: LabContext, t: CellTiming): Promis
       namespaces: [ns.clientPod, ns.nodeA, ns.nodeB, ns.serverPod],
       ifaces: [ns.bridgeA, ns.vethA, ns.uplinkA, ns.bridgeB, ns.vethB, ns.uplinkB],
       ports: [cell.port, SERVICE.port, SERVICE.nodePort],
+      addresses: [K8S_ADDR[cell.family].podA, K8S_ADDR[cell.family].podB, K8S_ADDR[cell.family].nodeA, K8S_ADDR[cell.family].nodeB, K8S_ADDR[cell.family].clusterIP],
       details: {
         family: cell.family,
         path: cell.path,

@@ -77,9 +77,20 @@ describe('cells and rules', () => {
     const line = (iface: string, port: number) =>
       parseKmsgRecord(`4,100,200,-;nf_ct_proto_6: 35498 bytes more than expected IN=${iface} OUT= MAC=aa SRC=198.51.100.2 DST=198.51.100.1 LEN=61 PROTO=TCP SPT=${port} DPT=4000 SEQ=1 ACK=2 WINDOW=502 ACK PSH URGP=0 `)!;
     const recs = [line(ns.uplink, 9101), line(other.uplink, 9101), line(ns.uplink, 9102), { ...line(ns.uplink, 9101), text: 'unrelated IN=x' }];
-    const cell = { ifaces: [ns.bridge, ns.uplink, ns.vethHost], ports: [9101] };
+    const cell = { ifaces: [ns.bridge, ns.uplink, ns.vethHost], ports: [9101], addresses: ['198.51.100.2', '198.51.100.1', '192.0.2.2'] };
     expect(cellLogLines(recs, cell)).toHaveLength(1);
     expect(cellLogLines(recs, cell)[0]).toMatch(/^nf_ct_proto_6: 35498 bytes more than expected/);
+  });
+  it('attributes 5.10 lines (empty IN= and OUT=) by address and port', () => {
+    // As 5.10.223 prints them: conntrack passes no interfaces to the logger.
+    const line = (src: string, port: number, dst = '198.51.100.1') =>
+      parseKmsgRecord(`4,100,200,-;nf_ct_proto_6: SEQ is over the upper bound (over the window of the receiver) IN= OUT= SRC=${src} DST=${dst} LEN=44 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=${port} DPT=40000 SEQ=1 ACK=2 WINDOW=502 RES=0x00 ACK PSH URGP=0 `)!;
+    const cell = { ifaces: ['ctu1234501'], ports: [9101], addresses: ['198.51.100.2', '198.51.100.1', '192.0.2.2'] };
+    const recs = [line('198.51.100.2', 9101), line('198.51.100.2', 9102), line('203.0.113.9', 9101, '203.0.113.8')];
+    expect(cellLogLines(recs, cell)).toEqual([recs[0]!.text.trim()]);
+    // A line that does name an interface is judged by the interface, not the address.
+    const named = { ...recs[0]!, text: recs[0]!.text.replace('IN= OUT=', 'IN=ctu9999901 OUT=') };
+    expect(cellLogLines([named], cell)).toEqual([]);
   });
   it('parses /dev/kmsg records', () => {
     expect(parseKmsgRecord('6,1234,5678,-;hello world\n SUBSYSTEM=x')).toEqual({ seq: 1234, usec: 5678, priority: 6, text: 'hello world' });

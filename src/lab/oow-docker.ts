@@ -104,6 +104,7 @@ export function dockerEngine(): OowEngine {
         serverNs: ns.server,
         // docker0 and vethXXX carry Docker's names; the uplink's is the run's and the cell's.
         ifaces: [ns.uplink],
+        addresses: [ADDR.hostUplink, ADDR.server],
         async setUp() {
           ctx.trackDaemon(p);
           await run('ip', ['-batch', '-'], { input: `netns add ${ns.host}\nnetns add ${ns.server}\n` });

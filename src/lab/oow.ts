@@ -8,7 +8,7 @@ import { LabError } from '../errors.js';
 import type { WireEvent } from '../events.js';
 import { expectedVerdict } from './expect.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
-import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
+import { CLI_PATH, invalidCounter, jsonLines, STARTUP_MS, TIME_SCALE, spawnNode, startCapture, waitFor, interfaceIndex } from './spawn.js';
 import { addrOf, cellNamespaces, createCell, type Mitigation } from './topology.js';
 
 export interface CellSpec {
@@ -58,6 +58,8 @@ export interface CellHost {
   serverNs: string;
   /** Interfaces whose names attribute kernel log lines to this cell. */
   ifaces: string[];
+  /** Addresses that attribute them when the kernel leaves IN=/OUT= empty (5.10). */
+  addresses: string[];
   /** Build the cell; may return the NAT host's INVALID counter read on the way (undefined: not read). */
   setUp(): Promise<number | null | undefined | void>;
   /** Tool and process spawns per cell (for the phases report); undefined: not counted. */
@@ -86,6 +88,7 @@ export const NETNS_ENGINE: OowEngine = {
       hostNs: ns.host,
       serverNs: ns.server,
       ifaces: [ns.bridge, ns.uplink, ns.vethHost],
+      addresses: [addrOf(cell.family).container, addrOf(cell.family).hostUplink, addrOf(cell.family).server],
       setUp: () => createCell(ns, cell.model, cell.family),
       spawns: SPAWNS_PER_CELL,
       client: (args, onEvent) => {
@@ -112,7 +115,7 @@ export interface CellTiming {
 /** Tool and process spawns per cell: 5 to build it (see createCell), server, client, the final INVALID counter. */
 const SPAWNS_PER_CELL = 8;
 
-export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 };
+export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 * TIME_SCALE };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
 async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: OowEngine): Promise<LabCellResult> {
@@ -178,6 +181,7 @@ async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: O
       startedAt: t0,
       namespaces: h.namespaces,
       ifaces: h.ifaces,
+      addresses: h.addresses,
       ports: [cell.port],
       details: { offset: cell.offset, mitigation: cell.mitigation, natted: cell.natted, family: cell.family, ...(cell.via ? { via: cell.via } : {}), client, ...h.details() },
       capture: capture ? { capture, ifindex, captureDropped } : null,

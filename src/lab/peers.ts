@@ -8,8 +8,9 @@
  * upstream: answers every connection with one line, then closes first (FIN) after CLOSE_AFTER_MS —
  *           the seed's `nc -l` service that actively closes.
  * app:      connects from SOURCE_PORT, reads until EOF, waits CLOSE_DELAY_MS (longer than the
- *           conntrack CLOSE_WAIT timeout in the lab), closes; with REUSE=1 it then connects again
- *           from the same source port and reports how long that took, or that it timed out.
+ *           conntrack CLOSE_WAIT timeout in the lab), closes; with REUSE=1 it then waits for SIGUSR2
+ *           (the lab has looked at the leak) and connects again from the same source port, and
+ *           reports how long that took, or that it timed out.
  */
 import net from 'node:net';
 import { encodeEvent, type PeerEvent } from '../events.js';
@@ -52,6 +53,14 @@ function connectOnce(host: string, port: number, localPort: number, timeoutMs: n
 }
 
 async function app(host: string, port: number, sourcePort: number, closeDelayMs: number, reuse: boolean, connectTimeoutMs: number): Promise<void> {
+  // With reuse, the lab sends SIGUSR2 once it has judged the leak (bounded wait if it never does).
+  const go = reuse ? new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 30_000);
+    process.once('SIGUSR2', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  }) : Promise.resolve();
   const first = await connectOnce(host, port, sourcePort, connectTimeoutMs);
   if (!first.s) {
     out({ type: 'connect-failed', error: first.error, ms: first.ms });
@@ -70,7 +79,7 @@ async function app(host: string, port: number, sourcePort: number, closeDelayMs:
   await new Promise((r) => setTimeout(r, 400));
   s.destroy();
   if (!reuse) return;
-  await new Promise((r) => setTimeout(r, 300));
+  await go;
   const again = await connectOnce(host, port, sourcePort, connectTimeoutMs);
   out({ type: 'reuse', result: again.s ? 'connected' : again.error, ms: again.ms });
   again.s?.destroy();

@@ -4,12 +4,15 @@
  * everything down on success, failure, SIGINT and SIGTERM.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { release } from 'node:os';
+import { release, version } from 'node:os';
 import { PrivilegeError } from '../errors.js';
 import { isRoot, requireTool, run, runSync } from '../host/exec.js';
 import { KernelLog, type KmsgRecord } from '../host/kmsg.js';
+import { ensureNfLogBackend } from '../host/sysctl.js';
+import { parseKernelLogLine } from '../inspect/kernlog.js';
 import { kernelProfile } from './expect.js';
 import { removeDockerd, removeRunFiles, signalDockerdsSync, type DockerdPaths } from './docker.js';
+import type { GuestInfo } from './engines/guest.js';
 import { liveChildren } from './spawn.js';
 import type { LabCellResult, Scenario } from './scenario.js';
 import { enableLogAllNetns, newRunId, readLogAllNetns, removeRunState, restoreLogAllNetns, writeRunState } from './state.js';
@@ -25,10 +28,14 @@ export interface LabOptions {
 
 export type LabProgress =
   | { type: 'start'; run: string; cells: number; kernel: string; profile: string }
-  | { type: 'cell'; done: number; total: number; cell: LabCellResult };
+  | { type: 'cell'; done: number; total: number; cell: LabCellResult }
+  /** A guest run's own steps (kernel fetch, boot), before and around the cells. */
+  | { type: 'guest'; text: string };
 
 export interface LabReport {
   kernel: string;
+  /** `uname -v` (on Debian it names the upstream version, e.g. "… Debian 6.1.192-3 …"). */
+  kernelVersion: string;
   profile: string;
   profileLabel: string;
   profileSummary: string;
@@ -37,9 +44,17 @@ export interface LabReport {
   engine: { name: string; version: string };
   run: string;
   kernelLog: 'collected' | 'unavailable';
+  /** The nf_log backend that printed conntrack's lines (loaded by the lab when none was); null: none. */
+  logBackend: string | null;
+  /** Modules the lab loaded to bind it (a fresh kernel has none): e.g. ["nf_log_syslog"]. */
+  logModulesLoaded: string[];
+  /** Why the kernel log could not be collected, in one line; null when it was. */
+  logWhy: string | null;
   cells: LabCellResult[];
   ms: number;
   kept: string[] | null;
+  /** Set when the lab ran in a guest (`lab --kernel`): the guest's kernel and how it ran. */
+  guest?: GuestInfo;
 }
 
 /** Fail early, in one line, when the lab cannot run here. */
@@ -48,12 +63,23 @@ export function preflight(): void {
   for (const t of ['ip', 'iptables-restore', 'conntrack', 'ss', 'setpriv']) requireTool(t);
 }
 
-/** Kernel log lines for a cell: nf_conntrack lines naming one of its interfaces and one of its ports. */
-export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'ifaces' | 'ports'>): string[] {
-  const ports = cell.ports.flatMap((p) => [`SPT=${p} `, `DPT=${p} `]);
-  const ifaces = cell.ifaces.flatMap((i) => [`IN=${i} `, `OUT=${i} `]);
+/**
+ * Kernel log lines for a cell: nf_conntrack lines about one of its ports, seen on one of its
+ * interfaces — or, when the line names no interface (5.10 prints empty IN= and OUT= for
+ * conntrack's lines), with one of its addresses as source or destination.
+ */
+export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'ifaces' | 'ports' | 'addresses'>): string[] {
+  const ports = new Set(cell.ports);
+  const ifaces = new Set(cell.ifaces);
+  const addrs = new Set(cell.addresses);
   return records
-    .filter((r) => r.text.startsWith('nf_ct_') && ports.some((p) => r.text.includes(p)) && ifaces.some((i) => r.text.includes(i)))
+    .filter((r) => {
+      if (!r.text.startsWith('nf_ct_')) return false;
+      const e = parseKernelLogLine(r.text);
+      if (!e || !((e.sport !== null && ports.has(e.sport)) || (e.dport !== null && ports.has(e.dport)))) return false;
+      if (e.in || e.out) return (e.in !== null && ifaces.has(e.in)) || (e.out !== null && ifaces.has(e.out));
+      return (e.src !== null && addrs.has(e.src)) || (e.dst !== null && addrs.has(e.dst));
+    })
     .map((r) => r.text.trim());
 }
 
@@ -62,12 +88,14 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
   const t0 = performance.now();
   const runId = newRunId();
   const kernel = release();
-  const profile = kernelProfile(kernel);
+  const kernelVersion = version();
+  const profile = kernelProfile(kernel, kernelVersion);
   const sc = o.scenario;
   const created: string[] = [];
   const daemons: DockerdPaths[] = [];
   writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: sc.name, keep: o.keep });
 
+  const backend = await ensureNfLogBackend();
   const logAll = enableLogAllNetns();
   const klog = KernelLog.open();
   // The kernel's ring buffer is small (128 KiB here) and shared with every other netns: read it
@@ -135,22 +163,33 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     await new Promise((r) => setTimeout(r, 50));
     const records = [...logRecords, ...(klog?.drain() ?? [])];
     for (const r of results) r.invalidLog = cellLogLines(records, r);
-    if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, profile.id, results);
+    if (o.captureDir) writeCaptureIndex(o.captureDir, kernel, kernelVersion, profile.id, results);
   } finally {
     await teardown();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', onExit);
   }
+  const logWhy = !klog
+    ? '/dev/kmsg cannot be read'
+    : !backend.backend
+      ? `no nf_log backend is bound, so conntrack prints nothing (${backend.why})`
+      : logAll.value !== 1 && readLogAllNetns() !== 1
+        ? 'net.netfilter.nf_log_all_netns could not be set to 1'
+        : null;
   return {
     kernel,
+    kernelVersion,
     profile: profile.id,
     profileLabel: profile.label,
     profileSummary: profile.summary,
     scenario: sc.name,
     engine: sc.engine ?? { name: 'netns', version: kernel },
     run: runId,
-    kernelLog: klog && (logAll.value === 1 || readLogAllNetns() === 1) ? 'collected' : 'unavailable',
+    kernelLog: logWhy === null ? 'collected' : 'unavailable',
+    logBackend: backend.backend,
+    logModulesLoaded: backend.loaded,
+    logWhy,
     cells: results,
     ms: Math.round(performance.now() - t0),
     kept: o.keep ? [...created, ...daemons.map((d) => `dockerd ${d.sock}`)] : null,
@@ -162,8 +201,8 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
  * so packets appear once per interface they cross), the interfaces that are the cell's, and the
  * kernel's invalid-packet log lines, for `ctprobe explain` and the model-vs-kernel agreement test.
  */
-function writeCaptureIndex(dir: string, kernel: string, profile: string, results: LabCellResult[]): void {
+function writeCaptureIndex(dir: string, kernel: string, kernelVersion: string, profile: string, results: LabCellResult[]): void {
   const cells = results.map((r) => ({ id: r.id, capture: r.capture ?? null, captureDropped: r.captureDropped ?? null, ifindex: r.ifindex ?? null, ifaces: r.ifaces, ports: r.ports, verdict: r.verdict, details: r.details, invalidLog: r.invalidLog }));
-  writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, profile, cells }, null, 2) + '\n');
+  writeFileSync(`${dir}/index.json`, JSON.stringify({ kernel, kernelVersion, profile, cells }, null, 2) + '\n');
   for (const r of results) if (r.capture) writeFileSync(r.capture.replace(/\.pcap$/, '.log'), r.invalidLog.join('\n') + (r.invalidLog.length ? '\n' : ''));
 }

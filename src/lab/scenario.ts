@@ -20,6 +20,8 @@ export interface LabCellResult {
   ifaces: string[];
   /** Ports whose SPT=/DPT= attribute kernel log lines to this cell. */
   ports: number[];
+  /** Addresses that attribute a log line naming no interface (5.10's empty IN=/OUT=), with a port. */
+  addresses: string[];
   /** Scenario-specific figures. */
   details: Record<string, unknown>;
   /** The capture file of this cell, with `--capture`. */
@@ -85,6 +87,7 @@ export function cellResult(c: {
   namespaces: string[];
   ifaces: string[];
   ports: number[];
+  addresses: string[];
   details: Record<string, unknown>;
   capture?: { capture: string; ifindex: Record<string, string> | undefined; captureDropped: number | null } | null;
   phases?: CellPhases;
@@ -101,6 +104,7 @@ export function cellResult(c: {
     namespaces: c.namespaces,
     ifaces: c.ifaces,
     ports: c.ports,
+    addresses: c.addresses,
     details: c.details,
     ...(c.capture ? c.capture : {}),
     ...(c.phases ? { phases: Object.fromEntries(Object.entries(c.phases).map(([k, v]) => [k, v === null ? null : Math.round(v)])) as unknown as CellPhases } : {}),

@@ -43,7 +43,8 @@ export function removeRunState(run: string): void {
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // A killed process not yet reaped by its parent is a zombie: dead for our purposes.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
@@ -135,5 +136,50 @@ export async function cleanLeftovers(): Promise<CleanReport> {
     removed.push(`link ${m[1]}`);
   }
   for (const s of readRunStates()) if (!live.has(s.run)) removeRunState(s.run);
+  for (const g of leftoverGuests()) {
+    removeGuest(g);
+    removed.push(`guest ${g.run}${g.qemuPid ? ` (qemu pid ${g.qemuPid})` : ''} ${g.dir}`);
+  }
   return { removed, skippedLive, restoredLogAllNetns: restoreLogAllNetns() };
+}
+
+/** A lab guest (`lab --kernel`): its owner, its qemu and its run directory, for `lab clean`. */
+export interface GuestState {
+  run: string;
+  pid: number;
+  qemuPid: number | null;
+  dir: string;
+}
+
+export const guestStatePath = (run: string) => `${STATE_DIR}/guest-${run}.json`;
+
+/** Kill a guest's qemu and remove its run directory and state file. */
+export function removeGuest(s: GuestState): void {
+  if (s.qemuPid) {
+    try {
+      // Only a qemu that still serves this run's directory: a recycled pid is someone else's.
+      const cmd = readFileSync(`/proc/${s.qemuPid}/cmdline`, 'utf8');
+      if (cmd.includes('qemu-system') && cmd.includes(s.dir)) process.kill(s.qemuPid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(s.dir, { recursive: true, force: true });
+  rmSync(guestStatePath(s.run), { force: true });
+}
+
+/** Guests whose owning ctprobe is gone (SIGKILLed). */
+export function leftoverGuests(): GuestState[] {
+  if (!existsSync(STATE_DIR)) return [];
+  const out: GuestState[] = [];
+  for (const f of readdirSync(STATE_DIR)) {
+    if (!/^guest-[0-9a-f]+\.json$/.test(f)) continue;
+    try {
+      const s = JSON.parse(readFileSync(`${STATE_DIR}/${f}`, 'utf8')) as GuestState;
+      if (!pidAlive(s.pid)) out.push(s);
+    } catch {
+      /* half-written: its run is still starting or was killed before qemu; nothing to kill */
+    }
+  }
+  return out;
 }

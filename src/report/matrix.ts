@@ -20,12 +20,16 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
   return {
     type: 'lab-run',
     kernel: r.kernel,
+    kernelVersion: r.kernelVersion,
     profile: r.profile,
     profileLabel: r.profileLabel,
     scenario: r.scenario,
     engine: r.engine,
     run: r.run,
     kernelLog: r.kernelLog,
+    logBackend: r.logBackend,
+    logModulesLoaded: r.logModulesLoaded,
+    ...(r.logWhy ? { logWhy: r.logWhy } : {}),
     ms: r.ms,
     matched: r.cells.every((c) => c.match),
     cells: r.cells.map((c) => ({
@@ -41,6 +45,7 @@ export function labJson(r: LabReport): { type: string } & Record<string, unknown
       ...(c.phases ? { phases: c.phases } : {}),
     })),
     ...(r.kept ? { kept: r.kept } : {}),
+    ...(r.guest ? { engine: 'qemu-guest', guest: r.guest } : {}),
   };
 }
 
@@ -109,6 +114,11 @@ function detailLine(c: LabCellResult): string {
 export function labText(r: LabReport): string {
   const out: string[] = [];
   out.push(`ctprobe lab ${r.scenario} — kernel ${r.kernel} (profile ${r.profile}: ${r.profileLabel})${r.engine.name === 'netns' ? '' : `, engine ${r.engine.name} ${r.engine.version}`}`);
+  if (r.guest) {
+    const g = r.guest;
+    out.push(`  in a qemu guest: ${g.package ? `Debian ${g.package} ${g.version}` : g.release}, ${g.accel === 'kvm' ? 'KVM' : 'software emulation (TCG)'}, booted in ${formatMs(g.bootMs)}`);
+  }
+  if (r.logModulesLoaded.length) out.push(`  kernel log: no nf_log backend was bound; loaded ${r.logModulesLoaded.join(' + ')} (logger ${r.logBackend})`);
   if (r.scenario === 'oow-rst') out.push(`  on this kernel: ${r.profileSummary}`);
   out.push('');
   if (r.scenario === 'oow-rst') out.push(...oowMatrix(r));
@@ -130,7 +140,7 @@ export function labText(r: LabReport): string {
     for (const l of c.invalidLog.slice(0, 4)) out.push(...wrapText(`kernel: ${l.replace(/ IN=.*$/, '')}`, 78, '      ').map((x, i) => (i ? `        ${x.trimStart()}` : x)));
     if (c.invalidLog.length > 4) out.push(`      kernel: … ${c.invalidLog.length - 4} more line(s)`);
   }
-  if (r.kernelLog === 'unavailable') out.push('', 'note: the kernel log could not be read (/dev/kmsg or nf_log_all_netns), so no log lines were collected.');
+  if (r.kernelLog === 'unavailable') out.push('', ...wrapText(`note: no kernel log lines were collected: ${r.logWhy ?? 'the kernel log could not be read'}.`, 96, ''));
   out.push('');
   if (r.scenario === 'k8s-service') {
     out.push(...wrapText('Fixes on a real node: the RST from the pod (ClusterIP) is stopped by an INVALID drop in FORWARD (kube-proxy v1.15+ writes it unless be_liberal is on); the RST from the node (NodePort, masquerade) by one in INPUT; be_liberal stops both. `ctprobe audit` says which of the two this node is protected against.', 80));
@@ -153,6 +163,7 @@ export const labRun: Renderer<LabReport> = { text: labText, json: labJson };
 
 /** One progress line per event (stderr). */
 export function labProgressLine(ev: LabProgress): string {
+  if (ev.type === 'guest') return `guest ${ev.text}`;
   if (ev.type === 'start') return `lab run ${ev.run}: ${ev.cells} cells on kernel ${ev.kernel} (profile ${ev.profile})`;
   const c = ev.cell;
   return `  [${ev.done}/${ev.total}] ${c.id.padEnd(26)} ${c.verdict.padEnd(15)} ${c.match ? 'as expected' : `EXPECTED ${c.expected}`}  ${formatMs(c.ms)}`;

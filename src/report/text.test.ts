@@ -18,8 +18,8 @@ describe('text for people', () => {
 
   it('the lab text fits 80 columns, kernel lines included', () => {
     const log = 'nf_ct_proto_6: ACK is over upper bound 2788988483 (ACKed data not seen yet) IN=ctue1 OUT= SRC=198.51.100.2 DST=198.51.100.1';
-    const cell = { id: 'nat/none/+100000', verdict: 'reset', expected: 'reset', match: true, why: 'the ACK of the client FIN is INVALID (window poisoned by the forged segment); not de-NATed, it reaches the host', invalidLog: [log], invalidCount: 2, ms: 3000, namespaces: [], ifaces: [], ports: [], details: { offset: 100000, mitigation: 'none', natted: true } };
-    const r: LabReport = { kernel: '6.18.44', profile: 'modern-challenge', profileLabel: '6.2+', profileSummary: 'x', scenario: 'oow-rst', engine: { name: 'netns', version: '6.18.44' }, run: 'abc', kernelLog: 'collected', cells: [cell], ms: 3000, kept: null };
+    const cell = { id: 'nat/none/+100000', verdict: 'reset', expected: 'reset', match: true, why: 'the ACK of the client FIN is INVALID (window poisoned by the forged segment); not de-NATed, it reaches the host', invalidLog: [log], invalidCount: 2, ms: 3000, namespaces: [], ifaces: [], ports: [], addresses: [], details: { offset: 100000, mitigation: 'none', natted: true } };
+    const r: LabReport = { kernel: '6.18.44', kernelVersion: '#1 SMP', logBackend: 'nf_log_syslog', logModulesLoaded: [], logWhy: null, profile: 'modern-challenge', profileLabel: '6.2+', profileSummary: 'x', scenario: 'oow-rst', engine: { name: 'netns', version: '6.18.44' }, run: 'abc', kernelLog: 'collected', cells: [cell], ms: 3000, kept: null };
     const text = labText(r);
     for (const l of text.split('\n')) expect(l.length, l).toBeLessThanOrEqual(80);
     expect(text.replace(/\n\s+/g, ' ')).toContain('kernel: nf_ct_proto_6: ACK is over upper bound 2788988483 (ACKed data not seen yet)');

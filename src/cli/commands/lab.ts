@@ -1,5 +1,6 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
+import { runLabInGuest } from '../../lab/engines/guest.js';
 import { makeDir } from '../../report/files.js';
 import { writeLabReport } from '../lab-report.js';
 import { preflight, runLab } from '../../lab/runner.js';
@@ -21,6 +22,8 @@ export const labCommand = defineCommand({
   summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
     `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--family 4|6|both] [--capture DIR] [-o text|json]`,
+    'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the lab in a qemu guest on that Debian kernel',
+    'lab [SCENARIO] --kernel-image VMLINUZ [--kernel-modules DIR]',
     'lab clean      remove what a killed run left (namespaces ctp-lab-*, state, the root sysctl)',
     'lab list       scenarios, and lab namespaces present now',
   ],
@@ -50,7 +53,15 @@ Needs root, iproute2, iptables and conntrack; --engine docker also docker.io and
 With --engine docker each cell's dockerd (data root, exec root, socket, pidfile under
 /run/ctprobe/docker/<run>-<cell>, cgroup parent /ctp-lab-<run>-<cell>) and everything it made —
 containers, the imported client image, containerd, mounts, cgroups — is removed on every path
-too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its version.`,
+too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its version.
+
+--kernel REL runs the same lab on another kernel: the Debian package (5.10 from bullseye, 6.1 and
+6.12 from bookworm, or an exact ABI name / package version) is fetched with apt into
+$XDG_CACHE_HOME/ctprobe/kernels (~/.cache/ctprobe/kernels) and booted in qemu with this host's /
+shared read-only (a tmpfs on top), so the guest runs this ctprobe. KVM is used when it can boot a
+stock kernel, else software emulation (slow: 10–30 s per cell); cells run one at a time.
+Progress (kernel, boot, cells) goes to stderr; the result names the kernel and how it ran. Needs
+qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing is left behind.`,
   flags: {
     offset: { type: 'int', multiple: true, min: -(2 ** 31), max: 2 ** 31 - 1, defaultText: '+100000 and -100000', help: 'oow-rst: sequence offset of the forged segment; repeatable' },
     mitigation: { type: 'string', arg: 'L', defaultText: 'all of the scenario', help: 'comma-separated mitigations (see above)' },
@@ -60,6 +71,9 @@ too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its versi
     family: { type: 'string', arg: '4|6|both', default: '4', help: `IP family of the cells (${SCENARIOS.filter((s) => s.families).map((s) => s.name).join(', ')}); IPv6 uses 2001:db8::/32` },
     concurrency: { type: 'int', min: 1, max: 32, defaultText: '10; 4 with --engine docker', help: 'cells run at the same time' },
     keep: { type: 'boolean', help: 'leave the topology up and print commands to explore it' },
+    kernel: { type: 'string', arg: 'REL', help: 'run in a qemu guest on this Debian kernel: 5.10, 6.1, 6.12, an ABI name (6.1.0-56) or a version (6.1.158-1)' },
+    'kernel-image': { type: 'string', arg: 'PATH', help: 'run in a qemu guest on this vmlinuz (its modules: --kernel-modules, or /lib/modules/RELEASE)' },
+    'kernel-modules': { type: 'string', arg: 'DIR', help: 'with --kernel-image: the lib/modules/RELEASE directory of that kernel' },
     capture: { type: 'string', arg: 'DIR', help: "write each cell's capture of the NAT/app host (tcpdump -i any), its kernel log lines and DIR/index.json; replay them with 'ctprobe explain'" },
     report: { type: 'string', arg: 'DIR', help: "write DIR/index.html: the verdict matrix, each cell linking to its sequence diagrams, kernel log lines and capture (captures in DIR/cells unless --capture)" },
   },
@@ -92,11 +106,25 @@ too, and by 'lab clean' after a SIGKILL. The JSON names the engine and its versi
     const mitigations = f.mitigation?.split(',').map((m) => m.trim()).filter(Boolean) ?? null;
     for (const m of mitigations ?? [])
       if (!(m in engine.mitigations)) throw new UsageError(`--mitigation: '${m}' is not one of ${Object.keys(engine.mitigations).join(', ') || `(${sub} has none)`}${f.engine === 'netns' ? '' : ` (engine ${f.engine})`}`);
-    preflight();
-    const scenario = entry.build({ offsets: f.offset.length ? f.offset : [100000, -100000], mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm, families: [...families] });
+    const offsets = f.offset.length ? f.offset : [100000, -100000];
+    if (f.kernel && f.kernelImage) throw new UsageError('--kernel and --kernel-image: give one');
+    if (f.kernelModules && !f.kernelImage) throw new UsageError('--kernel-modules goes with --kernel-image');
     if (f.report) makeDir(f.report);
     const captureDir = f.capture ?? (f.report ? join(f.report, 'cells') : null);
-    const report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency ?? engine.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
+    let report;
+    if (f.kernel || f.kernelImage) {
+      if (f.keep) throw new UsageError('--keep does not apply to a guest run (the guest is thrown away)');
+      if (f.engine !== 'netns') throw new UsageError(`--engine ${f.engine} does not run in a kernel guest (namespaces only)`);
+      report = await runLabInGuest({
+        spec: { scenario: sub, offsets, mitigations, control: !f.noControl, families: [...families], captureDir: captureDir ? resolve(captureDir) : null },
+        kernel: f.kernel ? { release: f.kernel } : { image: resolve(f.kernelImage!), modules: f.kernelModules ? resolve(f.kernelModules) : null },
+        onProgress: (ev) => out.progress(labProgressLine(ev)),
+      });
+    } else {
+      preflight();
+      const scenario = entry.build({ offsets, mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm, families: [...families] });
+      report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency ?? engine.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
+    }
     out.result(labRun, report);
     if (f.report) await writeLabReport(f.report, report, out);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
