@@ -121,28 +121,35 @@ const TCP_LINE = new RegExp(
 const TCP_LINE_ORIGIN = new RegExp(TCP_LINE.source.replace(/\((?!\?)/g, '(?:').replace('src=(?:\\S+)\\s+dst=(?:\\S+)\\s+sport=(?:\\d+)', 'src=(\\S+)\\s+dst=(?:\\S+)\\s+sport=(\\d+)'));
 
 /**
- * Each entry's protocol and original source endpoint as it is read: the common TCP shape is only
- * matched (nothing built), other lines go through parseConntrackLine (same checks, same errors).
+ * The entry lines of `conntrack -L` output, trimmed and numbered, as they are read: blanks and the
+ * tool's banner skipped; an error of `each` is thrown, or skipped when lenient.
  */
-export async function forEachConntrackOrigin(src: LineSource, fn: (protocol: string, src: string, sport: number | null) => void, o: { lenient?: boolean } = {}): Promise<void> {
+async function forEachEntryLine(src: LineSource, o: { lenient?: boolean }, each: (line: string, n: number) => void): Promise<void> {
   let n = 0;
   for await (const batch of lineBatches(src))
     for (const raw of batch) {
       n++;
       const l = raw.trim();
       if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
-      const m = TCP_LINE_ORIGIN.exec(l);
-      if (m) {
-        fn('tcp', canonicalIp(m[1]!), Number(m[2]));
-        continue;
-      }
       try {
-        const e = parseConntrackLine(l, n);
-        fn(e.protocol, e.original.src, e.original.sport);
+        each(l, n);
       } catch (e) {
         if (!o.lenient) throw e;
       }
     }
+}
+
+/**
+ * Each entry's protocol and original source endpoint as it is read: the common TCP shape is only
+ * matched (nothing built), other lines go through parseConntrackLine (same checks, same errors).
+ */
+export function forEachConntrackOrigin(src: LineSource, fn: (protocol: string, src: string, sport: number | null) => void, o: { lenient?: boolean } = {}): Promise<void> {
+  return forEachEntryLine(src, o, (l, n) => {
+    const m = TCP_LINE_ORIGIN.exec(l);
+    if (m) return fn('tcp', canonicalIp(m[1]!), Number(m[2]));
+    const e = parseConntrackLine(l, n);
+    fn(e.protocol, e.original.src, e.original.sport);
+  });
 }
 
 const num = (s: string | undefined): number | null => (s === undefined ? null : Number(s));
@@ -179,19 +186,8 @@ export async function parseConntrack(src: LineSource, o: { lenient?: boolean } =
 }
 
 /** Each entry as it is read (bounded memory for a million-entry file). */
-export async function forEachConntrack(src: LineSource, fn: (e: CtEntry) => void, o: { lenient?: boolean } = {}): Promise<void> {
-  let n = 0;
-  for await (const batch of lineBatches(src))
-    for (const raw of batch) {
-      n++;
-      const l = raw.trim();
-      if (!l || (l.charCodeAt(0) === 99 && /^conntrack v[\d.]+ \(conntrack-tools\)/.test(l))) continue;
-      try {
-        fn(parseConntrackLineFast(l, n));
-      } catch (e) {
-        if (!o.lenient) throw e;
-      }
-    }
+export function forEachConntrack(src: LineSource, fn: (e: CtEntry) => void, o: { lenient?: boolean } = {}): Promise<void> {
+  return forEachEntryLine(src, o, (l, n) => fn(parseConntrackLineFast(l, n)));
 }
 
 export interface CtStats {
