@@ -21,8 +21,8 @@ export const auditReport: Renderer<AuditReport> = {
     if (r.protection) {
       const say = (p: { applies: boolean; protected: boolean | null; by: string[] }) =>
         !p.applies ? 'does not apply (no such NAT here)' : p.protected === null ? 'unknown' : p.protected ? `protected (${p.by.join('; ')})` : 'NOT protected';
-      out.push(`Kubernetes 74839 (INVALID reply → pod resets a Service connection): ${say(r.protection.kubernetes74839)}`);
-      out.push(`Docker 1090 (INVALID reply → this node resets a masqueraded connection): ${say(r.protection.docker1090)}`);
+      out.push(...wrapText(`Kubernetes 74839 (INVALID reply → pod resets a Service connection): ${say(r.protection.kubernetes74839)}`, 78));
+      out.push(...wrapText(`Docker 1090 (INVALID reply → this node resets a masqueraded connection): ${say(r.protection.docker1090)}`, 78));
     }
     for (const u of r.unknown) out.push(...wrapText(`unknown: ${u.what} — ${u.why}`, 78, '  '));
     out.push('');
