@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { WireEvent } from '../events.js';
 import { run } from '../host/exec.js';
 import { CLI_PATH, jsonLines, spawnNode, STARTUP_MS, waitFor } from '../lab/spawn.js';
-import { newRunId } from '../lab/state.js';
+import { newRunId, removeRunState, writeRunState } from '../lab/state.js';
 import { ADDR, cellNamespaces, createCell } from '../lab/topology.js';
 import { SystemError } from '../errors.js';
 
@@ -69,7 +69,11 @@ function rssMB(pid: number | undefined): Promise<number | null> {
 }
 
 export async function synFlood(o: FloodOptions): Promise<FloodResult> {
-  const ns = cellNamespaces(newRunId(), 0);
+  const runId = newRunId();
+  const ns = cellNamespaces(runId, 0);
+  // Lab-named namespaces with no live run state are leftovers to `lab clean` (another lab's, run
+  // at the same time): say that they are this process's.
+  writeRunState({ run: runId, pid: process.pid, startedAt: new Date().toISOString(), scenario: 'flood', keep: false });
   const flooderNs = ns.server.replace(/-s$/, '-f');
   const all = [ns.container, ns.host, ns.server, flooderNs];
   const children: Array<{ kill(sig?: NodeJS.Signals): boolean }> = [];
@@ -138,6 +142,7 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await Promise.all(all.map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
+    removeRunState(runId);
   }
 }
 

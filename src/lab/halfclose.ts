@@ -21,6 +21,8 @@ import { findProxyLeak } from './leakcheck.js';
 import { iptablesRuleset } from './topology.js';
 import { predictPortReuse } from '../conntrack/predict.js';
 
+/** How long an idle-timeout cell stays up after the proxy reclaimed the leak. */
+const RECLAIMED_DWELL_MS = 1500;
 export const HC = {
   app: '203.0.113.1',
   upstream: '203.0.113.2',
@@ -169,6 +171,9 @@ async function runHcCell(index: number, c: HcCell, ctx: LabContext): Promise<Lab
       if (!(await findProxyLeak(s.ss, s.conntrack, HC.proxyPort, sport))) {
         verdict = 'reclaimed';
         details.reclaimedAfterMs = Math.round(performance.now() - tFin);
+        // Keep the reclaimed state up a moment: an observer (ctprobe watch, a user's ss) then sees
+        // the proxy let go, not only the namespace disappear.
+        await new Promise((r) => setTimeout(r, RECLAIMED_DWELL_MS));
         break;
       }
     }
