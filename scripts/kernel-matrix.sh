@@ -16,6 +16,9 @@ SCENARIOS=${SCENARIOS:-"oow-rst half-close-leak port-reuse"}
 full=0
 [ "$KERNELS" = "5.10 6.1 6.12" ] && [ "$SCENARIOS" = "oow-rst half-close-leak port-reuse" ] && full=1
 if [ -n "${KERNEL_MATRIX_DIR:-}" ]; then DIR=$KERNEL_MATRIX_DIR; mkdir -p "$DIR"; else DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+# Ctrl-C / SIGTERM: the lab in flight stops its guest; exit through the EXIT trap (temp dir removed).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 failed=0
 for k in $KERNELS; do
   for s in $SCENARIOS; do

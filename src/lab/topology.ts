@@ -130,8 +130,9 @@ export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 
         `link set ${ns.uplink} up`,
       ].join('\n') + '\n',
     }),
-    // the sysctls and rules do not need the links: set them up at the same time
-    run('sh', ['-c', `${sysctlScript(hostSysctls(m, family))} && ${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && { ${requireTool('conntrack')} -S || true; }`], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) }),
+    // the rules and sysctls do not need the links: set them up at the same time (rules first: on a
+    // fresh kernel they load nf_conntrack, which creates the net.netfilter sysctls)
+    run('sh', ['-c', `${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && ${sysctlScript(hostSysctls(m, family))} && { ${requireTool('conntrack')} -S || true; }`], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) }),
   ]);
   try {
     return parseConntrackStatsText(host.stdout).totals.invalid ?? 0;
