@@ -15,10 +15,17 @@ const ready = isRoot && hasTool('iptables-restore') && hasTool('conntrack');
 describe.skipIf(!ready)('probe server under a SYN flood', () => {
   it('judges legitimate connections during the flood, with a small table', async () => {
     const script = `import('${ROOT}dist/bench/flood.js').then((m) => m.synFlood({ tableSize: 64, count: 20000, seconds: 20, legit: 2 })).then((r) => console.log(JSON.stringify(r)))`;
-    const r = await collect(spawn(process.execPath, ['--input-type=module', '-e', script]));
-    expect(r.code, r.err).toBe(0);
-    const res = JSON.parse(r.out.trim().split('\n').pop()!) as { sent: number; segments: number; drops: number | null; evicted: number; nat: string[]; control: string[]; namespaces: string[] };
-    expect(res.sent).toBe(20000);
+    type Res = { sent: number; flooderExit: string; segments: number; drops: number | null; evicted: number; nat: string[]; control: string[]; namespaces: string[] };
+    const flood = async (): Promise<Res> => {
+      const r = await collect(spawn(process.execPath, ['--input-type=module', '-e', script]));
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out.trim().split('\n').pop()!) as Res;
+    };
+    let res = await flood();
+    // A sender that never ran (it died before its first SYN on a starved machine) measures nothing:
+    // once more. What the server does with a flood is judged only on a flood that was sent.
+    if (res.sent === 0) res = await flood();
+    expect(res.sent, `flooder: ${res.flooderExit}`).toBe(20000);
     // the flood was classified (the table full: it evicted), nothing dropped at the raw socket
     expect(res.segments).toBeGreaterThanOrEqual(20000);
     expect(res.drops).toBe(0);

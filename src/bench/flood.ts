@@ -34,6 +34,8 @@ export interface FloodOptions {
 
 export interface FloodResult {
   sent: number;
+  /** How the flooder ended ("exit 0", or a signal / its first error line). */
+  flooderExit: string;
   senderRate: number;
   /** Segments the server classified (its summary): the flood plus the legitimate connections'. */
   segments: number;
@@ -95,8 +97,10 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     const flooder = spawnNode(flooderNs, PEER, ['syn', FLOODER, FLOOD_TARGET, String(PORT), String(o.count), String(o.seconds), ...FLOOD_PORTS.map(String)]);
     children.push(flooder);
     let floodOut = '';
+    let floodErr = '';
     flooder.stdout?.setEncoding('utf8').on('data', (d: string) => (floodOut += d));
-    const flooded = new Promise((resolve) => flooder.on('close', resolve));
+    flooder.stderr?.setEncoding('utf8').on('data', (d: string) => (floodErr += d.slice(0, 2000)));
+    const flooded = new Promise<string>((resolve) => flooder.on('close', (code, signal) => resolve(`exit ${code ?? signal}${floodErr ? `: ${floodErr.trim().split('\n')[0]}` : ''}`)));
 
     const client = (where: string, outcomes: string[]) => {
       const c = spawnNode(where, CLI_PATH, ['client', `${ADDR.server}:${PORT}`, '--count', String(o.legit), '--interval', '100ms', '--timeout', '300ms', '--connect-timeout', '5s', '-o', 'json']);
@@ -114,7 +118,7 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     // The legitimate clients connect while the flood runs.
     await new Promise((r) => setTimeout(r, 100));
     const [natPorts, controlPorts] = await Promise.all([client(ns.container, natOutcomes), client(ns.host, controlOutcomes)]);
-    await flooded;
+    const flooderExit = await flooded;
     // Let the last verdicts come in (hold + linger), then read the drop counter and stop.
     await new Promise((r) => setTimeout(r, 1500));
     const drops = await rawDrops(ns.server);
@@ -128,6 +132,7 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     const flood = JSON.parse(floodOut.trim().split('\n').pop() || '{}') as { sent?: number; rate?: number };
     return {
       sent: flood.sent ?? 0,
+      flooderExit,
       senderRate: flood.rate ?? 0,
       segments: summary?.type === 'server-summary' ? summary.segments : 0,
       drops,
