@@ -5,10 +5,11 @@
  * from its own /metrics.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { PrivilegeError } from '../errors.js';
+import { newRunId, removeRunState, writeRunState } from '../lab/state.js';
+import { onInterrupt } from './interrupt.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const WITH_PROCESS = 100;
@@ -19,10 +20,18 @@ const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+
 
 export async function benchWatch(): Promise<void> {
   if (process.geteuid?.() !== 0) throw new PrivilegeError('needs root');
-  const id = randomBytes(3).toString('hex');
-  const names = Array.from({ length: WITH_PROCESS + WITHOUT }, (_, i) => `ctpbw-${id}-${i}`);
-  const self = `ctpbw-${id}-w`;
+  // Lab-named, with a run state: `lab clean` removes what a SIGKILLed bench left.
+  const id = newRunId();
+  const names = Array.from({ length: WITH_PROCESS + WITHOUT }, (_, i) => `ctp-lab-${id}-bw${i}`);
+  const self = `ctp-lab-${id}-bww`;
   const procs: ChildProcess[] = [];
+  writeRunState({ run: id, pid: process.pid, startedAt: new Date().toISOString(), scenario: 'bench-watch', keep: false });
+  const remove = () => {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    spawnSync('ip', ['-batch', '-'], { input: [...names, self].map((n) => `netns del ${n}`).join('\n') + '\n' });
+    removeRunState(id);
+  };
+  const disarm = onInterrupt(remove);
   try {
     spawnSync('ip', ['-batch', '-'], { input: [...names, self].map((n) => `netns add ${n}`).join('\n') + '\n' });
     spawnSync('ip', ['-n', self, 'link', 'set', 'lo', 'up']);
@@ -51,7 +60,7 @@ export async function benchWatch(): Promise<void> {
     watch.kill('SIGTERM');
     await sleep(500);
   } finally {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    spawnSync('ip', ['-batch', '-'], { input: [...names, self].map((n) => `netns del ${n}`).join('\n') + '\n' });
+    disarm();
+    remove();
   }
 }
