@@ -76,6 +76,12 @@ export interface PacketRecord {
   ifId: number;
   /** The whole captured frame (a view into the read buffer, not a copy). */
   data: Uint8Array;
+  /**
+   * The read buffer and where the frame starts in it (`data` is buf[dataOffset, +capLen)): a hot
+   * loop reads the frame there without a view made per packet.
+   */
+  buf: Uint8Array;
+  dataOffset: number;
   /** Offset of the IP header in `data`, -1 if the frame carries no IPv4/IPv6. */
   ipOffset: number;
   ipVersion: 4 | 6 | 0;
@@ -276,6 +282,32 @@ function decodeLink(rec: PacketRecord, linkType: number, buf: Uint8Array, off: n
   return true;
 }
 
+/** The parser's one record, reused: its `data` view is made only when asked for. */
+class ReusedRecord implements PacketRecord {
+  index = 0;
+  tsSec = 0;
+  tsNs: bigint | undefined = undefined;
+  linkType = 0;
+  ifId = 0;
+  ipOffset = -1;
+  ipVersion: 4 | 6 | 0 = 0;
+  origLen = 0;
+  capLen = 0;
+  buf: Uint8Array = new Uint8Array(0);
+  dataOffset = 0;
+  private view: Uint8Array | null = null;
+
+  setFrame(buf: Uint8Array, off: number): void {
+    this.buf = buf;
+    this.dataOffset = off;
+    this.view = null;
+  }
+
+  get data(): Uint8Array {
+    return (this.view ??= this.buf.subarray(this.dataOffset, this.dataOffset + this.capLen));
+  }
+}
+
 const enum Fmt {
   Start,
   Pcap,
@@ -289,18 +321,7 @@ const enum Fmt {
  * size (bytes past it do not exist: a length reaching past it is a truncation).
  */
 export class CaptureParser {
-  readonly rec: PacketRecord = {
-    index: 0,
-    tsSec: 0,
-    tsNs: undefined,
-    linkType: 0,
-    ifId: 0,
-    data: new Uint8Array(0),
-    ipOffset: -1,
-    ipVersion: 0,
-    origLen: 0,
-    capLen: 0,
-  };
+  readonly rec = new ReusedRecord();
   /** True after a step that produced a packet in `rec`. */
   ready = false;
   /** Bytes needed from pos before the next step can progress. */
@@ -408,7 +429,7 @@ export class CaptureParser {
     rec.ifId = ifId;
     rec.capLen = capLen;
     rec.origLen = origLen;
-    rec.data = buf.subarray(dataOff, dataOff + capLen);
+    rec.setFrame(buf, dataOff);
     if (!decodeLink(rec, linkType, buf, dataOff, capLen, this.le) && !this.passUnknown)
       throw new InputError(
         `unsupported link type ${linkType} ${linkTypeName(linkType)}${this.fmt === Fmt.Pcapng ? ` (interface ${ifId})` : ''}: it carries no IP ctprobe can read — capture on an interface that does (tcpdump -i any, -i eth0, -i nflog:N)`,
@@ -561,6 +582,8 @@ function copyRecord(r: PacketRecord): PacketRecord {
     linkType: r.linkType,
     ifId: r.ifId,
     data: r.data,
+    buf: r.data,
+    dataOffset: 0,
     ipOffset: r.ipOffset,
     ipVersion: r.ipVersion,
     origLen: r.origLen,

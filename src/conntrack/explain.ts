@@ -9,8 +9,8 @@
  */
 import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '../capture/reader.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
-import { decodeIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
-import { decodeTcp, decodeTcpOptions, flagsToString, type TcpOptions } from '../packet/tcp.js';
+import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
+import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
@@ -117,8 +117,15 @@ export function consequenceOf(d: Decision, nat: { binding: Binding; dir: 0 | 1 }
   }
   if (d.verdict === 'IGNORE') return 'IGNORE: passes (NAT applied) but conntrack state is not updated';
   if (d.deleted) return 'ACCEPT: tracked; the entry is deleted';
-  return d.stateBefore === d.stateAfter ? 'ACCEPT: tracked' : `ACCEPT: tracked, ${d.stateBefore} → ${d.stateAfter}`;
+  if (d.stateBefore === d.stateAfter) return 'ACCEPT: tracked';
+  // a replay says this a million times: one string per state change, built once
+  let byAfter = acceptText.get(d.stateBefore);
+  if (!byAfter) acceptText.set(d.stateBefore, (byAfter = new Map()));
+  let t = byAfter.get(d.stateAfter);
+  if (t === undefined) byAfter.set(d.stateAfter, (t = `ACCEPT: tracked, ${d.stateBefore} → ${d.stateAfter}`));
+  return t;
 }
+const acceptText = new Map<string, Map<string, string>>();
 
 /** A flow filter: ADDR, PORT, :PORT or ADDR:PORT (IPv6 in brackets); matches either endpoint. */
 export function parseFlowFilter(text: string): (addr: string, port: number) => boolean {
@@ -154,14 +161,15 @@ function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1])
   return tsOpts.tsVal === undefined ? '' : String(tsOpts.tsVal);
 }
 
-function u32At(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+/** An IPv4 address as an int32 (a small integer to V8: no number boxed per packet). */
+function i32At(b: Uint8Array, o: number): number {
+  return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 }
 
 /** IPv4 address text by its 32-bit value: captures repeat a few addresses millions of times. */
 const v4Cache = new Map<number, string>();
 function v4Text(b: Uint8Array, o: number): string {
-  const n = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  const n = i32At(b, o);
   let t = v4Cache.get(n);
   if (t === undefined) {
     t = ipv4ToString(b, o);
@@ -169,6 +177,13 @@ function v4Text(b: Uint8Array, o: number): string {
   }
   return t;
 }
+
+interface FlowRecord {
+  summary: FlowSummary;
+  binding: Binding | null;
+}
+
+const matches = (filter: (addr: string, port: number) => boolean, t: Tuple): boolean => filter(t.src, t.sport) || filter(t.dst, t.dport);
 
 /** What explain remembers about the first copy of a packet. */
 interface FirstCopy {
@@ -190,8 +205,32 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
   const scratch = createDecision();
-  const flows = new Map<string, { summary: FlowSummary; binding: Binding | null }>();
+  const flows = new Map<string, FlowRecord>();
+  // Flows holding their entry's binding (for its NAT tuples at the end) while the entry may live:
+  // once it is gone, its tuples are written into the summary and the binding let go, so memory
+  // follows the flow table and not every entry the capture ever had.
+  const bound = new Set<FlowRecord>();
+  const settleGone = (now: number) => {
+    for (const f of bound) {
+      const t = f.binding!.tracker;
+      if (t.dead || t.isExpired(now)) settle(f);
+    }
+  };
+  const settle = (f: FlowRecord) => {
+    const b = f.binding!;
+    if (b.natted) {
+      f.summary.flow = tupleText(b.orig);
+      f.summary.reply = tupleText(b.reply);
+      f.summary.natLearnedFrom = b.learnedFrom;
+    }
+    f.binding = null;
+    bound.delete(f);
+  };
   let lastGc = 0;
+  const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
+  const ipHeader = new DecodedIp();
+  const tcpHeader = newTcpHeader();
+  const inTable = (k: string): boolean => table.byKey(k) !== undefined;
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
 
   const onRecord = (rec: PacketRecord): void => {
@@ -202,14 +241,16 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       s.skipped++;
       return;
     }
-    const d = rec.data;
+    // read in place in the read buffer (offsets are the buffer's): no view or header per packet
+    const d = rec.buf;
+    const frame = rec.dataOffset;
     // the frame's length on the wire sizes a TSO / BIG TCP segment whose IP length says 0
-    const ip = decodeIp(d, rec.ipOffset, d.length, Math.max(d.length, rec.origLen));
+    const ip = decodeIp(d, frame + rec.ipOffset, frame + rec.capLen, frame + Math.max(rec.capLen, rec.origLen), ipHeader);
     if (isPacketError(ip) || ip.protocol !== IPPROTO_TCP || ip.fragment) {
       s.skipped++;
       return;
     }
-    const tcp = decodeTcp(d, ip.payloadOffset, ip.payloadOffset + ip.payloadLength);
+    const tcp = decodeTcp(d, ip.payloadOffset, ip.payloadOffset + ip.payloadLength, tcpHeader);
     if (isPacketError(tcp)) {
       s.skipped++;
       return;
@@ -217,12 +258,12 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     // The IP header's length is what the kernel sees even when the capture was cut by snaplen.
     const payloadLength = ip.totalLength - ip.headerLength - tcp.dataOffset;
     const v6 = ip.version === 6;
-    const tuple: Tuple = {
-      src: v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset),
-      sport: tcp.srcPort,
-      dst: v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset),
-      dport: tcp.dstPort,
-    };
+    // the packet's tuple: a scratch object (what keeps it copies it)
+    const tuple = pt;
+    tuple.src = v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset);
+    tuple.sport = tcp.srcPort;
+    tuple.dst = v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset);
+    tuple.dport = tcp.dstPort;
 
     // copies of one packet (several interfaces, before and after NAT): conntrack saw it once
     let identity = '';
@@ -242,7 +283,11 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     s.tcp++;
     if (ip.lengthFrom === 'wire') s.lengthFromFrame++;
     if (rec.tsSec - lastGc >= GC_EVERY_S) {
+      // what explain remembers per flow goes with the kernel's entry: bounded by the flow table
       table.gc(rec.tsSec);
+      nat.sweep(rec.tsSec);
+      settleGone(rec.tsSec);
+      gaps.sweep(inTable);
       lastGc = rec.tsSec;
     }
     view.seq = tcp.seq;
@@ -261,8 +306,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.tsSec = rec.tsSec;
 
     // the conntrack entry, through NAT: the model sees the entry's own tuple in either direction
-    const a = v6 ? 0 : u32At(d, ip.srcOffset);
-    const b = v6 ? 0 : u32At(d, ip.dstOffset);
+    const a = v6 ? 0 : i32At(d, ip.srcOffset);
+    const b = v6 ? 0 : i32At(d, ip.dstOffset);
     const dk = v6 ? undefined : v4DirKey(a, tcp.srcPort, b, tcp.dstPort);
     const r = nat.resolve(tuple, tcp.flags, tcp.ack, rec.tsSec, dk);
     const t = r ? (r.dir === 0 ? r.binding.canon : r.binding.canonInv) : tuple;
@@ -272,12 +317,12 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.dst = t.dst;
     view.dstPort = t.dport;
     // what the capture lost is fed to the model first, so the kernel is not blamed for it
-    const gap = gaps.observe(view, key);
-    for (const g of gap.fills) table.process(g, scratch, key);
+    const missed = gaps.observe(view, key);
+    for (const g of gaps.fills) table.process(g, scratch, key);
     table.process(view, decision, key);
     const pureSyn = (tcp.flags & 0x17) === 0x02;
     const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk);
-    if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple });
+    if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple: { src: tuple.src, sport: tuple.sport, dst: tuple.dst, dport: tuple.dport } });
 
     if (decision.verdict === 'INVALID') s.invalid++;
     else if (decision.verdict === 'IGNORE') s.ignore++;
@@ -285,18 +330,21 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
 
     // report
     // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
-    const tuples = binding ? [tuple, binding.orig, binding.reply] : [tuple];
-    if (filter && !tuples.some((x) => filter(x.src, x.sport) || filter(x.dst, x.dport))) return;
+    if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
     let f = flows.get(key);
     if (!f) {
       const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
       f = { summary: { flow: label, reply: null, natLearnedFrom: null, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '', captureMissed: 0 }, binding: null };
       flows.set(key, f);
     }
-    if (binding) f.binding = binding;
+    if (binding && f.binding !== binding) {
+      if (f.binding) settle(f);
+      f.binding = binding;
+      bound.add(f);
+    }
     const fs = f.summary;
     fs.packets++;
-    fs.captureMissed += gap.missed;
+    fs.captureMissed += missed;
     if (decision.verdict === 'INVALID') {
       fs.invalid++;
       fs.firstInvalid ??= { index: rec.index, reason: decision.reason };
@@ -321,18 +369,13 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.entry = binding?.natted ? { orig: binding.orig, reply: binding.reply } : null;
       out.entryKey = key;
       out.consequence = consequenceOf(decision, binding ? { binding, dir: decision.dir === 'original' ? 0 : 1 } : null);
-      out.captureMissed = gap.missed;
+      out.captureMissed = missed;
       o.onPacket(out);
     }
   };
   // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
   await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
-  for (const { summary, binding } of flows.values()) {
-    if (!binding?.natted) continue;
-    summary.flow = tupleText(binding.orig);
-    summary.reply = tupleText(binding.reply);
-    summary.natLearnedFrom = binding.learnedFrom;
-  }
+  for (const f of bound) settle(f);
   s.flows = [...flows.values()].map((f) => f.summary);
   s.captureMissed = gaps.missed;
   s.cutToSnaplen = stats.cutToSnaplen;

@@ -28,50 +28,55 @@ const MAX_FILL_STEPS = 64;
 
 interface Side {
   /** Highest sequence end captured (seq + len + SYN + FIN); null before the first packet. */
-  maxEnd: number | null;
-  lastAck: number | null;
+  maxEnd: number;
+  /** maxEnd is set (a number field, never null: V8 keeps it unboxed, no allocation per store). */
+  hasEnd: boolean;
+  lastAck: number;
+  hasAck: boolean;
   window: number;
   wscale: number;
-  holes: Array<[number, number]>;
+  /** Holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place. */
+  holes: number[];
 }
 
 interface FlowGaps {
-  /** "addr|port" of the side that sent the first captured packet (side 0). */
-  first: string;
+  /** The side that sent the first captured packet (side 0). */
+  firstSrc: string;
+  firstPort: number;
   sides: [Side, Side];
   missed: number;
 }
 
-const side = (): Side => ({ maxEnd: null, lastAck: null, window: 0, wscale: 0, holes: [] });
+const side = (): Side => ({ maxEnd: 0, hasEnd: false, lastAck: 0, hasAck: false, window: 0, wscale: 0, holes: [] });
 
 export class CaptureGaps {
   private readonly flows = new Map<string, FlowGaps>();
   /** Bytes the capture missed in all flows. */
   missed = 0;
-  /** Synthetic segments handed back for the model (scratch views, reused). */
-  private readonly fills: TcpPacketView[] = [];
+  /** Synthetic segments for the model, from the last `observe` (valid until the next call). */
+  readonly fills: TcpPacketView[] = [];
 
   /**
    * Look at one captured packet of flow `key` before the model does. Returns the bytes this
-   * packet shows the capture missed (0 mostly) and, in `fills`, the segments to feed the model
-   * first (valid until the next call).
+   * packet shows the capture missed (0 mostly) and leaves in `fills` the segments to feed the
+   * model first.
    */
-  observe(p: TcpPacketView, key: string): { missed: number; fills: readonly TcpPacketView[] } {
-    this.fills.length = 0;
-    const me = `${p.src}|${p.srcPort}`;
+  observe(p: TcpPacketView, key: string): number {
+    if (this.fills.length) this.fills.length = 0;
     let f = this.flows.get(key);
     if (!f) {
-      f = { first: me, sides: [side(), side()], missed: 0 };
+      f = { firstSrc: p.src, firstPort: p.srcPort, sides: [side(), side()], missed: 0 };
       this.flows.set(key, f);
     }
-    const mine = f.first === me ? f.sides[0] : f.sides[1];
-    const peer = f.first === me ? f.sides[1] : f.sides[0];
+    const first = f.firstSrc === p.src && f.firstPort === p.srcPort;
+    const mine = first ? f.sides[0] : f.sides[1];
+    const peer = first ? f.sides[1] : f.sides[0];
     let missed = 0;
 
     if (p.flags & SYN && p.options.wscale !== undefined) mine.wscale = Math.min(p.options.wscale, 14);
     if (!(p.flags & RST)) {
       // ACK beyond anything captured from the peer: the capture lost the peer's data
-      if (p.flags & ACK && peer.maxEnd !== null && seqAfter(p.ack, peer.maxEnd)) {
+      if (p.flags & ACK && peer.hasEnd && seqAfter(p.ack, peer.maxEnd)) {
         const gap = seqDiff(p.ack, peer.maxEnd);
         if (gap > 0 && gap < MAX_GAP) {
           missed += gap;
@@ -82,14 +87,26 @@ export class CaptureGaps {
       // holes of the peer now ACKed without a retransmission: lost by the capture, not the network
       if (p.flags & ACK && peer.holes.length) missed += confirm(peer, p.ack);
       this.segment(p, mine);
-      mine.lastAck = p.flags & ACK ? p.ack : mine.lastAck;
+      if (p.flags & ACK) {
+        mine.lastAck = p.ack;
+        mine.hasAck = true;
+      }
       mine.window = p.window;
     }
     if (missed) {
       f.missed += missed;
       this.missed += missed;
     }
-    return { missed, fills: this.fills };
+    return missed;
+  }
+
+  /**
+   * Forget the flows `keep` says are gone (their conntrack entry expired or was deleted): what is
+   * remembered is bounded by the flow table, not by the capture. A flow that comes back starts
+   * afresh, as the kernel's new entry does.
+   */
+  sweep(keep: (key: string) => boolean): void {
+    for (const k of this.flows.keys()) if (!keep(k)) this.flows.delete(k);
   }
 
   /** Bytes the capture missed in one flow. */
@@ -101,22 +118,17 @@ export class CaptureGaps {
   private segment(p: TcpPacketView, s: Side): void {
     const len = p.payloadLength + (p.flags & SYN ? 1 : 0) + (p.flags & FIN ? 1 : 0);
     const end = seqAdd(p.seq, len);
-    if (s.maxEnd === null || p.flags & SYN) {
+    if (!s.hasEnd || p.flags & SYN) {
       s.maxEnd = end;
+      s.hasEnd = true;
       return;
     }
     if (len === 0) return;
     if (seqAfter(p.seq, s.maxEnd) && seqDiff(p.seq, s.maxEnd) < MAX_GAP) {
-      if (s.holes.length < MAX_HOLES) s.holes.push([s.maxEnd, p.seq]);
+      if (s.holes.length < 2 * MAX_HOLES) s.holes.push(s.maxEnd, p.seq);
     } else if (s.holes.length) {
       // a retransmission: what it covers was not lost by the capture
-      s.holes = s.holes.flatMap(([hs, he]): Array<[number, number]> => {
-        if (!seqBefore(p.seq, he) || !seqAfter(end, hs)) return [[hs, he]];
-        const out: Array<[number, number]> = [];
-        if (seqBefore(hs, p.seq)) out.push([hs, p.seq]);
-        if (seqBefore(end, he)) out.push([end, he]);
-        return out;
-      });
+      uncover(s.holes, p.seq, end);
     }
     if (seqAfter(end, s.maxEnd)) s.maxEnd = end;
   }
@@ -128,11 +140,11 @@ export class CaptureGaps {
   private fill(p: TcpPacketView, mine: Side, peer: Side, gap: number): void {
     const window = Math.max(mine.window * 2 ** mine.wscale, 1024);
     const step = Math.max(window, Math.ceil(gap / MAX_FILL_STEPS));
-    const myEnd = mine.maxEnd ?? p.seq;
-    let seq = peer.maxEnd!;
+    const myEnd = mine.hasEnd ? mine.maxEnd : p.seq;
+    let seq = peer.maxEnd;
     for (let left = gap; left > 0; ) {
       const len = Math.min(left, step);
-      this.fills.push(view(p, true, seq, peer.lastAck ?? myEnd, len, peer.window || p.window));
+      this.fills.push(view(p, true, seq, peer.hasAck ? peer.lastAck : myEnd, len, peer.window || p.window));
       seq = seqAdd(seq, len);
       left -= len;
       this.fills.push(view(p, false, myEnd, seq, 0, mine.window || p.window));
@@ -140,19 +152,59 @@ export class CaptureGaps {
   }
 }
 
-/** Count and drop the holes the ACK covers (partly covered: the covered part). */
+/** Count and drop the holes the ACK covers (partly covered: the covered part), in place. */
 function confirm(s: Side, ack: number): number {
+  const h = s.holes;
   let n = 0;
-  s.holes = s.holes.flatMap(([hs, he]): Array<[number, number]> => {
-    if (!seqAfter(ack, hs)) return [[hs, he]];
-    if (seqBefore(ack, he)) {
+  let w = 0;
+  for (let r = 0; r < h.length; r += 2) {
+    let hs = h[r]!;
+    const he = h[r + 1]!;
+    if (seqAfter(ack, hs)) {
+      if (!seqBefore(ack, he)) {
+        n += seqDiff(he, hs);
+        continue;
+      }
       n += seqDiff(ack, hs);
-      return [[ack, he]];
+      hs = ack;
     }
-    n += seqDiff(he, hs);
-    return [];
-  });
+    h[w++] = hs;
+    h[w++] = he;
+  }
+  h.length = w;
   return n;
+}
+
+/** Take [seq, end) out of the holes (a retransmission covered it), in place: a hole may split in two. */
+function uncover(h: number[], seq: number, end: number): void {
+  const n = h.length;
+  let w = 0;
+  const extra: number[] = [];
+  for (let r = 0; r < n; r += 2) {
+    const hs = h[r]!;
+    const he = h[r + 1]!;
+    if (!seqBefore(seq, he) || !seqAfter(end, hs)) {
+      h[w++] = hs;
+      h[w++] = he;
+      continue;
+    }
+    const left = seqBefore(hs, seq);
+    const right = seqBefore(end, he);
+    if (left) {
+      h[w++] = hs;
+      h[w++] = seq;
+    }
+    if (right) {
+      // a split (the retransmission fell inside the hole) needs a slot past the ones read
+      if (left) extra.push(end, he);
+      else {
+        h[w++] = end;
+        h[w++] = he;
+      }
+    }
+  }
+  h.length = w;
+  for (const x of extra) h.push(x);
 }
 
 /** A synthetic ACK segment of the flow of `p`: from its peer (`fromPeer`) or from its sender. */

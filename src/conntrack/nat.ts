@@ -78,16 +78,18 @@ export interface Resolved {
   viaNat: boolean;
 }
 
+/** A tuple of one's own: `resolve` and `afterPacket` may be given a scratch tuple reused per packet. */
+const own = (t: Tuple): Tuple => ({ src: t.src, sport: t.sport, dst: t.dst, dport: t.dport });
 export const inverse = (t: Tuple): Tuple => ({ src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
 export const sameTuple = (a: Tuple, b: Tuple): boolean => a.src === b.src && a.sport === b.sport && a.dst === b.dst && a.dport === b.dport;
 
-/** IPv4 text → u32 (a few addresses, seen millions of times: cached). */
+/** IPv4 text → int32 (as explain reads it from packets; a few addresses, seen millions of times: cached). */
 const v4Cache = new Map<string, number>();
 function v4Number(a: string): number {
   let n = v4Cache.get(a);
   if (n === undefined) {
     const p = a.split('.');
-    n = ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+    n = (Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3]);
     if (v4Cache.size < 1 << 16) v4Cache.set(a, n);
   }
   return n;
@@ -102,7 +104,7 @@ export function dirKeyOf(t: Tuple): string {
   return v4DirKey(v4Number(t.src), t.sport, v4Number(t.dst), t.dport);
 }
 
-/** `dirKeyOf` from IPv4 addresses as u32. */
+/** `dirKeyOf` from IPv4 addresses as int32 (the order of `v4FlowKey` is theirs). */
 export function v4DirKey(a: number, pa: number, b: number, pb: number): string {
   return String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
 }
@@ -187,8 +189,9 @@ export class NatFollower {
     if (!tr || tr.dead || !tr.confirmed) return null;
     const prev = this.aliases.get(k ?? dirKey(t));
     if (prev && prev.b.tracker === tr) return prev.b;
-    const inv = inverse(t);
-    const b: Binding = { key, canon: t, canonInv: inv, orig: t, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true] };
+    const c = own(t);
+    const inv = inverse(c);
+    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true] };
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd >>> 0;
@@ -211,6 +214,23 @@ export class NatFollower {
       if (b.natted && (b.learnedFrom !== 'copy' || !moreRewritten(first, copy, inverse(b.reply)))) return;
       this.bind(b, first, inverse(copy), 'copy');
     } else if (dir === 1 && !b.natted) this.bind(b, inverse(copy), first, 'copy');
+  }
+
+  /**
+   * Forget the bindings of entries gone from the table (expired at `now`, or deleted):
+   * what explain remembers is bounded by the flow table, not by the capture.
+   */
+  sweep(now: number): void {
+    for (const a of this.aliases.values()) {
+      const b = a.b;
+      if (b.tracker.dead || b.tracker.isExpired(now)) this.drop(b);
+    }
+    for (const b of this.pendingSyn.values()) if (b.tracker.dead || b.tracker.isExpired(now)) this.forgetSyn(b);
+  }
+
+  /** Bindings remembered (for tests: bounded by the table). */
+  get size(): number {
+    return this.aliases.size;
   }
 
   private fromAlias(k: string, now: number): Resolved | null {
@@ -249,7 +269,7 @@ export class NatFollower {
           if (this.bind(b, inverse(t), inverse(c), 'handshake')) return true;
         } else if (t.src === c.dst && t.sport === c.dport) {
           // From the responder, to elsewhere: SNAT/MASQUERADE, the SYN seen before it.
-          if (this.bind(b, c, t, 'handshake')) return true;
+          if (this.bind(b, c, own(t), 'handshake')) return true;
         }
       }
     }
@@ -272,7 +292,7 @@ export class NatFollower {
     if (sources) {
       for (const s of sources) {
         const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }))?.b;
-        if (live(b) && this.bind(b, b.canon, t, 'rule')) return true;
+        if (live(b) && this.bind(b, b.canon, own(t), 'rule')) return true;
       }
     }
     return false;

@@ -53,23 +53,40 @@ export interface IpHeader {
 
 const V6_EXT = new Set([0, 43, 60]); // hop-by-hop, routing, destination options
 
-class DecodedIp implements IpHeader {
-  constructor(
-    private readonly buf: Uint8Array,
-    readonly version: 4 | 6,
-    readonly offset: number,
-    readonly headerLength: number,
-    readonly totalLength: number,
-    readonly protocol: number,
-    readonly ttl: number,
-    readonly id: number,
-    readonly srcOffset: number,
-    readonly dstOffset: number,
-    readonly payloadOffset: number,
-    readonly payloadLength: number,
-    readonly fragment: boolean,
-    readonly lengthFrom: IpHeader['lengthFrom'] = 'header',
-  ) {}
+/** A decoded header; `decodeIp(…, into)` refills one instead of making one per packet. */
+export class DecodedIp implements IpHeader {
+  private buf: Uint8Array = EMPTY;
+  version: 4 | 6 = 4;
+  offset = 0;
+  headerLength = 0;
+  totalLength = 0;
+  protocol = 0;
+  ttl = 0;
+  id = 0;
+  srcOffset = 0;
+  dstOffset = 0;
+  payloadOffset = 0;
+  payloadLength = 0;
+  fragment = false;
+  lengthFrom: IpHeader['lengthFrom'] = 'header';
+
+  set(buf: Uint8Array, version: 4 | 6, offset: number, headerLength: number, totalLength: number, protocol: number, ttl: number, id: number, srcOffset: number, dstOffset: number, payloadOffset: number, payloadLength: number, fragment: boolean, lengthFrom: IpHeader['lengthFrom']): this {
+    this.buf = buf;
+    this.version = version;
+    this.offset = offset;
+    this.headerLength = headerLength;
+    this.totalLength = totalLength;
+    this.protocol = protocol;
+    this.ttl = ttl;
+    this.id = id;
+    this.srcOffset = srcOffset;
+    this.dstOffset = dstOffset;
+    this.payloadOffset = payloadOffset;
+    this.payloadLength = payloadLength;
+    this.fragment = fragment;
+    this.lengthFrom = lengthFrom;
+    return this;
+  }
   get src(): Uint8Array {
     return this.buf.subarray(this.srcOffset, this.srcOffset + (this.version === 4 ? 4 : 16));
   }
@@ -77,6 +94,7 @@ class DecodedIp implements IpHeader {
     return this.buf.subarray(this.dstOffset, this.dstOffset + (this.version === 4 ? 4 : 16));
   }
 }
+const EMPTY = new Uint8Array(0);
 
 /**
  * Decode the IP header at `off`; `end` bounds the bytes actually captured, `wireEnd` (default
@@ -85,15 +103,15 @@ class DecodedIp implements IpHeader {
  * length of 0 when captured on the sending host, and its length is the frame's, as tcpdump and
  * Wireshark take it.
  */
-export function decodeIp(buf: Uint8Array, off = 0, end = buf.length, wireEnd = end): IpHeader | PacketError {
+export function decodeIp(buf: Uint8Array, off = 0, end = buf.length, wireEnd = end, into?: DecodedIp): IpHeader | PacketError {
   if (end - off < 1) return new PacketError('TRUNCATED', 'empty packet');
   const version = buf[off]! >> 4;
-  if (version === 4) return decodeIPv4(buf, off, end, wireEnd);
-  if (version === 6) return decodeIPv6(buf, off, end, wireEnd);
+  if (version === 4) return decodeIPv4(buf, off, end, wireEnd, into ?? new DecodedIp());
+  if (version === 6) return decodeIPv6(buf, off, end, wireEnd, into ?? new DecodedIp());
   return new PacketError('BAD_VERSION', `IP version ${version} is neither 4 nor 6`);
 }
 
-function decodeIPv4(buf: Uint8Array, off: number, end: number, wireEnd: number): IpHeader | PacketError {
+function decodeIPv4(buf: Uint8Array, off: number, end: number, wireEnd: number, into: DecodedIp): IpHeader | PacketError {
   if (end - off < 20) return new PacketError('TRUNCATED', `IPv4 header needs 20 bytes, ${end - off} captured`);
   const ihl = (buf[off]! & 0x0f) * 4;
   if (ihl < 20) return new PacketError('BAD_HEADER', `IPv4 header length ${ihl} < 20`);
@@ -104,7 +122,7 @@ function decodeIPv4(buf: Uint8Array, off: number, end: number, wireEnd: number):
   if (total < ihl) return new PacketError('BAD_HEADER', `IPv4 total length ${total} < header length ${ihl}`);
   const fragField = ((buf[off + 6]! << 8) | buf[off + 7]!) & 0x3fff;
   const avail = Math.min(total, end - off);
-  return new DecodedIp(buf, 4, off, ihl, total, buf[off + 9]!, buf[off + 8]!, (buf[off + 4]! << 8) | buf[off + 5]!, off + 12, off + 16, off + ihl, avail - ihl, (fragField & 0x1fff) !== 0, fromWire ? 'wire' : 'header');
+  return into.set(buf, 4, off, ihl, total, buf[off + 9]!, buf[off + 8]!, (buf[off + 4]! << 8) | buf[off + 5]!, off + 12, off + 16, off + ihl, avail - ihl, (fragField & 0x1fff) !== 0, fromWire ? 'wire' : 'header');
 }
 
 /** The Jumbo Payload option (RFC 2675) in a hop-by-hop header at `p`, or -1. */
@@ -126,7 +144,7 @@ function jumboLength(buf: Uint8Array, p: number, end: number): number {
   return -1;
 }
 
-function decodeIPv6(buf: Uint8Array, off: number, end: number, wireEnd: number): IpHeader | PacketError {
+function decodeIPv6(buf: Uint8Array, off: number, end: number, wireEnd: number, into: DecodedIp): IpHeader | PacketError {
   if (end - off < 40) return new PacketError('TRUNCATED', `IPv6 header needs 40 bytes, ${end - off} captured`);
   let plen = (buf[off + 4]! << 8) | buf[off + 5]!;
   let next = buf[off + 6]!;
@@ -158,7 +176,7 @@ function decodeIPv6(buf: Uint8Array, off: number, end: number, wireEnd: number):
     }
   }
   if (p > limit) return new PacketError('TRUNCATED', 'IPv6 extension headers run past the packet');
-  return new DecodedIp(buf, 6, off, p - off, 40 + plen, next, buf[off + 7]!, 0, off + 8, off + 24, p, limit - p, fragment, lengthFrom);
+  return into.set(buf, 6, off, p - off, 40 + plen, next, buf[off + 7]!, 0, off + 8, off + 24, p, limit - p, fragment, lengthFrom);
 }
 
 export interface IPv4Fields {

@@ -73,12 +73,30 @@ function u32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
-/** Decode a TCP header at `off`; `end` is the end of the IP payload. */
-export function decodeTcp(buf: Uint8Array, off: number, end: number): TcpHeader | PacketError {
+/** Decode a TCP header at `off`; `end` is the end of the IP payload; `into`: a header to refill instead of a new one. */
+export const newTcpHeader = (): TcpHeader => ({ srcPort: 0, dstPort: 0, seq: 0, ack: 0, dataOffset: 20, flags: 0, window: 0, checksum: 0, urgent: 0, offset: 0, payloadOffset: 0, payloadLength: 0 });
+
+export function decodeTcp(buf: Uint8Array, off: number, end: number, into?: TcpHeader): TcpHeader | PacketError {
   if (end - off < 20) return new PacketError('TRUNCATED', `TCP header needs 20 bytes, ${end - off} captured`);
   const doff = (buf[off + 12]! >> 4) * 4;
   if (doff < 20) return new PacketError('BAD_HEADER', `TCP data offset ${doff} < 20`);
   if (doff > end - off) return new PacketError('TRUNCATED', `TCP header of ${doff} bytes, ${end - off} captured`);
+  if (into) {
+    // a hot loop's one header, refilled
+    into.srcPort = (buf[off]! << 8) | buf[off + 1]!;
+    into.dstPort = (buf[off + 2]! << 8) | buf[off + 3]!;
+    into.seq = u32(buf, off + 4);
+    into.ack = u32(buf, off + 8);
+    into.dataOffset = doff;
+    into.flags = buf[off + 13]!;
+    into.window = (buf[off + 14]! << 8) | buf[off + 15]!;
+    into.checksum = (buf[off + 16]! << 8) | buf[off + 17]!;
+    into.urgent = (buf[off + 18]! << 8) | buf[off + 19]!;
+    into.offset = off;
+    into.payloadOffset = off + doff;
+    into.payloadLength = end - off - doff;
+    return into;
+  }
   return {
     srcPort: (buf[off]! << 8) | buf[off + 1]!,
     dstPort: (buf[off + 2]! << 8) | buf[off + 3]!,

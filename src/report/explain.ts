@@ -1,7 +1,7 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
-import { jsonLine, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putAscii, putBytes, putDecimal, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -112,32 +112,72 @@ const K_LEN = ascii(',"len":');
 /** Room for a head: the keys, two IPv6 addresses, ports, three u32 and a timestamp. */
 const HEAD_MAX = 400;
 
+/** The head written straight into the batch (numbers digit by digit), then the tail. */
 function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
-  into.reserve(HEAD_MAX);
-  into.bytes(K_INDEX);
-  into.uint(p.index);
-  into.bytes(K_TS);
-  into.ascii(String(p.tsSec));
-  into.bytes(K_SRC);
-  into.ascii(p.src);
-  into.ascii(':');
-  into.uint(p.srcPort);
-  into.bytes(K_DST);
-  into.ascii(p.dst);
-  into.ascii(':');
-  into.uint(p.dstPort);
-  into.bytes(K_FLAGS);
-  into.ascii(p.flags);
-  into.bytes(K_SEQ);
-  into.uint(p.seq);
-  into.bytes(K_ACK);
-  into.uint(p.ack);
-  into.bytes(K_LEN);
-  into.uint(p.len);
+  const b = into.room(HEAD_MAX);
+  let u = putBytes(b, into.used, K_INDEX);
+  u = putUint(b, u, p.index);
+  u = putBytes(b, u, K_TS);
+  u = putDecimal(b, u, p.tsSec);
+  u = putBytes(b, u, K_SRC);
+  u = putAscii(b, u, p.src);
+  b[u++] = 58; // ':'
+  u = putUint(b, u, p.srcPort);
+  u = putBytes(b, u, K_DST);
+  u = putAscii(b, u, p.dst);
+  b[u++] = 58;
+  u = putUint(b, u, p.dstPort);
+  u = putBytes(b, u, K_FLAGS);
+  u = putAscii(b, u, p.flags);
+  u = putBytes(b, u, K_SEQ);
+  u = putUint(b, u, p.seq);
+  u = putBytes(b, u, K_ACK);
+  u = putUint(b, u, p.ack);
+  u = putBytes(b, u, K_LEN);
+  into.used = putUint(b, u, p.len);
   const tail = plainTail(p);
   if (tail) into.bytes(tail);
-  else into.text(tailJson(p));
+  else tailInto(p, into);
 }
+
+const K_REASON = ascii('","reason":');
+const K_LOGGED_TRUE = ascii(',"logged":true,"check":');
+const K_LOGGED_FALSE = ascii(',"logged":false,"check":');
+const K_SECONDARY = ascii(',"secondaryReason":');
+const K_NOTE = ascii(',"note":');
+const K_NAT = ascii(',"natMatchedTo":');
+const K_CONSEQUENCE = ascii(',"consequence":');
+const K_MISSED = ascii(',"captureMissed":');
+/** Where dir, states and verdict of a tail are the same (a few dozen combinations), encoded once. */
+const tailHeads = new Map<string, Uint8Array>();
+
+/** `tailJson` written in pieces (no line-long string built for each IGNORE or INVALID packet). */
+function tailInto(p: ExplainedPacket, into: LineBytes): void {
+  const d = p.decision;
+  const id = d.dir + d.stateBefore + '>' + d.stateAfter + d.verdict;
+  let head = tailHeads.get(id);
+  if (head === undefined) {
+    head = Buffer.from(`,"dir":"${d.dir}","stateBefore":"${d.stateBefore}","stateAfter":"${d.stateAfter}","verdict":"${d.verdict}`);
+    if (tailHeads.size < 4096) tailHeads.set(id, head);
+  }
+  into.bytes(head);
+  into.bytes(K_REASON);
+  into.text(q(d.reason));
+  into.bytes(d.logged ? K_LOGGED_TRUE : K_LOGGED_FALSE);
+  into.text(word(d.check));
+  into.bytes(K_SECONDARY);
+  into.text(q(d.secondaryReason));
+  into.bytes(K_NOTE);
+  into.text(q(d.note));
+  into.bytes(K_NAT);
+  into.text(q(p.natMatchedTo));
+  into.bytes(K_CONSEQUENCE);
+  into.text(q(p.consequence));
+  into.bytes(K_MISSED);
+  into.used = putUint(into.room(16), into.used, p.captureMissed);
+  into.bytes(CLOSE);
+}
+const CLOSE = ascii('}');
 
 export const explainPackets: LineRenderer<ExplainedPacket> = { text: packetText, json: packetJson, jsonInto: packetJsonInto };
 

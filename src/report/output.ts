@@ -27,17 +27,90 @@ export interface LineRenderer<E> {
 }
 
 /**
- * Where a renderer's jsonInto writes one line: text pieces, pre-encoded UTF-8 pieces, and, after
- * `reserve(n)` has made room for n bytes, short ASCII strings and non-negative integers written
- * byte by byte (no string built, nothing to encode).
+ * Where a renderer's jsonInto writes one line: text pieces, pre-encoded UTF-8 pieces, or bytes
+ * written straight into the batch: `room(n)` makes room for n bytes and returns the batch buffer,
+ * the encoder writes from `used` on (with the `put*` functions below) and sets `used` past what it
+ * wrote. No string is built and nothing is encoded for numbers and ASCII words.
  */
 export interface LineBytes {
   text(s: string): void;
   bytes(b: Uint8Array): void;
-  reserve(n: number): void;
-  ascii(s: string): void;
-  /** A number as JSON writes it (fast for u32 integers). */
-  uint(n: number): void;
+  room(n: number): Uint8Array;
+  used: number;
+}
+
+/** Copy a pre-encoded piece to b[at…]; returns the position after it. */
+export function putBytes(b: Uint8Array, at: number, piece: Uint8Array): number {
+  const n = piece.length;
+  if (n > 24) {
+    b.set(piece, at);
+    return at + n;
+  }
+  // short pieces (JSON keys): a loop beats a native call
+  for (let i = 0; i < n; i++) b[at + i] = piece[i]!;
+  return at + n;
+}
+
+/** An ASCII string (addresses, flag names) at b[at…]. */
+export function putAscii(b: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[at + i] = s.charCodeAt(i);
+  return at + s.length;
+}
+
+/** "00".."99": two digits per division. */
+const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i & 1 ? (i >> 1) % 10 : Math.floor((i >> 1) / 10)));
+
+/** A number as JSON writes it (u32 integers digit by digit, anything else as String(n) writes it). */
+export function putUint(b: Uint8Array, at: number, n: number): number {
+  if (!(n >= 0 && n <= 0xffffffff && n === Math.floor(n))) return putAscii(b, at, String(n));
+  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+  let u = at + digits;
+  // (n / 100) >>> 0 is floor for n < 2^32
+  while (n >= 100) {
+    const q = (n / 100) >>> 0;
+    const r = (n - q * 100) << 1;
+    b[--u] = PAIRS[r + 1]!;
+    b[--u] = PAIRS[r]!;
+    n = q;
+  }
+  if (n >= 10) {
+    b[--u] = PAIRS[(n << 1) + 1]!;
+    b[--u] = PAIRS[n << 1]!;
+  } else b[--u] = 48 + n;
+  return at + digits;
+}
+
+/**
+ * A number as JSON writes it: seconds with up to microseconds (a capture's timestamps) digit by
+ * digit; anything else — or a double that is not the nearest one to its 6-decimal form, which
+ * JSON writes with 17 digits — as String(n) writes it.
+ */
+export function putDecimal(b: Uint8Array, at: number, n: number): number {
+  const sec = Math.floor(n);
+  if (sec >= 0 && sec <= 0xffffffff) {
+    const micro = Math.round((n - sec) * 1e6);
+    // exact: an integer below 2^53 over 1e6 is the correctly rounded double of the decimal
+    if (micro < 1e6 && (sec * 1e6 + micro) / 1e6 === n) {
+      let u = putUint(b, at, sec);
+      if (micro === 0) return u;
+      let m = micro;
+      let digits = 6;
+      while (m % 10 === 0) {
+        m /= 10;
+        digits--;
+      }
+      b[u++] = 46; // '.'
+      u += digits;
+      const end = u;
+      for (let i = 0; i < digits; i++) {
+        const q = (m / 10) >>> 0;
+        b[--u] = 48 + m - q * 10;
+        m = q;
+      }
+      return end;
+    }
+  }
+  return putAscii(b, at, String(n));
 }
 
 /**
@@ -51,7 +124,8 @@ const MAX_FREE = 64;
 
 export class Output implements LineBytes {
   private buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
-  private used = 0;
+  /** Bytes of the batch written (jsonInto encoders advance it). */
+  used = 0;
   private readonly free: Buffer[] = [];
   private scheduled = false;
   private waiting: Promise<void> | null = null;
@@ -110,44 +184,13 @@ export class Output implements LineBytes {
       this.write();
       if (b.length > BATCH_BYTES) return this.send(b);
     }
-    if (b.length > 32) {
-      this.buf.set(b, this.used);
-      this.used += b.length;
-      return;
-    }
-    // short pieces (JSON keys): a loop beats a native call
-    const d = this.buf;
-    let u = this.used;
-    for (let i = 0; i < b.length; i++) d[u++] = b[i]!;
-    this.used = u;
+    this.used = putBytes(this.buf, this.used, b);
   }
 
-  /** Make room for n bytes of ascii()/uint() pieces (n ≤ 4096). */
-  reserve(n: number): void {
+  /** Room for n bytes (n ≤ 4096) written from `used` on: the batch buffer. */
+  room(n: number): Uint8Array {
     if (this.used + n > BATCH_BYTES) this.write();
-  }
-
-  /** An ASCII string (addresses, numbers' text, flag names), after reserve(). */
-  ascii(s: string): void {
-    const b = this.buf;
-    let u = this.used;
-    for (let i = 0; i < s.length; i++) b[u++] = s.charCodeAt(i);
-    this.used = u;
-  }
-
-  /** An integer in decimal, after reserve() (u32 fast, anything else as String(n) writes it). */
-  uint(n: number): void {
-    if (!(n >= 0 && n <= 0xffffffff && n === Math.floor(n))) return this.ascii(String(n));
-    const b = this.buf;
-    // u32 arithmetic: (n / 10) >>> 0 is floor for n < 2^32
-    const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
-    let u = this.used + digits;
-    this.used = u;
-    do {
-      const q = (n / 10) >>> 0;
-      b[--u] = 48 + n - q * 10;
-      n = q;
-    } while (n > 0);
+    return this.buf;
   }
 
   private tick(): void {
