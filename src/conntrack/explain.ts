@@ -331,8 +331,10 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     // report
     // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
     if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
-    let f = flows.get(key);
-    if (!f) {
+    // the flow's record: on its binding (no lookup), else by key
+    let f = binding !== null && binding.key === key ? (binding.owner as FlowRecord | null) : null;
+    if (f === null) f = flows.get(key) ?? null;
+    if (f === null) {
       const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
       f = { summary: { flow: label, reply: null, natLearnedFrom: null, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '', captureMissed: 0 }, binding: null };
       flows.set(key, f);
@@ -340,6 +342,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     if (binding && f.binding !== binding) {
       if (f.binding) settle(f);
       f.binding = binding;
+      binding.owner = f;
       bound.add(f);
     }
     const fs = f.summary;

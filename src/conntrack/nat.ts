@@ -62,6 +62,8 @@ export interface Binding {
   synEnd: number | null;
   /** Per direction: its after-NAT form has the table's key (so it is always this entry's). */
   afterSameKey: [boolean, boolean];
+  /** What the caller keeps for this entry (explain: its flow's summary), opaque here: found without a lookup. */
+  owner: unknown;
 }
 
 interface Alias {
@@ -104,9 +106,29 @@ export function dirKeyOf(t: Tuple): string {
   return v4DirKey(v4Number(t.src), t.sport, v4Number(t.dst), t.dport);
 }
 
+/**
+ * The keys of recent IPv4 tuples, by a hash of the tuple: a replay looks up the same few thousand
+ * tuples millions of times, and a key found here is neither built again nor hashed again by the
+ * Maps it indexes (V8 keeps a string's hash in it). A slot is overwritten on collision: a cache.
+ */
+const KEY_SLOTS = 1 << 16;
+const slotA = new Int32Array(KEY_SLOTS);
+const slotB = new Int32Array(KEY_SLOTS);
+const slotPorts = new Int32Array(KEY_SLOTS);
+const slotKey: Array<string | undefined> = new Array<string | undefined>(KEY_SLOTS).fill(undefined);
+
 /** `dirKeyOf` from IPv4 addresses as int32 (the order of `v4FlowKey` is theirs). */
 export function v4DirKey(a: number, pa: number, b: number, pb: number): string {
-  return String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
+  const ports = (pa << 16) | pb;
+  const i = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(ports, 0x85ebca6b), 0xc2b2ae35) >>> 16) & (KEY_SLOTS - 1);
+  const k = slotKey[i];
+  if (k !== undefined && slotA[i] === a && slotB[i] === b && slotPorts[i] === ports) return k;
+  const key = String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
+  slotA[i] = a;
+  slotB[i] = b;
+  slotPorts[i] = ports;
+  slotKey[i] = key;
+  return key;
 }
 
 /** The same key for both directions of an IPv4 4-tuple (the model table's key). */
@@ -191,7 +213,7 @@ export class NatFollower {
     if (prev && prev.b.tracker === tr) return prev.b;
     const c = own(t);
     const inv = inverse(c);
-    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true] };
+    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true], owner: null };
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd >>> 0;
@@ -323,23 +345,25 @@ export class NatFollower {
   }
 
   private register(b: Binding): void {
-    const forms: Array<[Tuple, 0 | 1, boolean]> = [
-      [inverse(b.reply), 0, true],
-      [inverse(b.orig), 1, true],
-      [b.orig, 0, false],
-      [b.reply, 1, false],
-    ];
-    for (const [t, dir, after] of forms) {
-      const k = dirKey(t);
-      const cur = this.aliases.get(k);
-      if (cur && cur.b !== b && !cur.b.tracker.dead && !cur.b.tracker.isExpired(this.now)) {
-        // A live entry's own tuple stays its own (the kernel refuses to confirm a clashing entry);
-        // an after-NAT form never displaces another entry's form.
-        if (!cur.after || after) continue;
-      }
-      this.aliases.set(k, { b, dir, after: after && b.natted });
-      b.aliasKeys.push(k);
+    // Not NATed, the after-NAT forms are the tuples themselves: two keys, not four.
+    if (b.natted) {
+      this.registerForm(b, inverse(b.reply), 0, true);
+      this.registerForm(b, inverse(b.orig), 1, true);
     }
+    this.registerForm(b, b.orig, 0, false);
+    this.registerForm(b, b.reply, 1, false);
+  }
+
+  private registerForm(b: Binding, t: Tuple, dir: 0 | 1, after: boolean): void {
+    const k = dirKey(t);
+    const cur = this.aliases.get(k);
+    if (cur && cur.b !== b && !cur.b.tracker.dead && !cur.b.tracker.isExpired(this.now)) {
+      // A live entry's own tuple stays its own (the kernel refuses to confirm a clashing entry);
+      // an after-NAT form never displaces another entry's form.
+      if (!cur.after || after) return;
+    }
+    this.aliases.set(k, { b, dir, after });
+    b.aliasKeys.push(k);
   }
 
   private unregister(b: Binding): void {
