@@ -64,8 +64,9 @@ export function packetMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client' | 'na
   return [`${r.dir}${where} ${stateText(r)} ${paint('INVALID', 'red')}${quoted(r.reason)}${extra}`, consequence];
 }
 
+/** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow): PacketRow {
-  return { ...r };
+  return { ...r, src: { ...r.src }, dst: { ...r.dst } };
 }
 
 /**

@@ -70,8 +70,24 @@ export function endpointText(e: Endpoint): string {
 
 const epKey = (a: string, p: number) => `${a}|${p}`;
 
-export function hasFlag(flags: string, f: 'SYN' | 'ACK' | 'FIN' | 'RST' | 'PSH'): boolean {
-  return flags.split('|').includes(f);
+function setEndpoint(e: Endpoint, addr: string, port: number): Endpoint {
+  e.addr = addr;
+  e.port = port;
+  return e;
+}
+
+const FLAG_BIT = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 } as const;
+/** Flag texts ("PSH|ACK") to their bits: a capture has a few dozen of them. */
+const flagBits = new Map<string, number>();
+
+export function hasFlag(flags: string, f: keyof typeof FLAG_BIT): boolean {
+  let bits = flagBits.get(flags);
+  if (bits === undefined) {
+    bits = 0;
+    for (const name of flags.split('|')) bits |= FLAG_BIT[name as keyof typeof FLAG_BIT] ?? 0;
+    if (flagBits.size < 1024) flagBits.set(flags, bits);
+  }
+  return (bits & FLAG_BIT[f]) !== 0;
 }
 
 interface FlowState {
@@ -92,6 +108,8 @@ export class FlowTracker {
   // NAT host endpoint + server endpoint → flow key
   private natAlias = new Map<string, string>();
   readonly order: FlowTrace[] = [];
+  /** The row of a packet not kept, reused. */
+  private readonly scratch = { src: { addr: '', port: 0 }, dst: { addr: '', port: 0 } } as PacketRow;
 
   /** `maxRows` per connection; rows of connections after the first `maxFlows` are counted, not kept. */
   constructor(
@@ -99,15 +117,17 @@ export class FlowTracker {
     private readonly maxFlows = Infinity,
   ) {}
 
+  /**
+   * Add a packet. The row returned is a new one when the flow keeps it; otherwise it is a scratch
+   * row, valid until the next call (copy it, src and dst included, to keep it).
+   */
   add(p: ExplainedPacket): { row: PacketRow; flow: FlowTrace } {
     const d = p.decision;
-    const src = { addr: p.src, port: p.srcPort };
-    const dst = { addr: p.dst, port: p.dstPort };
     let client: Endpoint;
     let server: Endpoint;
     let nat: Endpoint | null = null;
     let fromNatHost = false;
-    const aliased = this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`);
+    const aliased = this.natAlias.size ? this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`) : undefined;
     // Through NAT: the client is the entry's original source, the server whoever answers (the
     // backend behind DNAT, the proxy behind REDIRECT), the NAT host the SNAT address if any.
     const e = p.entry;
@@ -123,11 +143,11 @@ export class FlowTracker {
       server = t.server;
       fromNatHost = true;
     } else if (d.dir === 'original') {
-      client = src;
-      server = dst;
+      client = { addr: p.src, port: p.srcPort };
+      server = { addr: p.dst, port: p.dstPort };
     } else {
-      client = dst;
-      server = src;
+      client = { addr: p.dst, port: p.dstPort };
+      server = { addr: p.src, port: p.srcPort };
     }
     // one connection = one conntrack entry (explain's key), even before its NAT mapping was learned
     const key = fromNatHost ? aliased! : (p.entryKey ?? `${epKey(client.addr, client.port)}>${epKey(server.addr, server.port)}`);
@@ -155,33 +175,35 @@ export class FlowTracker {
     const own = fromClient ? f.isnClient! : f.isnServer!;
     const other = fromClient ? f.isnServer : f.isnClient;
     const ackFlag = hasFlag(p.flags, 'ACK');
-    const row: PacketRow = {
-      index: p.index,
-      tsSec: p.tsSec,
-      src,
-      dst,
-      flags: p.flags,
-      seq: p.seq,
-      ack: p.ack,
-      len: p.len,
-      relSeq: (p.seq - own) >>> 0,
-      relAck: !ackFlag ? null : other === null ? p.ack : (p.ack - other) >>> 0,
-      dir: d.dir,
-      fromClient,
-      stateBefore: d.stateBefore,
-      stateAfter: d.stateAfter,
-      verdict: d.verdict,
-      reason: d.reason,
-      logged: d.logged,
-      note: d.note,
-      secondaryReason: d.secondaryReason,
-      natted: toNatHost,
-      consequence: p.consequence,
-      fromNatHost,
-      answers: fromNatHost ? f.lastInvalidToNat : null,
-      handshake: hasFlag(p.flags, 'SYN') || (d.dir === 'original' && d.stateBefore === 'SYN_RECV'),
-      matters: d.verdict !== 'ACCEPT' || hasFlag(p.flags, 'RST') || hasFlag(p.flags, 'FIN'),
-    };
+    const keep = f.kept && t.rows.length < this.maxRows;
+    const row: PacketRow = keep ? ({ src: { addr: p.src, port: p.srcPort }, dst: { addr: p.dst, port: p.dstPort } } as PacketRow) : this.scratch;
+    if (!keep) {
+      setEndpoint(row.src, p.src, p.srcPort);
+      setEndpoint(row.dst, p.dst, p.dstPort);
+    }
+    row.index = p.index;
+    row.tsSec = p.tsSec;
+    row.flags = p.flags;
+    row.seq = p.seq;
+    row.ack = p.ack;
+    row.len = p.len;
+    row.relSeq = (p.seq - own) >>> 0;
+    row.relAck = !ackFlag ? null : other === null ? p.ack : (p.ack - other) >>> 0;
+    row.dir = d.dir;
+    row.fromClient = fromClient;
+    row.stateBefore = d.stateBefore;
+    row.stateAfter = d.stateAfter;
+    row.verdict = d.verdict;
+    row.reason = d.reason;
+    row.logged = d.logged;
+    row.note = d.note;
+    row.secondaryReason = d.secondaryReason;
+    row.natted = toNatHost;
+    row.consequence = p.consequence;
+    row.fromNatHost = fromNatHost;
+    row.answers = fromNatHost ? f.lastInvalidToNat : null;
+    row.handshake = hasFlag(p.flags, 'SYN') || (d.dir === 'original' && d.stateBefore === 'SYN_RECV');
+    row.matters = d.verdict !== 'ACCEPT' || hasFlag(p.flags, 'RST') || hasFlag(p.flags, 'FIN');
     if (row.natted && row.verdict === 'INVALID') f.lastInvalidToNat = p.index;
     t.counts.packets++;
     if (fromNatHost && hasFlag(p.flags, 'RST')) t.counts.hostResets++;
@@ -193,7 +215,7 @@ export class FlowTracker {
     else t.counts.accept++;
     // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
     if (!fromNatHost) t.finalState = d.stateAfter;
-    if (f.kept && t.rows.length < this.maxRows) t.rows.push(row);
+    if (keep) t.rows.push(row);
     else t.omitted++;
     return { row, flow: t };
   }

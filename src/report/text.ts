@@ -2,9 +2,11 @@
 
 /** Word-wrap `text` to `width` columns; every line gets `indent`; a word longer than a line is cut. */
 export function wrapText(text: string, width: number, indent = ''): string[] {
+  const room = Math.max(20, width - indent.length);
+  // most lines fit as they are (and have no run of spaces to squeeze)
+  if (text.length <= room && !text.includes('  ') && text[0] !== ' ' && text.at(-1) !== ' ') return [indent + text];
   const out: string[] = [];
   let line = '';
-  const room = Math.max(20, width - indent.length);
   for (let word of text.split(/ +/)) {
     while (visibleLength(word) > room) {
       if (line) out.push(indent + line);
