@@ -36,18 +36,20 @@ interface Side {
   window: number;
   wscale: number;
   /** Holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place. */
-  holes: number[];
+  holes: number[] | null;
 }
 
 interface FlowGaps {
   /** The side that sent the first captured packet (side 0). */
   firstSrc: string;
   firstPort: number;
-  sides: [Side, Side];
+  /** The first packet's sender's side, and its peer's. */
+  first: Side;
+  second: Side;
   missed: number;
 }
 
-const side = (): Side => ({ maxEnd: 0, hasEnd: false, lastAck: 0, hasAck: false, window: 0, wscale: 0, holes: [] });
+const side = (): Side => ({ maxEnd: 0, hasEnd: false, lastAck: 0, hasAck: false, window: 0, wscale: 0, holes: null });
 
 export class CaptureGaps {
   private readonly flows = new Map<string, FlowGaps>();
@@ -65,12 +67,12 @@ export class CaptureGaps {
     if (this.fills.length) this.fills.length = 0;
     let f = this.flows.get(key);
     if (!f) {
-      f = { firstSrc: p.src, firstPort: p.srcPort, sides: [side(), side()], missed: 0 };
+      f = { firstSrc: p.src, firstPort: p.srcPort, first: side(), second: side(), missed: 0 };
       this.flows.set(key, f);
     }
     const first = f.firstSrc === p.src && f.firstPort === p.srcPort;
-    const mine = first ? f.sides[0] : f.sides[1];
-    const peer = first ? f.sides[1] : f.sides[0];
+    const mine = first ? f.first : f.second;
+    const peer = first ? f.second : f.first;
     let missed = 0;
 
     if (p.flags & SYN && p.options.wscale !== undefined) mine.wscale = Math.min(p.options.wscale, 14);
@@ -85,7 +87,7 @@ export class CaptureGaps {
         }
       }
       // holes of the peer now ACKed without a retransmission: lost by the capture, not the network
-      if (p.flags & ACK && peer.holes.length) missed += confirm(peer, p.ack);
+      if (p.flags & ACK && peer.holes?.length) missed += confirm(peer.holes, p.ack);
       this.segment(p, mine);
       if (p.flags & ACK) {
         mine.lastAck = p.ack;
@@ -125,8 +127,9 @@ export class CaptureGaps {
     }
     if (len === 0) return;
     if (seqAfter(p.seq, s.maxEnd) && seqDiff(p.seq, s.maxEnd) < MAX_GAP) {
+      s.holes ??= [];
       if (s.holes.length < 2 * MAX_HOLES) s.holes.push(s.maxEnd, p.seq);
-    } else if (s.holes.length) {
+    } else if (s.holes?.length) {
       // a retransmission: what it covers was not lost by the capture
       uncover(s.holes, p.seq, end);
     }
@@ -153,8 +156,7 @@ export class CaptureGaps {
 }
 
 /** Count and drop the holes the ACK covers (partly covered: the covered part), in place. */
-function confirm(s: Side, ack: number): number {
-  const h = s.holes;
+function confirm(h: number[], ack: number): number {
   let n = 0;
   let w = 0;
   for (let r = 0; r < h.length; r += 2) {
