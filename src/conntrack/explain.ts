@@ -8,13 +8,14 @@
  * or given from `conntrack -L`) → the model (model.ts) → report.
  */
 import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '../capture/reader.js';
-import { ipv4ToString, ipv6ToString } from '../packet/address.js';
+import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
-import { flowKeyOf, NatFollower, tupleText, v4DirKey, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
+import { flowKeyOf, NatFollower, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
+import { tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
 import type { KernelProfile } from './profile.js';
 
 export interface ExplainOptions {
@@ -166,18 +167,6 @@ function i32At(b: Uint8Array, o: number): number {
   return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 }
 
-/** IPv4 address text by its 32-bit value: captures repeat a few addresses millions of times. */
-const v4Cache = new Map<number, string>();
-function v4Text(b: Uint8Array, o: number): string {
-  const n = i32At(b, o);
-  let t = v4Cache.get(n);
-  if (t === undefined) {
-    t = ipv4ToString(b, o);
-    if (v4Cache.size < 1 << 16) v4Cache.set(n, t);
-  }
-  return t;
-}
-
 interface FlowRecord {
   summary: FlowSummary;
   binding: Binding | null;
@@ -260,10 +249,15 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     const v6 = ip.version === 6;
     // the packet's tuple: a scratch object (what keeps it copies it)
     const tuple = pt;
-    tuple.src = v6 ? ipv6ToString(d, ip.srcOffset) : v4Text(d, ip.srcOffset);
+    // IPv4: the tuple's addresses as text and its key, from the tuple cache (built once per tuple)
+    const a = v6 ? 0 : i32At(d, ip.srcOffset);
+    const b = v6 ? 0 : i32At(d, ip.dstOffset);
+    const slot = v6 ? -1 : v4TupleSlot(a, tcp.srcPort, b, tcp.dstPort);
+    tuple.src = v6 ? ipv6ToString(d, ip.srcOffset) : tupleSrc(slot);
     tuple.sport = tcp.srcPort;
-    tuple.dst = v6 ? ipv6ToString(d, ip.dstOffset) : v4Text(d, ip.dstOffset);
+    tuple.dst = v6 ? ipv6ToString(d, ip.dstOffset) : tupleDst(slot);
     tuple.dport = tcp.dstPort;
+    const dk = v6 ? undefined : tupleKey(slot); // read now: another tuple may take the slot
 
     // copies of one packet (several interfaces, before and after NAT): conntrack saw it once
     let identity = '';
@@ -306,9 +300,6 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.tsSec = rec.tsSec;
 
     // the conntrack entry, through NAT: the model sees the entry's own tuple in either direction
-    const a = v6 ? 0 : i32At(d, ip.srcOffset);
-    const b = v6 ? 0 : i32At(d, ip.dstOffset);
-    const dk = v6 ? undefined : v4DirKey(a, tcp.srcPort, b, tcp.dstPort);
     const r = nat.resolve(tuple, tcp.flags, tcp.ack, rec.tsSec, dk);
     const t = r ? (r.dir === 0 ? r.binding.canon : r.binding.canonInv) : tuple;
     const key = r ? r.binding.key : v6 ? flowKeyOf(tuple) : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);

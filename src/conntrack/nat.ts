@@ -24,6 +24,7 @@
 import type { CtEntry } from '../inspect/conntrack.js';
 import { flowKey, type ConntrackTable, type ConntrackTracker } from './model.js';
 import { State } from './states.js';
+import { tupleKey, v4TupleSlot } from './v4tuples.js';
 
 export interface Tuple {
   src: string;
@@ -106,29 +107,9 @@ export function dirKeyOf(t: Tuple): string {
   return v4DirKey(v4Number(t.src), t.sport, v4Number(t.dst), t.dport);
 }
 
-/**
- * The keys of recent IPv4 tuples, by a hash of the tuple: a replay looks up the same few thousand
- * tuples millions of times, and a key found here is neither built again nor hashed again by the
- * Maps it indexes (V8 keeps a string's hash in it). A slot is overwritten on collision: a cache.
- */
-const KEY_SLOTS = 1 << 16;
-const slotA = new Int32Array(KEY_SLOTS);
-const slotB = new Int32Array(KEY_SLOTS);
-const slotPorts = new Int32Array(KEY_SLOTS);
-const slotKey: Array<string | undefined> = new Array<string | undefined>(KEY_SLOTS).fill(undefined);
-
 /** `dirKeyOf` from IPv4 addresses as int32 (the order of `v4FlowKey` is theirs). */
 export function v4DirKey(a: number, pa: number, b: number, pb: number): string {
-  const ports = (pa << 16) | pb;
-  const i = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(ports, 0x85ebca6b), 0xc2b2ae35) >>> 16) & (KEY_SLOTS - 1);
-  const k = slotKey[i];
-  if (k !== undefined && slotA[i] === a && slotB[i] === b && slotPorts[i] === ports) return k;
-  const key = String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
-  slotA[i] = a;
-  slotB[i] = b;
-  slotPorts[i] = ports;
-  slotKey[i] = key;
-  return key;
+  return tupleKey(v4TupleSlot(a, pa, b, pb));
 }
 
 /** The same key for both directions of an IPv4 4-tuple (the model table's key). */
