@@ -2,8 +2,9 @@
  * src/rawsock across a veth pair: a batch laid out once and sent with sendmmsg (whole, in slices,
  * across the 1,024-message limit of one call) arrives complete and in order at a reader that reads
  * with recvmmsg in batches, trimmed to its snaplen; IPv6 readers get each segment's sender from
- * recvmmsg; the wake-up coalescing reader loses nothing; bad slices and a family mismatch are
- * usage errors.
+ * recvmmsg; the wake-up coalescing reader loses nothing; whole IPv4 packets from a LinkSender
+ * (AF_PACKET) arrive the same way; bad slices and a batch on the wrong kind of socket are usage
+ * errors.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { collect, isRoot, NetnsPair, ROOT, sh } from './netns.js';
@@ -47,16 +48,23 @@ function reader(pair: NetnsPair, ns: string, opts: { family: 4 | 6; port: number
   return { ready, start: () => p.kill('SIGUSR1'), result: collect(p) };
 }
 
-/** A sender in `ns`: prepares `n` segments (seq 0…n-1, `payload` bytes each) and sends them in `slices`. */
-function sender(pair: NetnsPair, ns: string, family: 4 | 6, src: string, dst: string, port: number, n: number, payload: number, slices: Array<[number, number]>) {
+/**
+ * A sender in `ns`: prepares `n` segments (seq 0…n-1, `payload` bytes each) and sends them in
+ * `slices`, from a raw IP socket, or as whole IPv4 packets from a LinkSender on `link` (to `mac`).
+ */
+function sender(pair: NetnsPair, ns: string, family: 4 | 6, src: string, dst: string, port: number, n: number, payload: number, slices: Array<[number, number]>, link: { ifname: string; mac: string } | null) {
   const script = `
-    const { RawTcpSocket } = await import('${DIST}rawsock/index.js');
+    const { LinkSender, RawTcpSocket } = await import('${DIST}rawsock/index.js');
     const { parseIP } = await import('${DIST}packet/address.js');
+    const { encodeIPv4 } = await import('${DIST}packet/ip.js');
     const { encodeTcp, TCP_ACK } = await import('${DIST}packet/tcp.js');
     const src = parseIP('${src}'), dst = parseIP('${dst}');
-    const s = RawTcpSocket.open({ family: ${family}, port: 1 });
     const segs = Array.from({ length: ${n} }, (_, i) => encodeTcp({ srcPort: 40000, dstPort: ${port}, seq: i, ack: 1, flags: TCP_ACK, window: 100, payload: new Uint8Array(${payload}) }, src, dst));
-    const batch = s.prepare(segs, dst);
+    const link = ${JSON.stringify(link)};
+    const s = link ? LinkSender.open(link.ifname) : RawTcpSocket.open({ family: ${family}, port: 1 });
+    const batch = link
+      ? s.prepare(segs.map((seg) => encodeIPv4({ src, dst, protocol: 6 }, seg)), Uint8Array.from(link.mac.split(':').map((h) => parseInt(h, 16))))
+      : s.prepare(segs, dst);
     const sent = ${JSON.stringify(slices)}.map(([a, k]) => s.sendBatch(batch, a, k));
     const errors = [];
     for (const bad of [() => s.sendBatch(batch, ${n} - 1, 2), () => s.sendBatch(batch, -1, 1), () => s.sendBatch(batch, 0.5, 1)]) {
@@ -71,11 +79,12 @@ function sender(pair: NetnsPair, ns: string, family: 4 | 6, src: string, dst: st
   return collect(pair.spawnIn(ns, process.execPath, ['--input-type=module', '-e', script]));
 }
 
-/** b knows a's link address for good: no segment waits on (or is dropped by) ARP/ND. */
-function resolveNeighbor(pair: NetnsPair): void {
+/** b knows a's link address for good: no segment waits on (or is dropped by) ARP/ND. Returns it. */
+function resolveNeighbor(pair: NetnsPair): string {
   const links = JSON.parse(sh(`ip -n ${pair.a} -j link show`)) as Array<{ link_type: string; address: string }>;
   const mac = links.find((l) => l.link_type === 'ether')!.address;
   sh(`ip -n ${pair.b} neigh replace ${pair.addrA} lladdr ${mac} dev ${pair.vethB} nud permanent`);
+  return mac;
 }
 
 const last = (out: string) => JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
@@ -85,13 +94,14 @@ describe.skipIf(!isRoot)('raw sockets: sendmmsg batches, recvmmsg reads', () => 
   afterAll(() => pairs.forEach((p) => p.cleanup()));
 
   it.each([
-    { family: 4 as const, a: '198.51.100.1', b: '198.51.100.2', coalesceMs: 0 },
-    { family: 4 as const, a: '198.51.100.1', b: '198.51.100.2', coalesceMs: 1 },
-    { family: 6 as const, a: '2001:db8:7::1', b: '2001:db8:7::2', coalesceMs: 0 },
-  ])('IPv$family, coalesce $coalesceMs ms: every segment of the batch, in order, trimmed to snaplen', async ({ family, a, b, coalesceMs }) => {
+    { family: 4 as const, a: '198.51.100.1', b: '198.51.100.2', coalesceMs: 0, link: false },
+    { family: 4 as const, a: '198.51.100.1', b: '198.51.100.2', coalesceMs: 1, link: false },
+    { family: 6 as const, a: '2001:db8:7::1', b: '2001:db8:7::2', coalesceMs: 0, link: false },
+    { family: 4 as const, a: '198.51.100.1', b: '198.51.100.2', coalesceMs: 0, link: true },
+  ])('IPv$family, coalesce $coalesceMs ms, link sender $link: every segment of the batch, in order, trimmed to snaplen', async ({ family, a, b, coalesceMs, link }) => {
     const pair = new NetnsPair('ctp-rawsock', a, b);
     pairs.push(pair);
-    resolveNeighbor(pair);
+    const mac = resolveNeighbor(pair);
     const n = 3000;
     const payload = 40; // IPv4: 20 + 20 + 40 = 80 bytes, kept: 64; IPv6 (TCP only): 60, kept: 48
     const snaplen = family === 4 ? 64 : 48;
@@ -102,7 +112,7 @@ describe.skipIf(!isRoot)('raw sockets: sendmmsg batches, recvmmsg reads', () => 
       [0, 1],
       [1, 999],
       [1000, 2000],
-    ]);
+    ], link ? { ifname: pair.vethB, mac } : null);
     expect(s.code, s.err).toBe(0);
     expect(last(s.out)).toEqual({ length: n, sent: [1, 999, 2000], errors: ['UsageError', 'UsageError', 'UsageError', 'UsageError'] });
     r.start();
