@@ -2,14 +2,16 @@
  * Raw-socket benchmark peers, run inside the bench's namespaces:
  *   node rawsock-peer.js recv PORT SECONDS      count segments to PORT (BPF-filtered) for SECONDS
  *   node rawsock-peer.js send SRC DST PORT COUNT SECONDS   send COUNT ACK segments to DST:PORT, bounded by SECONDS
- *   node rawsock-peer.js syn SRC DST PORT COUNT SECONDS LO HI   a SYN flood: COUNT SYNs to DST:PORT from source
- *                                                   ports LO..HI in turn (a new half-open entry each), bounded by SECONDS,
- *                                                   sent with sendmmsg; SIGTERM ends it early
+ *   node rawsock-peer.js syn SRC DST PORT COUNT SECONDS LO HI [IFNAME MAC]   a SYN flood: COUNT SYNs to DST:PORT
+ *                                                   from source ports LO..HI in turn (a new half-open entry each), bounded
+ *                                                   by SECONDS, sent with sendmmsg (from a raw IP socket, or with IFNAME
+ *                                                   and MAC whole IPv4 packets from a packet socket); SIGTERM ends it early
  * Each prints one JSON result line (syn first prints {"sending":true}).
  */
 import { parseIP } from '../packet/address.js';
 import { encodeTcp, TCP_ACK, TCP_SYN } from '../packet/tcp.js';
-import { RawTcpSocket } from '../rawsock/index.js';
+import { encodeIPv4, IPPROTO_TCP } from '../packet/ip.js';
+import { LinkSender, RawTcpSocket } from '../rawsock/index.js';
 
 const [mode, ...a] = process.argv.slice(2);
 if (mode === 'recv') {
@@ -38,7 +40,9 @@ if (mode === 'recv') {
   const deadline = performance.now() + Number(a[4]) * 1000;
   const lo = Number(a[5]);
   const hi = Number(a[6]);
-  void synFlood(src, dst, port, count, deadline, lo, hi);
+  // optional: IFNAME MAC — whole IPv4 packets through a packet socket on IFNAME to MAC
+  const link = a[7] && a[8] ? { ifname: a[7], mac: Uint8Array.from(a[8].split(':').map((h) => parseInt(h, 16))) } : null;
+  void synFlood(src, dst, port, count, deadline, lo, hi, link);
 } else if (mode === 'send') {
   const src = parseIP(a[0]!);
   const dst = parseIP(a[1]!);
@@ -67,16 +71,16 @@ if (mode === 'recv') {
  * (the parent stops the flood once its legitimate clients are done). Prints {"sending":true} when
  * the first SYN is about to go, then the result line.
  */
-async function synFlood(src: Uint8Array, dst: Uint8Array, port: number, count: number, deadline: number, lo: number, hi: number): Promise<void> {
+async function synFlood(src: Uint8Array, dst: Uint8Array, port: number, count: number, deadline: number, lo: number, hi: number, link: { ifname: string; mac: Uint8Array } | null): Promise<void> {
   let stop = false;
   const onSignal = () => (stop = true);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const s = RawTcpSocket.open({ port: 1 });
   // One SYN per source port, laid out once for sendmmsg: the loop only hands slices to the kernel.
   const segs: Uint8Array[] = [];
   for (let p = lo; p <= hi; p++) segs.push(encodeTcp({ srcPort: p, dstPort: port, seq: (p * 7919) >>> 0, ack: 0, flags: TCP_SYN, window: 64240 }, src, dst));
-  const batch = s.prepare(segs, dst);
+  const s = link ? LinkSender.open(link.ifname) : RawTcpSocket.open({ port: 1 });
+  const batch = link ? (s as LinkSender).prepare(segs.map((seg) => encodeIPv4({ src, dst, protocol: IPPROTO_TCP }, seg)), link.mac) : (s as RawTcpSocket).prepare(segs, dst);
   process.stdout.write(JSON.stringify({ sending: true }) + '\n');
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
