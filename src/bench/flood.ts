@@ -67,6 +67,8 @@ export interface FloodResult {
   controlOutcomes: string[];
   /** Legitimate connections whose handshake the server saw while the flood was being sent. */
   legitDuringFlood: number;
+  /** How the server ended, if it did before the run stopped it (a crash: its first stderr lines). */
+  serverGone: string | null;
   /** The namespaces the run created (all removed before it returns). */
   namespaces: string[];
 }
@@ -147,6 +149,10 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     const server = spawnNode(ns.server, CLI_PATH, ['server', '--port', String(PORT), '--bind', '0.0.0.0', '--table-size', String(o.tableSize), '--hold', '600ms', '--linger', '600ms', '-o', 'json']);
     children.push(server);
     const serverDone = jsonLines(server, (e) => events.push(e));
+    let serverErr = '';
+    server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d.slice(0, 4000)));
+    let serverExit: string | null = null;
+    server.on('close', (code, signal) => (serverExit = `exit ${code ?? signal}${serverErr ? `: ${serverErr.trim().split('\n').slice(0, 6).join(' | ')}` : ''}`));
     if (!(await waitFor(server, events, (e) => e.type === 'listening', STARTUP_MS))) throw new SystemError('flood: the probe server did not start');
     // The flooder stands in for a remote attacker but shares this machine's cores with the server
     // (and, here, with other jobs): the server under test gets a higher priority so a busy
@@ -189,6 +195,7 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     const flooderExit = await flooded;
     // Let the last verdicts come in (hold + linger), then read the drop counter and stop.
     await new Promise((r) => setTimeout(r, 1500));
+    const serverGone = serverExit as string | null; // the server ended before we stopped it
     const drops = await rawDrops(ns.server);
     const serverCpu1 = cpuSeconds(server.pid);
     const serverRssMB = await rssMB(server.pid);
@@ -225,6 +232,7 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
       natOutcomes,
       controlOutcomes,
       legitDuringFlood: [...natPorts, ...controlPorts].filter(during).length,
+      serverGone,
       namespaces: all,
     };
   } finally {
@@ -254,5 +262,6 @@ export async function benchFlood(): Promise<void> {
       `${us(r.serverCpuUs)} µs CPU/segment (~${r.serverCpuUs ? k(1e6 / r.serverCpuUs) : '?'}/s per core); ${r.evicted} evictions; server RSS ${r.serverRssMB ?? '?'} MB; ` +
       `target (the server keeps up at ≥ ${k(TARGET_RATE)} segments/s, 0 loss): ${keptUp ? 'met' : 'NOT met'}`,
   );
+  if (r.serverGone) console.log(`  the server ended before the run stopped it: ${r.serverGone}`);
   console.log(`  legitimate connections during the flood (${r.legitDuringFlood} of ${r.nat.length + r.control.length} handshakes while it was sent): NATed client ${r.nat.join(',')} (client saw ${r.natOutcomes.join(',')}), control ${r.control.join(',')} (client saw ${r.controlOutcomes.join(',')})`);
 }
