@@ -35,14 +35,9 @@ export function addrOf(family: 4 | 6): { container: string; bridge: string; cont
   return family === 6 ? ADDR6 : ADDR;
 }
 
-export type Mitigation = 'none' | 'drop-input' | 'drop-forward' | 'be-liberal';
-export const MITIGATIONS: Mitigation[] = ['none', 'drop-input', 'drop-forward', 'be-liberal'];
-export const MITIGATION_HELP: Readonly<Record<Mitigation, string>> = {
-  none: 'nothing',
-  'drop-input': 'INVALID DROP in a chain jumped to from INPUT (libnetwork PR 2275 style)',
-  'drop-forward': 'INVALID DROP in FORWARD (kube-proxy style): too late for packets to the host itself',
-  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
-};
+import type { Mitigation } from './mitigations.js';
+
+export { MITIGATIONS, MITIGATION_HELP, type Mitigation } from './mitigations.js';
 
 export interface CellNamespaces {
   container: string;

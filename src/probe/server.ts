@@ -20,6 +20,7 @@ import { decodeTcp, encodeTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } fro
 import { ipv6ToString, parseIP } from '../packet/address.js';
 import { seqAdd } from '../packet/seq.js';
 import { RawTcpSocket } from '../rawsock/index.js';
+import { DEFAULT_SERVER_OPTIONS } from './defaults.js';
 
 export type { ServerEvent as ProbeEvent, Verdict, ProbeSummary } from '../events.js';
 
@@ -41,16 +42,7 @@ export interface ProbeServerOptions {
   maxConnections: number;
 }
 
-export const DEFAULT_SERVER_OPTIONS: ProbeServerOptions = {
-  port: 9000,
-  bind: '0.0.0.0',
-  offset: 100000,
-  count: 1,
-  payload: 9,
-  holdMs: 10_000,
-  lingerMs: 1000,
-  maxConnections: 65536,
-};
+export { DEFAULT_SERVER_OPTIONS };
 
 
 interface Conn {

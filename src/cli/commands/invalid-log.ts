@@ -1,7 +1,4 @@
 import { UsageError } from '../../errors.js';
-import { invalidLinesFromBundle, invalidLinesFromFile, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog } from '../../host/invalidlog.js';
-import { describeTarget, targetFromFlags } from '../../host/target.js';
-import { invalidLogChange, invalidLogLines, invalidLogStatusReport } from '../../report/host.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const invalidLogCommand = defineCommand({
@@ -36,6 +33,11 @@ export const invalidLogCommand = defineCommand({
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     const action = args[0];
+    const [{ invalidLinesFromBundle, invalidLinesFromFile, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog }, { describeTarget, targetFromFlags }, { invalidLogChange, invalidLogLines, invalidLogStatusReport }] = await Promise.all([
+      import('../../host/invalidlog.js'),
+      import('../../host/target.js'),
+      import('../../report/host.js'),
+    ]);
     if (action === 'show') {
       if (!f.from === !f.logFile) throw new UsageError('invalid-log show needs one of --from BUNDLE or --log-file F (for the live log: invalid-log watch)');
       const n = f.logFile ? await invalidLinesFromFile(f.logFile, f.onlyConntrack, out.lines(invalidLogLines)) : await invalidLinesFromBundle(f.from!, f.onlyConntrack, out.lines(invalidLogLines));

@@ -1,7 +1,6 @@
 import { UsageError } from '../../errors.js';
 import type { ServerEvent } from '../../events.js';
-import { DEFAULT_SERVER_OPTIONS as D, OutOfWindowProbe } from '../../probe/server.js';
-import { serverEvents } from '../../report/events.js';
+import { DEFAULT_SERVER_OPTIONS as D } from '../../probe/defaults.js';
 import { defineCommand, EXIT } from '../command.js';
 
 export const serverCommand = defineCommand({
@@ -39,6 +38,7 @@ Example (server host):  ctprobe server --port 9000 --offset +100000
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     if (args.length) throw new UsageError(`server takes no arguments (got '${args[0]}'); see --help`);
+    const [{ OutOfWindowProbe }, { serverEvents }] = await Promise.all([import('../../probe/server.js'), import('../../report/events.js')]);
     const probe = new OutOfWindowProbe({ port: f.port, bind: f.bind, offset: f.offset, count: f.count, payload: f.payload, holdMs: f.hold, lingerMs: f.linger, maxConnections: f.tableSize });
     const line = out.lines(serverEvents);
     let sawReset = false;
