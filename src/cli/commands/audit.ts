@@ -3,7 +3,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const auditCommand = defineCommand({
   name: 'audit',
-  summary: 'read a host or pod: kernel behaviour, conntrack sysctls, INVALID handling, findings',
   usage: ['audit [--netns NAME | --pid PID | --pod NAME] [--proxy-idle-timeout DUR] [-o text|json]', 'audit --from BUNDLE [-o text|json]'],
   about: `Reads a host (or a pod's network namespace) and changes nothing. Reports:
   - the kernel and what it does with out-of-window packets (from ctprobe's conntrack model);

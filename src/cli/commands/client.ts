@@ -10,7 +10,6 @@ function parseTarget(text: string): { host: string; port: number } {
 
 export const clientCommand = defineCommand({
   name: 'client',
-  summary: 'the reproducer client loop (nc -w style), reports ok/reset/timeout/refused',
   usage: ['client HOST:PORT [--interval DUR] [--timeout DUR] [--count N] [--source-port N] [-o text|json]'],
   about: `The client side of the reproducer: the seed's 'while true; do nc -w 3 HOST PORT; sleep 1; done',
 built in and bounded. Each attempt connects, reads until the connection has been idle for

@@ -4,7 +4,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const collectCommand = defineCommand({
   name: 'collect',
-  summary: 'a support bundle of a host or pod, to analyse elsewhere with --from',
   usage: ['collect [--netns NAME | --pid PID | --pod NAME] -o bundle.tar.gz [--capture DUR]'],
   about: `SREs rarely debug on the node: collect what ctprobe reads, analyse it anywhere. The bundle holds
 (each with the command that made it, or why it could not be read):

@@ -13,7 +13,6 @@ function badParty(text: string): never {
 
 export const explainCommand = defineCommand({
   name: 'explain',
-  summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
   usage: ['explain FILE|-|--from BUNDLE [--conntrack-file F] [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-v] [--time relative|wall|epoch] [--html OUT.html] [--svg OUT.svg] [-o text|json]'],
   about: `Replays a packet capture (pcap or pcapng, also gzip- or zstd-compressed, or '-' for standard
 input: tcpdump -U -w - | ctprobe explain -; Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',

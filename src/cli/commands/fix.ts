@@ -3,7 +3,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const fixCommand = defineCommand({
   name: 'fix',
-  summary: 'apply / remove / show a workaround (INVALID drop chain, be_liberal), reversibly',
   usage: ['fix apply|remove --method drop-invalid|be-liberal [--chain INPUT|FORWARD] [--backend iptables|nft] [--dry-run]', 'fix status [--netns NAME | --pid PID | --pod NAME] [-o text|json]'],
   about: `The seed's MY-WORKAROUND chain, done right: idempotent (apply twice = once), reversible (after
 apply + remove, iptables-save and nft list ruleset are as before, byte for byte), touching only

@@ -3,7 +3,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const invalidLogCommand = defineCommand({
   name: 'invalid-log',
-  summary: 'turn conntrack’s invalid-packet logging on/off, and watch it as structured events',
   usage: ['invalid-log on|off|status [--netns NAME | --pid PID | --pod NAME] [--method sysctl|log-rule] [--all-netns]', 'invalid-log watch [--duration DUR] [--only-conntrack] [-o text|json]', 'invalid-log show --from BUNDLE | --log-file F [--only-conntrack] [-o text|json]'],
   about: `Makes the kernel say why it marks packets INVALID, and reads what it says.
   on      sysctl method (default): net.netfilter.nf_conntrack_log_invalid=6 in the target

@@ -13,7 +13,6 @@ const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length
 
 export const labCommand = defineCommand({
   name: 'lab',
-  summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
     `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--family 4|6|both] [--capture DIR] [-o text|json]`,
     'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the lab in a qemu guest on that Debian kernel',

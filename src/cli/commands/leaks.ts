@@ -4,7 +4,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const leaksCommand = defineCommand({
   name: 'leaks',
-  summary: 'find half-closed sidecar-proxy socket leaks (FIN-WAIT-2 + CLOSE-WAIT, no conntrack entry)',
   usage: ['leaks [--netns NAME | --pid PID | --pod NAME] [--proxy-port N] [--idle-timeout DUR] [-o text|json]', 'leaks --ss-file F [--conntrack-file F] | --from BUNDLE  [--proxy-port N] [-o text|json]'],
   about: `Finds the half-closed connection leak of a sidecar TCP proxy (Istio/Envoy TCPProxy on 15001, Istio
 issue 43297): a proxy socket in FIN-WAIT-2 towards the application and its partner in CLOSE-WAIT

@@ -4,7 +4,6 @@ import { defineCommand, EXIT } from '../command.js';
 
 export const proxyCommand = defineCommand({
   name: 'proxy',
-  summary: 'an Envoy-TCPProxy-like transparent proxy (half-close propagation, idle timeout)',
   usage: ['proxy [--port N] [--bind ADDR] [--idle-timeout DUR] [-o text|json]'],
   about: `A transparent TCP proxy that behaves like Envoy's TCPProxy in a service-mesh sidecar: it accepts
 connections an iptables REDIRECT sent to --port, finds their original destination

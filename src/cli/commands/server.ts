@@ -5,7 +5,6 @@ import { defineCommand, EXIT } from '../command.js';
 
 export const serverCommand = defineCommand({
   name: 'server',
-  summary: 'the reproducer server: forge out-of-window segments, classify resets',
   usage: ['server [--port N] [--bind ADDR] [--offset N] [--count N] [--hold DUR] [--connections N] [-o text|json]'],
   about: `The out-of-window reproducer (Docker libnetwork #1090, Kubernetes #74839). Listens on --port with
 a normal TCP listener and watches the same port with a raw socket. Into every connection it

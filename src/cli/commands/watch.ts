@@ -4,7 +4,6 @@ import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const watchCommand = defineCommand({
   name: 'watch',
-  summary: 'watch a node continuously: INVALID packets and half-close leaks per namespace/pod, Prometheus metrics',
   usage: ['watch [--listen ADDR:PORT] [--interval DUR] [--netns NAME | --pid PID | --pod NAME | --all-netns] [-o text|json]'],
   about: `A long-running agent (a DaemonSet on each node). Each --interval, per network namespace it
 watches: conntrack's statistics (invalid, insert_failed, drop, early_drop, summed over CPUs, from
