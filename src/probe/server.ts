@@ -209,7 +209,7 @@ export class OutOfWindowProbe extends EventEmitter {
       const conn = this.conns.get(id);
       if (!conn || conn.verdict) return;
       conn.phase = 'closed';
-      conn.finalizeTimer = setTimeout(() => this.finalize(conn, 'clean'), this.opts.lingerMs);
+      conn.finalizeTimer = setTimeout(() => this.lingerOver(conn), this.opts.lingerMs);
     });
   }
 
@@ -374,6 +374,17 @@ export class OutOfWindowProbe extends EventEmitter {
     }
     this.summary.injected++;
     this.emitEvent({ type: 'injected', ts: Date.now(), conn: this.keyOf(c), seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
+  }
+
+  /**
+   * No RST within the linger: the connection is clean — but first read what the raw socket already
+   * holds. An RST that arrived in time, while this process was not running, would otherwise wait
+   * behind this timer (libuv runs due timers before it polls) and a reset would be judged clean.
+   */
+  private lingerOver(c: Conn): void {
+    c.finalizeTimer = null;
+    this.raw?.readPending();
+    if (!c.gone) this.finalize(c, 'clean');
   }
 
   private finalize(c: Conn, verdict: Verdict): void {

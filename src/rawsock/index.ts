@@ -120,6 +120,7 @@ export class RawTcpSocket {
   private fd: number;
   private readonly l: Libc;
   private poller: ReturnType<Libc['koffi']['node']['poll']> | null = null;
+  private drain: ((status: number) => void) | null = null;
   private readonly rbuf = Buffer.alloc(65536);
   private readonly fromBuf = Buffer.alloc(28);
   private readonly fromLen = new Uint32Array(1);
@@ -198,8 +199,19 @@ export class RawTcpSocket {
         if (this.fd < 0) return; // closed by the callback
       }
     };
+    this.drain = drain;
     const handle = this.l.koffi.node.poll(this.fd, { readable: true, writable: false, disconnect: false }, ((status: number) => drain(status)) as unknown as () => void);
     this.poller = handle;
+  }
+
+  /**
+   * Hand every segment the socket already holds to the callback now, without waiting for the
+   * event loop's poll phase: a timer that judges "nothing came" calls it first, so a segment that
+   * arrived in time is never judged missing because this process was not scheduled until after
+   * the timer was due (libuv runs due timers before it polls).
+   */
+  readPending(): void {
+    this.drain?.(0);
   }
 
   /** Send a TCP segment (checksum already set) to `dst` (4 or 16 bytes). Returns bytes sent. */
@@ -220,6 +232,7 @@ export class RawTcpSocket {
 
   /** Stop watching and close the fd. Safe to call twice. */
   close(): void {
+    this.drain = null;
     if (this.poller) {
       this.poller.stop();
       this.poller.close();
