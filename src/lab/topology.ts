@@ -12,7 +12,9 @@ import { InternalError } from '../errors.js';
 import { requireTool, run } from '../host/exec.js';
 import { sysctlScript } from '../host/sysctl.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
+import type { Mitigation } from './mitigations.js';
 import { LAB_PREFIX } from './state.js';
+import { TIME_SCALE } from './timing.js';
 
 export const ADDR = {
   container: '192.0.2.2',
@@ -35,8 +37,6 @@ export const ADDR6 = {
 export function addrOf(family: 4 | 6): { container: string; bridge: string; containerNet: string; hostUplink: string; server: string } {
   return family === 6 ? ADDR6 : ADDR;
 }
-
-import type { Mitigation } from './mitigations.js';
 
 export { MITIGATIONS, MITIGATION_HELP, type Mitigation } from './mitigations.js';
 
@@ -113,7 +113,10 @@ export function cellScript(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4)
   // fresh kernel they load nf_conntrack, which creates the net.netfilter sysctls)
   const hostRules = `${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && ${sysctlScript(hostSysctls(m, family))} && { ${requireTool('conntrack')} -S || true; }`;
   if (hostRules.includes("'")) throw new InternalError('quote in the NAT host script');
-  const jobs: Array<[string, string[], string]> = [
+  // The cell is up when the container's bridge port forwards (a definite state, not a delay).
+  const forwarding = `${ip} -n ${ns.host} -d link show dev ${ns.vethHost} | grep -q 'state forwarding'`;
+  const untilForwarding = `i=0; until ${forwarding}; do i=$((i+1)); if [ $i -ge ${500 * TIME_SCALE} ]; then echo 'bridge port ${ns.vethHost} not forwarding after ${5 * TIME_SCALE} s' >&2; exit 1; fi; sleep 0.01; done`;
+  const jobs: Array<[string, string[], string, string?]> = [
     [`${ip} -n ${ns.container} -batch -`, ['link set lo up', 'link set eth0 up', `addr add ${A.container}/${plen} dev eth0${nodad}`, `route add default via ${A.bridge}`], `ip -n ${ns.container} -batch (container addresses)`],
     [`${ip} -n ${ns.server} -batch -`, ['link set lo up', 'link set eth0 up', `addr add ${A.server}/${plen} dev eth0${nodad}`], `ip -n ${ns.server} -batch (server addresses)`],
     [
@@ -128,17 +131,23 @@ export function cellScript(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4)
         `link set ${ns.uplink} up`,
       ],
       `ip -n ${ns.host} -batch (NAT host links and addresses)`,
+      ` && { ${untilForwarding}; }`,
     ],
     [`${ip} netns exec ${ns.host} sh -c '${hostRules}'`, hostRuleset(m, ns.bridge, family).trimEnd().split('\n'), `NAT host rules, sysctls, conntrack -S (in ${ns.host})`],
   ];
   return [
     withInput(`${ip} -batch -`, [
       ...[ns.container, ns.host, ns.server].map((n) => `netns add ${n}`),
-      `link add eth0 netns ${ns.container} type veth peer name ${ns.vethHost} netns ${ns.host}`,
-      `link add eth0 netns ${ns.server} type veth peer name ${ns.uplink} netns ${ns.host}`,
+      // The NAT host's ends get indexes their peers cannot have (each peer is 2, the first link
+      // of its namespace). Were they equal, the kernel would take the veth for a physical device
+      // (ifindex == iflink) and apply its carrier change only at linkwatch's next 1-per-second
+      // run: the bridge port stays disabled meanwhile and drops the client's first SYN (a 1 s
+      // retransmission, in most NATed cells when the client started at once).
+      `link add ${ns.vethHost} netns ${ns.host} index 10 type veth peer name eth0 netns ${ns.container}`,
+      `link add ${ns.uplink} netns ${ns.host} index 11 type veth peer name eth0 netns ${ns.server}`,
     ]),
     `rc=$?; if [ $rc -ne 0 ]; then echo 'ip -batch (namespaces and links) failed' >&2; exit $rc; fi`,
-    ...jobs.map(([cmd, body], i) => `${withInput(cmd, body, ' &')}\np${i}=$!`),
+    ...jobs.map(([cmd, body, , then = ''], i) => `${withInput(cmd, body, `${then} &`)}\np${i}=$!`),
     'rc=0',
     ...jobs.map(([, , what], i) => `wait $p${i} || { s=$?; echo '${what} failed' >&2; [ $rc -ne 0 ] || rc=$s; }`),
     'exit $rc',
