@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { commands } from '../src/cli/registry.js';
+import { loadCommand } from '../src/cli/registry.js';
 
 export interface ManifestDoc {
   file: string;
@@ -100,9 +100,9 @@ export function ctprobeCommandLines(c: ContainerLike & ContainerEnv, configMaps:
 }
 
 /** Check a ctprobe command line against that command's own flag table. */
-function checkCtprobeArgv(argv: string[]): string | null {
+async function checkCtprobeArgv(argv: string[]): Promise<string | null> {
   const [name, ...rest] = argv;
-  const command = commands.find((c) => c.name === name);
+  const command = name === undefined ? null : await loadCommand(name);
   if (!command) return `'ctprobe ${argv.join(' ')}': no command '${name ?? ''}'`;
   try {
     command.checkFlags(rest);
@@ -133,7 +133,7 @@ export async function validateDoc({ file, index, doc }: ManifestDoc, configMaps 
       if (!lines.length) problems.push(`${at}: container ${c.name}: runs no ctprobe command`);
       for (const l of lines) {
         if (l.unresolved.length) problems.push(`${at}: container ${c.name}: $${l.unresolved.join(', $')} not set by env or envFrom`);
-        const p = checkCtprobeArgv(l.argv);
+        const p = await checkCtprobeArgv(l.argv);
         if (p) problems.push(`${at}: container ${c.name}: ${p}`);
       }
     }

@@ -20,8 +20,8 @@ export interface CommandContext<T extends FlagTable> {
 }
 
 export interface CommandSpec<T extends FlagTable> {
+  /** As in registry.ts, which also holds its one-line summary for `ctprobe --help`. */
   name: string;
-  summary: string;
   /** Usage lines, each after "ctprobe ". */
   usage: string[];
   /** What it does, for people: paragraphs (plain text, ≤ 96 columns). */
@@ -40,7 +40,6 @@ export interface CommandSpec<T extends FlagTable> {
 
 export interface Command {
   name: string;
-  summary: string;
   interruptible: boolean;
   help(): string;
   /** Parse flags only, as `run` would (throws UsageError): scripts and manifests are checked this way. */
@@ -69,7 +68,6 @@ export function defineCommand<const T extends FlagTable>(spec: CommandSpec<T>): 
     ].join('\n');
   return {
     name: spec.name,
-    summary: spec.summary,
     interruptible: spec.interruptible ?? false,
     help,
     checkFlags(argv) {

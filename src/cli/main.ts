@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { CtprobeError, EXIT } from '../errors.js';
 import { COMMON_EXITS } from './command.js';
-import { commands } from './registry.js';
+import { commands, loadCommand } from './registry.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`ctprobe ${VERSION}\n`);
     return EXIT.ok;
   }
-  const cmd = commands.find((c) => c.name === name);
+  const cmd = await loadCommand(name);
   if (!cmd) {
     process.stderr.write(`ctprobe: unknown command '${name}' (see ctprobe --help)\n`);
     return EXIT.cannotRun;

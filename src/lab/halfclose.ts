@@ -34,28 +34,14 @@ export const HC = {
   upstreamCloseAfterMs: 100,
 } as const;
 
-export type HalfCloseMitigation = 'none' | 'close-wait-long' | 'idle-timeout' | 'drop-invalid' | 'be-liberal';
-export const HALF_CLOSE_MITIGATIONS: HalfCloseMitigation[] = ['none', 'close-wait-long', 'idle-timeout', 'drop-invalid', 'be-liberal'];
+export { HALF_CLOSE_MITIGATIONS, HC_MITIGATION_HELP, SHORT_IDLE_MS, type HalfCloseMitigation } from './mitigations.js';
+import { SHORT_IDLE_MS, type HalfCloseMitigation } from './mitigations.js';
 
 interface HcCell {
   id: string;
   mitigation: HalfCloseMitigation;
   reuse: boolean;
 }
-
-/**
- * The proxy's short idle timeout: it must outlive the app's close delay plus the time the lab takes
- * to see the leak (seconds in an emulated guest), or the leak is reclaimed before it is seen.
- */
-const SHORT_IDLE_MS = 4500 * TIME_SCALE;
-
-export const HC_MITIGATION_HELP: Readonly<Record<HalfCloseMitigation, string>> = {
-  none: 'nothing',
-  'close-wait-long': 'nf_conntrack_tcp_timeout_close_wait=60 (outlives the app’s close delay)',
-  'idle-timeout': `the proxy's idle timeout is ${SHORT_IDLE_MS / 1000}s (Envoy's default is 1h)`,
-  'drop-invalid': 'INVALID DROP in OUTPUT and INPUT',
-  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
-};
 
 /**
  * Expected verdicts: a FIN with no conntrack entry is INVALID on every kernel version. A reuse cell

@@ -22,8 +22,8 @@ import { writeSysctlsIn } from '../host/sysctl.js';
 import { ipv4ToString, ipv6ToString } from '../packet/address.js';
 import { decodeIp, isPacketError } from '../packet/ip.js';
 import { decodeTcp, TCP_RST } from '../packet/tcp.js';
-import { expectedK8s, type K8sRules, type ResetBy } from './expect.js';
-import { kubeProxyIptables, kubeProxyNft, type KubeProxyVersion, type ServiceSpec } from './kubeproxy.js';
+import { expectedK8s, type ResetBy } from './expect.js';
+import { kubeProxyIptables, kubeProxyNft, type ServiceSpec } from './kubeproxy.js';
 import { DEFAULT_TIMING, type CellTiming } from './oow.js';
 import { cellResult, type LabCellResult, type LabContext, type Scenario } from './scenario.js';
 import { CLI_PATH, interfaceIndex, invalidCounter, jsonLines, spawnNode, startCapture, STARTUP_MS, waitFor } from './spawn.js';
@@ -53,57 +53,8 @@ export const K8S_ADDR = {
 
 const SERVICE = { name: 'default/boom-server', port: 80, nodePort: 30080 } as const;
 
-interface K8sMitigationSpec {
-  help: string;
-  /** The kube-proxy this cell models. */
-  models: string;
-  mode: 'iptables' | 'nftables';
-  version: KubeProxyVersion | null;
-  rules: K8sRules;
-}
-
-/** The cells' columns: which kube-proxy (version, mode) and which node settings each models. */
-export const K8S_MITIGATIONS = {
-  none: {
-    help: 'kube-proxy iptables mode before PR 74840: KUBE-FORWARD has no INVALID drop',
-    models: 'kube-proxy v1.13 (iptables)',
-    mode: 'iptables', version: 'v1.13', rules: { beLiberal: false, forwardDrop: false, inputDrop: false },
-  },
-  'kube-forward': {
-    help: "PR 74840's '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP' (v1.15–v1.28)",
-    models: 'kube-proxy v1.15 (iptables, PR 74840)',
-    mode: 'iptables', version: 'v1.15', rules: { beLiberal: false, forwardDrop: true, inputDrop: false },
-  },
-  'kube-forward-1.29': {
-    help: 'v1.29+ rules (KUBE-EXT-…); the INVALID drop written because be_liberal is 0 (PR 120412)',
-    models: 'kube-proxy v1.29+ (iptables, be_liberal off at start)',
-    mode: 'iptables', version: 'v1.29', rules: { beLiberal: false, forwardDrop: true, inputDrop: false },
-  },
-  'liberal-skip': {
-    help: 'v1.29+ rules with nf_conntrack_tcp_be_liberal=1: kube-proxy skips the INVALID drop',
-    models: 'kube-proxy v1.29+ (iptables, be_liberal on at start)',
-    mode: 'iptables', version: 'v1.29', rules: { beLiberal: true, forwardDrop: false, inputDrop: false },
-  },
-  nftables: {
-    help: "kube-proxy nftables mode (v1.30+): 'ct state invalid drop' in chain forward (PR 122663)",
-    models: 'kube-proxy v1.30+ (nftables)',
-    mode: 'nftables', version: null, rules: { beLiberal: false, forwardDrop: true, inputDrop: false },
-  },
-  'be-liberal': {
-    help: 'v1.13 rules (no drop) + net.netfilter.nf_conntrack_tcp_be_liberal=1 on the nodes',
-    models: 'kube-proxy v1.13 (iptables) + be_liberal',
-    mode: 'iptables', version: 'v1.13', rules: { beLiberal: true, forwardDrop: false, inputDrop: false },
-  },
-  'drop-input': {
-    help: 'v1.13 rules + an INVALID drop reached from INPUT only (the Docker 1090 fix)',
-    models: 'kube-proxy v1.13 (iptables) + INPUT drop',
-    mode: 'iptables', version: 'v1.13', rules: { beLiberal: false, forwardDrop: false, inputDrop: true },
-  },
-} as const satisfies Record<string, K8sMitigationSpec>;
-
-export type K8sMitigation = keyof typeof K8S_MITIGATIONS;
-export const K8S_MITIGATION_NAMES = Object.keys(K8S_MITIGATIONS) as K8sMitigation[];
-export const K8S_MITIGATION_HELP: Readonly<Record<string, string>> = Object.fromEntries(K8S_MITIGATION_NAMES.map((m) => [m, K8S_MITIGATIONS[m].help]));
+export { K8S_MITIGATIONS, K8S_MITIGATION_HELP, K8S_MITIGATION_NAMES, type K8sMitigation } from './mitigations.js';
+import { K8S_MITIGATIONS, type K8sMitigation } from './mitigations.js';
 
 export interface K8sCell {
   id: string;

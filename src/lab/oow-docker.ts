@@ -18,15 +18,8 @@ import { jsonLines, liveChildren } from './spawn.js';
 import type { CellHost, CellSpec, OowEngine } from './oow.js';
 import { ADDR, cellNamespaces, type Mitigation } from './topology.js';
 
-export type DockerMitigation = 'none' | 'drop-input' | 'docker-user' | 'be-liberal';
-export const DOCKER_MITIGATIONS: DockerMitigation[] = ['none', 'drop-input', 'docker-user', 'be-liberal'];
-export const DOCKER_MITIGATION_HELP: Readonly<Record<DockerMitigation, string>> = {
-  none: "Docker's own rules only",
-  'drop-input': 'iptables -I INPUT -m conntrack --ctstate INVALID -j DROP (libnetwork PR 2275)',
-  // DOCKER-USER is where Docker says user rules go; it hangs off FORWARD, and the INVALID reply is addressed to the host itself (INPUT).
-  'docker-user': "the same DROP in DOCKER-USER (Docker's user chain): FORWARD only, no help",
-  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1 in the host namespace',
-};
+export { DOCKER_MITIGATIONS, DOCKER_MITIGATION_HELP, type DockerMitigation } from './mitigations.js';
+import type { DockerMitigation } from './mitigations.js';
 /** Which namespace-lab mitigation each is, for the model's expectation. */
 const MODEL: Record<DockerMitigation, Mitigation> = { none: 'none', 'drop-input': 'drop-input', 'docker-user': 'drop-forward', 'be-liberal': 'be-liberal' };
 

@@ -112,10 +112,32 @@ export interface CellTiming {
   cellTimeoutMs: number;
 }
 
-/** Tool and process spawns per cell: 5 to build it (see createCell), server, client, the final INVALID counter. */
-const SPAWNS_PER_CELL = 8;
+/**
+ * The lab's own spawns per cell: the script that builds it (createCell: 4 `ip -batch`,
+ * `iptables-restore` and `conntrack -S` inside it), the server, the client, the final INVALID
+ * counter. (A node process's spawn forks it and waits for the child's exec: on a loaded machine
+ * each costs the lab's one thread milliseconds, so the tools run under one shell.)
+ */
+const SPAWNS_PER_CELL = 4;
 
-export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 800, cellTimeoutMs: 20_000 * TIME_SCALE };
+/**
+ * What a cell waits for once the client is connected, and why (the "kernel" phase of its time):
+ * - clientIdleMs: the client's FIN (after this much idle) must reach the NAT host after the forged
+ *   segment. The server forges within a millisecond of the handshake when it runs, but with every
+ *   cell's processes starting at once on a small machine it may wait to be scheduled; 400 ms is that
+ *   margin. The client also waits as long again for the server's FIN after its own: in a cell whose
+ *   mitigation drops the server's FIN (drop-input on 6.1+) that is how long its client takes, 2 × 400
+ *   ms after the handshake: the longest wait of the matrix.
+ * - lingerMs: a reset cell ends on the RST itself (the server exits on its verdict; the client's
+ *   outcome follows with its FIN's retransmission, TCP_RTO_MIN = 200 ms later). A clean cell waits
+ *   for an RST that does not come: the NAT host answers an INVALID packet of the server's close in
+ *   the softirq that receives it, so an RST is in the server's raw socket within milliseconds of its
+ *   close, and the server reads its raw socket before it judges "clean" (OutOfWindowProbe.lingerOver),
+ *   so its own scheduling delays cannot turn a late-read reset into clean. 400 ms covers that
+ *   delivery a hundred times over and is no longer than the client's own wait above, so no cell waits
+ *   on it alone (it was 800 ms, when a late timer could still beat the read).
+ */
+export const DEFAULT_TIMING: CellTiming = { clientIdleMs: 400, holdMs: 3000, lingerMs: 400, cellTimeoutMs: 20_000 * TIME_SCALE };
 
 /** Run one cell: topology up, server, client, verdict. Namespaces are removed by the runner. */
 async function runCell(cell: CellSpec, ctx: LabContext, t: CellTiming, engine: OowEngine): Promise<LabCellResult> {

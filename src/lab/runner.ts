@@ -83,6 +83,16 @@ export function cellLogLines(records: KmsgRecord[], cell: Pick<LabCellResult, 'i
     .map((r) => r.text.trim());
 }
 
+/** `ip -batch` input deleting these namespaces (with -force, one that is missing does not stop the rest). */
+function netnsDelBatch(names: string[]): string {
+  return names.map((n) => `netns del ${n}\n`).join('');
+}
+
+/** Delete namespaces with one `ip -force -batch` (not one spawn each: 30 for the oow-rst matrix). */
+async function deleteNamespaces(names: string[]): Promise<void> {
+  if (names.length) await run('ip', ['-force', '-batch', '-'], { input: netnsDelBatch(names), allowFail: true }).catch(() => undefined);
+}
+
 export async function runLab(o: LabOptions): Promise<LabReport> {
   preflight();
   const t0 = performance.now();
@@ -110,7 +120,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     // Daemons first: dockerd removes its containers and rules from namespaces that still exist.
     if (!o.keep) await Promise.all(daemons.map((d) => removeDockerd(d).catch(() => undefined)));
     if (!o.keep) removeRunFiles(runId);
-    if (!o.keep) await Promise.all(created.map((n) => run('ip', ['netns', 'del', n], { allowFail: true }).catch(() => undefined)));
+    if (!o.keep) await deleteNamespaces(created);
     if (logPoll) clearInterval(logPoll);
     klog?.close();
     restoreLogAllNetns(runId);
@@ -124,7 +134,7 @@ export async function runLab(o: LabOptions): Promise<LabReport> {
     if (torn) return;
     for (const c of liveChildren) c.kill('SIGKILL');
     if (!o.keep) signalDockerdsSync(daemons);
-    if (!o.keep) for (const n of created) runSync('ip', ['netns', 'del', n], { allowFail: true });
+    if (!o.keep && created.length) runSync('ip', ['-force', '-batch', '-'], { input: netnsDelBatch(created), allowFail: true });
     restoreLogAllNetns(runId);
     removeRunState(runId);
   };

@@ -1,14 +1,14 @@
 /**
  * Every lab scenario, once: its name, what it shows, its mitigations (with what each does) and how
- * to build it. `lab --help`, `lab list` and the CLI's validation all read this table.
+ * to build it. `lab --help`, `lab list` and the CLI's validation all read this table; it loads
+ * only the mitigations' data (mitigations.ts), and a builder loads its scenario when it runs.
  */
-import { HALF_CLOSE_MITIGATIONS, halfCloseScenario, HC_MITIGATION_HELP, portReuseScenario, type HalfCloseMitigation } from './halfclose.js';
-import { dockerPreflight, dockerVersion } from './docker.js';
-import { K8S_MITIGATION_HELP, K8S_MITIGATION_NAMES, k8sScenario, type Family, type K8sMitigation } from './k8s.js';
-import { oowScenario, oowScenarioOn } from './oow.js';
-import { buildDockerCells, DOCKER_MITIGATION_HELP, DOCKER_MITIGATIONS, dockerEngine, type DockerMitigation } from './oow-docker.js';
+import type { Family } from './k8s.js';
+import {
+  DOCKER_MITIGATION_HELP, DOCKER_MITIGATIONS, HALF_CLOSE_MITIGATIONS, HC_MITIGATION_HELP, K8S_MITIGATION_HELP, K8S_MITIGATION_NAMES, MITIGATION_HELP, MITIGATIONS,
+  type DockerMitigation, type HalfCloseMitigation, type K8sMitigation, type Mitigation,
+} from './mitigations.js';
 import type { Scenario } from './scenario.js';
-import { MITIGATION_HELP, MITIGATIONS, type Mitigation } from './topology.js';
 
 export type EngineName = 'netns' | 'docker';
 
@@ -41,7 +41,7 @@ export interface ScenarioEntry {
   offsets: boolean;
   /** Takes --family (runs over IPv6 too). */
   families: boolean;
-  build(o: ScenarioOptions): Scenario;
+  build(o: ScenarioOptions): Promise<Scenario>;
 }
 
 export const SCENARIOS: readonly ScenarioEntry[] = [
@@ -53,8 +53,10 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     engines: { netns: { mitigations: MITIGATION_HELP, concurrency: 10 }, docker: { mitigations: DOCKER_MITIGATION_HELP, concurrency: 4 } },
     offsets: true,
     families: true,
-    build: (o) => {
+    build: async (o) => {
+      const { oowScenario, oowScenarioOn } = await import('./oow.js');
       if (o.engine === 'netns') return oowScenario(o.offsets, (o.mitigations ?? MITIGATIONS) as Mitigation[], o.control, {}, o.families);
+      const [{ dockerPreflight, dockerVersion }, { buildDockerCells, dockerEngine }] = await Promise.all([import('./docker.js'), import('./oow-docker.js')]);
       dockerPreflight();
       const cells = buildDockerCells(o.offsets, (o.mitigations ?? DOCKER_MITIGATIONS) as DockerMitigation[], o.control, o.swarm);
       return { ...oowScenarioOn(dockerEngine(), cells), engine: { name: 'docker', version: dockerVersion() } };
@@ -67,7 +69,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     engines: { netns: { mitigations: HC_MITIGATION_HELP, concurrency: 10 } },
     offsets: false,
     families: false,
-    build: (o) => halfCloseScenario((o.mitigations ?? HALF_CLOSE_MITIGATIONS) as HalfCloseMitigation[]),
+    build: async (o) => (await import('./halfclose.js')).halfCloseScenario((o.mitigations ?? HALF_CLOSE_MITIGATIONS) as HalfCloseMitigation[]),
   },
   {
     name: 'port-reuse',
@@ -76,7 +78,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     engines: { netns: { mitigations: {}, concurrency: 10 } },
     offsets: false,
     families: false,
-    build: () => portReuseScenario(),
+    build: async () => (await import('./halfclose.js')).portReuseScenario(),
   },
   {
     name: 'k8s-service',
@@ -85,7 +87,7 @@ export const SCENARIOS: readonly ScenarioEntry[] = [
     engines: { netns: { mitigations: K8S_MITIGATION_HELP, concurrency: 10 } },
     offsets: false,
     families: true,
-    build: (o) => k8sScenario(o.families, (o.mitigations ?? K8S_MITIGATION_NAMES) as K8sMitigation[]),
+    build: async (o) => (await import('./k8s.js')).k8sScenario(o.families, (o.mitigations ?? K8S_MITIGATION_NAMES) as K8sMitigation[]),
   },
 ];
 

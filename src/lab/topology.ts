@@ -8,10 +8,13 @@
  * The server namespace has no firewall and no conntrack: like the seed's server host, it does not
  * discard anything itself.
  */
+import { InternalError } from '../errors.js';
 import { requireTool, run } from '../host/exec.js';
 import { sysctlScript } from '../host/sysctl.js';
 import { parseConntrackStatsText } from '../inspect/conntrack.js';
+import type { Mitigation } from './mitigations.js';
 import { LAB_PREFIX } from './state.js';
+import { TIME_SCALE } from './timing.js';
 
 export const ADDR = {
   container: '192.0.2.2',
@@ -35,14 +38,7 @@ export function addrOf(family: 4 | 6): { container: string; bridge: string; cont
   return family === 6 ? ADDR6 : ADDR;
 }
 
-export type Mitigation = 'none' | 'drop-input' | 'drop-forward' | 'be-liberal';
-export const MITIGATIONS: Mitigation[] = ['none', 'drop-input', 'drop-forward', 'be-liberal'];
-export const MITIGATION_HELP: Readonly<Record<Mitigation, string>> = {
-  none: 'nothing',
-  'drop-input': 'INVALID DROP in a chain jumped to from INPUT (libnetwork PR 2275 style)',
-  'drop-forward': 'INVALID DROP in FORWARD (kube-proxy style): too late for packets to the host itself',
-  'be-liberal': 'net.netfilter.nf_conntrack_tcp_be_liberal=1',
-};
+export { MITIGATIONS, MITIGATION_HELP, type Mitigation } from './mitigations.js';
 
 export interface CellNamespaces {
   container: string;
@@ -95,31 +91,36 @@ function hostSysctls(m: Mitigation, family: 4 | 6): Record<string, number> {
   return { [family === 6 ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward']: 1, nf_conntrack_log_invalid: 6, nf_conntrack_tcp_be_liberal: m === 'be-liberal' ? 1 : 0 };
 }
 
+/** `CMD` with `body` as its standard input (a quoted here-document: nothing in it is expanded), `then` after it on its line (`&`). */
+function withInput(cmd: string, body: string[], then = ''): string {
+  const text = body.join('\n');
+  if (/^CTPROBE_EOF$/m.test(text)) throw new InternalError('here-document body contains its delimiter');
+  return `${cmd} <<'CTPROBE_EOF'${then}\n${text}\nCTPROBE_EOF`;
+}
+
 /**
- * Create the cell's namespaces, links, addresses, NAT and mitigation, in 5 tool spawns: one
- * `ip -batch` for namespaces and links, one per namespace for its addresses (in parallel), and
- * one shell in the NAT host for its sysctls, its rules (`iptables-restore`) and the INVALID counter
- * the cell starts from (`conntrack -S`). Returns that counter (null: unreadable).
+ * The shell script that builds a cell: one `ip -batch` for the namespaces and links, then at the
+ * same time one `ip -batch` per namespace for its addresses and routes, and in the NAT host its
+ * rules (`iptables-restore`), its sysctls and the INVALID counter the cell starts from
+ * (`conntrack -S`, the script's only output). A failed step names itself on stderr; the script
+ * exits with the first failure's status.
  */
-export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): Promise<number | null> {
+export function cellScript(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): string {
   const A = addrOf(family);
   const [plen, nodad] = family === 6 ? [64, ' nodad'] : [24, ''];
-  await run('ip', ['-batch', '-'], {
-    input: [
-      ...[ns.container, ns.host, ns.server].map((n) => `netns add ${n}`),
-      `link add eth0 netns ${ns.container} type veth peer name ${ns.vethHost} netns ${ns.host}`,
-      `link add eth0 netns ${ns.server} type veth peer name ${ns.uplink} netns ${ns.host}`,
-    ].join('\n') + '\n',
-  });
-  const [, , , host] = await Promise.all([
-    run('ip', ['-n', ns.container, '-batch', '-'], {
-      input: ['link set lo up', 'link set eth0 up', `addr add ${A.container}/${plen} dev eth0${nodad}`, `route add default via ${A.bridge}`].join('\n') + '\n',
-    }),
-    run('ip', ['-n', ns.server, '-batch', '-'], {
-      input: ['link set lo up', 'link set eth0 up', `addr add ${A.server}/${plen} dev eth0${nodad}`].join('\n') + '\n',
-    }),
-    run('ip', ['-n', ns.host, '-batch', '-'], {
-      input: [
+  const ip = requireTool('ip');
+  // the rules and sysctls do not need the links: set them up at the same time (rules first: on a
+  // fresh kernel they load nf_conntrack, which creates the net.netfilter sysctls)
+  const hostRules = `${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && ${sysctlScript(hostSysctls(m, family))} && { ${requireTool('conntrack')} -S || true; }`;
+  if (hostRules.includes("'")) throw new InternalError('quote in the NAT host script');
+  // The cell is up when the container's bridge port forwards (a definite state, not a delay).
+  const forwarding = `${ip} -n ${ns.host} -d link show dev ${ns.vethHost} | grep -q 'state forwarding'`;
+  const untilForwarding = `i=0; until ${forwarding}; do i=$((i+1)); if [ $i -ge ${500 * TIME_SCALE} ]; then echo 'bridge port ${ns.vethHost} not forwarding after ${5 * TIME_SCALE} s' >&2; exit 1; fi; sleep 0.01; done`;
+  const jobs: Array<[string, string[], string, string?]> = [
+    [`${ip} -n ${ns.container} -batch -`, ['link set lo up', 'link set eth0 up', `addr add ${A.container}/${plen} dev eth0${nodad}`, `route add default via ${A.bridge}`], `ip -n ${ns.container} -batch (container addresses)`],
+    [`${ip} -n ${ns.server} -batch -`, ['link set lo up', 'link set eth0 up', `addr add ${A.server}/${plen} dev eth0${nodad}`], `ip -n ${ns.server} -batch (server addresses)`],
+    [
+      `${ip} -n ${ns.host} -batch -`, [
         'link set lo up',
         `link add ${ns.bridge} type bridge forward_delay 0 stp_state 0`,
         `link set ${ns.vethHost} master ${ns.bridge}`,
@@ -128,14 +129,42 @@ export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 
         `link set ${ns.bridge} up`,
         `link set ${ns.vethHost} up`,
         `link set ${ns.uplink} up`,
-      ].join('\n') + '\n',
-    }),
-    // the rules and sysctls do not need the links: set them up at the same time (rules first: on a
-    // fresh kernel they load nf_conntrack, which creates the net.netfilter sysctls)
-    run('sh', ['-c', `${requireTool(family === 6 ? 'ip6tables-restore' : 'iptables-restore')} && ${sysctlScript(hostSysctls(m, family))} && { ${requireTool('conntrack')} -S || true; }`], { netns: ns.host, input: hostRuleset(m, ns.bridge, family) }),
-  ]);
+      ],
+      `ip -n ${ns.host} -batch (NAT host links and addresses)`,
+      ` && { ${untilForwarding}; }`,
+    ],
+    [`${ip} netns exec ${ns.host} sh -c '${hostRules}'`, hostRuleset(m, ns.bridge, family).trimEnd().split('\n'), `NAT host rules, sysctls, conntrack -S (in ${ns.host})`],
+  ];
+  return [
+    withInput(`${ip} -batch -`, [
+      ...[ns.container, ns.host, ns.server].map((n) => `netns add ${n}`),
+      // The NAT host's ends get indexes their peers cannot have (each peer is 2, the first link
+      // of its namespace). Were they equal, the kernel would take the veth for a physical device
+      // (ifindex == iflink) and apply its carrier change only at linkwatch's next 1-per-second
+      // run: the bridge port stays disabled meanwhile and drops the client's first SYN (a 1 s
+      // retransmission, in most NATed cells when the client started at once).
+      `link add ${ns.vethHost} netns ${ns.host} index 10 type veth peer name eth0 netns ${ns.container}`,
+      `link add ${ns.uplink} netns ${ns.host} index 11 type veth peer name eth0 netns ${ns.server}`,
+    ]),
+    `rc=$?; if [ $rc -ne 0 ]; then echo 'ip -batch (namespaces and links) failed' >&2; exit $rc; fi`,
+    ...jobs.map(([cmd, body, , then = ''], i) => `${withInput(cmd, body, `${then} &`)}\np${i}=$!`),
+    'rc=0',
+    ...jobs.map(([, , what], i) => `wait $p${i} || { s=$?; echo '${what} failed' >&2; [ $rc -ne 0 ] || rc=$s; }`),
+    'exit $rc',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Create the cell's namespaces, links, addresses, NAT and mitigation with one spawn of the lab's
+ * own (a shell running `cellScript`: 4 `ip -batch`, `iptables-restore`, `conntrack -S`; a node
+ * process forks slowly and waits for its child's exec, so its spawns are what costs). Returns the
+ * INVALID counter the cell starts from (null: unreadable).
+ */
+export async function createCell(ns: CellNamespaces, m: Mitigation, family: 4 | 6 = 4): Promise<number | null> {
+  const r = await run('sh', ['-s'], { input: cellScript(ns, m, family) });
   try {
-    return parseConntrackStatsText(host.stdout).totals.invalid ?? 0;
+    return parseConntrackStatsText(r.stdout).totals.invalid ?? 0;
   } catch {
     return null;
   }

@@ -65,3 +65,27 @@ describe('connection table under a SYN flood', () => {
     expect(summary.segments).toBe(3 * 2 + 4 + 50_000 + 3);
   });
 });
+
+describe('the end of the linger', () => {
+  it('reads the raw socket before judging clean: an RST already there is a reset', () => {
+    const probe = new OutOfWindowProbe({ port: 9000, bind: '198.51.100.2' });
+    const events: ServerEvent[] = [];
+    probe.on('event', (e: ServerEvent) => events.push(e));
+    const p = probe as unknown as { onSegment(d: Uint8Array, f: null): void; raw: unknown; conns: Map<string, unknown>; lingerOver(c: unknown): void };
+    const feed = (b: Uint8Array) => p.onSegment(b, null);
+    feed(segment('192.0.2.2', 40000, TCP_SYN, 1000, 0));
+    feed(segment('192.0.2.2', 40000, TCP_ACK, 1001, 5001));
+    // The RST arrived in time but the process had not read it when the linger timer came due.
+    let pending: Uint8Array | null = segment('192.0.2.2', 40000, TCP_RST | TCP_ACK, 1001, 5001);
+    p.raw = { readPending: () => pending && (feed(pending), (pending = null)), close: () => undefined };
+    p.lingerOver([...p.conns.values()][0]);
+    expect(events.filter((e) => e.type === 'closed').map((e) => (e as { verdict: string }).verdict)).toEqual(['reset']);
+    // nothing pending: clean
+    feed(segment('192.0.2.3', 40001, TCP_SYN, 1000, 0));
+    feed(segment('192.0.2.3', 40001, TCP_ACK, 1001, 5001));
+    p.lingerOver([...p.conns.values()].at(-1));
+    expect(events.filter((e) => e.type === 'closed').map((e) => (e as { verdict: string }).verdict)).toEqual(['reset', 'clean']);
+    p.raw = null;
+    probe.stop();
+  });
+});

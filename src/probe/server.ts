@@ -20,6 +20,7 @@ import { decodeTcp, encodeTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } fro
 import { ipv6ToString, parseIP } from '../packet/address.js';
 import { seqAdd } from '../packet/seq.js';
 import { RawTcpSocket } from '../rawsock/index.js';
+import { DEFAULT_SERVER_OPTIONS } from './defaults.js';
 
 export type { ServerEvent as ProbeEvent, Verdict, ProbeSummary } from '../events.js';
 
@@ -41,16 +42,7 @@ export interface ProbeServerOptions {
   maxConnections: number;
 }
 
-export const DEFAULT_SERVER_OPTIONS: ProbeServerOptions = {
-  port: 9000,
-  bind: '0.0.0.0',
-  offset: 100000,
-  count: 1,
-  payload: 9,
-  holdMs: 10_000,
-  lingerMs: 1000,
-  maxConnections: 65536,
-};
+export { DEFAULT_SERVER_OPTIONS };
 
 
 interface Conn {
@@ -221,7 +213,7 @@ export class OutOfWindowProbe extends EventEmitter {
       const conn = this.conns.get(id);
       if (!conn || conn.verdict) return;
       conn.phase = 'closed';
-      conn.finalizeTimer = setTimeout(() => this.finalize(conn, 'clean'), this.opts.lingerMs);
+      conn.finalizeTimer = setTimeout(() => this.lingerOver(conn), this.opts.lingerMs);
     });
   }
 
@@ -386,6 +378,17 @@ export class OutOfWindowProbe extends EventEmitter {
     }
     this.summary.injected++;
     this.emitEvent({ type: 'injected', ts: Date.now(), conn: this.keyOf(c), seq: first, ack: c.clientNext, count: n, offset: this.opts.offset, bytes: len });
+  }
+
+  /**
+   * No RST within the linger: the connection is clean — but first read what the raw socket already
+   * holds. An RST that arrived in time, while this process was not running, would otherwise wait
+   * behind this timer (libuv runs due timers before it polls) and a reset would be judged clean.
+   */
+  private lingerOver(c: Conn): void {
+    c.finalizeTimer = null;
+    this.raw?.readPending();
+    if (!c.gone) this.finalize(c, 'clean');
   }
 
   private finalize(c: Conn, verdict: Verdict): void {

@@ -419,6 +419,16 @@ export class RawTcpSocket {
     return true;
   }
 
+  /**
+   * Hand every segment the socket already holds to the callback now, without waiting for the
+   * event loop's poll phase: a timer that judges "nothing came" calls it first, so a segment that
+   * arrived in time is never judged missing because this process was not scheduled until after
+   * the timer was due (libuv runs due timers before it polls).
+   */
+  readPending(): void {
+    if (this.reader && this.fd >= 0) this.readBatches(this.reader);
+  }
+
   private sockaddr(dst: Uint8Array): Buffer {
     const a = this.addrBuf;
     a.fill(0);

@@ -1,12 +1,8 @@
 import { UsageError } from '../../errors.js';
-import { audit, auditBundle } from '../../host/audit.js';
-import { targetFromFlags } from '../../host/target.js';
-import { auditReport } from '../../report/audit.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const auditCommand = defineCommand({
   name: 'audit',
-  summary: 'read a host or pod: kernel behaviour, conntrack sysctls, INVALID handling, findings',
   usage: ['audit [--netns NAME | --pid PID | --pod NAME] [--proxy-idle-timeout DUR] [-o text|json]', 'audit --from BUNDLE [-o text|json]'],
   about: `Reads a host (or a pod's network namespace) and changes nothing. Reports:
   - the kernel and what it does with out-of-window packets (from ctprobe's conntrack model);
@@ -30,6 +26,7 @@ INVALID drop is not a finding. What cannot be read is reported as unknown, and n
   async run({ flags: f, args, out }) {
     if (args.length) throw new UsageError(`audit takes no arguments (got '${args[0]}')`);
     if (f.from && (f.netns || f.pid || f.pod)) throw new UsageError('--from reads a bundle: it does not combine with --netns/--pid/--pod');
+    const [{ audit, auditBundle }, { targetFromFlags }, { auditReport }] = await Promise.all([import('../../host/audit.js'), import('../../host/target.js'), import('../../report/audit.js')]);
     const o = { proxyIdleTimeoutS: f.proxyIdleTimeout === undefined ? null : f.proxyIdleTimeout / 1000 };
     const r = f.from ? await auditBundle(f.from, o) : audit(targetFromFlags(f), o);
     out.result(auditReport, r);

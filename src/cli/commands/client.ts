@@ -1,6 +1,4 @@
 import { UsageError } from '../../errors.js';
-import { runClient, summarize } from '../../probe/client.js';
-import { clientEvents } from '../../report/events.js';
 import { parseIntFlag } from '../../util/duration.js';
 import { defineCommand, EXIT } from '../command.js';
 
@@ -12,7 +10,6 @@ function parseTarget(text: string): { host: string; port: number } {
 
 export const clientCommand = defineCommand({
   name: 'client',
-  summary: 'the reproducer client loop (nc -w style), reports ok/reset/timeout/refused',
   usage: ['client HOST:PORT [--interval DUR] [--timeout DUR] [--count N] [--source-port N] [-o text|json]'],
   about: `The client side of the reproducer: the seed's 'while true; do nc -w 3 HOST PORT; sleep 1; done',
 built in and bounded. Each attempt connects, reads until the connection has been idle for
@@ -35,6 +32,7 @@ with timings. Run it inside the NATed namespace/container whose host you suspect
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     if (args.length !== 1) throw new UsageError('client needs exactly one HOST:PORT (see --help)');
+    const [{ runClient, summarize }, { clientEvents }] = await Promise.all([import('../../probe/client.js'), import('../../report/events.js')]);
     const line = out.lines(clientEvents);
     const o = { ...parseTarget(args[0]!), intervalMs: f.interval, timeoutMs: f.timeout, count: f.count, connectTimeoutMs: f.connectTimeout, localPort: f.sourcePort };
     const results = await runClient(o, (r) => line({ type: 'attempt', ts: Date.now(), ...r }), signal);

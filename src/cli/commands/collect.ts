@@ -1,13 +1,9 @@
 import { UsageError } from '../../errors.js';
-import { collectBundle } from '../../host/bundle.js';
-import { SOURCES } from '../../host/sources.js';
-import { targetFromFlags } from '../../host/target.js';
-import { collectProgressLine, collectResult } from '../../report/bundle.js';
+import { SOURCES } from '../../host/source-table.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const collectCommand = defineCommand({
   name: 'collect',
-  summary: 'a support bundle of a host or pod, to analyse elsewhere with --from',
   usage: ['collect [--netns NAME | --pid PID | --pod NAME] -o bundle.tar.gz [--capture DUR]'],
   about: `SREs rarely debug on the node: collect what ctprobe reads, analyse it anywhere. The bundle holds
 (each with the command that made it, or why it could not be read):
@@ -28,6 +24,7 @@ ctprobe explain --from B — the same analyses, on the same data, with the same 
     if (args.length) throw new UsageError(`collect takes no arguments (got '${args[0]}')`);
     if (!f.output) throw new UsageError('collect needs -o FILE.tar.gz (or a directory)');
     if (f.capture !== undefined && (f.capture < 1000 || f.capture > 600_000)) throw new UsageError('--capture: between 1s and 10m');
+    const [{ collectBundle }, { targetFromFlags }, { collectProgressLine, collectResult }] = await Promise.all([import('../../host/bundle.js'), import('../../host/target.js'), import('../../report/bundle.js')]);
     const r = await collectBundle(targetFromFlags(f), { out: f.output, captureMs: f.capture ?? null, onProgress: (p) => out.progress(collectProgressLine(p)) });
     out.line(f.json ? JSON.stringify(collectResult.json(r), null, 2) : collectResult.text(r));
     return EXIT.ok;

@@ -1,18 +1,7 @@
 import { release } from 'node:os';
 import { UsageError } from '../../errors.js';
-import { explainCapture } from '../../conntrack/explain.js';
-import { bundleCapture } from '../../host/bundle.js';
-import { natMappingsFromConntrack } from '../../conntrack/nat.js';
-import { parseConntrack } from '../../inspect/conntrack.js';
-import { fileLineBatches } from '../../inspect/lines.js';
-import { profileForRelease, profileFromFlag } from '../../conntrack/profile.js';
 import type { Verdict } from '../../conntrack/model.js';
-import { explainHeader, explainPackets, explainSummaryLines } from '../../report/explain.js';
-import { ExplainText, type TimeStyle } from '../../report/explain-text.js';
-import { FlowTracker } from '../../report/flows.js';
-import { assertWritable, writeDocuments } from '../../report/files.js';
-import { explainPictureDocuments } from '../../report/pictures.js';
-import { parseParty } from '../../report/sequence.js';
+import type { TimeStyle } from '../../report/explain-text.js';
 import { defineCommand, EXIT } from '../command.js';
 
 const MAX_ROWS_PER_DIAGRAM = 600;
@@ -24,7 +13,6 @@ function badParty(text: string): never {
 
 export const explainCommand = defineCommand({
   name: 'explain',
-  summary: 'replay a capture: per packet ACCEPT / IGNORE / INVALID with the kernel’s reason',
   usage: ['explain FILE|-|--from BUNDLE [--conntrack-file F] [--kernel V] [--be-liberal] [--flow FILTER] [--only invalid|ignored] [-v] [--time relative|wall|epoch] [--html OUT.html] [--svg OUT.svg] [-o text|json]'],
   about: `Replays a packet capture (pcap or pcapng, also gzip- or zstd-compressed, or '-' for standard
 input: tcpdump -U -w - | ctprobe explain -; Ethernet, Linux cooked SLL/SLL2 from 'tcpdump -i any',
@@ -78,6 +66,21 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
+    const [{ explainCapture }, { bundleCapture }, { natMappingsFromConntrack }, { parseConntrack }, { fileLineBatches }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainSummaryLines }, { ExplainText }, { FlowTracker }, { assertWritable, writeDocuments }, { explainPictureDocuments }, { parseParty }] =
+      await Promise.all([
+        import('../../conntrack/explain.js'),
+        import('../../host/bundle.js'),
+        import('../../conntrack/nat.js'),
+        import('../../inspect/conntrack.js'),
+        import('../../inspect/lines.js'),
+        import('../../conntrack/profile.js'),
+        import('../../report/explain.js'),
+        import('../../report/explain-text.js'),
+        import('../../report/flows.js'),
+        import('../../report/files.js'),
+        import('../../report/pictures.js'),
+        import('../../report/sequence.js'),
+      ]);
     // A bundle's capture is modelled with the kernel it was collected on.
     const { file, kernelRelease, conntrackList } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null };
     if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");

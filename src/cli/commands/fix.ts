@@ -1,12 +1,8 @@
 import { UsageError } from '../../errors.js';
-import { applyFix, fixStatus, removeFix } from '../../host/fix.js';
-import { describeTarget, targetFromFlags } from '../../host/target.js';
-import { fixOutcome, fixStatusReport } from '../../report/host.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const fixCommand = defineCommand({
   name: 'fix',
-  summary: 'apply / remove / show a workaround (INVALID drop chain, be_liberal), reversibly',
   usage: ['fix apply|remove --method drop-invalid|be-liberal [--chain INPUT|FORWARD] [--backend iptables|nft] [--dry-run]', 'fix status [--netns NAME | --pid PID | --pod NAME] [-o text|json]'],
   about: `The seed's MY-WORKAROUND chain, done right: idempotent (apply twice = once), reversible (after
 apply + remove, iptables-save and nft list ruleset are as before, byte for byte), touching only
@@ -30,6 +26,7 @@ conntrack from judging windows at all. See 'ctprobe audit'.`,
   async run({ flags: f, args, out }) {
     const action = args[0];
     if ((action !== 'apply' && action !== 'remove' && action !== 'status') || args.length > 1) throw new UsageError('fix needs one of: apply, remove, status (see --help)');
+    const [{ applyFix, fixStatus, removeFix }, { describeTarget, targetFromFlags }, { fixOutcome, fixStatusReport }] = await Promise.all([import('../../host/fix.js'), import('../../host/target.js'), import('../../report/host.js')]);
     const target = targetFromFlags(f);
     if (action === 'status') {
       out.result(fixStatusReport, { target: describeTarget(target), ...fixStatus(target) });

@@ -1,12 +1,8 @@
 import { UsageError } from '../../errors.js';
-import { invalidLinesFromBundle, invalidLinesFromFile, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog } from '../../host/invalidlog.js';
-import { describeTarget, targetFromFlags } from '../../host/target.js';
-import { invalidLogChange, invalidLogLines, invalidLogStatusReport } from '../../report/host.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const invalidLogCommand = defineCommand({
   name: 'invalid-log',
-  summary: 'turn conntrack’s invalid-packet logging on/off, and watch it as structured events',
   usage: ['invalid-log on|off|status [--netns NAME | --pid PID | --pod NAME] [--method sysctl|log-rule] [--all-netns]', 'invalid-log watch [--duration DUR] [--only-conntrack] [-o text|json]', 'invalid-log show --from BUNDLE | --log-file F [--only-conntrack] [-o text|json]'],
   about: `Makes the kernel say why it marks packets INVALID, and reads what it says.
   on      sysctl method (default): net.netfilter.nf_conntrack_log_invalid=6 in the target
@@ -36,6 +32,11 @@ export const invalidLogCommand = defineCommand({
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     const action = args[0];
+    const [{ invalidLinesFromBundle, invalidLinesFromFile, invalidLogOff, invalidLogOn, invalidLogStatus, watchInvalidLog }, { describeTarget, targetFromFlags }, { invalidLogChange, invalidLogLines, invalidLogStatusReport }] = await Promise.all([
+      import('../../host/invalidlog.js'),
+      import('../../host/target.js'),
+      import('../../report/host.js'),
+    ]);
     if (action === 'show') {
       if (!f.from === !f.logFile) throw new UsageError('invalid-log show needs one of --from BUNDLE or --log-file F (for the live log: invalid-log watch)');
       const n = f.logFile ? await invalidLinesFromFile(f.logFile, f.onlyConntrack, out.lines(invalidLogLines)) : await invalidLinesFromBundle(f.from!, f.onlyConntrack, out.lines(invalidLogLines));

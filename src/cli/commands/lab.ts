@@ -1,13 +1,7 @@
 import { join, resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
-import { runLabInGuest } from '../../lab/engines/guest.js';
-import { makeDir } from '../../report/files.js';
-import { writeLabReport } from '../lab-report.js';
-import { preflight, runLab } from '../../lab/runner.js';
+import { DOCKER_MITIGATION_HELP } from '../../lab/mitigations.js';
 import { SCENARIOS, scenarioByName } from '../../lab/scenarios.js';
-import { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace } from '../../lab/state.js';
-import { labClean, labList, labProgressLine, labRun } from '../../report/matrix.js';
-import { DOCKER_MITIGATION_HELP } from '../../lab/oow-docker.js';
 import { defineCommand, EXIT } from '../command.js';
 
 const dockerHelp = `oow-rst --engine docker mitigations (applied as a Docker user does, after dockerd wrote its rules):\n${Object.entries(DOCKER_MITIGATION_HELP).map(([m, what]) => `  ${m.padEnd(16)}${what}`).join('\n')}`;
@@ -19,7 +13,6 @@ const mitigationHelp = SCENARIOS.filter((s) => Object.keys(s.mitigations).length
 
 export const labCommand = defineCommand({
   name: 'lab',
-  summary: 'reproduce the failures and prove the fixes in network namespaces (verdict matrix)',
   usage: [
     `lab [${SCENARIOS.map((s) => s.name).join('|')}] [--offset N]... [--mitigation L] [--family 4|6|both] [--capture DIR] [-o text|json]`,
     'lab [SCENARIO] --kernel 5.10|6.1|6.12|VERSION   the lab in a qemu guest on that Debian kernel',
@@ -82,6 +75,11 @@ qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing i
   async run({ flags: f, args, out }) {
     if (args.length > 1) throw new UsageError(`lab takes one scenario or subcommand (got ${args.join(' ')})`);
     const sub = args[0] ?? 'oow-rst';
+    const [{ preflight, runLab }, { cleanLeftovers, labNamespaces, liveRuns, runOfNamespace }, { labClean, labList, labProgressLine, labRun }] = await Promise.all([
+      import('../../lab/runner.js'),
+      import('../../lab/state.js'),
+      import('../../report/matrix.js'),
+    ]);
     if (sub === 'clean') {
       preflight();
       out.result(labClean, await cleanLeftovers());
@@ -109,12 +107,13 @@ qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing i
     const offsets = f.offset.length ? f.offset : [100000, -100000];
     if (f.kernel && f.kernelImage) throw new UsageError('--kernel and --kernel-image: give one');
     if (f.kernelModules && !f.kernelImage) throw new UsageError('--kernel-modules goes with --kernel-image');
-    if (f.report) makeDir(f.report);
+    if (f.report) (await import('../../report/files.js')).makeDir(f.report);
     const captureDir = f.capture ?? (f.report ? join(f.report, 'cells') : null);
     let report;
     if (f.kernel || f.kernelImage) {
       if (f.keep) throw new UsageError('--keep does not apply to a guest run (the guest is thrown away)');
       if (f.engine !== 'netns') throw new UsageError(`--engine ${f.engine} does not run in a kernel guest (namespaces only)`);
+      const { runLabInGuest } = await import('../../lab/engines/guest.js');
       report = await runLabInGuest({
         spec: { scenario: sub, offsets, mitigations, control: !f.noControl, families: [...families], captureDir: captureDir ? resolve(captureDir) : null },
         kernel: f.kernel ? { release: f.kernel } : { image: resolve(f.kernelImage!), modules: f.kernelModules ? resolve(f.kernelModules) : null },
@@ -122,11 +121,11 @@ qemu-system-x86, busybox-static, kmod and apt. Ctrl-C stops the guest; nothing i
       });
     } else {
       preflight();
-      const scenario = entry.build({ offsets, mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm, families: [...families] });
+      const scenario = await entry.build({ offsets, mitigations, control: !f.noControl, engine: f.engine, swarm: !f.noSwarm, families: [...families] });
       report = await runLab({ scenario, keep: f.keep, captureDir, concurrency: f.concurrency ?? engine.concurrency, onProgress: (ev) => out.progress(labProgressLine(ev)) });
     }
     out.result(labRun, report);
-    if (f.report) await writeLabReport(f.report, report, out);
+    if (f.report) await (await import('../lab-report.js')).writeLabReport(f.report, report, out);
     return report.cells.every((c) => c.match) ? EXIT.ok : EXIT.finding;
   },
 });

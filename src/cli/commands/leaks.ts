@@ -1,13 +1,9 @@
 import { UsageError } from '../../errors.js';
-import { leakReport } from '../../host/leaks.js';
-import { targetFromFlags } from '../../host/target.js';
 import { DEFAULT_LEAK_OPTIONS as D } from '../../inspect/leaks.js';
-import { leakReport as render } from '../../report/leaks.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const leaksCommand = defineCommand({
   name: 'leaks',
-  summary: 'find half-closed sidecar-proxy socket leaks (FIN-WAIT-2 + CLOSE-WAIT, no conntrack entry)',
   usage: ['leaks [--netns NAME | --pid PID | --pod NAME] [--proxy-port N] [--idle-timeout DUR] [-o text|json]', 'leaks --ss-file F [--conntrack-file F] | --from BUNDLE  [--proxy-port N] [-o text|json]'],
   about: `Finds the half-closed connection leak of a sidecar TCP proxy (Istio/Envoy TCPProxy on 15001, Istio
 issue 43297): a proxy socket in FIN-WAIT-2 towards the application and its partner in CLOSE-WAIT
@@ -37,6 +33,7 @@ addresses, expanded or not).`,
     if (f.conntrackFile && !f.ssFile) throw new UsageError('--conntrack-file needs --ss-file');
     if (f.ssFile && (f.netns || f.pid || f.pod)) throw new UsageError('--ss-file reads a file: it does not combine with --netns/--pid/--pod');
     if (f.from && (f.ssFile || f.netns || f.pid || f.pod)) throw new UsageError('--from reads a bundle: it does not combine with --ss-file or --netns/--pid/--pod');
+    const [{ leakReport }, { targetFromFlags }, { leakReport: render }] = await Promise.all([import('../../host/leaks.js'), import('../../host/target.js'), import('../../report/leaks.js')]);
     const src = f.from ? { kind: 'bundle' as const, path: f.from } : f.ssFile ? { kind: 'files' as const, ss: f.ssFile, conntrack: f.conntrackFile ?? null } : { kind: 'live' as const, target: targetFromFlags(f) };
     const r = await leakReport(src, { proxyPort: f.proxyPort, idleTimeoutS: f.idleTimeout / 1000 });
     out.result(render, r);

@@ -1,11 +1,9 @@
 import { UsageError } from '../../errors.js';
-import { DEFAULT_PROXY_OPTIONS as D, TransparentProxy } from '../../proxy/proxy.js';
-import { proxyEvents } from '../../report/events.js';
+import { DEFAULT_PROXY_OPTIONS as D } from '../../proxy/proxy.js';
 import { defineCommand, EXIT } from '../command.js';
 
 export const proxyCommand = defineCommand({
   name: 'proxy',
-  summary: 'an Envoy-TCPProxy-like transparent proxy (half-close propagation, idle timeout)',
   usage: ['proxy [--port N] [--bind ADDR] [--idle-timeout DUR] [-o text|json]'],
   about: `A transparent TCP proxy that behaves like Envoy's TCPProxy in a service-mesh sidecar: it accepts
 connections an iptables REDIRECT sent to --port, finds their original destination
@@ -25,6 +23,7 @@ reproduce the half-closed connection leak; run it yourself to experiment.`,
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     if (args.length) throw new UsageError(`proxy takes no arguments (got '${args[0]}')`);
+    const [{ TransparentProxy }, { proxyEvents }] = await Promise.all([import('../../proxy/proxy.js'), import('../../report/events.js')]);
     const proxy = new TransparentProxy({ port: f.port, bind: f.bind, idleTimeoutMs: f.idleTimeout });
     proxy.on('event', out.lines(proxyEvents));
     await proxy.start();

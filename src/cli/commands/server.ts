@@ -1,12 +1,10 @@
 import { UsageError } from '../../errors.js';
 import type { ServerEvent } from '../../events.js';
-import { DEFAULT_SERVER_OPTIONS as D, OutOfWindowProbe } from '../../probe/server.js';
-import { serverEvents } from '../../report/events.js';
+import { DEFAULT_SERVER_OPTIONS as D } from '../../probe/defaults.js';
 import { defineCommand, EXIT } from '../command.js';
 
 export const serverCommand = defineCommand({
   name: 'server',
-  summary: 'the reproducer server: forge out-of-window segments, classify resets',
   usage: ['server [--port N] [--bind ADDR] [--offset N] [--count N] [--hold DUR] [--connections N] [-o text|json]'],
   about: `The out-of-window reproducer (Docker libnetwork #1090, Kubernetes #74839). Listens on --port with
 a normal TCP listener and watches the same port with a raw socket. Into every connection it
@@ -39,6 +37,7 @@ Example (server host):  ctprobe server --port 9000 --offset +100000
   interruptible: true,
   async run({ flags: f, args, out, signal }) {
     if (args.length) throw new UsageError(`server takes no arguments (got '${args[0]}'); see --help`);
+    const [{ OutOfWindowProbe }, { serverEvents }] = await Promise.all([import('../../probe/server.js'), import('../../report/events.js')]);
     const probe = new OutOfWindowProbe({ port: f.port, bind: f.bind, offset: f.offset, count: f.count, payload: f.payload, holdMs: f.hold, lingerMs: f.linger, maxConnections: f.tableSize });
     const line = out.lines(serverEvents);
     let sawReset = false;

@@ -1,14 +1,9 @@
 import { UsageError } from '../../errors.js';
-import { targetFromFlags } from '../../host/target.js';
-import { watchEvents } from '../../report/watch.js';
-import { WatchAgent } from '../../watch/agent.js';
-import { closeServer, parseListen, serveMetrics } from '../../watch/http.js';
-import { WatchMetrics } from '../../watch/metrics.js';
+import type { WatchAgent } from '../../watch/agent.js';
 import { defineCommand, EXIT, TARGET_FLAG_TABLE } from '../command.js';
 
 export const watchCommand = defineCommand({
   name: 'watch',
-  summary: 'watch a node continuously: INVALID packets and half-close leaks per namespace/pod, Prometheus metrics',
   usage: ['watch [--listen ADDR:PORT] [--interval DUR] [--netns NAME | --pid PID | --pod NAME | --all-netns] [-o text|json]'],
   about: `A long-running agent (a DaemonSet on each node). Each --interval, per network namespace it
 watches: conntrack's statistics (invalid, insert_failed, drop, early_drop, summed over CPUs, from
@@ -44,6 +39,13 @@ INVALID packets, see ctprobe invalid-log on.`,
     if (args.length) throw new UsageError(`watch takes no arguments (got '${args[0]}')`);
     if (f.allNetns && (f.netns || f.pid || f.pod)) throw new UsageError('--all-netns watches every namespace: it does not combine with --netns/--pid/--pod');
     if (f.interval < 100) throw new UsageError('--interval: at least 100ms');
+    const [{ targetFromFlags }, { watchEvents }, { WatchAgent }, { closeServer, parseListen, serveMetrics }, { WatchMetrics }] = await Promise.all([
+      import('../../host/target.js'),
+      import('../../report/watch.js'),
+      import('../../watch/agent.js'),
+      import('../../watch/http.js'),
+      import('../../watch/metrics.js'),
+    ]);
     if (f.listen) parseListen(f.listen);
     const scope = f.allNetns ? ({ kind: 'all' } as const) : ({ kind: 'target', target: targetFromFlags(f) } as const);
     const metrics = new WatchMetrics();

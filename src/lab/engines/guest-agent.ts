@@ -24,7 +24,7 @@ async function main(): Promise<number> {
     event({ type: 'guest-error', code: 'EUSAGE', exit: EXIT.cannotRun, message: `unknown scenario ${spec.scenario}` });
     return EXIT.cannotRun;
   }
-  const scenario = entry.build({ offsets: spec.offsets, mitigations: spec.mitigations, control: spec.control, engine: 'netns', swarm: false, families: spec.families ?? [4] });
+  const scenario = await entry.build({ offsets: spec.offsets, mitigations: spec.mitigations, control: spec.control, engine: 'netns', swarm: false, families: spec.families ?? [4] });
   try {
     const report = await runLab({ scenario, keep: false, concurrency: spec.concurrency, captureDir: spec.captureDir, onProgress: (ev) => event({ ...ev }) });
     writeFileSync(`${GUEST_RUN_DIR}/report.json`, JSON.stringify(report) + '\n');

@@ -196,7 +196,7 @@ export async function runLabInGuest(o: GuestLabOptions): Promise<LabReport> {
         else if (ev.type === 'start' || ev.type === 'cell') o.onProgress?.(ev as unknown as LabProgress);
       }
     };
-    const cells = scenarioByName(o.spec.scenario)?.build({ ...o.spec, engine: 'netns', swarm: false }).cells ?? 20;
+    const cells = (await scenarioByName(o.spec.scenario)?.build({ ...o.spec, engine: 'netns', swarm: false }))?.cells ?? 20;
     const limit = o.timeoutMs ?? 300_000 + cells * (accel.accel === 'tcg' ? 180_000 : 60_000);
     // An emulated boot that has not reached the agent by then is stuck (or panicked without exiting).
     const bootLimit = accel.accel === 'tcg' ? 240_000 : 90_000;
