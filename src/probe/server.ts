@@ -129,6 +129,41 @@ function normalizeAddr(a: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
+/**
+ * The last ACK seen of connections the table does not hold: a half-open entry a SYN flood evicted
+ * before its handshake ACK came. The ACK alone says what the forged segment needs (our next seq,
+ * the client's next seq, its window) — as a SYN cookie lets a kernel do without the SYN's state —
+ * so the connection the listener accepts is still tested, not judged clean untested. Bounded: a
+ * ring of the last LATE_ACKS, each overwriting the oldest.
+ */
+const LATE_ACKS = 1024;
+class LateAcks {
+  private readonly byId = new Map<string, { seq: number; ack: number; window: number }>();
+  private readonly ring: Array<string | undefined> = new Array<string | undefined>(LATE_ACKS).fill(undefined);
+  private next = 0;
+
+  note(id: string, seq: number, ack: number, window: number): void {
+    const known = this.byId.get(id);
+    if (known) {
+      known.seq = seq;
+      known.ack = ack;
+      known.window = window;
+      return;
+    }
+    const old = this.ring[this.next];
+    if (old !== undefined) this.byId.delete(old);
+    this.ring[this.next] = id;
+    this.next = (this.next + 1) % LATE_ACKS;
+    this.byId.set(id, { seq, ack, window });
+  }
+
+  take(id: string): { seq: number; ack: number; window: number } | undefined {
+    const a = this.byId.get(id);
+    if (a) this.byId.delete(id); // its ring slot is reused in turn (deleting a missing key is a no-op)
+    return a;
+  }
+}
+
 export class OutOfWindowProbe extends EventEmitter {
   readonly opts: ProbeServerOptions;
   private server: net.Server | null = null;
@@ -141,6 +176,13 @@ export class OutOfWindowProbe extends EventEmitter {
   private readonly halfOpenQ = new Fifo<Conn>();
   private readonly allQ = new Fifo<Conn>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly lateAcks = new LateAcks();
+  /**
+   * Connections the listener accepted and has not closed, by id: what accepted them outlives a
+   * table entry a flood evicts, so an entry made again (from a SYN the raw socket read after the
+   * accept) knows it and the connection is still tested.
+   */
+  private readonly acceptedIds = new Set<string>();
   private readonly summary: ProbeSummary = { connections: 0, injected: 0, reset: 0, clean: 0, open: 0, evicted: 0, segments: 0 };
   private readonly family: 4 | 6;
   private readonly payloadBytes: Uint8Array;
@@ -199,6 +241,12 @@ export class OutOfWindowProbe extends EventEmitter {
     }
     c.key = key;
     c.accepted = true;
+    this.acceptedIds.add(id);
+    // its handshake ACK came while the table did not hold it (evicted during a flood): take it up
+    if (c.serverNext === null) {
+      const a = this.lateAcks.take(id);
+      if (a) this.established(c, a.seq, a.ack, a.window);
+    }
     this.maybeInject(c);
     s.on('data', () => {
       /* discard */
@@ -210,6 +258,7 @@ export class OutOfWindowProbe extends EventEmitter {
     s.on('close', () => {
       clearTimeout(hold);
       this.sockets.delete(s);
+      this.acceptedIds.delete(id);
       const conn = this.conns.get(id);
       if (!conn || conn.verdict) return;
       conn.phase = 'closed';
@@ -320,9 +369,14 @@ export class OutOfWindowProbe extends EventEmitter {
       if (c) this.forget(c); // port reuse after a finished connection
       const nc = this.newConn(id, localV4, remoteV4, this.opts.port, srcPort, local, remote);
       if (key) nc.key = key;
+      nc.accepted = this.acceptedIds.has(id);
       return;
     }
-    if (!c || c.verdict) return;
+    if (!c) {
+      if (f & TCP_ACK && !(f & TCP_RST)) this.lateAcks.note(id, seq, ack, window);
+      return;
+    }
+    if (c.verdict) return;
     if (f & TCP_RST) {
       if (c.phase === 'handshake' && c.serverNext === null) return;
       this.emitEvent({ type: 'reset', ts: Date.now(), conn: this.keyOf(c), seq, phase: c.phase });
@@ -330,19 +384,23 @@ export class OutOfWindowProbe extends EventEmitter {
       return;
     }
     if (c.serverNext === null && f & TCP_ACK) {
-      // The handshake ACK: ack = our next seq, seq = the client's next seq.
-      c.serverNext = ack;
-      c.clientNext = seq;
-      c.window = window;
-      c.phase = 'established';
-      this.summary.connections++;
-      this.emitEvent({ type: 'established', ts: Date.now(), conn: this.keyOf(c) });
+      this.established(c, seq, ack, window);
       this.maybeInject(c);
     }
     if (f & TCP_FIN && c.phase === 'established') {
       c.phase = 'peer-fin';
       this.emitEvent({ type: 'fin', ts: Date.now(), conn: this.keyOf(c) });
     }
+  }
+
+  /** The handshake ACK: ack = our next seq, seq = the client's next seq. */
+  private established(c: Conn, seq: number, ack: number, window: number): void {
+    c.serverNext = ack;
+    c.clientNext = seq;
+    c.window = window;
+    c.phase = 'established';
+    this.summary.connections++;
+    this.emitEvent({ type: 'established', ts: Date.now(), conn: this.keyOf(c) });
   }
 
   /** IPv6: the listener's socket knows our local address for a remote endpoint. */
