@@ -12,6 +12,8 @@ import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
+import { FlowLedger, type FlowSummary } from './flow-ledger.js';
+export type { FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import { flowKeyOf, NatFollower, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
@@ -60,22 +62,6 @@ export interface ExplainedPacket {
   decision: Decision;
   consequence: string;
   /** Bytes this packet shows the capture missed (it ACKs data that was not captured); 0 mostly. */
-  captureMissed: number;
-}
-
-export interface FlowSummary {
-  /** conntrack's original tuple. */
-  flow: string;
-  /** conntrack's reply tuple when NAT rewrote it (else null), and how explain learned it. */
-  reply: string | null;
-  natLearnedFrom: Binding['learnedFrom'];
-  packets: number;
-  accept: number;
-  ignore: number;
-  invalid: number;
-  firstInvalid: { index: number; reason: string | null } | null;
-  finalState: string;
-  /** Bytes of this flow the capture missed (see gaps.ts): not the kernel's doing. */
   captureMissed: number;
 }
 
@@ -167,11 +153,6 @@ function i32At(b: Uint8Array, o: number): number {
   return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 }
 
-interface FlowRecord {
-  summary: FlowSummary;
-  binding: Binding | null;
-}
-
 const matches = (filter: (addr: string, port: number) => boolean, t: Tuple): boolean => filter(t.src, t.sport) || filter(t.dst, t.dport);
 
 /** What explain remembers about the first copy of a packet. */
@@ -194,27 +175,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
   const scratch = createDecision();
-  const flows = new Map<string, FlowRecord>();
-  // Flows holding their entry's binding (for its NAT tuples at the end) while the entry may live:
-  // once it is gone, its tuples are written into the summary and the binding let go, so memory
-  // follows the flow table and not every entry the capture ever had.
-  const bound = new Set<FlowRecord>();
-  const settleGone = (now: number) => {
-    for (const f of bound) {
-      const t = f.binding!.tracker;
-      if (t.dead || t.isExpired(now)) settle(f);
-    }
-  };
-  const settle = (f: FlowRecord) => {
-    const b = f.binding!;
-    if (b.natted) {
-      f.summary.flow = tupleText(b.orig);
-      f.summary.reply = tupleText(b.reply);
-      f.summary.natLearnedFrom = b.learnedFrom;
-    }
-    f.binding = null;
-    bound.delete(f);
-  };
+  const flows = new FlowLedger();
   let lastGc = 0;
   const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const ipHeader = new DecodedIp();
@@ -280,7 +241,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       // what explain remembers per flow goes with the kernel's entry: bounded by the flow table
       table.gc(rec.tsSec);
       nat.sweep(rec.tsSec);
-      settleGone(rec.tsSec);
+      flows.settleGone(rec.tsSec);
       gaps.sweep(inTable);
       lastGc = rec.tsSec;
     }
@@ -322,29 +283,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     // report
     // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
     if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
-    // the flow's record: on its binding (no lookup), else by key
-    let f = binding !== null && binding.key === key ? (binding.owner as FlowRecord | null) : null;
-    if (f === null) f = flows.get(key) ?? null;
-    if (f === null) {
-      const label = tupleText(decision.dir === 'original' ? t : { src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
-      f = { summary: { flow: label, reply: null, natLearnedFrom: null, packets: 0, accept: 0, ignore: 0, invalid: 0, firstInvalid: null, finalState: '', captureMissed: 0 }, binding: null };
-      flows.set(key, f);
-    }
-    if (binding && f.binding !== binding) {
-      if (f.binding) settle(f);
-      f.binding = binding;
-      binding.owner = f;
-      bound.add(f);
-    }
-    const fs = f.summary;
-    fs.packets++;
-    fs.captureMissed += missed;
-    if (decision.verdict === 'INVALID') {
-      fs.invalid++;
-      fs.firstInvalid ??= { index: rec.index, reason: decision.reason };
-    } else if (decision.verdict === 'IGNORE') fs.ignore++;
-    else fs.accept++;
-    fs.finalState = decision.stateAfter;
+    const f = flows.flowOf(key, binding, t, decision.dir !== 'original');
+    flows.count(f, decision.verdict, decision.stateAfter, missed, rec.index, decision.reason);
     if (o.onPacket && (!o.verdicts || o.verdicts.has(decision.verdict))) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;
@@ -369,8 +309,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   };
   // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
   await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
-  for (const f of bound) settle(f);
-  s.flows = [...flows.values()].map((f) => f.summary);
+  s.flows = flows.summaries();
   s.captureMissed = gaps.missed;
   s.cutToSnaplen = stats.cutToSnaplen;
   s.compression = stats.compression;

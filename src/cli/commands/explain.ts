@@ -1,4 +1,5 @@
 import { release } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { UsageError } from '../../errors.js';
 import type { Verdict } from '../../conntrack/model.js';
 import type { TimeStyle } from '../../report/explain-text.js';
@@ -66,38 +67,44 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
-    const [{ explainCapture }, { bundleCapture }, { natMappingsFromConntrack }, { parseConntrack }, { fileLineBatches }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainSummaryLines }, { ExplainText }, { FlowTracker }, { assertWritable, writeDocuments }, { explainPictureDocuments }, { parseParty }] =
-      await Promise.all([
-        import('../../conntrack/explain.js'),
-        import('../../host/bundle.js'),
-        import('../../conntrack/nat.js'),
-        import('../../inspect/conntrack.js'),
-        import('../../inspect/lines.js'),
-        import('../../conntrack/profile.js'),
-        import('../../report/explain.js'),
-        import('../../report/explain-text.js'),
-        import('../../report/flows.js'),
-        import('../../report/files.js'),
-        import('../../report/pictures.js'),
-        import('../../report/sequence.js'),
-      ]);
+    // Memory: a replay's per-packet garbage dies young and what lives (the flow table) is old
+    // anyway, so V8's young generation need not grow from its first 1 MB to 3 × 16 MB (V8 reads
+    // this flag each time it would grow the young generation; set before the replay allocates).
+    setFlagsFromString('--semi-space-growth-factor=1');
+    // What this run needs, and only that: a replay to JSON lines loads no text, picture, bundle or
+    // conntrack-parsing code (start-up and memory are part of a replay's cost).
+    const pictures = Boolean(f.html || f.svg);
+    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainSummaryLines }] = await Promise.all([
+      import('../../conntrack/explain.js'),
+      import('../../conntrack/nat.js'),
+      import('../../conntrack/profile.js'),
+      import('../../report/explain.js'),
+    ]);
+    const { ExplainText } = out.format === 'json' ? { ExplainText: null } : await import('../../report/explain-text.js');
+    const draw = pictures ? await Promise.all([import('../../report/flows.js'), import('../../report/files.js'), import('../../report/pictures.js')]) : null;
+    const { parseParty } = f.party.length ? await import('../../report/sequence.js') : { parseParty: null };
+    const bundleCapture = f.from ? (await import('../../host/bundle.js')).bundleCapture : null;
     // A bundle's capture is modelled with the kernel it was collected on.
-    const { file, kernelRelease, conntrackList } = f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null };
+    const { file, kernelRelease, conntrackList } = bundleCapture && f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null };
     if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");
-    const ctText = f.conntrackFile ? fileLineBatches(f.conntrackFile) : conntrackList;
-    const natMappings = ctText === null ? [] : natMappingsFromConntrack(await parseConntrack(ctText, { lenient: !f.conntrackFile }));
+    let natMappings: ReturnType<typeof natMappingsFromConntrack> = [];
+    if (f.conntrackFile || conntrackList !== null) {
+      const [{ parseConntrack }, { fileLineBatches }] = await Promise.all([import('../../inspect/conntrack.js'), import('../../inspect/lines.js')]);
+      const ctText = f.conntrackFile ? fileLineBatches(f.conntrackFile) : conntrackList!;
+      natMappings = natMappingsFromConntrack(await parseConntrack(ctText, { lenient: !f.conntrackFile }));
+    }
     const kernel = f.kernel ?? kernelRelease;
     const profile = f.kernel ? profileFromFlag(f.kernel) : profileForRelease(kernel);
     const keep = f.only === 'invalid' ? (v: string) => v === 'INVALID' : f.only === 'ignored' ? (v: string) => v !== 'ACCEPT' : null;
     const time = f.time as TimeStyle;
-    const parties = f.party.map((t) => parseParty(t) ?? badParty(t));
+    const parties = f.party.map((t) => parseParty!(t) ?? badParty(t));
     // Say now, not after the replay, when a picture cannot be written there.
-    for (const o of [f.html, f.svg]) if (o) assertWritable(o);
+    for (const o of [f.html, f.svg]) if (o) draw![1].assertWritable(o);
     const json = out.format === 'json';
     const jsonLine = out.lines(explainPackets);
-    const text = json ? null : new ExplainText({ verbose: f.verbose, time, only: f.only ?? null });
+    const text = ExplainText ? new ExplainText({ verbose: f.verbose, time, only: f.only ?? null }) : null;
     // Diagrams keep copies of the packets: bounded per connection and in connections drawn.
-    const drawing = f.html || f.svg ? new FlowTracker(MAX_ROWS_PER_DIAGRAM, MAX_DIAGRAMS) : null;
+    const drawing = draw ? new draw[0].FlowTracker(MAX_ROWS_PER_DIAGRAM, MAX_DIAGRAMS) : null;
     let t0: number | null = null;
     let headed = false;
     // The header follows the file's first packet, so an unreadable file prints only its error.
@@ -132,8 +139,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const s = { ...summary, kernel, profile: profile.id };
     if (json) for (const l of explainSummaryLines(s)) out.line(l);
     else out.line(text!.summary(summary));
-    if (drawing)
-      writeDocuments(explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
+    if (draw && drawing)
+      draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
   },
 });

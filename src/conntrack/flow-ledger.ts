@@ -1,0 +1,141 @@
+/**
+ * explain's per-flow summary, one row per flow the capture had (its conntrack key), kept compact:
+ * counters in typed arrays, the original tuple as shared strings, first INVALID and NAT tuples
+ * only for the flows that have them. A replay of millions of flows keeps tens of bytes per flow,
+ * not a few objects each; the entries' bindings are held only while the kernel would keep the
+ * entry (their NAT tuples are copied out when it goes). Pure.
+ */
+import type { Verdict } from './model.js';
+import { tupleText, type Binding, type Tuple } from './nat.js';
+
+export interface FlowSummary {
+  /** conntrack's original tuple. */
+  flow: string;
+  /** conntrack's reply tuple when NAT rewrote it (else null), and how explain learned it. */
+  reply: string | null;
+  natLearnedFrom: Binding['learnedFrom'];
+  packets: number;
+  accept: number;
+  ignore: number;
+  invalid: number;
+  firstInvalid: { index: number; reason: string | null } | null;
+  finalState: string;
+  /** Bytes of this flow the capture missed (see gaps.ts): not the kernel's doing. */
+  captureMissed: number;
+}
+
+interface NatNames {
+  flow: string;
+  reply: string;
+  learnedFrom: Binding['learnedFrom'];
+}
+
+export class FlowLedger {
+  private readonly byKey = new Map<string, number>();
+  private n = 0;
+  private packets = new Uint32Array(1024);
+  private accept = new Uint32Array(1024);
+  private ignore = new Uint32Array(1024);
+  private invalid = new Uint32Array(1024);
+  private missed = new Float64Array(1024);
+  private sport = new Uint16Array(1024);
+  private dport = new Uint16Array(1024);
+  private readonly src: string[] = [];
+  private readonly dst: string[] = [];
+  private readonly finalState: string[] = [];
+  private readonly firstInvalid = new Map<number, { index: number; reason: string | null }>();
+  private readonly nat = new Map<number, NatNames>();
+  /** Flows whose entry may still live, with its binding (for its NAT tuples once known). */
+  private readonly bound = new Map<number, Binding>();
+
+  get size(): number {
+    return this.n;
+  }
+
+  /**
+   * The flow of a packet with table key `key` (found on its binding without a lookup when it has
+   * one); a new row, named by the entry's tuple in the original direction (`t`, or its inverse
+   * when `reply`), if none.
+   */
+  flowOf(key: string, binding: Binding | null, t: Tuple, reply: boolean): number {
+    let f = binding !== null && binding.key === key ? (binding.owner as number | null) : null;
+    if (f === null) f = this.byKey.get(key) ?? null;
+    if (f === null) {
+      f = this.n++;
+      if (f === this.packets.length) this.grow();
+      this.byKey.set(key, f);
+      this.src.push(reply ? t.dst : t.src);
+      this.dst.push(reply ? t.src : t.dst);
+      this.sport[f] = reply ? t.dport : t.sport;
+      this.dport[f] = reply ? t.sport : t.dport;
+      this.finalState.push('');
+    }
+    if (binding !== null && binding.owner !== f) {
+      const held = this.bound.get(f);
+      if (held && held !== binding) this.settle(f, held);
+      binding.owner = f;
+      this.bound.set(f, binding);
+    }
+    return f;
+  }
+
+  /** Count a packet of flow `f`. */
+  count(f: number, verdict: Verdict, stateAfter: string, missed: number, index: number, reason: string | null): void {
+    this.packets[f]!++;
+    if (missed) this.missed[f]! += missed;
+    if (verdict === 'INVALID') {
+      this.invalid[f]!++;
+      if (!this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason });
+    } else if (verdict === 'IGNORE') this.ignore[f]!++;
+    else this.accept[f]!++;
+    this.finalState[f] = stateAfter;
+  }
+
+  /** Let go of the bindings of entries gone at `now` (expired or deleted), keeping their NAT names. */
+  settleGone(now: number): void {
+    for (const [f, b] of this.bound) if (b.tracker.dead || b.tracker.isExpired(now)) this.settle(f, b);
+  }
+
+  /** Every flow's summary, in the order the capture showed them. */
+  summaries(): FlowSummary[] {
+    for (const [f, b] of this.bound) this.settle(f, b);
+    const out: FlowSummary[] = [];
+    for (let f = 0; f < this.n; f++) {
+      const nat = this.nat.get(f);
+      out.push({
+        flow: nat?.flow ?? tupleText({ src: this.src[f]!, sport: this.sport[f]!, dst: this.dst[f]!, dport: this.dport[f]! }),
+        reply: nat?.reply ?? null,
+        natLearnedFrom: nat?.learnedFrom ?? null,
+        packets: this.packets[f]!,
+        accept: this.accept[f]!,
+        ignore: this.ignore[f]!,
+        invalid: this.invalid[f]!,
+        firstInvalid: this.firstInvalid.get(f) ?? null,
+        finalState: this.finalState[f]!,
+        captureMissed: this.missed[f]!,
+      });
+    }
+    return out;
+  }
+
+  private settle(f: number, b: Binding): void {
+    if (b.natted) this.nat.set(f, { flow: tupleText(b.orig), reply: tupleText(b.reply), learnedFrom: b.learnedFrom });
+    this.bound.delete(f);
+  }
+
+  private grow(): void {
+    const cap = this.packets.length * 2;
+    const up = <T extends Uint32Array | Uint16Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a);
+      return b;
+    };
+    this.packets = up(this.packets, (n) => new Uint32Array(n));
+    this.accept = up(this.accept, (n) => new Uint32Array(n));
+    this.ignore = up(this.ignore, (n) => new Uint32Array(n));
+    this.invalid = up(this.invalid, (n) => new Uint32Array(n));
+    this.missed = up(this.missed, (n) => new Float64Array(n));
+    this.sport = up(this.sport, (n) => new Uint16Array(n));
+    this.dport = up(this.dport, (n) => new Uint16Array(n));
+  }
+}
