@@ -83,18 +83,18 @@ export interface ExplainSummary {
   compression: CaptureStats['compression'];
 }
 
-/** What a verdict means for the packet, in plain words; through NAT, where an INVALID packet goes instead. */
-export function consequenceOf(d: Decision, nat: { binding: Binding; dir: 0 | 1 } | null = null): string {
+/** What a verdict means for the packet, in plain words; through NAT (its entry's binding `b`), where an INVALID packet goes instead. */
+export function consequenceOf(d: Decision, b: Binding | null = null): string {
   if (d.verdict === 'INVALID') {
     if (d.check === 'new' || d.check === 'loose')
       return 'INVALID: no conntrack entry, and this packet cannot start one: it passes untracked, without NAT (dropped where a ctstate INVALID DROP rule is)';
-    const b = nat?.binding;
     if (b?.natted) {
       const o = b.orig;
       const r = b.reply;
-      if (nat!.dir === 1 && r.dst !== o.src)
+      const reply = d.dir === 'reply';
+      if (reply && r.dst !== o.src)
         return `INVALID: untracked, so not de-NATed: addressed to ${r.dst} (this host's NAT address), it reaches this host's own TCP, which answers with RST (as in Docker 1090: only an INVALID drop in INPUT stops it)`;
-      if (nat!.dir === 1)
+      if (reply)
         return `INVALID: untracked, so its source is not rewritten back to ${o.dst}: forwarded to ${o.src} from ${r.src}, a peer it never connected to, whose TCP answers with RST (as in Kubernetes 74839: an INVALID drop in FORWARD stops it)`;
       if (o.dst !== r.src || o.dport !== r.sport)
         return `INVALID: untracked, so not DNATed/redirected: it goes to ${o.dst}:${o.dport} itself, not to ${r.src}:${r.sport}`;
@@ -302,7 +302,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.natMatchedTo = r?.viaNat ? tupleText(r.binding.orig) : null;
       out.entry = binding?.natted ? { orig: binding.orig, reply: binding.reply } : null;
       out.entryKey = key;
-      out.consequence = consequenceOf(decision, binding ? { binding, dir: decision.dir === 'original' ? 0 : 1 } : null);
+      out.consequence = consequenceOf(decision, binding);
       out.captureMissed = missed;
       o.onPacket(out);
     }

@@ -1,7 +1,7 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
-import { jsonLine, putAscii, putBytes, putDecimal, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putAscii, putBytes, putDecimal, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -130,9 +130,9 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   u = putBytes(b, u, K_FLAGS);
   u = putAscii(b, u, p.flags);
   u = putBytes(b, u, K_SEQ);
-  u = putUint(b, u, p.seq);
+  u = putU32(b, u, p.seq | 0);
   u = putBytes(b, u, K_ACK);
-  u = putUint(b, u, p.ack);
+  u = putU32(b, u, p.ack | 0);
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
   const tail = plainTail(p);

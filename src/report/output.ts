@@ -60,6 +60,14 @@ export function putAscii(b: Uint8Array, at: number, s: string): number {
 /** "00".."99": two digits per division. */
 const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i & 1 ? (i >> 1) % 10 : Math.floor((i >> 1) / 10)));
 
+/**
+ * A u32 given as `u32 | 0` (an int32: a small integer to V8, so passing it boxes nothing),
+ * digit by digit.
+ */
+export function putU32(b: Uint8Array, at: number, i32: number): number {
+  return putUint(b, at, i32 >>> 0);
+}
+
 /** A number as JSON writes it (u32 integers digit by digit, anything else as String(n) writes it). */
 export function putUint(b: Uint8Array, at: number, n: number): number {
   if (!(n >= 0 && n <= 0xffffffff && n === Math.floor(n))) return putAscii(b, at, String(n));
@@ -228,13 +236,20 @@ export class Output implements LineBytes {
     if (!this.used) return;
     const full = this.buf;
     const chunk = full.subarray(0, this.used);
-    // The stream owns the bytes until it has sent them: continue in a free buffer, and take this
-    // one back once written (fresh buffers each time would make the GC chase external memory).
-    this.buf = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.used = 0;
+    let kept = false;
     this.send(chunk, () => {
-      if (this.free.length < MAX_FREE) this.free.push(full);
+      if (!kept && this.free.length < MAX_FREE) this.free.push(full);
     });
+    // Written already (stdout to a file or a pipe is written synchronously on Linux; nothing is
+    // queued): go on in the same buffer. Otherwise the stream owns the bytes until it has sent
+    // them: continue in a free buffer and take this one back once written (fresh buffers each
+    // time would make the GC chase external memory).
+    if (this.stream.writableLength === 0) {
+      kept = true;
+      return;
+    }
+    this.buf = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
   }
 
   private send(chunk: Uint8Array | string, written?: () => void): void {
