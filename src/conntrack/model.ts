@@ -223,7 +223,6 @@ const OLD_MSG = {
   IV: 'ACK is under the lower bound (possible overly delayed ACK)',
 } as const;
 
-const u32 = (x: number): number => x >>> 0;
 
 /**
  * One flow's conntrack TCP state (kernel `ip_ct_tcp` plus the status bits it uses and the timeout).
@@ -318,8 +317,8 @@ export class ConntrackTracker {
     let oldState = this.state;
     const idx = flagIndex(p.flags);
     let next = nextState(dir, idx, oldState);
-    const seq = u32(p.seq);
-    const ack = u32(p.ack);
+    const seq = p.seq >>> 0;
+    const ack = p.ack >>> 0;
     let skipWindow = false;
 
     if (next === State.SYN_SENT && oldState >= State.TIME_WAIT) {
@@ -523,7 +522,7 @@ export class ConntrackTracker {
     } else {
       s0.tdEnd = segmentEnd(p);
       s0.tdMaxwin = p.window === 0 ? 1 : p.window & 0xffff;
-      s0.tdMaxend = u32(s0.tdEnd + s0.tdMaxwin);
+      s0.tdMaxend = (s0.tdEnd + s0.tdMaxwin) >>> 0;
       s0.flags = s1.flags = CtFlag.SACK_PERM | CtFlag.BE_LIBERAL;
     }
     this.lastIndex = Idx.NONE;
@@ -550,8 +549,8 @@ export class ConntrackTracker {
     const isSyn = (p.flags & TcpFlag.SYN) !== 0;
     const isAck = (p.flags & TcpFlag.ACK) !== 0;
     const isRst = (p.flags & TcpFlag.RST) !== 0;
-    let seq = u32(p.seq);
-    let ack = u32(p.ack);
+    let seq = p.seq >>> 0;
+    let ack = p.ack >>> 0;
     let sack = ack;
     const rawWin = p.window & 0xffff;
     let win = rawWin;
@@ -567,13 +566,13 @@ export class ConntrackTracker {
       } else {
         // Mid-stream: trust the packet.
         S.tdEnd = end;
-        const swin = u32(win << S.tdScale);
+        const swin = (win << S.tdScale) >>> 0;
         S.tdMaxwin = swin === 0 ? 1 : swin;
-        S.tdMaxend = u32(end + S.tdMaxwin);
+        S.tdMaxend = (end + S.tdMaxwin) >>> 0;
         if (R.tdMaxwin === 0) {
           R.tdEnd = R.tdMaxend = sack;
-        } else if (sack === u32(R.tdEnd + 1)) {
-          R.tdEnd = u32(R.tdEnd + 1); // reply to a keep-alive
+        } else if (sack === ((R.tdEnd + 1) >>> 0)) {
+          R.tdEnd = (R.tdEnd + 1) >>> 0; // reply to a keep-alive
         }
       }
     } else if (f.synReinit === 'modern') {
@@ -599,13 +598,13 @@ export class ConntrackTracker {
     if (isRst && seq === 0 && this.state === State.SYN_SENT) seq = end = S.tdEnd;
 
     const maxAckWin = S.tdMaxwin > 66000 ? S.tdMaxwin : 66000;
-    const ackLowerBound = u32(R.tdEnd - maxAckWin - 1);
-    const seqLowerBound = u32(S.tdEnd - R.tdMaxwin - 1);
+    const ackLowerBound = (R.tdEnd - maxAckWin - 1) >>> 0;
+    const seqLowerBound = (S.tdEnd - R.tdMaxwin - 1) >>> 0;
 
     if (f.ignoreVerdict) {
       // MODERN: I, III, II, IV; II/IV/overshoot → IGNORE.
       if (!before(seq, S.tdMaxend + 1)) {
-        const overshot = u32(end - S.tdMaxend + 1);
+        const overshot = (end - S.tdMaxend + 1) >>> 0;
         const ackOk = after(sack, ackLowerBound);
         const inWin = R.tdMaxwin !== 0 && after(end, seqLowerBound);
         if (f.overshootWorkaround !== 'none' && inWin && ackOk && overshot <= R.tdMaxwin && before(sack, R.tdEnd + 1)) {
@@ -613,10 +612,10 @@ export class ConntrackTracker {
           S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
           return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', `${overshot} bytes more than expected`);
         }
-        return this.fail(S, d, W_INVALID, 'I', `SEQ is over upper bound ${u32(S.tdMaxend + 1)} (over the window of the receiver)`);
+        return this.fail(S, d, W_INVALID, 'I', `SEQ is over upper bound ${((S.tdMaxend + 1) >>> 0)} (over the window of the receiver)`);
       }
       if (!before(sack, R.tdEnd + 1)) {
-        return this.fail(S, d, W_INVALID, 'III', `ACK is over upper bound ${u32(R.tdEnd + 1)} (ACKed data not seen yet)`);
+        return this.fail(S, d, W_INVALID, 'III', `ACK is over upper bound ${((R.tdEnd + 1) >>> 0)} (ACKed data not seen yet)`);
       }
       if (!(R.tdMaxwin === 0 || after(end, seqLowerBound))) {
         return this.fail(S, d, W_IGNORE, 'II', `SEQ is under lower bound ${seqLowerBound} (already ACKed data retransmitted)`);
@@ -638,7 +637,7 @@ export class ConntrackTracker {
           return W_ACCEPT; // window state untouched
         }
         if (f.overshootWorkaround !== 'none' && !seqOk) {
-          const overshot = u32(end - S.tdMaxend + 1);
+          const overshot = (end - S.tdMaxend + 1) >>> 0;
           if (inWin && ackLowOk && overshot <= R.tdMaxwin && ackHighOk) {
             S.tdEnd = end;
             S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
@@ -656,8 +655,8 @@ export class ConntrackTracker {
     }
 
     // In window: update.
-    if (!isSyn) win = u32(win << S.tdScale);
-    const swin = u32(win + sack - ack);
+    if (!isSyn) win = (win << S.tdScale) >>> 0;
+    const swin = (win + sack - ack) >>> 0;
     if (S.tdMaxwin < swin) S.tdMaxwin = swin;
     if (after(end, S.tdEnd)) {
       S.tdEnd = end;
@@ -671,10 +670,10 @@ export class ConntrackTracker {
         S.tdMaxack = ack;
       }
     }
-    if (R.tdMaxwin !== 0 && after(end, S.tdMaxend)) R.tdMaxwin = u32(R.tdMaxwin + end - S.tdMaxend);
+    if (R.tdMaxwin !== 0 && after(end, S.tdMaxend)) R.tdMaxwin = (R.tdMaxwin + end - S.tdMaxend) >>> 0;
     if (after(sack + win, R.tdMaxend - 1)) {
-      R.tdMaxend = u32(sack + win);
-      if (win === 0) R.tdMaxend = u32(R.tdMaxend + 1);
+      R.tdMaxend = (sack + win) >>> 0;
+      if (win === 0) R.tdMaxend = (R.tdMaxend + 1) >>> 0;
     }
     if (ack === R.tdEnd) R.flags &= ~CtFlag.DATA_UNACKNOWLEDGED;
     if (idx === Idx.ACK) {
