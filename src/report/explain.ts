@@ -207,7 +207,11 @@ export const explainSummary: Renderer<ExplainSummary & { kernel: string; profile
   },
 };
 
-/** The summary in JSON-lines mode: one `flow` line per flow, then the `summary` line. */
-export function explainSummaryLines(s: ExplainSummary & { kernel: string; profile: string }): string[] {
-  return [...s.flows.map((f) => jsonLine('flow', f)), JSON.stringify(explainSummary.json(s))];
+/**
+ * The summary in JSON-lines mode: one `flow` line per flow, then the `summary` line. A generator:
+ * a capture of a million flows is written line by line, never held as a million strings.
+ */
+export function* explainSummaryLines(s: ExplainSummary & { kernel: string; profile: string }): Generator<string> {
+  for (const f of s.flows) yield jsonLine('flow', f);
+  yield JSON.stringify(explainSummary.json(s));
 }

@@ -137,7 +137,12 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     });
     headOnce();
     const s = { ...summary, kernel, profile: profile.id };
-    if (json) for (const l of explainSummaryLines(s)) out.line(l);
+    if (json)
+      for (const l of explainSummaryLines(s)) {
+        out.line(l);
+        const drained = out.ready(); // a slow reader paces the flow lines too
+        if (drained) await drained;
+      }
     else out.line(text!.summary(summary));
     if (draw && drawing)
       draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
