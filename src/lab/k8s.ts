@@ -115,9 +115,12 @@ async function createK8sCell(ns: K8sNamespaces, cell: K8sCell): Promise<void> {
   const MAC = { podA: mac(1), bridgeA: mac(2), uplinkA: mac(3), uplinkB: mac(4), bridgeB: mac(5), podB: mac(6) };
   await run('ip', ['-batch', '-'], {
     input: [
-      `link add eth0 netns ${ns.clientPod} address ${MAC.podA} type veth peer name ${ns.vethA} netns ${ns.nodeA}`,
-      `link add eth0 netns ${ns.serverPod} address ${MAC.podB} type veth peer name ${ns.vethB} netns ${ns.nodeB}`,
-      `link add ${ns.uplinkA} netns ${ns.nodeA} address ${MAC.uplinkA} type veth peer name ${ns.uplinkB} netns ${ns.nodeB} address ${MAC.uplinkB}`,
+      // Node ends get indexes no peer has (as in topology.ts): a veth whose ifindex equals its
+      // peer's is taken for a physical device and its carrier comes up only at linkwatch's next
+      // 1-per-second run, while the bridge port drops the first SYN.
+      `link add ${ns.vethA} netns ${ns.nodeA} index 10 type veth peer name eth0 netns ${ns.clientPod} address ${MAC.podA}`,
+      `link add ${ns.vethB} netns ${ns.nodeB} index 10 type veth peer name eth0 netns ${ns.serverPod} address ${MAC.podB}`,
+      `link add ${ns.uplinkA} netns ${ns.nodeA} index 11 address ${MAC.uplinkA} type veth peer name ${ns.uplinkB} netns ${ns.nodeB} index 12 address ${MAC.uplinkB}`,
     ].join('\n') + '\n',
   });
   const neigh = (ip: string, lladdr: string, dev: string) => `neigh replace ${ip} lladdr ${lladdr} dev ${dev} nud permanent`;
