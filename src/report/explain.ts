@@ -1,7 +1,7 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
-import { jsonLine, putAscii, putBytes, putDecimal, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putBytes, putDecimal, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -103,36 +103,58 @@ function packetJson(p: ExplainedPacket): string {
 const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const K_INDEX = ascii('{"type":"packet","index":');
 const K_TS = ascii(',"ts":');
-const K_SRC = ascii(',"src":"');
-const K_DST = ascii('","dst":"');
-const K_FLAGS = ascii('","flags":"');
-const K_SEQ = ascii('","seq":');
+const K_SEQ = ascii(',"seq":');
 const K_ACK = ascii(',"ack":');
 const K_LEN = ascii(',"len":');
 /** Room for a head: the keys, two IPv6 addresses, ports, three u32 and a timestamp. */
 const HEAD_MAX = 400;
 
-/** The head written straight into the batch (numbers digit by digit), then the tail. */
+/**
+ * `,"src":"ADDR:PORT","dst":"ADDR:PORT"` of recent endpoint pairs, encoded once: a replay repeats
+ * each connection's two directions hundreds of times. Direct-mapped by the ports (the addresses'
+ * strings are compared too: a slot is only a cache), overwritten on collision.
+ */
+const EP_SLOTS = 4096;
+const epSrc: string[] = new Array<string>(EP_SLOTS).fill('');
+const epDst: string[] = new Array<string>(EP_SLOTS).fill('');
+const epPorts = new Int32Array(EP_SLOTS).fill(-1);
+const epPiece: Uint8Array[] = new Array<Uint8Array>(EP_SLOTS).fill(new Uint8Array(0));
+
+function endpointsPiece(p: ExplainedPacket): Uint8Array {
+  const ports = (p.srcPort << 16) | p.dstPort;
+  const i = (Math.imul(ports, 0x9e3779b1) >>> 20) & (EP_SLOTS - 1);
+  if (epPorts[i] === ports && epSrc[i] === p.src && epDst[i] === p.dst) return epPiece[i]!;
+  epPorts[i] = ports;
+  epSrc[i] = p.src;
+  epDst[i] = p.dst;
+  return (epPiece[i] = ascii(`,"src":"${p.src}:${p.srcPort}","dst":"${p.dst}:${p.dstPort}"`));
+}
+
+/** `,"flags":"PSH|ACK"` by the flag text (a few dozen in a capture). */
+const flagPieces = new Map<string, Uint8Array>();
+function flagsPiece(flags: string): Uint8Array {
+  let piece = flagPieces.get(flags);
+  if (piece === undefined) {
+    piece = ascii(`,"flags":"${flags}"`);
+    if (flagPieces.size < 512) flagPieces.set(flags, piece);
+  }
+  return piece;
+}
+
+/** The head written straight into the batch (numbers digit by digit, endpoints and flags as encoded pieces), then the tail. */
 function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   const b = into.room(HEAD_MAX);
   let u = putBytes(b, into.used, K_INDEX);
   u = putUint(b, u, p.index);
   u = putBytes(b, u, K_TS);
   u = putDecimal(b, u, p.tsSec);
-  u = putBytes(b, u, K_SRC);
-  u = putAscii(b, u, p.src);
-  b[u++] = 58; // ':'
-  u = putUint(b, u, p.srcPort);
-  u = putBytes(b, u, K_DST);
-  u = putAscii(b, u, p.dst);
-  b[u++] = 58;
-  u = putUint(b, u, p.dstPort);
-  u = putBytes(b, u, K_FLAGS);
-  u = putAscii(b, u, p.flags);
+  u = putBytes(b, u, endpointsPiece(p));
+  u = putBytes(b, u, flagsPiece(p.flags));
   u = putBytes(b, u, K_SEQ);
-  u = putU32(b, u, p.seq | 0);
+  // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
+  u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
   u = putBytes(b, u, K_ACK);
-  u = putU32(b, u, p.ack | 0);
+  u = p.ack >= 0 && p.ack <= 0xffffffff && p.ack % 1 === 0 ? putU32(b, u, p.ack | 0) : putUint(b, u, p.ack);
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
   const tail = plainTail(p);
