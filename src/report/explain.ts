@@ -114,7 +114,7 @@ const HEAD_MAX = 400;
  * each connection's two directions hundreds of times. Direct-mapped by the ports (the addresses'
  * strings are compared too: a slot is only a cache), overwritten on collision.
  */
-const EP_SLOTS = 4096;
+const EP_SLOTS = 16384;
 const epSrc: string[] = new Array<string>(EP_SLOTS).fill('');
 const epDst: string[] = new Array<string>(EP_SLOTS).fill('');
 const epPorts = new Int32Array(EP_SLOTS).fill(-1);
@@ -122,7 +122,7 @@ const epPiece: Uint8Array[] = new Array<Uint8Array>(EP_SLOTS).fill(new Uint8Arra
 
 function endpointsPiece(p: ExplainedPacket): Uint8Array {
   const ports = (p.srcPort << 16) | p.dstPort;
-  const i = (Math.imul(ports, 0x9e3779b1) >>> 20) & (EP_SLOTS - 1);
+  const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (EP_SLOTS - 1);
   if (epPorts[i] === ports && epSrc[i] === p.src && epDst[i] === p.dst) return epPiece[i]!;
   epPorts[i] = ports;
   epSrc[i] = p.src;
