@@ -94,6 +94,22 @@ describe('explain', () => {
     expect(parseFlowFilter('[2001:db8::1]:80')('2001:db8::1', 80)).toBe(true);
   });
 
+  it('keeps a NATed flow\'s names after its entry expired, and counts thousands of flows (the ledger grows)', async () => {
+    // a NATed flow, then 3000 plain flows an hour later: the first entry expires (its binding is
+    // let go at the next sweep) but its summary keeps the NAT tuples it had learned
+    const nat = synthFlow({ ...base, replyTo: '198.51.100.1' });
+    const later = Array.from({ length: 3000 }, (_, i) =>
+      synthFlow({ ...base, client: `192.0.2.${10 + (i % 200)}`, clientPort: 20000 + i, clientIsn: i * 7919, serverIsn: i * 104729, segments: 1, start: 4600 + i * 0.01 }),
+    ).flat();
+    const { summary } = await run(pcap('expire', [...nat, ...later]), '6.18');
+    expect(summary.flows).toHaveLength(3001);
+    expect(summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake', packets: nat.length });
+    const last = summary.flows.at(-1)!;
+    expect(last).toMatchObject({ flow: '192.0.2.209:22999 → 198.51.100.2:9000', reply: null, invalid: 0, finalState: 'TIME_WAIT' });
+    expect(last.packets).toBe(later.length / 3000);
+    expect(summary.flows.reduce((n, f) => n + f.packets, 0)).toBe(summary.tcp);
+  });
+
   it('the CLI gives one clear line and exit 2 for a malformed or missing file, exit 1 for INVALID', () => {
     const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
     const bad = `${dir}/bad.pcap`;

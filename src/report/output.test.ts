@@ -106,6 +106,33 @@ describe('Output', () => {
     expect(s.chunks.length).toBeLessThan(n / 50);
   });
 
+  it('never writes into a batch before the stream called back, at once or later', async () => {
+    const line = (i: number) => `line ${i} ${'x'.repeat(i % 97)}`;
+    for (const later of [false, true]) {
+      // reads a chunk only when it calls back (a stream owns the chunk until then): a batch
+      // written into before that would show here
+      const kept: Uint8Array[] = [];
+      const stream = new Writable({
+        write(chunk: Uint8Array, _enc, cb) {
+          const take = () => {
+            kept.push(Buffer.from(chunk));
+            cb();
+          };
+          if (later) setImmediate(take);
+          else take();
+        },
+      });
+      const o = new Output('text', stream, null);
+      for (let i = 0; i < 5000; i++) {
+        o.line(line(i));
+        if (i % 700 === 0) await o.flush();
+      }
+      await o.flush();
+      await new Promise<void>((resolve) => stream.end(resolve));
+      expect(Buffer.concat(kept).toString('utf8')).toBe(Array.from({ length: 5000 }, (_, i) => line(i) + '\n').join(''));
+    }
+  });
+
   it('writes a document larger than a batch whole, after what came before', async () => {
     const s = sink();
     const out = new Output('text', s.stream, null);

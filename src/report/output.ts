@@ -135,6 +135,7 @@ export class Output implements LineBytes {
   /** Bytes of the batch written (jsonInto encoders advance it). */
   used = 0;
   private readonly free: Buffer[] = [];
+  private readonly fdBacked: boolean;
   private scheduled = false;
   private waiting: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -155,6 +156,7 @@ export class Output implements LineBytes {
     private readonly progressStream: NodeJS.WriteStream | null = process.stderr,
   ) {
     setColour(format === 'text' && Boolean((stream as NodeJS.WriteStream).isTTY));
+    this.fdBacked = typeof (stream as { fd?: unknown }).fd === 'number';
   }
 
   /** Render a command's result as one document. */
@@ -241,11 +243,12 @@ export class Output implements LineBytes {
     this.send(chunk, () => {
       if (!kept && this.free.length < MAX_FREE) this.free.push(full);
     });
-    // Written already (stdout to a file or a pipe is written synchronously on Linux; nothing is
-    // queued): go on in the same buffer. Otherwise the stream owns the bytes until it has sent
+    // Written already (stdout to a file or a pipe is written synchronously on Linux: write(2)
+    // copied it and nothing is queued): go on in the same buffer. Only for a stream on a file
+    // descriptor: another Writable may keep the chunk it was given after calling back. Otherwise the stream owns the bytes until it has sent
     // them: continue in a free buffer and take this one back once written (fresh buffers each
     // time would make the GC chase external memory).
-    if (this.stream.writableLength === 0) {
+    if (this.fdBacked && this.stream.writableLength === 0) {
       kept = true;
       return;
     }
