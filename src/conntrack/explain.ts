@@ -273,7 +273,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     for (const g of gaps.fills) table.process(g, scratch, key);
     table.process(view, decision, key);
     const pureSyn = (tcp.flags & 0x17) === 0x02;
-    const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk);
+    const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk, gaps.fills.length === 0 && !decision.repeat && !decision.deleted);
     if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple: { src: tuple.src, sport: tuple.sport, dst: tuple.dst, dport: tuple.dport } });
 
     if (decision.verdict === 'INVALID') s.invalid++;

@@ -175,8 +175,10 @@ export class NatFollower {
   }
 
   /** After the table processed a packet that resolved to `r` (or to nothing, with tuple `t`, table key `key`). */
-  afterPacket(r: Resolved | null, t: Tuple, key: string, synEnd: number | null, k?: string): Binding | null {
-    const tr = this.table.byKey(key);
+  afterPacket(r: Resolved | null, t: Tuple, key: string, synEnd: number | null, k?: string, entryKept = false): Binding | null {
+    // `entryKept`: the caller knows the table neither replaced nor deleted the resolved entry
+    // (no REPEAT, no delete): it is still the binding's, no lookup needed
+    const tr = r && entryKept ? r.binding.tracker : this.table.byKey(key);
     if (r) {
       const b = r.binding;
       if (r.dir === 1) this.forgetSyn(b);
