@@ -6,8 +6,9 @@
  */
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import type { ExplainHeader } from './explain.js';
-import { endpointText, FlowTracker, hasFlag, type FlowTrace, type PacketRow } from './flows.js';
-import { paint, wrapText } from './text.js';
+import { endpointText, FlowTracker, type FlowTrace, type PacketRow } from './flows.js';
+import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
+import { paint, wrapJoined, wrapText } from './text.js';
 
 export type TimeStyle = 'relative' | 'wall' | 'epoch';
 
@@ -34,6 +35,86 @@ export function timeText(style: TimeStyle, tsSec: number, t0: number): string {
   return `+${(tsSec - t0).toFixed(6)}`;
 }
 
+/**
+ * `x.toFixed(6)` at b[at…], digit by digit when that is exact: x·10⁶ computed in doubles is within
+ * 0.002 of the exact product below 2⁴³, so away from a tie (…5 in the 7th decimal) it rounds as
+ * toFixed does. Anything else (ties, negative or large values) goes through toFixed itself.
+ */
+export function putFixed6(b: Uint8Array, at: number, x: number): number {
+  if (x >= 0 && x < 8.7e6) {
+    const scaled = x * 1e6;
+    const frac = scaled - Math.floor(scaled);
+    if (frac < 0.49 || frac > 0.51) {
+      const n = Math.round(scaled);
+      const sec = Math.floor(n / 1e6);
+      let micro = n - sec * 1e6;
+      let u = putUint(b, at, sec);
+      b[u++] = 46; // '.'
+      for (let i = 5; i >= 0; i--) {
+        const q = Math.floor(micro / 10);
+        b[u + i] = 48 + micro - q * 10;
+        micro = q;
+      }
+      return u + 6;
+    }
+  }
+  return putAscii(b, at, x.toFixed(6));
+}
+
+/** endpointText at b[at…] (addresses and ports are ASCII). */
+function putEndpoint(b: Uint8Array, at: number, e: { addr: string; port: number }): number {
+  let u = at;
+  const v6 = e.addr.includes(':');
+  if (v6) b[u++] = 91; // '['
+  u = putAscii(b, u, e.addr);
+  if (v6) b[u++] = 93; // ']'
+  b[u++] = 58; // ':'
+  return putUint(b, u, e.port);
+}
+
+const ascii = (t: string): Uint8Array => Buffer.from(t, 'latin1');
+
+/**
+ * `SRC:PORT > DST:PORT` of recent endpoint pairs, encoded once (a replay repeats each
+ * connection's two directions hundreds of times): direct-mapped by the ports, the addresses'
+ * strings compared too, overwritten on collision.
+ */
+const PAIR_SLOTS = 16384;
+const pairSrc: string[] = new Array<string>(PAIR_SLOTS).fill('');
+const pairDst: string[] = new Array<string>(PAIR_SLOTS).fill('');
+const pairPorts = new Int32Array(PAIR_SLOTS).fill(-1);
+const pairPiece: Uint8Array[] = new Array<Uint8Array>(PAIR_SLOTS).fill(new Uint8Array(0));
+const pairBuf = new Uint8Array(128);
+
+function putEndpoints(b: Uint8Array, at: number, src: { addr: string; port: number }, dst: { addr: string; port: number }): number {
+  const ports = (src.port << 16) | dst.port;
+  const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (PAIR_SLOTS - 1);
+  if (pairPorts[i] !== ports || pairSrc[i] !== src.addr || pairDst[i] !== dst.addr) {
+    let u = putEndpoint(pairBuf, 0, src);
+    pairBuf[u++] = 32;
+    pairBuf[u++] = 62; // '>'
+    pairBuf[u++] = 32;
+    u = putEndpoint(pairBuf, u, dst);
+    pairPorts[i] = ports;
+    pairSrc[i] = src.addr;
+    pairDst[i] = dst.addr;
+    pairPiece[i] = pairBuf.slice(0, u);
+  }
+  return putBytes(b, at, pairPiece[i]!);
+}
+const P_SEQ = ascii('] seq ');
+const P_ACK = ascii(' ack ');
+const P_LEN = ascii(' len ');
+const NEWLINE = ascii('\n');
+/** Most a packet's head can take: two bracketed IPv6 endpoints, the flags, five numbers, a time. */
+const HEAD_ROOM = 400;
+
+/**
+ * `\n    original NONE → SYN_SENT`: the meaning line of a plain accepted packet (no note, no NAT),
+ * by direction and states, encoded once; null where it would not fit a line as it is.
+ */
+const plainMeanings = new Map<string, Map<string, Map<string, Uint8Array | null>>>();
+
 /** The first line of a packet: where it goes, its flags, relative seq/ack, length. */
 export function packetHead(r: PacketRow, time: string): string {
   const ack = r.relAck === null ? '' : ` ack ${r.relAck}`;
@@ -43,26 +124,44 @@ export function packetHead(r: PacketRow, time: string): string {
   return where.length + 1 + what.length <= WIDTH ? `${where} ${what}` : `${where}\n    ${what}`;
 }
 
-const stateText = (r: PacketRow) => (r.stateBefore === r.stateAfter ? r.stateAfter : `${r.stateBefore} → ${r.stateAfter}`);
+/** "A → B" for each state change (a few dozen), built once. */
+const changes = new Map<string, string>();
+function stateText(r: PacketRow): string {
+  if (r.stateBefore === r.stateAfter) return r.stateAfter;
+  const k = r.stateBefore + '>' + r.stateAfter;
+  let t = changes.get(k);
+  if (t === undefined) changes.set(k, (t = `${r.stateBefore} → ${r.stateAfter}`));
+  return t;
+}
 
 /** What the packet is and what follows, in words (no colour): the lines after the head. */
 export function packetMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client' | 'nat'>): string[] {
-  const quoted = (s: string | null) => (s ? ` "${s}"${r.logged ? '' : ' (not logged on this kernel)'}` : '');
+  const consequence = invalidConsequence(r);
+  return consequence === null ? [meaningLine(r, flow)] : [meaningLine(r, flow), consequence];
+}
+
+/** The first line of packetMeaning. */
+function meaningLine(r: PacketRow, flow: Pick<FlowTrace, 'client' | 'nat'>): string {
   const extra = r.secondaryReason ? `; also "${r.secondaryReason}"` : r.note ? `; ${r.note}` : '';
-  if (r.fromNatHost && hasFlag(r.flags, 'RST')) {
+  if (r.fromNatHost && r.tcpFlags & RST) {
     const cause = r.answers !== null ? `packet #${r.answers}` : 'a reply';
-    return [
-      `${paint('RESET', 'red')} sent by the NAT host itself: ${cause} was INVALID, so not de-NATed; it reached the host's own TCP, which has no such connection and resets ${endpointText(flow.client)}'s connection at the server (conntrack: "invalid new", a RST with no entry)`,
-    ];
+    return `${paint('RESET', 'red')} sent by the NAT host itself: ${cause} was INVALID, so not de-NATed; it reached the host's own TCP, which has no such connection and resets ${endpointText(flow.client)}'s connection at the server (conntrack: "invalid new", a RST with no entry)`;
   }
   const where = r.natted ? ` (to ${endpointText(flow.client)} through NAT)` : r.fromNatHost ? ' (from the NAT host itself)' : '';
-  if (r.verdict === 'ACCEPT') return [`${r.dir}${where} ${stateText(r)}${extra}`];
-  if (r.verdict === 'IGNORE') return [`${r.dir}${where} ${stateText(r)} ${paint('IGNORE', 'yellow')}${quoted(r.reason)}${extra} (passes; state not updated)`];
-  const consequence = r.natted
+  if (r.verdict === 'ACCEPT') return extra || where ? `${r.dir}${where} ${stateText(r)}${extra}` : r.dir + ' ' + stateText(r);
+  const quoted = r.reason ? ` "${r.reason}"${r.logged ? '' : ' (not logged on this kernel)'}` : '';
+  if (r.verdict === 'IGNORE') return `${r.dir}${where} ${stateText(r)} ${paint('IGNORE', 'yellow')}${quoted}${extra} (passes; state not updated)`;
+  return `${r.dir}${where} ${stateText(r)} ${paint('INVALID', 'red')}${quoted}${extra}`;
+}
+
+/** The second line of an INVALID packet's meaning: where it goes (null for any other packet). */
+function invalidConsequence(r: PacketRow): string | null {
+  if (r.verdict !== 'INVALID' || (r.fromNatHost && r.tcpFlags & RST)) return null;
+  return r.natted
     ? 'not de-NATed: the NAT host takes it for itself and its TCP answers with RST (unless a ctstate INVALID DROP rule drops it)'
     : r.consequence.replace(/^INVALID: /, '');
-  return [`${r.dir}${where} ${stateText(r)} ${paint('INVALID', 'red')}${quoted(r.reason)}${extra}`, consequence];
 }
+const RST = 4;
 
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow): PacketRow {
@@ -83,10 +182,69 @@ export class ExplainText {
 
   constructor(private readonly o: ExplainTextOptions) {}
 
-  private render(r: PacketRow, flow: FlowTrace): string {
-    const lines = [packetHead(r, timeText(this.o.time, r.tsSec, this.t0!))];
-    for (const m of packetMeaning(r, flow)) lines.push(...wrapText(m, WIDTH, '    '));
-    return lines.join('\n');
+  /**
+   * A packet's lines (its head, its meaning wrapped under it) written into `into`, no newline
+   * after: packetHead and packetMeaning as bytes, numbers digit by digit, a plain accepted
+   * packet's meaning as one encoded piece; only what carries prose is built as a string.
+   */
+  private renderInto(r: PacketRow, flow: FlowTrace, into: LineBytes): void {
+    const b = into.room(HEAD_ROOM);
+    const start = into.used;
+    let u = start;
+    b[u++] = 35; // '#'
+    u = putUint(b, u, r.index);
+    b[u++] = 32;
+    const style = this.o.time;
+    if (style === 'relative') {
+      b[u++] = 43; // '+'
+      u = putFixed6(b, u, r.tsSec - this.t0!);
+    } else u = putAscii(b, u, timeText(style, r.tsSec, this.t0!));
+    b[u++] = 32;
+    u = putEndpoints(b, u, r.src, r.dst);
+    // the segment after one separator; a head past 80 columns puts it on its own line
+    const what = u + 1;
+    let w = what;
+    b[w++] = 91; // '['
+    w = putAscii(b, w, r.flags);
+    w = putBytes(b, w, P_SEQ);
+    w = putUint(b, w, r.relSeq);
+    if (r.relAck !== null) {
+      w = putBytes(b, w, P_ACK);
+      w = putUint(b, w, r.relAck);
+    }
+    w = putBytes(b, w, P_LEN);
+    w = putUint(b, w, r.len);
+    if (u - start + 1 + (w - what) <= WIDTH) {
+      b[u] = 32;
+      into.used = w;
+    } else {
+      b.copyWithin(what + 4, what, w);
+      b[u] = 10;
+      b[u + 1] = b[u + 2] = b[u + 3] = b[u + 4] = 32;
+      into.used = w + 4;
+    }
+    const plain = this.plainMeaning(r);
+    if (plain !== null) into.bytes(plain);
+    else into.text('\n' + wrapJoined(meaningLine(r, flow), WIDTH, '    '));
+    const consequence = invalidConsequence(r);
+    if (consequence !== null) into.text('\n' + wrapJoined(consequence, WIDTH, '    '));
+  }
+
+  /** The encoded meaning line of a plain accepted packet, or null (see plainMeanings). */
+  private plainMeaning(r: PacketRow): Uint8Array | null {
+    if (r.verdict !== 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
+    let byBefore = plainMeanings.get(r.dir);
+    if (!byBefore) plainMeanings.set(r.dir, (byBefore = new Map()));
+    let byAfter = byBefore.get(r.stateBefore);
+    if (!byAfter) byBefore.set(r.stateBefore, (byAfter = new Map()));
+    let piece = byAfter.get(r.stateAfter);
+    if (piece === undefined) {
+      const line = `${r.dir} ${stateText(r)}`;
+      const wrapped = wrapJoined(line, WIDTH, '    ');
+      piece = wrapped === '    ' + line ? Buffer.from('\n' + wrapped) : null;
+      byAfter.set(r.stateAfter, piece);
+    }
+    return piece;
   }
 
   /** The first lines: what is replayed, under which kernel's rules. */
@@ -103,10 +261,15 @@ export class ExplainText {
     return wrapText(`${time}; seq/ack relative to each side's first; ${which}`, WIDTH).join('\n');
   }
 
-  packet(p: ExplainedPacket): string[] {
+  /**
+   * Write the lines to print for this packet now into `into` (maybe a held-back handshake first),
+   * without a newline after the last; false when there is nothing to print.
+   */
+  packetInto(p: ExplainedPacket, into: LineBytes): boolean {
     this.t0 ??= p.tsSec;
     this.seen++;
-    const { row, flow } = this.tracker.add(p);
+    const row = this.tracker.add(p);
+    const flow = this.tracker.flow!;
     const o = this.o;
     let show: boolean;
     if (o.only === 'invalid') show = row.verdict === 'INVALID';
@@ -118,20 +281,28 @@ export class ExplainText {
         if (h.length < HANDSHAKE_KEPT) h.push(copyRow(row));
         this.held.set(flow, h);
       }
-      return [];
+      return false;
     }
-    const out: string[] = [];
     const h = this.held.get(flow);
     if (h) {
-      for (const x of h) out.push(this.render(x, flow));
+      for (const x of h) {
+        this.renderInto(x, flow, into);
+        into.bytes(NEWLINE);
+      }
       this.shown += h.length;
       this.held.delete(flow);
     }
-    this.shownFlows.add(flow);
-    out.push(this.render(row, flow));
-    if (p.captureMissed) out.push(...wrapText(`the capture missed ${p.captureMissed} bytes this packet acknowledges (not captured, but the kernel saw them: modelled as sent)`, WIDTH, '    '));
+    if (!o.verbose && !o.only) this.shownFlows.add(flow);
+    this.renderInto(row, flow, into);
+    if (p.captureMissed) into.text('\n' + wrapJoined(`the capture missed ${p.captureMissed} bytes this packet acknowledges (not captured, but the kernel saw them: modelled as sent)`, WIDTH, '    '));
     this.shown++;
-    return out;
+    return true;
+  }
+
+  /** packetInto as a string (one block per packet shown, joined by newlines), or null. */
+  packet(p: ExplainedPacket): string | null {
+    const c = new CollectedText();
+    return this.packetInto(p, c) ? c.toString() : null;
   }
 
   summary(s: ExplainSummary): string {
@@ -160,5 +331,29 @@ export class ExplainText {
     if (s.invalid)
       out.push(...wrapText('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).', WIDTH));
     return out.join('\n');
+  }
+}
+
+/** A LineBytes that keeps what is written, for packet(): a growing buffer. */
+class CollectedText implements LineBytes {
+  private buf = Buffer.alloc(1024);
+  used = 0;
+  room(n: number): Uint8Array {
+    if (this.used + n > this.buf.length) {
+      const bigger = Buffer.alloc(2 * (this.used + n));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    return this.buf;
+  }
+  text(s: string): void {
+    this.room(3 * s.length);
+    this.used += this.buf.write(s, this.used, 'utf8');
+  }
+  bytes(b: Uint8Array): void {
+    this.used = putBytes(this.room(b.length), this.used, b);
+  }
+  toString(): string {
+    return this.buf.toString('utf8', 0, this.used);
   }
 }

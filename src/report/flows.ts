@@ -17,6 +17,8 @@ export interface PacketRow {
   src: Endpoint;
   dst: Endpoint;
   flags: string;
+  /** The TCP flag byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16). */
+  tcpFlags: number;
   seq: number;
   ack: number;
   len: number;
@@ -117,64 +119,68 @@ export class FlowTracker {
     private readonly maxFlows = Infinity,
   ) {}
 
+  /** The flow of the packet `add` was last given. */
+  flow: FlowTrace | null = null;
+
   /**
-   * Add a packet. The row returned is a new one when the flow keeps it; otherwise it is a scratch
-   * row, valid until the next call (copy it, src and dst included, to keep it).
+   * Add a packet; its flow is `this.flow` after. The row returned is a new one when the flow keeps
+   * it; otherwise it is a scratch row, valid until the next call (copy it, src and dst included,
+   * to keep it). Nothing is allocated for a packet of a known connection that is not kept.
    */
-  add(p: ExplainedPacket): { row: PacketRow; flow: FlowTrace } {
+  add(p: ExplainedPacket): PacketRow {
     const d = p.decision;
-    let client: Endpoint;
-    let server: Endpoint;
-    let nat: Endpoint | null = null;
+    const bits = p.tcpFlags;
     let fromNatHost = false;
-    const aliased = this.natAlias.size ? this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`) : undefined;
     // Through NAT: the client is the entry's original source, the server whoever answers (the
     // backend behind DNAT, the proxy behind REDIRECT), the NAT host the SNAT address if any.
     const e = p.entry;
-    const snat = e && (e.reply.dst !== e.orig.src || e.reply.dport !== e.orig.sport) ? { addr: e.reply.dst, port: e.reply.dport } : null;
-    const toNatHost = snat !== null && d.dir === 'reply' && p.dst === snat.addr && p.dstPort === snat.port;
-    if (e) {
-      client = { addr: e.orig.src, port: e.orig.sport };
-      server = { addr: e.reply.src, port: e.reply.sport };
-      nat = snat;
-    } else if (aliased !== undefined) {
-      const t = this.flows.get(aliased)!.trace;
-      client = t.client;
-      server = t.server;
-      fromNatHost = true;
-    } else if (d.dir === 'original') {
-      client = { addr: p.src, port: p.srcPort };
-      server = { addr: p.dst, port: p.dstPort };
-    } else {
-      client = { addr: p.dst, port: p.dstPort };
-      server = { addr: p.src, port: p.srcPort };
-    }
+    const snatted = e !== null && (e.reply.dst !== e.orig.src || e.reply.dport !== e.orig.sport);
+    const toNatHost = snatted && d.dir === 'reply' && p.dst === e.reply.dst && p.dstPort === e.reply.dport;
+    // the NAT host's own packets have no entry: they join the connection whose NAT address they carry
+    const aliased = e === null && this.natAlias.size ? this.natAlias.get(`${epKey(p.src, p.srcPort)}>${epKey(p.dst, p.dstPort)}`) : undefined;
+    if (aliased !== undefined) fromNatHost = true;
     // one connection = one conntrack entry (explain's key), even before its NAT mapping was learned
-    const key = fromNatHost ? aliased! : (p.entryKey ?? `${epKey(client.addr, client.port)}>${epKey(server.addr, server.port)}`);
+    const key = fromNatHost ? aliased! : p.entryKey;
     let f = this.flows.get(key);
-    if (f && e && (f.trace.client.addr !== client.addr || f.trace.client.port !== client.port || f.trace.server.addr !== server.addr || f.trace.server.port !== server.port)) {
+    if (f && e && (f.trace.client.addr !== e.orig.src || f.trace.client.port !== e.orig.sport || f.trace.server.addr !== e.reply.src || f.trace.server.port !== e.reply.sport)) {
       // NAT learned after the connection's first packets: name its peers as the entry does
-      f.trace.client = client;
-      f.trace.server = server;
-      f.trace.id = `${endpointText(client)} → ${endpointText(server)}`;
+      f.trace.client = { addr: e.orig.src, port: e.orig.sport };
+      f.trace.server = { addr: e.reply.src, port: e.reply.sport };
+      f.trace.id = `${endpointText(f.trace.client)} → ${endpointText(f.trace.server)}`;
     }
     if (!f) {
+      let client: Endpoint;
+      let server: Endpoint;
+      if (e) {
+        client = { addr: e.orig.src, port: e.orig.sport };
+        server = { addr: e.reply.src, port: e.reply.sport };
+      } else if (d.dir === 'original') {
+        client = { addr: p.src, port: p.srcPort };
+        server = { addr: p.dst, port: p.dstPort };
+      } else {
+        client = { addr: p.dst, port: p.dstPort };
+        server = { addr: p.src, port: p.srcPort };
+      }
       const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
       f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.order.length < this.maxFlows };
       this.flows.set(key, f);
       this.order.push(trace);
     }
     const t = f.trace;
-    if (nat && !t.nat) {
-      t.nat = nat;
-      this.natAlias.set(`${epKey(nat.addr, nat.port)}>${epKey(server.addr, server.port)}`, key);
+    this.flow = t;
+    if (snatted && !t.nat) {
+      t.nat = { addr: e.reply.dst, port: e.reply.dport };
+      this.natAlias.set(`${epKey(t.nat.addr, t.nat.port)}>${epKey(t.server.addr, t.server.port)}`, key);
     }
-    const fromClient = fromNatHost || (p.src === client.addr && p.srcPort === client.port);
+    // the client as this packet names it: the entry's, else by the packet's direction
+    const fromClient =
+      fromNatHost ||
+      (e !== null ? p.src === e.orig.src && p.srcPort === e.orig.sport : d.dir === 'original' ? true : p.src === p.dst && p.srcPort === p.dstPort);
     if (fromClient) f.isnClient ??= p.seq;
     else f.isnServer ??= p.seq;
     const own = fromClient ? f.isnClient! : f.isnServer!;
     const other = fromClient ? f.isnServer : f.isnClient;
-    const ackFlag = hasFlag(p.flags, 'ACK');
+    const ackFlag = (bits & FLAG_BIT.ACK) !== 0;
     const keep = f.kept && t.rows.length < this.maxRows;
     const row: PacketRow = keep ? ({ src: { addr: p.src, port: p.srcPort }, dst: { addr: p.dst, port: p.dstPort } } as PacketRow) : this.scratch;
     if (!keep) {
@@ -202,11 +208,12 @@ export class FlowTracker {
     row.consequence = p.consequence;
     row.fromNatHost = fromNatHost;
     row.answers = fromNatHost ? f.lastInvalidToNat : null;
-    row.handshake = hasFlag(p.flags, 'SYN') || (d.dir === 'original' && d.stateBefore === 'SYN_RECV');
-    row.matters = d.verdict !== 'ACCEPT' || hasFlag(p.flags, 'RST') || hasFlag(p.flags, 'FIN');
+    row.tcpFlags = bits;
+    row.handshake = (bits & FLAG_BIT.SYN) !== 0 || (d.dir === 'original' && d.stateBefore === 'SYN_RECV');
+    row.matters = d.verdict !== 'ACCEPT' || (bits & (FLAG_BIT.RST | FLAG_BIT.FIN)) !== 0;
     if (row.natted && row.verdict === 'INVALID') f.lastInvalidToNat = p.index;
     t.counts.packets++;
-    if (fromNatHost && hasFlag(p.flags, 'RST')) t.counts.hostResets++;
+    if (fromNatHost && bits & FLAG_BIT.RST) t.counts.hostResets++;
     if (d.verdict === 'INVALID') {
       t.counts.invalid++;
       if (!fromNatHost) t.firstInvalid ??= { index: p.index, reason: d.reason };
@@ -217,6 +224,6 @@ export class FlowTracker {
     if (!fromNatHost) t.finalState = d.stateAfter;
     if (keep) t.rows.push(row);
     else t.omitted++;
-    return { row, flow: t };
+    return row;
   }
 }

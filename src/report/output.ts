@@ -170,12 +170,17 @@ export class Output implements LineBytes {
     if (this.format === 'json' && into)
       return (e) => {
         into(e, this);
-        if (this.used >= BATCH_BYTES) this.write();
-        this.buf[this.used++] = 10;
-        this.tick();
+        this.endLine();
       };
     const f = this.format === 'json' ? renderer.json : renderer.text;
     return (e) => this.line(f(e));
+  }
+
+  /** End a line written in parts (text, bytes, room): its newline, and the batch goes out this tick. */
+  endLine(): void {
+    if (this.used >= BATCH_BYTES) this.write();
+    this.buf[this.used++] = 10;
+    this.tick();
   }
 
   /** Part of a line (jsonInto): encoded into the batch. */
