@@ -42,7 +42,7 @@ describe('captures from the field', () => {
   it('NFLOG (tcpdump -i nflog:N): IPv4 and IPv6 flows read from the payload TLV', async () => {
     const { summary } = await explain(f['nflog.pcap']!);
     expect(summary).toMatchObject({ packets: 16, tcp: 16, skipped: 0, invalid: 0 });
-    expect(summary.flows.map((x) => x.flow)).toEqual(['192.0.2.2:40000 → 198.51.100.2:9000', '[2001:db8:1::2]:40000 → [2001:db8:2::2]:9000']);
+    expect(summary.flows.toArray().map((x) => x.flow)).toEqual(['192.0.2.2:40000 → 198.51.100.2:9000', '[2001:db8:1::2]:40000 → [2001:db8:2::2]:9000']);
   });
 
   it('records longer than the snaplen are cut and the file read on (the model uses the IP length)', async () => {
@@ -55,7 +55,7 @@ describe('captures from the field', () => {
     const { summary, packets } = await explain(f['capture-loss.pcap']!);
     expect(summary.invalid).toBe(0);
     expect(summary.captureMissed).toBe(captureLoss().missed);
-    expect(summary.flows[0]!.captureMissed).toBe(10_000);
+    expect(summary.flows.at(0)!.captureMissed).toBe(10_000);
     expect(packets.filter((p) => p.captureMissed > 0).map((p) => p.captureMissed)).toEqual([6000, 1000, 1000, 1000, 1000]);
     const text = ctp(['explain', f['capture-loss.pcap']!, '--kernel', '6.18']);
     expect(text.status, text.stderr).toBe(0);

@@ -64,7 +64,7 @@ describe('explain', () => {
     // every server packet (SYN/ACK, 3 data segments, FIN) went to the NAT address and was matched
     expect(packets.filter((p) => p.natMatchedTo).length).toBe(2 + base.segments);
     expect(summary.flows).toHaveLength(1);
-    expect(summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake' });
+    expect(summary.flows.at(0)).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake' });
   });
 
   it('counts a packet seen on several interfaces once when asked to', async () => {
@@ -103,11 +103,11 @@ describe('explain', () => {
     ).flat();
     const { summary } = await run(pcap('expire', [...nat, ...later]), '6.18');
     expect(summary.flows).toHaveLength(3001);
-    expect(summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake', packets: nat.length });
+    expect(summary.flows.at(0)).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', natLearnedFrom: 'handshake', packets: nat.length });
     const last = summary.flows.at(-1)!;
     expect(last).toMatchObject({ flow: '192.0.2.209:22999 → 198.51.100.2:9000', reply: null, invalid: 0, finalState: 'TIME_WAIT' });
     expect(last.packets).toBe(later.length / 3000);
-    expect(summary.flows.reduce((n, f) => n + f.packets, 0)).toBe(summary.tcp);
+    expect(summary.flows.toArray().reduce((n, f) => n + f.packets, 0)).toBe(summary.tcp);
   });
 
   it('the CLI gives one clear line and exit 2 for a malformed or missing file, exit 1 for INVALID', () => {

@@ -12,8 +12,8 @@ import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
-import { FlowLedger, type FlowSummary } from './flow-ledger.js';
-export type { FlowSummary } from './flow-ledger.js';
+import { FlowLedger, FlowList, type FlowSummary } from './flow-ledger.js';
+export { FlowList, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import { flowKeyOf, NatFollower, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
@@ -73,7 +73,8 @@ export interface ExplainSummary {
   accept: number;
   ignore: number;
   invalid: number;
-  flows: FlowSummary[];
+  /** Per flow, in capture order: iterate it (summaries are built as they are read). */
+  flows: FlowList;
   /** Bytes the capture missed, all flows. */
   captureMissed: number;
   /** Segments whose IP length said 0 (TSO / BIG TCP on the sending host): sized by the frame. */
@@ -171,7 +172,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const decision = createDecision();
   const opts: TcpOptions = {};
   const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '', captureMissed: 0 };
-  const s: ExplainSummary = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: [], captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null };
+  const s: Omit<ExplainSummary, 'flows'> & { flows: FlowList | null } = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: null, captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null };
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
   const scratch = createDecision();
@@ -309,9 +310,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   };
   // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
   await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
-  s.flows = flows.summaries();
   s.captureMissed = gaps.missed;
   s.cutToSnaplen = stats.cutToSnaplen;
   s.compression = stats.compression;
-  return s;
+  return { ...s, flows: flows.list() };
 }

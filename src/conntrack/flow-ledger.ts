@@ -96,26 +96,31 @@ export class FlowLedger {
     for (const [f, b] of this.bound) if (b.tracker.dead || b.tracker.isExpired(now)) this.settle(f, b);
   }
 
-  /** Every flow's summary, in the order the capture showed them. */
-  summaries(): FlowSummary[] {
+  /**
+   * Every flow's summary, in the order the capture showed them, read one at a time (a list of a
+   * million flows is never held as a million objects). Ends the ledger: bindings still held are
+   * settled first.
+   */
+  list(): FlowList {
     for (const [f, b] of this.bound) this.settle(f, b);
-    const out: FlowSummary[] = [];
-    for (let f = 0; f < this.n; f++) {
-      const nat = this.nat.get(f);
-      out.push({
-        flow: nat?.flow ?? tupleText({ src: this.src[f]!, sport: this.sport[f]!, dst: this.dst[f]!, dport: this.dport[f]! }),
-        reply: nat?.reply ?? null,
-        natLearnedFrom: nat?.learnedFrom ?? null,
-        packets: this.packets[f]!,
-        accept: this.accept[f]!,
-        ignore: this.ignore[f]!,
-        invalid: this.invalid[f]!,
-        firstInvalid: this.firstInvalid.get(f) ?? null,
-        finalState: this.finalState[f]!,
-        captureMissed: this.missed[f]!,
-      });
-    }
-    return out;
+    return new FlowList(this);
+  }
+
+  /** Flow f's summary (a new object). */
+  summaryOf(f: number): FlowSummary {
+    const nat = this.nat.get(f);
+    return {
+      flow: nat?.flow ?? tupleText({ src: this.src[f]!, sport: this.sport[f]!, dst: this.dst[f]!, dport: this.dport[f]! }),
+      reply: nat?.reply ?? null,
+      natLearnedFrom: nat?.learnedFrom ?? null,
+      packets: this.packets[f]!,
+      accept: this.accept[f]!,
+      ignore: this.ignore[f]!,
+      invalid: this.invalid[f]!,
+      firstInvalid: this.firstInvalid.get(f) ?? null,
+      finalState: this.finalState[f]!,
+      captureMissed: this.missed[f]!,
+    };
   }
 
   private settle(f: number, b: Binding): void {
@@ -137,5 +142,30 @@ export class FlowLedger {
     this.missed = up(this.missed, (n) => new Float64Array(n));
     this.sport = up(this.sport, (n) => new Uint16Array(n));
     this.dport = up(this.dport, (n) => new Uint16Array(n));
+  }
+}
+
+/** A replay's flows, in capture order: counted, iterated or read by position, built as read. */
+export class FlowList implements Iterable<FlowSummary> {
+  constructor(private readonly ledger: FlowLedger) {}
+
+  get length(): number {
+    return this.ledger.size;
+  }
+
+  /** The flow at position i (negative: from the end), or undefined. */
+  at(i: number): FlowSummary | undefined {
+    const n = this.ledger.size;
+    const f = i < 0 ? n + i : i;
+    return f >= 0 && f < n ? this.ledger.summaryOf(f) : undefined;
+  }
+
+  *[Symbol.iterator](): Iterator<FlowSummary> {
+    for (let f = 0; f < this.ledger.size; f++) yield this.ledger.summaryOf(f);
+  }
+
+  /** Every flow as an array (for a few; a long list is better iterated). */
+  toArray(): FlowSummary[] {
+    return [...this];
   }
 }

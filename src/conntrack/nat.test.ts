@@ -52,7 +52,7 @@ function expectOneCleanFlow(r: Awaited<ReturnType<typeof explain>>, flow: string
   expect(r.packets.every((p) => p.verdict === 'ACCEPT')).toBe(true);
   expect(r.packets.at(-1)!.state).toBe('TIME_WAIT');
   expect(r.summary.flows).toHaveLength(1);
-  expect(r.summary.flows[0]).toMatchObject({ flow, reply, natLearnedFrom: how, packets: SEGMENTS, finalState: 'TIME_WAIT' });
+  expect(r.summary.flows.at(0)).toMatchObject({ flow, reply, natLearnedFrom: how, packets: SEGMENTS, finalState: 'TIME_WAIT' });
 }
 
 describe('explain follows NAT as conntrack does', () => {
@@ -112,7 +112,7 @@ describe('explain follows NAT as conntrack does', () => {
     expect(r.summary.tcp).toBe(SEGMENTS + 1); // the retransmitted SYN is a packet of its own
     expect(r.summary.duplicates).toBe(SEGMENTS * 2 + 2);
     expect(r.summary.flows).toHaveLength(1);
-    expect(r.summary.flows[0]).toMatchObject({ flow: '[2001:db8::2]:40000 → [2001:db8:1::10]:80', reply: '[2001:db8:2::20]:8080 → [2001:db8::2]:40000', finalState: 'TIME_WAIT' });
+    expect(r.summary.flows.at(0)).toMatchObject({ flow: '[2001:db8::2]:40000 → [2001:db8:1::10]:80', reply: '[2001:db8:2::20]:8080 → [2001:db8::2]:40000', finalState: 'TIME_WAIT' });
   });
 
   it('IPv6 DNAT: copies recognised without an IP ID', async () => {
@@ -151,7 +151,7 @@ describe('explain follows NAT as conntrack does', () => {
       const r = await explain(path, kernel);
       expect(r.packets.at(-1), kernel).toMatchObject({ flags: 'RST', verdict: 'INVALID', reason: 'invalid new', logged, nat: null });
       expect(r.summary.flows).toHaveLength(2);
-      expect(r.summary.flows[0]!.finalState).toBe('ESTABLISHED');
+      expect(r.summary.flows.at(0)!.finalState).toBe('ESTABLISHED');
     }
   });
 
@@ -255,7 +255,7 @@ describe('explain follows NAT as conntrack does', () => {
           ['INVALID', 'ACK is over upper bound 2233498243 (ACKed data not seen yet)'],
           ['INVALID', hostLogged ? 'invalid new' : null],
         ]);
-        expect(r.summary.flows[0]).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', finalState: 'ESTABLISHED' });
+        expect(r.summary.flows.at(0)).toMatchObject({ flow: '192.0.2.2:40000 → 198.51.100.2:9000', reply: '198.51.100.2:9000 → 198.51.100.1:40000', finalState: 'ESTABLISHED' });
       }
     });
 

@@ -305,32 +305,40 @@ export class ExplainText {
     return this.packetInto(p, c) ? c.toString() : null;
   }
 
+  /** The closing block as one string (see summaryLines). */
   summary(s: ExplainSummary): string {
-    const out: string[] = [];
+    return [...this.summaryLines(s)].join('\n');
+  }
+
+  /**
+   * The closing block, a connection at a time (a replay of a million connections is written as
+   * it is read, never held as one text): what was not shown, each connection, the totals.
+   */
+  *summaryLines(s: ExplainSummary): Generator<string> {
     const hidden = this.seen - this.shown;
     if (hidden > 0 && !this.o.verbose)
-      out.push(...wrapText(`(${hidden} of ${this.seen} packets not shown: ${this.o.only ? `not ${this.o.only === 'invalid' ? 'INVALID' : 'IGNORE or INVALID'}` : 'accepted without FIN or RST'}; -v shows every packet)`, WIDTH));
+      yield wrapJoined(`(${hidden} of ${this.seen} packets not shown: ${this.o.only ? `not ${this.o.only === 'invalid' ? 'INVALID' : 'IGNORE or INVALID'}` : 'accepted without FIN or RST'}; -v shows every packet)`, WIDTH);
     const flows = this.tracker.order;
-    out.push('', `connections (${flows.length}):`);
+    yield `\nconnections (${flows.length}):`;
     for (const f of flows) {
       const c = f.counts;
-      out.push(`  ${f.id}${f.nat ? ` via NAT ${endpointText(f.nat)}` : ''}`);
+      let block = `  ${f.id}${f.nat ? ` via NAT ${endpointText(f.nat)}` : ''}`;
       const parts = [`${c.packets} packet${c.packets === 1 ? '' : 's'}: ${c.accept} accept, ${c.ignore} ignore, ${c.invalid ? paint(`${c.invalid} INVALID`, 'red') : '0 INVALID'}`];
       if (c.hostResets) parts.push(paint(`reset by the NAT host (${c.hostResets} RST)`, 'red'));
       parts.push(`final state ${f.finalState}`);
-      out.push(...wrapText(parts.join('; '), WIDTH, '      '));
+      block += '\n' + wrapJoined(parts.join('; '), WIDTH, '      ');
       const first = f.firstInvalid;
-      if (first) out.push(...wrapText(`first INVALID #${first.index}: "${first.reason ?? ''}"`, WIDTH, '      '));
+      if (first) block += '\n' + wrapJoined(`first INVALID #${first.index}: "${first.reason ?? ''}"`, WIDTH, '      ');
+      yield block;
     }
-    out.push(...wrapText(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`, WIDTH));
+    yield wrapJoined(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`, WIDTH);
     // what the capture lost or reshaped, so no verdict is read as the kernel's that is not
-    for (const f of s.flows) if (f.captureMissed) out.push(...wrapText(`${f.flow}: the capture missed ${f.captureMissed} bytes`, WIDTH, '  '));
-    if (s.captureMissed) out.push(...wrapText(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`, WIDTH));
-    if (s.lengthFromFrame) out.push(...wrapText(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`, WIDTH));
-    if (s.cutToSnaplen) out.push(...wrapText(`${s.cutToSnaplen} records longer than the snaplen were cut to it`, WIDTH));
+    if (s.captureMissed) for (const f of s.flows) if (f.captureMissed) yield wrapJoined(`${f.flow}: the capture missed ${f.captureMissed} bytes`, WIDTH, '  ');
+    if (s.captureMissed) yield wrapJoined(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`, WIDTH);
+    if (s.lengthFromFrame) yield wrapJoined(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`, WIDTH);
+    if (s.cutToSnaplen) yield wrapJoined(`${s.cutToSnaplen} records longer than the snaplen were cut to it`, WIDTH);
     if (s.invalid)
-      out.push(...wrapText('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).', WIDTH));
-    return out.join('\n');
+      yield wrapJoined('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).', WIDTH);
   }
 }
 

@@ -215,7 +215,8 @@ function flowText(f: FlowSummary): string {
 /** The end of the stream: per-flow lines and the total (a "document" of JSON lines in json mode). */
 export const explainSummary: Renderer<ExplainSummary & { kernel: string; profile: string }> = {
   text(s) {
-    const out = ['', `flows (${s.flows.length}):`, ...s.flows.map(flowText)];
+    const out = ['', `flows (${s.flows.length}):`];
+    for (const f of s.flows) out.push(flowText(f));
     out.push(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`);
     if (s.captureMissed) out.push(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`);
     if (s.lengthFromFrame) out.push(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`);
@@ -230,8 +231,9 @@ export const explainSummary: Renderer<ExplainSummary & { kernel: string; profile
 };
 
 /**
- * The summary in JSON-lines mode: one `flow` line per flow, then the `summary` line. A generator:
- * a capture of a million flows is written line by line, never held as a million strings.
+ * The summary in JSON-lines mode: one `flow` line per flow, then the `summary` line. A generator
+ * over a generator: a capture of a million flows is written line by line, never held as a million
+ * summaries or strings.
  */
 export function* explainSummaryLines(s: ExplainSummary & { kernel: string; profile: string }): Generator<string> {
   for (const f of s.flows) yield jsonLine('flow', f);

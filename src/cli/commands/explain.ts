@@ -143,13 +143,12 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     });
     headOnce();
     const s = { ...summary, kernel, profile: profile.id };
-    if (json)
-      for (const l of explainSummaryLines(s)) {
-        out.line(l);
-        const drained = out.ready(); // a slow reader paces the flow lines too
-        if (drained) await drained;
-      }
-    else out.line(text!.summary(summary));
+    // flow by flow; a slow reader paces these lines too
+    for (const l of json ? explainSummaryLines(s) : text!.summaryLines(summary)) {
+      out.line(l);
+      const drained = out.ready();
+      if (drained) await drained;
+    }
     if (draw && drawing)
       draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
