@@ -12,7 +12,7 @@ import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
-import { FlowLedger, FlowList, type FlowSummary } from './flow-ledger.js';
+import { FlowLedger, FlowList } from './flow-ledger.js';
 export { FlowList, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
