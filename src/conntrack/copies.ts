@@ -58,7 +58,9 @@ export class PacketCopies<T> {
   remember(identity: string, position: number, ts: number, first: T): void {
     this.seen.set(identity, { ts, positions: position < 0 ? [] : [position], first });
     if (ts - this.lastPrune > POSITION_HORIZON_S) {
-      for (const [k, e] of this.seen) if (ts - e.ts > POSITION_HORIZON_S) this.seen.delete(k);
+      this.seen.forEach((e, k) => {
+        if (ts - e.ts > POSITION_HORIZON_S) this.seen.delete(k);
+      });
       this.lastPrune = ts;
     }
   }

@@ -33,6 +33,12 @@ export interface ExplainOptions {
   onPacket?: (p: ExplainedPacket) => void;
   /** Only packets with these verdicts reach onPacket (decided before the packet is described). */
   verdicts?: ReadonlySet<Verdict> | null;
+  /**
+   * Called when entries gone from the model's table (expired, deleted) have been swept, with what
+   * says whether a table key is still live: a renderer that keeps per-connection state lets go of
+   * the gone ones, so it too holds what the kernel would.
+   */
+  onSweep?: (live: (key: string) => boolean) => void;
   /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
   pause?: () => Promise<void> | null;
 }
@@ -244,6 +250,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       nat.sweep(rec.tsSec);
       flows.settleGone(rec.tsSec);
       gaps.sweep(inTable);
+      o.onSweep?.(inTable);
       lastGc = rec.tsSec;
     }
     view.seq = tcp.seq;

@@ -782,12 +782,13 @@ export class ConntrackTable {
   /** Delete every entry expired at `now`; returns how many. */
   gc(now: number): number {
     let n = 0;
-    for (const [k, e] of this.flows) {
+    // forEach, not for…of over entries: no [key, value] array per entry, per sweep
+    this.flows.forEach((e, k) => {
       if (e.tracker.isExpired(now)) {
         this.flows.delete(k);
         n++;
       }
-    }
+    });
     return n;
   }
 

@@ -163,6 +163,59 @@ function invalidConsequence(r: PacketRow): string | null {
 }
 const RST = 4;
 
+/** A connection's lines in the closing summary: its peers, counts, final state, first INVALID. */
+function connectionBlock(f: FlowTrace): string {
+  const c = f.counts;
+  let block = `  ${f.id}${f.nat ? ` via NAT ${endpointText(f.nat)}` : ''}`;
+  const parts = [`${c.packets} packet${c.packets === 1 ? '' : 's'}: ${c.accept} accept, ${c.ignore} ignore, ${c.invalid ? paint(`${c.invalid} INVALID`, 'red') : '0 INVALID'}`];
+  if (c.hostResets) parts.push(paint(`reset by the NAT host (${c.hostResets} RST)`, 'red'));
+  parts.push(`final state ${f.finalState}`);
+  block += '\n' + wrapJoined(parts.join('; '), WIDTH, '      ');
+  const first = f.firstInvalid;
+  if (first) block += '\n' + wrapJoined(`first INVALID #${first.index}: "${first.reason ?? ''}"`, WIDTH, '      ');
+  return block;
+}
+
+/**
+ * Texts by ordinal, kept as UTF-8 in large shared chunks: a closed connection costs its summary's
+ * bytes and 12 bytes of index, not the objects that traced it.
+ */
+class BlockLog {
+  private static readonly CHUNK = 1 << 20;
+  private readonly chunks: Buffer[] = [];
+  private used = BlockLog.CHUNK;
+  private start = new Float64Array(1024);
+  private length = new Uint32Array(1024);
+
+  put(ordinal: number, text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (this.used + bytes > BlockLog.CHUNK) {
+      this.chunks.push(Buffer.allocUnsafeSlow(Math.max(BlockLog.CHUNK, bytes)));
+      this.used = 0;
+    }
+    const chunk = this.chunks.length - 1;
+    this.chunks[chunk]!.write(text, this.used, 'utf8');
+    while (ordinal >= this.start.length) {
+      const start = new Float64Array(this.start.length * 2);
+      start.set(this.start);
+      this.start = start;
+      const length = new Uint32Array(this.length.length * 2);
+      length.set(this.length);
+      this.length = length;
+    }
+    this.start[ordinal] = chunk * BlockLog.CHUNK * 2 + this.used;
+    this.length[ordinal] = bytes;
+    this.used += bytes;
+  }
+
+  get(ordinal: number): string {
+    const at = this.start[ordinal]!;
+    const chunk = Math.floor(at / (BlockLog.CHUNK * 2));
+    const from = at - chunk * BlockLog.CHUNK * 2;
+    return this.chunks[chunk]!.toString('utf8', from, from + this.length[ordinal]!);
+  }
+}
+
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow): PacketRow {
   return { ...r, src: { ...r.src }, dst: { ...r.dst } };
@@ -173,7 +226,13 @@ function copyRow(r: PacketRow): PacketRow {
  * handshake first); `summary` returns the closing block.
  */
 export class ExplainText {
-  private readonly tracker = new FlowTracker(0);
+  /** Connections closed (their entry gone): their summary blocks, by ordinal, as UTF-8. */
+  private readonly closed = new BlockLog();
+  private readonly tracker = new FlowTracker(0, Infinity, (trace, ordinal) => {
+    this.closed.put(ordinal, connectionBlock(trace));
+    this.held.delete(trace);
+    this.shownFlows.delete(trace);
+  });
   private t0: number | null = null;
   private readonly held = new Map<FlowTrace, PacketRow[]>();
   private readonly shownFlows = new Set<FlowTrace>();
@@ -247,6 +306,16 @@ export class ExplainText {
     return piece;
   }
 
+  /** Connections held now (open ones: the closed are kept as their summary lines only). */
+  get openConnections(): number {
+    return this.tracker.openCount;
+  }
+
+  /** Let go of the connections whose entry is gone (explain's onSweep): see FlowTracker.sweep. */
+  sweep(live: (key: string) => boolean): void {
+    this.tracker.sweep(live);
+  }
+
   /** The first lines: what is replayed, under which kernel's rules. */
   header(h: ExplainHeader): string {
     const out = wrapText(`explain ${h.file} — modelling kernel ${h.kernel} (profile ${h.profile.id}: ${h.profile.label})`, WIDTH);
@@ -318,18 +387,14 @@ export class ExplainText {
     const hidden = this.seen - this.shown;
     if (hidden > 0 && !this.o.verbose)
       yield wrapJoined(`(${hidden} of ${this.seen} packets not shown: ${this.o.only ? `not ${this.o.only === 'invalid' ? 'INVALID' : 'IGNORE or INVALID'}` : 'accepted without FIN or RST'}; -v shows every packet)`, WIDTH);
-    const flows = this.tracker.order;
-    yield `\nconnections (${flows.length}):`;
-    for (const f of flows) {
-      const c = f.counts;
-      let block = `  ${f.id}${f.nat ? ` via NAT ${endpointText(f.nat)}` : ''}`;
-      const parts = [`${c.packets} packet${c.packets === 1 ? '' : 's'}: ${c.accept} accept, ${c.ignore} ignore, ${c.invalid ? paint(`${c.invalid} INVALID`, 'red') : '0 INVALID'}`];
-      if (c.hostResets) parts.push(paint(`reset by the NAT host (${c.hostResets} RST)`, 'red'));
-      parts.push(`final state ${f.finalState}`);
-      block += '\n' + wrapJoined(parts.join('; '), WIDTH, '      ');
-      const first = f.firstInvalid;
-      if (first) block += '\n' + wrapJoined(`first INVALID #${first.index}: "${first.reason ?? ''}"`, WIDTH, '      ');
-      yield block;
+    const count = this.tracker.count;
+    yield `\nconnections (${count}):`;
+    // in the order seen: closed ones as written when they closed, open ones now
+    const open = new Map<number, FlowTrace>();
+    for (const [trace, ordinal] of this.tracker.open()) open.set(ordinal, trace);
+    for (let i = 0; i < count; i++) {
+      const trace = open.get(i);
+      yield trace ? connectionBlock(trace) : this.closed.get(i);
     }
     yield wrapJoined(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`, WIDTH);
     // what the capture lost or reshaped, so no verdict is read as the kernel's that is not

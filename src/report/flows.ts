@@ -99,7 +99,17 @@ interface FlowState {
   lastInvalidToNat: number | null;
   /** Among the first `maxFlows`: its rows are kept. */
   kept: boolean;
+  /** Its place in the capture's order of connections (0 = the first seen). */
+  ordinal: number;
+  /** Its key in natAlias, once the NAT host's address is known. */
+  alias: string | null;
 }
+
+/**
+ * What a tracker does with a connection whose conntrack entry is gone (see `sweep`): given its
+ * trace and place in the order of connections, once.
+ */
+export type OnFlowClosed = (trace: FlowTrace, ordinal: number) => void;
 
 /**
  * Groups explain's packets into connections, in arrival order. `add` returns the kept row and its
@@ -109,15 +119,44 @@ export class FlowTracker {
   private flows = new Map<string, FlowState>();
   // NAT host endpoint + server endpoint → flow key
   private natAlias = new Map<string, string>();
+  /** Every connection's trace, in the order seen (not kept when closed flows go to `onClosed`). */
   readonly order: FlowTrace[] = [];
+  /** Connections seen (their ordinals are 0 … count − 1). */
+  count = 0;
   /** The row of a packet not kept, reused. */
   private readonly scratch = { src: { addr: '', port: 0 }, dst: { addr: '', port: 0 } } as PacketRow;
 
-  /** `maxRows` per connection; rows of connections after the first `maxFlows` are counted, not kept. */
+  /**
+   * `maxRows` per connection; rows of connections after the first `maxFlows` are counted, not
+   * kept. With `onClosed`, a connection swept away (its entry gone) is handed to it and forgotten:
+   * the tracker then holds what the kernel's table holds, and `order` stays empty.
+   */
   constructor(
     private readonly maxRows = Infinity,
     private readonly maxFlows = Infinity,
+    private readonly onClosed: OnFlowClosed | null = null,
   ) {}
+
+  /** Close the connections whose entry `live` says is gone (a packet of the same tuple later starts a new one). */
+  sweep(live: (key: string) => boolean): void {
+    // forEach: no [key, value] array per entry, per sweep
+    this.flows.forEach((f, key) => {
+      if (live(key)) return;
+      this.flows.delete(key);
+      if (f.alias !== null && this.natAlias.get(f.alias) === key) this.natAlias.delete(f.alias);
+      this.onClosed?.(f.trace, f.ordinal);
+    });
+  }
+
+  /** How many connections are not closed. */
+  get openCount(): number {
+    return this.flows.size;
+  }
+
+  /** The connections not closed yet, with their ordinals. */
+  *open(): Generator<[FlowTrace, number]> {
+    for (const f of this.flows.values()) yield [f.trace, f.ordinal];
+  }
 
   /** The flow of the packet `add` was last given. */
   flow: FlowTrace | null = null;
@@ -162,15 +201,16 @@ export class FlowTracker {
         server = { addr: p.src, port: p.srcPort };
       }
       const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
-      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.order.length < this.maxFlows };
+      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.count < this.maxFlows, ordinal: this.count++, alias: null };
       this.flows.set(key, f);
-      this.order.push(trace);
+      if (!this.onClosed) this.order.push(trace);
     }
     const t = f.trace;
     this.flow = t;
     if (snatted && !t.nat) {
       t.nat = { addr: e.reply.dst, port: e.reply.dport };
-      this.natAlias.set(`${epKey(t.nat.addr, t.nat.port)}>${epKey(t.server.addr, t.server.port)}`, key);
+      f.alias = `${epKey(t.nat.addr, t.nat.port)}>${epKey(t.server.addr, t.server.port)}`;
+      this.natAlias.set(f.alias, key);
     }
     // the client as this packet names it: the entry's, else by the packet's direction
     const fromClient =

@@ -163,6 +163,35 @@ describe('explain text', () => {
     for (const l of [...lines, ...all, sum].join('\n').split('\n')) expect(l.length).toBeLessThanOrEqual(80);
   });
 
+  it('holds only the connections whose entry lives; the summary still lists every one, in order, and a tuple reused after expiry is a new connection', async () => {
+    // 300 connections 30 s apart (each entry gone 120 s after its FIN), then the first tuple again
+    const flows = Array.from({ length: 300 }, (_, i) => synthFlow({ ...base, replyTo: undefined, clientPort: 20000 + i, forgedOffset: undefined, clientIsn: 1000 + i, segments: 3, start: 1000 + i * 30 }));
+    const reused = synthFlow({ ...base, replyTo: undefined, clientPort: 20000, forgedOffset: undefined, clientIsn: 777_777, serverIsn: 5, segments: 1, start: 1000 + 300 * 30 });
+    const path = `${dir}/sequential.pcap`;
+    writeFileSync(path, PcapWriter.toBuffer([...flows.flat(), ...reused], { linkType: 101 }));
+    const t = new ExplainText({ verbose: true, time: 'relative', only: null });
+    let most = 0;
+    const blocks: string[] = [];
+    const summary = await explainCapture(path, {
+      profile: profileFromFlag('6.18'),
+      onPacket: (p) => {
+        blocks.push(t.packet(p)!);
+        most = Math.max(most, t.openConnections);
+      },
+      onSweep: (live) => t.sweep(live),
+    });
+    expect(most).toBeLessThanOrEqual(8); // the table's few live entries, not 300
+    const text = t.summary(summary);
+    expect(text).toMatch(/^connections \(301\):$/m);
+    const ids = [...text.matchAll(/^ {2}(\S+) → /gm)].map((m) => m[1]);
+    expect(ids).toEqual([...flows.map((_, i) => `192.0.2.2:${20000 + i}`), '192.0.2.2:20000']);
+    // counts kept through closing: every connection says its own packets
+    expect(text.match(/^ {6}\d+ packets/gm)).toHaveLength(301);
+    expect(text).toContain(`${flows[0]!.length} packets: ${flows[0]!.length} accept, 0 ignore, 0 INVALID; final state TIME_WAIT`);
+    // the new connection's sequence numbers are relative to its own SYN
+    expect(blocks.at(-reused.length)).toMatch(/\[SYN\] seq 0 len 0/);
+  });
+
   it('prints times relative, as wall clock or epoch', async () => {
     const path = natCapture();
     for (const [time, re] of [['relative', /^#0 \+0\.000000 /], ['wall', /^#0 00:16:40\.001000 /], ['epoch', /^#0 1000\.001000 /]] as const) {

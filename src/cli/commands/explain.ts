@@ -129,6 +129,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       natMappings,
       // JSON lines of --only: packets it drops are not even described (text and pictures see all)
       verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
+      // the text keeps per-connection state: as long as the kernel would keep the entry
+      ...(text ? { onSweep: (live: (key: string) => boolean) => text.sweep(live) } : {}),
       // Read the next chunk of the capture only when stdout has taken what was written.
       pause: () => out.ready(),
       onPacket: (p) => {
