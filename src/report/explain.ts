@@ -1,7 +1,7 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
-import { jsonLine, putBytes, putDecimal, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -65,16 +65,23 @@ function tailJson(p: ExplainedPacket): string {
  * a million times.
  */
 const plainTails = new Map<string, Map<string, Map<string, Uint8Array>>>();
+/** The last plain tail per direction: consecutive packets of a replay mostly repeat it (the strings are the model's own, compared by identity). */
+const lastTail = { original: { before: '', after: '', tail: new Uint8Array(0) as Uint8Array }, reply: { before: '', after: '', tail: new Uint8Array(0) as Uint8Array } };
 
 function plainTail(p: ExplainedPacket): Uint8Array | null {
   const d = p.decision;
   if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
+  const last = d.dir === 'original' ? lastTail.original : lastTail.reply;
+  if (last.before === d.stateBefore && last.after === d.stateAfter) return last.tail;
   let byBefore = plainTails.get(d.dir);
   if (!byBefore) plainTails.set(d.dir, (byBefore = new Map()));
   let byAfter = byBefore.get(d.stateBefore);
   if (!byAfter) byBefore.set(d.stateBefore, (byAfter = new Map()));
   let t = byAfter.get(d.stateAfter);
   if (t === undefined) byAfter.set(d.stateAfter, (t = Buffer.from(tailJson(p))));
+  last.before = d.stateBefore;
+  last.after = d.stateAfter;
+  last.tail = t;
   return t;
 }
 
@@ -103,7 +110,6 @@ function packetJson(p: ExplainedPacket): string {
 const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const K_INDEX = ascii('{"type":"packet","index":');
 const K_TS = ascii(',"ts":');
-const K_SEQ = ascii(',"seq":');
 const K_ACK = ascii(',"ack":');
 const K_LEN = ascii(',"len":');
 /** Room for a head: the keys, two IPv6 addresses, ports, three u32 and a timestamp. */
@@ -130,15 +136,10 @@ function endpointsPiece(p: ExplainedPacket): Uint8Array {
   return (epPiece[i] = ascii(`,"src":"${p.src}:${p.srcPort}","dst":"${p.dst}:${p.dstPort}"`));
 }
 
-/** `,"flags":"PSH|ACK"` by the flag text (a few dozen in a capture). */
-const flagPieces = new Map<string, Uint8Array>();
-function flagsPiece(flags: string): Uint8Array {
-  let piece = flagPieces.get(flags);
-  if (piece === undefined) {
-    piece = ascii(`,"flags":"${flags}"`);
-    if (flagPieces.size < 512) flagPieces.set(flags, piece);
-  }
-  return piece;
+/** `,"flags":"PSH|ACK","seq":` by the flag byte, encoded once. */
+const flagPieces: (Uint8Array | undefined)[] = [];
+function flagsPiece(p: ExplainedPacket): Uint8Array {
+  return (flagPieces[p.tcpFlags & 0xff] ??= ascii(`,"flags":"${p.flags}","seq":`));
 }
 
 /** The head written straight into the batch (numbers digit by digit, endpoints and flags as encoded pieces), then the tail. */
@@ -147,10 +148,13 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   let u = putBytes(b, into.used, K_INDEX);
   u = putUint(b, u, p.index);
   u = putBytes(b, u, K_TS);
-  u = putDecimal(b, u, p.tsSec);
+  // the timestamp as whole seconds and microseconds (small integers: nothing boxed for the call)
+  const ts = p.tsSec;
+  const sec = Math.floor(ts);
+  const micro = Math.round((ts - sec) * 1e6);
+  u = sec >= 0 && sec <= 0x7fffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts ? putSecMicro(b, u, sec, micro) : putDecimal(b, u, ts);
   u = putBytes(b, u, endpointsPiece(p));
-  u = putBytes(b, u, flagsPiece(p.flags));
-  u = putBytes(b, u, K_SEQ);
+  u = putBytes(b, u, flagsPiece(p));
   // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
   u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
   u = putBytes(b, u, K_ACK);

@@ -99,26 +99,34 @@ export function putDecimal(b: Uint8Array, at: number, n: number): number {
     const micro = Math.round((n - sec) * 1e6);
     // exact: an integer below 2^53 over 1e6 is the correctly rounded double of the decimal
     if (micro < 1e6 && (sec * 1e6 + micro) / 1e6 === n) {
-      let u = putUint(b, at, sec);
-      if (micro === 0) return u;
-      let m = micro;
-      let digits = 6;
-      while (m % 10 === 0) {
-        m /= 10;
-        digits--;
-      }
-      b[u++] = 46; // '.'
-      u += digits;
-      const end = u;
-      for (let i = 0; i < digits; i++) {
-        const q = (m / 10) >>> 0;
-        b[--u] = 48 + m - q * 10;
-        m = q;
-      }
-      return end;
+      return putSecMicro(b, at, sec, micro);
     }
   }
   return putAscii(b, at, String(n));
+}
+
+/**
+ * Seconds and microseconds (0 ≤ micro < 10⁶) as JSON writes the number sec + micro/10⁶ when
+ * that double is exact to the microsecond (see putDecimal): no trailing zeros, no point for 0.
+ */
+export function putSecMicro(b: Uint8Array, at: number, sec: number, micro: number): number {
+  let u = putUint(b, at, sec);
+  if (micro === 0) return u;
+  let m = micro;
+  let digits = 6;
+  while (m % 10 === 0) {
+    m /= 10;
+    digits--;
+  }
+  b[u++] = 46; // '.'
+  u += digits;
+  const end = u;
+  for (let i = 0; i < digits; i++) {
+    const q = (m / 10) >>> 0;
+    b[--u] = 48 + m - q * 10;
+    m = q;
+  }
+  return end;
 }
 
 /**
