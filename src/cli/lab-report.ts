@@ -39,7 +39,7 @@ export async function writeLabReport(dir: string, r: LabReport, out: Output): Pr
     const page = cell.capture.replace(/\.pcap$/, '.html');
     const flows = tracker.order.slice(0, MAX_FLOWS);
     const parties = cellParties(cell)?.map(parseParty).filter((p): p is Party => p !== null);
-    docs.push({ path: page, content: explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.order.length - flows.length, kernelLog: cell.invalidLog, parties }), note: '' });
+    docs.push({ path: page, content: explainHtml({ file: `${basename(cell.capture)} (lab cell ${cell.id})`, kernel: r.kernel, profile: profile.id, profileLabel: profile.label, summary, flows, time: 'relative', t0: t0 ?? 0, flowsOmitted: tracker.count - flows.length, kernelLog: cell.invalidLog, parties }), note: '' });
     links.push({ cell, diagram: relative(dir, page), log: relative(dir, cell.capture.replace(/\.pcap$/, '.log')), capture: relative(dir, cell.capture) });
   }
   const index = join(dir, 'index.html');

@@ -119,7 +119,11 @@ export class FlowTracker {
   private flows = new Map<string, FlowState>();
   // NAT host endpoint + server endpoint → flow key
   private natAlias = new Map<string, string>();
-  /** Every connection's trace, in the order seen (not kept when closed flows go to `onClosed`). */
+  /**
+   * The first `maxFlows` connections' traces, in the order seen (`count` says how many there were
+   * in all; none kept when closed flows go to `onClosed`). Later ones are traced while their entry
+   * lives (see `sweep`), then forgotten.
+   */
   readonly order: FlowTrace[] = [];
   /** Connections seen (their ordinals are 0 … count − 1). */
   count = 0;
@@ -203,7 +207,7 @@ export class FlowTracker {
       const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
       f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.count < this.maxFlows, ordinal: this.count++, alias: null };
       this.flows.set(key, f);
-      if (!this.onClosed) this.order.push(trace);
+      if (!this.onClosed && f.ordinal < this.maxFlows) this.order.push(trace);
     }
     const t = f.trace;
     this.flow = t;

@@ -129,8 +129,11 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       natMappings,
       // JSON lines of --only: packets it drops are not even described (text and pictures see all)
       verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
-      // the text keeps per-connection state: as long as the kernel would keep the entry
-      ...(text ? { onSweep: (live: (key: string) => boolean) => text.sweep(live) } : {}),
+      // the text and the pictures keep per-connection state: as long as the kernel keeps the entry
+      onSweep: (live) => {
+        text?.sweep(live);
+        drawing?.sweep(live);
+      },
       // Read the next chunk of the capture only when stdout has taken what was written.
       pause: () => out.ready(),
       onPacket: (p) => {
@@ -152,7 +155,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       if (drained) await drained;
     }
     if (draw && drawing)
-      draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
+      draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, flowCount: drawing.count, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
   },
 });
