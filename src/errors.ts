@@ -106,6 +106,20 @@ export class GuestError extends CtprobeError {
   }
 }
 
+/**
+ * Writing the output failed in the output thread (report/offload.ts): raised as the output
+ * stream's error, its `errno` the system's name (EPIPE: the reader went away).
+ */
+export class OutputError extends SystemError {
+  override name = 'OutputError';
+  constructor(
+    message: string,
+    readonly errno: string,
+  ) {
+    super(message);
+  }
+}
+
 /** An internal invariant broke: a bug, reported as such (exit 70), not as the user's fault. */
 export class InternalError extends CtprobeError {
   readonly code = 'EBUG';

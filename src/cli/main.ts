@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The entry point: find the command, run it, turn what it threw into one line and an exit code. */
 import { readFileSync } from 'node:fs';
-import { CtprobeError, EXIT } from '../errors.js';
+import { CtprobeError, EXIT, OutputError } from '../errors.js';
 import { COMMON_EXITS } from './command.js';
 import { commands, loadCommand } from './registry.js';
 
@@ -71,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
 // Output piped into `head` and closed early: stop quietly (the lab's exit hook still tears down).
 for (const stream of [process.stdout, process.stderr])
   stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (e.code === 'EPIPE' || (e instanceof OutputError && e.errno === 'EPIPE')) process.exit(process.exitCode ?? 0);
     process.exit(EXIT.internal);
   });
 

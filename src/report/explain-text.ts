@@ -411,6 +411,7 @@ export class ExplainText {
 class CollectedText implements LineBytes {
   private buf = Buffer.alloc(1024);
   used = 0;
+  readonly records = null;
   room(n: number): Uint8Array {
     if (this.used + n > this.buf.length) {
       const bigger = Buffer.alloc(2 * (this.used + n));

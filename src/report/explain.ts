@@ -1,6 +1,8 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
+import { InternalError } from '../errors.js';
+import { RECORD, type ExpandRecord } from './offload.js';
 import { jsonLine, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
@@ -64,11 +66,18 @@ function tailJson(p: ExplainedPacket): string {
  * by direction, state before and state after, encoded once: a replay repeats a few dozen of these
  * a million times.
  */
-const plainTails = new Map<string, Map<string, Map<string, Uint8Array>>>();
+interface PlainTail {
+  bytes: Uint8Array;
+  /** Its number, for records (see packetRecord). */
+  id: number;
+}
+const plainTails = new Map<string, Map<string, Map<string, PlainTail>>>();
+const plainTailList: PlainTail[] = [];
+const NO_TAIL: PlainTail = { bytes: new Uint8Array(0), id: -1 };
 /** The last plain tail per direction: consecutive packets of a replay mostly repeat it (the strings are the model's own, compared by identity). */
-const lastTail = { original: { before: '', after: '', tail: new Uint8Array(0) as Uint8Array }, reply: { before: '', after: '', tail: new Uint8Array(0) as Uint8Array } };
+const lastTail = { original: { before: '', after: '', tail: NO_TAIL }, reply: { before: '', after: '', tail: NO_TAIL } };
 
-function plainTail(p: ExplainedPacket): Uint8Array | null {
+function plainTail(p: ExplainedPacket): PlainTail | null {
   const d = p.decision;
   if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
   const last = d.dir === 'original' ? lastTail.original : lastTail.reply;
@@ -78,7 +87,11 @@ function plainTail(p: ExplainedPacket): Uint8Array | null {
   let byAfter = byBefore.get(d.stateBefore);
   if (!byAfter) byBefore.set(d.stateBefore, (byAfter = new Map()));
   let t = byAfter.get(d.stateAfter);
-  if (t === undefined) byAfter.set(d.stateAfter, (t = Buffer.from(tailJson(p))));
+  if (t === undefined) {
+    t = { bytes: Buffer.from(tailJson(p)), id: plainTailList.length };
+    plainTailList.push(t);
+    byAfter.set(d.stateAfter, t);
+  }
   last.before = d.stateBefore;
   last.after = d.stateAfter;
   last.tail = t;
@@ -126,15 +139,20 @@ const epDst: string[] = new Array<string>(EP_SLOTS).fill('');
 const epPorts = new Int32Array(EP_SLOTS).fill(-1);
 const epPiece: Uint8Array[] = new Array<Uint8Array>(EP_SLOTS).fill(new Uint8Array(0));
 
-function endpointsPiece(p: ExplainedPacket): Uint8Array {
+/** The slot of the packet's endpoint pair, its piece made if the slot held another pair. */
+function endpointsSlot(p: ExplainedPacket): number {
   const ports = (p.srcPort << 16) | p.dstPort;
   const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (EP_SLOTS - 1);
-  if (epPorts[i] === ports && epSrc[i] === p.src && epDst[i] === p.dst) return epPiece[i]!;
+  if (epPorts[i] === ports && epSrc[i] === p.src && epDst[i] === p.dst) return i;
   epPorts[i] = ports;
   epSrc[i] = p.src;
   epDst[i] = p.dst;
-  return (epPiece[i] = ascii(`,"src":"${p.src}:${p.srcPort}","dst":"${p.dst}:${p.dstPort}"`));
+  epPiece[i] = ascii(`,"src":"${p.src}:${p.srcPort}","dst":"${p.dst}:${p.dstPort}"`);
+  epVersion[i]!++;
+  return i;
 }
+/** Bumped each time a slot's piece changes (a record session sends a slot again when it did). */
+const epVersion = new Uint32Array(EP_SLOTS);
 
 /** `,"flags":"PSH|ACK","seq":` by the flag byte, encoded once. */
 const flagPieces: (Uint8Array | undefined)[] = [];
@@ -144,6 +162,7 @@ function flagsPiece(p: ExplainedPacket): Uint8Array {
 
 /** The head written straight into the batch (numbers digit by digit, endpoints and flags as encoded pieces), then the tail. */
 function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
+  if (into.records !== null && packetRecord(p, into)) return;
   const b = into.room(HEAD_MAX);
   let u = putBytes(b, into.used, K_INDEX);
   u = putUint(b, u, p.index);
@@ -153,7 +172,7 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   const sec = Math.floor(ts);
   const micro = Math.round((ts - sec) * 1e6);
   u = sec >= 0 && sec <= 0x7fffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts ? putSecMicro(b, u, sec, micro) : putDecimal(b, u, ts);
-  u = putBytes(b, u, endpointsPiece(p));
+  u = putBytes(b, u, epPiece[endpointsSlot(p)]!);
   u = putBytes(b, u, flagsPiece(p));
   // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
   u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
@@ -162,9 +181,151 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
   const tail = plainTail(p);
-  if (tail) into.bytes(tail);
+  if (tail) into.bytes(tail.bytes);
   else tailInto(p, into);
 }
+
+/*
+ * Records (see offload.ts): a plain packet's line as its numbers, expanded by the output thread
+ * into the very bytes packetJsonInto writes. Pieces are sent once per session, before the first
+ * record that uses them:
+ *   RECORD R_PIECE kind u8, id u16, length u16, bytes   (kind: endpoints slot, flags byte, tail)
+ *   RECORD R_PACKET index u32, sec u32, micro u32, endpoints u16, flags u8, seq u32, ack u32, len u32, tail u16
+ */
+const R_PACKET = 1;
+const R_PIECE = 2;
+const P_ENDPOINTS = 0;
+const P_FLAGS = 1;
+const P_TAIL = 2;
+/** A record and the pieces it may need sent first. */
+const RECORD_ROOM = 2048;
+
+/** What a record session has been sent (its identity is the output's `records`). */
+interface SentPieces {
+  session: object | null;
+  endpoints: Uint32Array;
+  flags: Uint8Array;
+  tails: Uint8Array;
+}
+const sent: SentPieces = { session: null, endpoints: new Uint32Array(EP_SLOTS), flags: new Uint8Array(256), tails: new Uint8Array(0) };
+
+const put32 = (b: Uint8Array, u: number, v: number): number => {
+  b[u] = v;
+  b[u + 1] = v >>> 8;
+  b[u + 2] = v >>> 16;
+  b[u + 3] = v >>> 24;
+  return u + 4;
+};
+const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! << 8) | (b[u + 2]! << 16) | (b[u + 3]! << 24)) >>> 0;
+
+function putPiece(b: Uint8Array, u: number, kind: number, id: number, bytes: Uint8Array): number {
+  b[u++] = RECORD;
+  b[u++] = R_PIECE;
+  b[u++] = kind;
+  b[u++] = id;
+  b[u++] = id >>> 8;
+  b[u++] = bytes.length;
+  b[u++] = bytes.length >>> 8;
+  b.set(bytes, u);
+  return u + bytes.length;
+}
+
+/** Write p as a record if it is a plain packet whose numbers fit one; false to write its line. */
+function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
+  const tail = plainTail(p);
+  if (tail === null || tail.id > 0xffff || tail.bytes.length > 1024) return false;
+  const ts = p.tsSec;
+  const sec = Math.floor(ts);
+  const micro = Math.round((ts - sec) * 1e6);
+  if (!(sec >= 0 && sec <= 0xffffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts)) return false;
+  const { index, seq, ack, len } = p;
+  if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && seq >= 0 && seq <= 0xffffffff && seq % 1 === 0 && ack >= 0 && ack <= 0xffffffff && ack % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
+  if (sent.session !== into.records) {
+    sent.session = into.records;
+    sent.endpoints.fill(0);
+    sent.flags.fill(0);
+    sent.tails = new Uint8Array(0);
+  }
+  const b = into.room(RECORD_ROOM);
+  let u = into.used;
+  const ep = endpointsSlot(p);
+  if (sent.endpoints[ep] !== epVersion[ep]) {
+    u = putPiece(b, u, P_ENDPOINTS, ep, epPiece[ep]!);
+    sent.endpoints[ep] = epVersion[ep]!;
+  }
+  const flags = p.tcpFlags & 0xff;
+  if (!sent.flags[flags]) {
+    u = putPiece(b, u, P_FLAGS, flags, flagsPiece(p));
+    sent.flags[flags] = 1;
+  }
+  if (tail.id >= sent.tails.length) {
+    const grown = new Uint8Array(Math.max(64, 2 * tail.id + 2));
+    grown.set(sent.tails);
+    sent.tails = grown;
+  }
+  if (!sent.tails[tail.id]) {
+    u = putPiece(b, u, P_TAIL, tail.id, tail.bytes);
+    sent.tails[tail.id] = 1;
+  }
+  b[u++] = RECORD;
+  b[u++] = R_PACKET;
+  u = put32(b, u, index);
+  u = put32(b, u, sec);
+  u = put32(b, u, micro);
+  b[u++] = ep;
+  b[u++] = ep >>> 8;
+  b[u++] = flags;
+  u = put32(b, u, seq);
+  u = put32(b, u, ack);
+  u = put32(b, u, len);
+  b[u++] = tail.id;
+  b[u++] = tail.id >>> 8;
+  into.used = u;
+  return true;
+}
+
+/** This module, for an output thread to load expandRecord from. */
+export const explainRecordsModule = new URL(import.meta.url);
+
+/** The output thread's pieces, by kind and id, as sent. */
+const received: Uint8Array[][] = [[], [], []];
+
+/** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
+export const expandRecord: ExpandRecord = (b, at, out) => {
+  const kind = b[at + 1];
+  if (kind === R_PIECE) {
+    const id = b[at + 3]! | (b[at + 4]! << 8);
+    const n = b[at + 5]! | (b[at + 6]! << 8);
+    received[b[at + 2]!]![id] = b.slice(at + 7, at + 7 + n);
+    return at + 7 + n;
+  }
+  if (kind !== R_PACKET) throw new InternalError(`explain: unknown record kind ${kind}`);
+  let r = at + 2;
+  const index = get32(b, r);
+  const sec = get32(b, (r += 4));
+  const micro = get32(b, (r += 4));
+  const ep = b[(r += 4)]! | (b[r + 1]! << 8);
+  const flags = b[(r += 2)]!;
+  const seq = get32(b, (r += 1));
+  const ack = get32(b, (r += 4));
+  const len = get32(b, (r += 4));
+  const tail = b[(r += 4)]! | (b[r + 1]! << 8);
+  r += 2;
+  const o = out.room(HEAD_MAX + 1024);
+  let u = putBytes(o, out.used, K_INDEX);
+  u = putUint(o, u, index);
+  u = putBytes(o, u, K_TS);
+  u = putSecMicro(o, u, sec, micro);
+  u = putBytes(o, u, received[P_ENDPOINTS]![ep]!);
+  u = putBytes(o, u, received[P_FLAGS]![flags]!);
+  u = putU32(o, u, seq | 0);
+  u = putBytes(o, u, K_ACK);
+  u = putU32(o, u, ack | 0);
+  u = putBytes(o, u, K_LEN);
+  u = putUint(o, u, len);
+  out.used = putBytes(o, u, received[P_TAIL]![tail]!);
+  return r;
+};
 
 const K_REASON = ascii('","reason":');
 const K_LOGGED_TRUE = ascii(',"logged":true,"check":');

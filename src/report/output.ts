@@ -5,6 +5,7 @@
  * (as pino does): producers that can pause await `ready()`.
  */
 import type { Writable } from 'node:stream';
+import type { OffloadedWriter } from './offload.js';
 import { setColour } from './text.js';
 
 export type OutputFormat = 'text' | 'json';
@@ -37,6 +38,12 @@ export interface LineBytes {
   bytes(b: Uint8Array): void;
   room(n: number): Uint8Array;
   used: number;
+  /**
+   * Set while an output thread expands records (offload.ts): the renderer may then write a
+   * record instead of the line, and this object's identity is the session its definitions were
+   * sent in. null: write the line itself.
+   */
+  readonly records: object | null;
 }
 
 /** Copy a pre-encoded piece to b[at…]; returns the position after it. */
@@ -142,6 +149,15 @@ export class Output implements LineBytes {
   private buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   /** Bytes of the batch written (jsonInto encoders advance it). */
   used = 0;
+  /** The batch's size (an output thread's slots are larger). */
+  private capacity = BATCH_BYTES;
+  /** The output thread, once a long JSON stream asked for one (see offload). */
+  private offloaded: OffloadedWriter | null = null;
+  /** Whether buf is one of the output thread's slots (else a buffer of ours, queued in `pending` when full). */
+  private bufIsSlot = false;
+  /** Filled buffers waiting for a free slot, in order. */
+  private readonly pending: Uint8Array[] = [];
+  records: object | null = null;
   private readonly free: Buffer[] = [];
   private readonly fdBacked: boolean;
   private scheduled = false;
@@ -186,7 +202,7 @@ export class Output implements LineBytes {
 
   /** End a line written in parts (text, bytes, room): its newline, and the batch goes out this tick. */
   endLine(): void {
-    if (this.used >= BATCH_BYTES) this.write();
+    if (this.used >= this.capacity) this.write();
     this.buf[this.used++] = 10;
     this.tick();
   }
@@ -194,26 +210,60 @@ export class Output implements LineBytes {
   /** Part of a line (jsonInto): encoded into the batch. */
   text(s: string): void {
     // 3 bytes per UTF-16 unit is the most UTF-8 can need (a surrogate pair is 4 bytes for 2 units)
-    if (this.used + 3 * s.length > BATCH_BYTES) {
+    if (this.used + 3 * s.length > this.capacity) {
       this.write();
-      if (3 * s.length > BATCH_BYTES) return this.send(s); // a large document: as it is
+      if (3 * s.length > this.capacity) return this.offloaded ? this.bytes(Buffer.from(s)) : this.send(s); // a large document: as it is
     }
     this.used += this.buf.write(s, this.used, 'utf8');
   }
 
   /** Part of a line (jsonInto), already UTF-8: copied into the batch. */
   bytes(b: Uint8Array): void {
-    if (this.used + b.length > BATCH_BYTES) {
+    if (this.used + b.length > this.capacity) {
       this.write();
-      if (b.length > BATCH_BYTES) return this.send(b);
+      if (b.length > this.capacity) {
+        if (!this.offloaded) return this.send(b);
+        // through the output thread's slots, a slot at a time
+        for (let from = 0; from < b.length; from += this.capacity) {
+          const piece = b.subarray(from, Math.min(b.length, from + this.capacity));
+          this.buf.set(piece, 0);
+          this.used = piece.length;
+          this.write();
+        }
+        return;
+      }
     }
     this.used = putBytes(this.buf, this.used, b);
   }
 
   /** Room for n bytes (n ≤ 4096) written from `used` on: the batch buffer. */
   room(n: number): Uint8Array {
-    if (this.used + n > BATCH_BYTES) this.write();
+    if (this.used + n > this.capacity) this.write();
     return this.buf;
+  }
+
+  /**
+   * From here on, lines go through an output thread (offload.ts) that does the writes — and, with
+   * `expander` (a renderer's module exporting expandRecord; JSON only: text may hold any byte),
+   * expands the records the renderer writes while `records` is set. Only for a stream on a file
+   * descriptor; false when that is not the case. What was
+   * written before is flushed first, so order is kept. Starting a worker resets V8 flags set at
+   * run time (setFlagsFromString) to the command line's: set them again after.
+   */
+  async offload(expander: URL | null): Promise<boolean> {
+    const fd = (this.stream as { fd?: unknown }).fd;
+    if (this.offloaded || (expander && this.format !== 'json') || typeof fd !== 'number') return false;
+    await this.flush();
+    const { OffloadedWriter, SLOT_BYTES } = await import('./offload.js');
+    const stream = this.stream;
+    this.offloaded = new OffloadedWriter(fd, expander, (e) => void stream.emit('error', e));
+    await this.offloaded.ready;
+    this.capacity = SLOT_BYTES;
+    this.buf = this.offloaded.tryNext()!; // all slots are free at the start
+    this.bufIsSlot = true;
+    this.used = 0;
+    this.records = expander ? {} : null;
+    return true;
   }
 
   private tick(): void {
@@ -244,11 +294,31 @@ export class Output implements LineBytes {
    * Producers that can pause (a capture read chunk by chunk) await it between chunks.
    */
   ready(): Promise<void> | null {
+    if (this.offloaded && this.pending.length) return this.drained();
     return this.waiting;
+  }
+
+  /** Until no buffer waits for an output thread's slot. */
+  private async drained(): Promise<void> {
+    while (this.offloaded && this.pending.length) {
+      await this.offloaded.whenFree();
+      this.drainPending();
+    }
   }
 
   private write(): void {
     if (!this.used) return;
+    if (this.offloaded) {
+      if (this.bufIsSlot) this.offloaded.publish(this.used);
+      else this.pending.push(this.buf.subarray(0, this.used));
+      this.used = 0;
+      this.drainPending();
+      // order is kept: nothing new goes to a slot while older bytes wait for one
+      const slot = this.pending.length ? null : this.offloaded.tryNext();
+      this.bufIsSlot = slot !== null;
+      this.buf = slot ?? Buffer.allocUnsafeSlow(this.capacity);
+      return;
+    }
     const full = this.buf;
     const chunk = full.subarray(0, this.used);
     this.used = 0;
@@ -268,6 +338,18 @@ export class Output implements LineBytes {
     this.buf = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
   }
 
+  /** Move waiting buffers into the slots the output thread has freed. */
+  private drainPending(): void {
+    const o = this.offloaded!;
+    while (this.pending.length) {
+      const slot = o.tryNext();
+      if (!slot) return;
+      const b = this.pending.shift()!;
+      slot.set(b, 0);
+      o.publish(b.length);
+    }
+  }
+
   private send(chunk: Uint8Array | string, written?: () => void): void {
     if (!this.stream.write(chunk, written) && !this.waiting) {
       this.waiting = new Promise<void>((resolve) => (this.wakeUp = resolve));
@@ -275,9 +357,19 @@ export class Output implements LineBytes {
     }
   }
 
-  /** Write what is batched and wait until the stream has taken it. */
+  /** Write what is batched and wait until the stream has taken it (and the output thread, if any, has ended). */
   async flush(): Promise<void> {
     this.write();
+    if (this.offloaded) {
+      await this.drained();
+      if (this.bufIsSlot && this.used) this.write();
+      const o = this.offloaded;
+      this.offloaded = null;
+      this.records = null;
+      this.capacity = BATCH_BYTES;
+      this.buf = Buffer.allocUnsafeSlow(BATCH_BYTES);
+      await o.end();
+    }
     if (this.waiting) await this.waiting;
   }
 }

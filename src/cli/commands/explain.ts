@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { release } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { UsageError } from '../../errors.js';
@@ -7,6 +8,27 @@ import { defineCommand, EXIT } from '../command.js';
 
 const MAX_ROWS_PER_DIAGRAM = 600;
 const MAX_DIAGRAMS = 60;
+/** A capture this large gets an output thread for its JSON lines (a small one is done before it would start). */
+const OFFLOAD_FROM_BYTES = 4 << 20;
+/** V8 settings for a replay (set at run time: the bin has no node flags; again after a worker starts, which resets them). */
+function tuneHeap(): void {
+  // Memory: a replay's per-packet garbage dies young and what lives (the flow table) is old
+  // anyway, so V8's young generation need not grow from its first 1 MB to 3 × 16 MB (V8 reads
+  // this flag each time it would grow the young generation; set before the replay allocates).
+  // And the old generation: what a replay promotes is mostly garbage that outlived two young
+  // collections, so the heap limit after a full collection need only be 1.3 × what lived, not
+  // V8's 1.5–4 × (measured: peak RSS −20 MB, no time lost). Also read at each full collection.
+  setFlagsFromString('--semi-space-growth-factor=1');
+  setFlagsFromString('--heap-growing-percent=30');
+}
+
+const fileSize = (path: string): number => {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // the reader says what is wrong with it
+  }
+};
 
 function badParty(text: string): never {
   throw new UsageError(`--party: '${text}' is not NAME=ENDPOINT[,ENDPOINT…] (ENDPOINT: ADDR:PORT, [V6]:PORT, ADDR:* or *:PORT), e.g. proxy=127.0.0.1:15001`);
@@ -67,18 +89,11 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
-    // Memory: a replay's per-packet garbage dies young and what lives (the flow table) is old
-    // anyway, so V8's young generation need not grow from its first 1 MB to 3 × 16 MB (V8 reads
-    // this flag each time it would grow the young generation; set before the replay allocates).
-    // And the old generation: what a replay promotes is mostly garbage that outlived two young
-    // collections, so the heap limit after a full collection need only be 1.3 × what lived, not
-    // V8's 1.5–4 × (measured: peak RSS −20 MB, no time lost). Also read at each full collection.
-    setFlagsFromString('--semi-space-growth-factor=1');
-    setFlagsFromString('--heap-growing-percent=30');
+    tuneHeap();
     // What this run needs, and only that: a replay to JSON lines loads no text, picture, bundle or
     // conntrack-parsing code (start-up and memory are part of a replay's cost).
     const pictures = Boolean(f.html || f.svg);
-    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainSummaryLines }] = await Promise.all([
+    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainRecordsModule, explainSummaryLines }] = await Promise.all([
       import('../../conntrack/explain.js'),
       import('../../conntrack/nat.js'),
       import('../../conntrack/profile.js'),
@@ -121,6 +136,11 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         if (t0 !== null) out.line(text!.legend(t0));
       }
     };
+    // Every packet of a large capture as JSON lines: a second thread expands plain packets from
+    // their numbers and does the writing, so the replay and the output share two cores. (Text
+    // gains nothing from a thread that only writes: measured, its cost is in the rendering.)
+    const many = json && !f.only && !drawing && file !== '-' && fileSize(file) >= OFFLOAD_FROM_BYTES;
+    if (many && (await out.offload(explainRecordsModule))) tuneHeap();
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },

@@ -1,0 +1,97 @@
+/**
+ * The output thread of offload.ts: take published slots in order, copy their bytes and expand
+ * their records into a buffer, write it to the file descriptor; write what it holds whenever it
+ * waits, so lines reach a reader as soon as the producer publishes them.
+ */
+import { writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { CONSUMED, ENDED, ERRNO, FAILED, LENGTHS, PUBLISHED, RECORD, SLOT_BYTES, SLOT_COUNT, STATE, type ExpandRecord, type ExpandSink, type OffloadData } from './offload.js';
+
+const data = workerData as OffloadData;
+const control = new Int32Array(data.control);
+const slots = Array.from({ length: SLOT_COUNT }, (_, k) => new Uint8Array(data.slots, k * SLOT_BYTES, SLOT_BYTES));
+/** The renderer's expander; none: slots are copied as they are (any byte may be in them). */
+const expandRecord = data.expander ? ((await import(data.expander)) as { expandRecord: ExpandRecord }).expandRecord : null;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+parentPort?.postMessage('ready');
+
+/** What is written at once (and the most a record may expand to is far below it). */
+const OUT_BYTES = 1 << 20;
+
+class Sink implements ExpandSink {
+  buf = Buffer.allocUnsafe(OUT_BYTES);
+  used = 0;
+  room(n: number): Uint8Array {
+    if (this.used + n > OUT_BYTES) this.flush();
+    return this.buf;
+  }
+  flush(): void {
+    let off = 0;
+    let backoff = 0.02;
+    while (off < this.used) {
+      try {
+        off += writeSync(data.fd, this.buf, off, this.used - off);
+        backoff = 0.02;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        // A pipe is non-blocking (libuv's): wait for the reader, briefly first, then up to 1 ms
+        // at a time (≪ 1% of a core while a reader waits). Never blocked in write(2): a thread stuck there could not be stopped, and
+        // exit (Ctrl-C with a reader that reads nothing) waits for every thread.
+        Atomics.wait(pause, 0, 0, backoff);
+        backoff = Math.min(1, backoff * 2);
+      }
+    }
+    this.used = 0;
+  }
+}
+
+const out = new Sink();
+
+function expandSlot(b: Uint8Array, length: number): void {
+  let at = 0;
+  while (at < length) {
+    const r = expandRecord ? b.indexOf(RECORD, at) : -1;
+    const end = r < 0 || r >= length ? length : r;
+    if (end - at <= 64) {
+      // a short run (the newline after a record): byte by byte, no view made
+      const dst = out.room(end - at);
+      let u = out.used;
+      for (let i = at; i < end; i++) dst[u++] = b[i]!;
+      out.used = u;
+    } else {
+      // plain bytes: copied through in pieces that fit
+      let from = at;
+      while (from < end) {
+        const n = Math.min(end - from, OUT_BYTES);
+        const dst = out.room(n);
+        dst.set(b.subarray(from, from + n), out.used);
+        out.used += n;
+        from += n;
+      }
+    }
+    if (end === length) return;
+    at = expandRecord!(b, end, out);
+  }
+}
+
+try {
+  let consumed = 0;
+  for (;;) {
+    if (Atomics.load(control, PUBLISHED) === consumed) {
+      if (Atomics.load(control, STATE) !== 0 && Atomics.load(control, PUBLISHED) === consumed) break;
+      out.flush();
+      Atomics.wait(control, PUBLISHED, consumed, 1000);
+      continue;
+    }
+    const k = consumed % SLOT_COUNT;
+    expandSlot(slots[k]!, control[LENGTHS + k]!);
+    Atomics.store(control, CONSUMED, ++consumed);
+    Atomics.notify(control, CONSUMED);
+  }
+  out.flush();
+  Atomics.compareExchange(control, STATE, 0, ENDED);
+} catch (e) {
+  control[ERRNO] = (e as NodeJS.ErrnoException).errno ? Math.abs((e as NodeJS.ErrnoException).errno!) : 5;
+  Atomics.store(control, STATE, FAILED);
+  Atomics.notify(control, CONSUMED);
+}

@@ -1,0 +1,142 @@
+/**
+ * A second thread for a long stream of JSON lines: the main thread fills shared slots with the
+ * lines' bytes — and, for lines a renderer can describe in a few numbers, compact records — and a
+ * worker thread expands the records and does the write(2) calls. On a machine with two cores a
+ * million-line replay spends its time split between the two instead of serially.
+ *
+ * A record starts with the byte RECORD (0x01), which JSON text never holds raw (JSON escapes every
+ * control character); everything else in a slot is copied out as it is. What a record means is
+ * the renderer's business: its module is loaded in the worker by URL and exports `expandRecord`.
+ *
+ * Backpressure: the worker writes synchronously (blocking), so a slow reader keeps slots busy;
+ * the main thread never blocks on it: with no free slot it fills buffers of its own and its
+ * producer awaits `whenFree` between chunks (Output.ready), as it awaits a stream's drain — the
+ * event loop (and Ctrl-C) stays alive. A write error (EPIPE: the reader went away) is raised as
+ * the stream's own error, as process.stdout's would be.
+ */
+import { Worker } from 'node:worker_threads';
+import { OutputError } from '../errors.js';
+
+export const SLOT_COUNT = 4;
+export const SLOT_BYTES = 256 * 1024;
+/** Control words: slots published by the main thread, consumed by the worker, state, errno, then each slot's length. */
+export const PUBLISHED = 0;
+export const CONSUMED = 1;
+export const STATE = 2;
+export const ERRNO = 3;
+export const LENGTHS = 4;
+export const RUNNING = 0;
+export const ENDED = 1;
+export const FAILED = 2;
+/** The first byte of a record. */
+export const RECORD = 1;
+
+/** What the worker is given. */
+export interface OffloadData {
+  slots: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  fd: number;
+  /** URL of the module exporting expandRecord; '' when the slots hold plain bytes only. */
+  expander: string;
+}
+
+/** Where a record expands to, in the worker: like LineBytes, room for n bytes from `used` on. */
+export interface ExpandSink {
+  room(n: number): Uint8Array;
+  used: number;
+}
+
+/**
+ * A renderer's record expander: `b[at]` is RECORD; write what the record stands for into `out`
+ * and return the position after the record.
+ */
+export type ExpandRecord = (b: Uint8Array, at: number, out: ExpandSink) => number;
+
+/** Atomics.waitAsync (ES2024; the project's lib is ES2022). */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
+
+const ERRNO_CODE: Record<number, string> = { 32: 'EPIPE', 28: 'ENOSPC', 5: 'EIO', 27: 'EFBIG', 122: 'EDQUOT' };
+
+export class OffloadedWriter {
+  readonly slots: Buffer[] = [];
+  private readonly control: Int32Array;
+  private readonly worker: Worker;
+  private published = 0;
+  private exited: Promise<void>;
+  /** Resolves when the worker runs (its expander loaded), or has ended. */
+  readonly ready: Promise<void>;
+
+  /**
+   * Start the worker writing to `fd`. `onError` is given a write error, once, when the worker
+   * reports one.
+   */
+  constructor(
+    fd: number,
+    expander: URL | null,
+    private readonly onError: (e: OutputError) => void,
+  ) {
+    const slots = new SharedArrayBuffer(SLOT_COUNT * SLOT_BYTES);
+    const control = new SharedArrayBuffer(4 * (LENGTHS + SLOT_COUNT));
+    this.control = new Int32Array(control);
+    for (let k = 0; k < SLOT_COUNT; k++) this.slots.push(Buffer.from(slots, k * SLOT_BYTES, SLOT_BYTES));
+    const data: OffloadData = { slots, control, fd, expander: expander?.href ?? '' };
+    this.worker = new Worker(new URL('./offload-worker.js', import.meta.url), {
+      workerData: data,
+      stdout: false,
+      stderr: false,
+      // it keeps a few pieces and its output buffer: a small heap (and no young generation grown for garbage it does not make)
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
+    });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.ready = Promise.race([new Promise<void>((resolve) => this.worker.once('message', () => resolve())), this.exited]);
+    this.worker.once('error', (e) => this.raise(new OutputError(`output thread: ${e.message}`, 'EIO')));
+  }
+
+  /** The slot to fill next, or null while the worker still holds it (a reader behind). */
+  tryNext(): Buffer | null {
+    if (this.failed()) return this.slots[this.published % SLOT_COUNT]!; // the bytes go nowhere: the error is raised
+    return Atomics.load(this.control, CONSUMED) >= this.published - SLOT_COUNT + 1 ? this.slots[this.published % SLOT_COUNT]! : null;
+  }
+
+  /** Hand the slot `tryNext` gave, filled to `used`, to the worker. */
+  publish(used: number): void {
+    if (this.failed()) return;
+    const k = this.published % SLOT_COUNT;
+    this.control[LENGTHS + k] = used;
+    Atomics.store(this.control, PUBLISHED, ++this.published);
+    Atomics.notify(this.control, PUBLISHED);
+  }
+
+  /** Resolves when the worker has taken a slot more (or failed, or ended): the event loop runs meanwhile. */
+  async whenFree(): Promise<void> {
+    const seen = Atomics.load(this.control, CONSUMED);
+    if (this.failed() || this.ended) return;
+    const w = waitAsync(this.control, CONSUMED, seen, 1000);
+    if (w.async) await w.value;
+  }
+
+  private ended = false;
+
+  /** No more slots: the worker writes what it holds and ends; resolves when it has. */
+  async end(): Promise<void> {
+    this.ended = true;
+    Atomics.compareExchange(this.control, STATE, RUNNING, ENDED);
+    Atomics.notify(this.control, PUBLISHED);
+    await this.exited;
+    this.failed();
+  }
+
+  private raised = false;
+  private failed(): boolean {
+    if (Atomics.load(this.control, STATE) !== FAILED) return false;
+    const errno = this.control[ERRNO]!;
+    this.raise(new OutputError(`writing the output failed (errno ${errno})`, ERRNO_CODE[errno] ?? 'EIO'));
+    return true;
+  }
+
+  private raise(e: OutputError): void {
+    if (this.raised) return;
+    this.raised = true;
+    this.onError(e);
+  }
+}
