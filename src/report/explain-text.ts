@@ -7,6 +7,8 @@
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import type { ExplainHeader } from './explain.js';
 import { endpointText, FlowTracker, type FlowTrace, type PacketRow } from './flows.js';
+import { InternalError } from '../errors.js';
+import { RECORD, type ExpandRecord } from './offload.js';
 import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
 import { paint, wrapJoined, wrapText } from './text.js';
 
@@ -47,15 +49,7 @@ export function putFixed6(b: Uint8Array, at: number, x: number): number {
     if (frac < 0.49 || frac > 0.51) {
       const n = Math.round(scaled);
       const sec = Math.floor(n / 1e6);
-      let micro = n - sec * 1e6;
-      let u = putUint(b, at, sec);
-      b[u++] = 46; // '.'
-      for (let i = 5; i >= 0; i--) {
-        const q = Math.floor(micro / 10);
-        b[u + i] = 48 + micro - q * 10;
-        micro = q;
-      }
-      return u + 6;
+      return putSecMicro6(b, at, sec, n - sec * 1e6);
     }
   }
   return putAscii(b, at, x.toFixed(6));
@@ -86,7 +80,8 @@ const pairPorts = new Int32Array(PAIR_SLOTS).fill(-1);
 const pairPiece: Uint8Array[] = new Array<Uint8Array>(PAIR_SLOTS).fill(new Uint8Array(0));
 const pairBuf = new Uint8Array(128);
 
-function putEndpoints(b: Uint8Array, at: number, src: { addr: string; port: number }, dst: { addr: string; port: number }): number {
+/** The slot of an endpoint pair, its piece made if the slot held another pair. */
+function pairSlot(src: { addr: string; port: number }, dst: { addr: string; port: number }): number {
   const ports = (src.port << 16) | dst.port;
   const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (PAIR_SLOTS - 1);
   if (pairPorts[i] !== ports || pairSrc[i] !== src.addr || pairDst[i] !== dst.addr) {
@@ -99,9 +94,57 @@ function putEndpoints(b: Uint8Array, at: number, src: { addr: string; port: numb
     pairSrc[i] = src.addr;
     pairDst[i] = dst.addr;
     pairPiece[i] = pairBuf.slice(0, u);
+    pairVersion[i]!++;
   }
-  return putBytes(b, at, pairPiece[i]!);
+  return i;
 }
+/** Bumped each time a slot's piece changes (a record session sends a slot again when it did). */
+const pairVersion = new Uint32Array(PAIR_SLOTS);
+
+/** A flag byte's text ("PSH|ACK"), encoded once. */
+const flagTexts: (Uint8Array | undefined)[] = [];
+const flagsBytes = (r: PacketRow): Uint8Array => (flagTexts[r.tcpFlags & 0xff] ??= ascii(r.flags));
+
+/**
+ * The rest of a head from `u` on (where `start` is the head's first byte): a space and
+ * `[FLAGS] seq S ack A len L` (no ack when `ack` < 0), or, past 80 columns, that on a line of
+ * its own. Returns the position after it.
+ */
+function putSegment(b: Uint8Array, start: number, u: number, flags: Uint8Array, seq: number, ack: number, len: number): number {
+  const what = u + 1;
+  let w = what;
+  b[w++] = 91; // '['
+  w = putBytes(b, w, flags);
+  w = putBytes(b, w, P_SEQ);
+  w = putUint(b, w, seq);
+  if (ack >= 0) {
+    w = putBytes(b, w, P_ACK);
+    w = putUint(b, w, ack);
+  }
+  w = putBytes(b, w, P_LEN);
+  w = putUint(b, w, len);
+  if (u - start + 1 + (w - what) <= WIDTH) {
+    b[u] = 32;
+    return w;
+  }
+  b.copyWithin(what + 4, what, w);
+  b[u] = 10;
+  b[u + 1] = b[u + 2] = b[u + 3] = b[u + 4] = 32;
+  return w + 4;
+}
+
+/** `sec.micro` with six decimals (toFixed(6) of an exact microsecond value). */
+function putSecMicro6(b: Uint8Array, at: number, sec: number, micro: number): number {
+  const u = putUint(b, at, sec);
+  b[u] = 46; // '.'
+  for (let i = 6; i >= 1; i--) {
+    const q = Math.floor(micro / 10);
+    b[u + i] = 48 + micro - q * 10;
+    micro = q;
+  }
+  return u + 7;
+}
+
 const P_SEQ = ascii('] seq ');
 const P_ACK = ascii(' ack ');
 const P_LEN = ascii(' len ');
@@ -113,7 +156,13 @@ const HEAD_ROOM = 400;
  * `\n    original NONE → SYN_SENT`: the meaning line of a plain accepted packet (no note, no NAT),
  * by direction and states, encoded once; null where it would not fit a line as it is.
  */
-const plainMeanings = new Map<string, Map<string, Map<string, Uint8Array | null>>>();
+interface PlainMeaning {
+  bytes: Uint8Array;
+  /** Its number, for records. */
+  id: number;
+}
+const plainMeanings = new Map<string, Map<string, Map<string, PlainMeaning | null>>>();
+const plainMeaningList: PlainMeaning[] = [];
 
 /** The first line of a packet: where it goes, its flags, relative seq/ack, length. */
 export function packetHead(r: PacketRow, time: string): string {
@@ -247,6 +296,7 @@ export class ExplainText {
    * packet's meaning as one encoded piece; only what carries prose is built as a string.
    */
   private renderInto(r: PacketRow, flow: FlowTrace, into: LineBytes): void {
+    if (into.records !== null && this.o.time === 'relative' && this.recordInto(r, into)) return;
     const b = into.room(HEAD_ROOM);
     const start = into.used;
     let u = start;
@@ -259,51 +309,93 @@ export class ExplainText {
       u = putFixed6(b, u, r.tsSec - this.t0!);
     } else u = putAscii(b, u, timeText(style, r.tsSec, this.t0!));
     b[u++] = 32;
-    u = putEndpoints(b, u, r.src, r.dst);
-    // the segment after one separator; a head past 80 columns puts it on its own line
-    const what = u + 1;
-    let w = what;
-    b[w++] = 91; // '['
-    w = putAscii(b, w, r.flags);
-    w = putBytes(b, w, P_SEQ);
-    w = putUint(b, w, r.relSeq);
-    if (r.relAck !== null) {
-      w = putBytes(b, w, P_ACK);
-      w = putUint(b, w, r.relAck);
-    }
-    w = putBytes(b, w, P_LEN);
-    w = putUint(b, w, r.len);
-    if (u - start + 1 + (w - what) <= WIDTH) {
-      b[u] = 32;
-      into.used = w;
-    } else {
-      b.copyWithin(what + 4, what, w);
-      b[u] = 10;
-      b[u + 1] = b[u + 2] = b[u + 3] = b[u + 4] = 32;
-      into.used = w + 4;
-    }
+    u = putBytes(b, u, pairPiece[pairSlot(r.src, r.dst)]!);
+    into.used = putSegment(b, start, u, flagsBytes(r), r.relSeq, r.relAck ?? -1, r.len);
     const plain = this.plainMeaning(r);
-    if (plain !== null) into.bytes(plain);
+    if (plain !== null) into.bytes(plain.bytes);
     else into.text('\n' + wrapJoined(meaningLine(r, flow), WIDTH, '    '));
     const consequence = invalidConsequence(r);
     if (consequence !== null) into.text('\n' + wrapJoined(consequence, WIDTH, '    '));
   }
 
   /** The encoded meaning line of a plain accepted packet, or null (see plainMeanings). */
-  private plainMeaning(r: PacketRow): Uint8Array | null {
+  private plainMeaning(r: PacketRow): PlainMeaning | null {
     if (r.verdict !== 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
     let byBefore = plainMeanings.get(r.dir);
     if (!byBefore) plainMeanings.set(r.dir, (byBefore = new Map()));
     let byAfter = byBefore.get(r.stateBefore);
     if (!byAfter) byBefore.set(r.stateBefore, (byAfter = new Map()));
-    let piece = byAfter.get(r.stateAfter);
-    if (piece === undefined) {
+    let m = byAfter.get(r.stateAfter);
+    if (m === undefined) {
       const line = `${r.dir} ${stateText(r)}`;
       const wrapped = wrapJoined(line, WIDTH, '    ');
-      piece = wrapped === '    ' + line ? Buffer.from('\n' + wrapped) : null;
-      byAfter.set(r.stateAfter, piece);
+      m = wrapped === '    ' + line ? { bytes: Buffer.from('\n' + wrapped), id: plainMeaningList.length } : null;
+      if (m) plainMeaningList.push(m);
+      byAfter.set(r.stateAfter, m);
     }
-    return piece;
+    return m;
+  }
+
+  /**
+   * A plain packet as a record for the output thread (see offload.ts and expandRecord): its
+   * numbers, and the pieces it needs sent first. false: write its lines.
+   */
+  private recordInto(r: PacketRow, into: LineBytes): boolean {
+    const meaning = this.plainMeaning(r);
+    if (meaning === null || meaning.id > 0xffff) return false;
+    const x = r.tsSec - this.t0!;
+    if (!(x >= 0 && x < 8.7e6)) return false;
+    const scaled = x * 1e6;
+    const frac = scaled - Math.floor(scaled);
+    if (!(frac < 0.49 || frac > 0.51)) return false;
+    const n = Math.round(scaled);
+    const sec = Math.floor(n / 1e6);
+    const micro = n - sec * 1e6;
+    const { index, relSeq, relAck, len } = r;
+    if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
+    if (sent.session !== into.records) {
+      sent.session = into.records;
+      sent.pairs.fill(0);
+      sent.flags.fill(0);
+      sent.meanings = new Uint8Array(0);
+    }
+    const b = into.room(RECORD_ROOM);
+    let u = into.used;
+    const pair = pairSlot(r.src, r.dst);
+    if (sent.pairs[pair] !== pairVersion[pair]) {
+      u = putPiece(b, u, K_PAIR, pair, pairPiece[pair]!);
+      sent.pairs[pair] = pairVersion[pair]!;
+    }
+    const flags = r.tcpFlags & 0xff;
+    if (!sent.flags[flags]) {
+      u = putPiece(b, u, K_FLAGS, flags, flagsBytes(r));
+      sent.flags[flags] = 1;
+    }
+    if (meaning.id >= sent.meanings.length) {
+      const grown = new Uint8Array(Math.max(64, 2 * meaning.id + 2));
+      grown.set(sent.meanings);
+      sent.meanings = grown;
+    }
+    if (!sent.meanings[meaning.id]) {
+      u = putPiece(b, u, K_MEANING, meaning.id, meaning.bytes);
+      sent.meanings[meaning.id] = 1;
+    }
+    b[u++] = RECORD;
+    b[u++] = T_PACKET;
+    u = put32(b, u, index);
+    u = put32(b, u, sec);
+    u = put32(b, u, micro);
+    b[u++] = pair;
+    b[u++] = pair >>> 8;
+    b[u++] = flags;
+    u = put32(b, u, relSeq);
+    b[u++] = relAck === null ? 0 : 1;
+    u = put32(b, u, relAck ?? 0);
+    u = put32(b, u, len);
+    b[u++] = meaning.id;
+    b[u++] = meaning.id >>> 8;
+    into.used = u;
+    return true;
   }
 
   /** Connections held now (open ones: the closed are kept as their summary lines only). */
@@ -431,3 +523,83 @@ class CollectedText implements LineBytes {
     return this.buf.toString('utf8', 0, this.used);
   }
 }
+
+/*
+ * Records (see offload.ts): a plain packet's lines as their numbers, expanded by the output
+ * thread into the very bytes renderInto writes (relative time only). Pieces go once per session,
+ * before the first record using them:
+ *   RECORD T_PIECE kind u8, id u16, length u16, bytes   (kind: endpoint pair slot, flag byte, meaning)
+ *   RECORD T_PACKET index u32, sec u32, micro u32, pair u16, flags u8, relSeq u32, hasAck u8, relAck u32, len u32, meaning u16
+ */
+const T_PACKET = 1;
+const T_PIECE = 2;
+const K_PAIR = 0;
+const K_FLAGS = 1;
+const K_MEANING = 2;
+const RECORD_ROOM = 1024;
+
+const sent = { session: null as object | null, pairs: new Uint32Array(PAIR_SLOTS), flags: new Uint8Array(256), meanings: new Uint8Array(0) };
+
+const put32 = (b: Uint8Array, u: number, v: number): number => {
+  b[u] = v;
+  b[u + 1] = v >>> 8;
+  b[u + 2] = v >>> 16;
+  b[u + 3] = v >>> 24;
+  return u + 4;
+};
+const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! << 8) | (b[u + 2]! << 16) | (b[u + 3]! << 24)) >>> 0;
+
+function putPiece(b: Uint8Array, u: number, kind: number, id: number, bytes: Uint8Array): number {
+  b[u++] = RECORD;
+  b[u++] = T_PIECE;
+  b[u++] = kind;
+  b[u++] = id;
+  b[u++] = id >>> 8;
+  b[u++] = bytes.length;
+  b[u++] = bytes.length >>> 8;
+  b.set(bytes, u);
+  return u + bytes.length;
+}
+
+/** This module, for an output thread to load expandRecord from. */
+export const explainTextRecordsModule = new URL(import.meta.url);
+
+/** The output thread's pieces, by kind and id, as sent. */
+const received: Uint8Array[][] = [[], [], []];
+
+/** The output thread's side: a record of recordInto back to the packet's lines. */
+export const expandRecord: ExpandRecord = (b, at, out) => {
+  const kind = b[at + 1];
+  if (kind === T_PIECE) {
+    const id = b[at + 3]! | (b[at + 4]! << 8);
+    const n = b[at + 5]! | (b[at + 6]! << 8);
+    received[b[at + 2]!]![id] = b.slice(at + 7, at + 7 + n);
+    return at + 7 + n;
+  }
+  if (kind !== T_PACKET) throw new InternalError(`explain: unknown record kind ${kind}`);
+  let r = at + 2;
+  const index = get32(b, r);
+  const sec = get32(b, (r += 4));
+  const micro = get32(b, (r += 4));
+  const pair = b[(r += 4)]! | (b[r + 1]! << 8);
+  const flags = b[(r += 2)]!;
+  const relSeq = get32(b, (r += 1));
+  const hasAck = b[(r += 4)]!;
+  const relAck = get32(b, (r += 1));
+  const len = get32(b, (r += 4));
+  const meaning = b[(r += 4)]! | (b[r + 1]! << 8);
+  r += 2;
+  const o = out.room(HEAD_ROOM + 256);
+  const start = out.used;
+  let u = start;
+  o[u++] = 35; // '#'
+  u = putUint(o, u, index);
+  o[u++] = 32;
+  o[u++] = 43; // '+'
+  u = putSecMicro6(o, u, sec, micro);
+  o[u++] = 32;
+  u = putBytes(o, u, received[K_PAIR]![pair]!);
+  u = putSegment(o, start, u, received[K_FLAGS]![flags]!, relSeq, hasAck ? relAck : -1, len);
+  out.used = putBytes(o, u, received[K_MEANING]![meaning]!);
+  return r;
+};

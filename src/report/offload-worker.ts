@@ -5,7 +5,7 @@
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CONSUMED, ENDED, ERRNO, FAILED, LENGTHS, PUBLISHED, RECORD, SLOT_BYTES, SLOT_COUNT, STATE, type ExpandRecord, type ExpandSink, type OffloadData } from './offload.js';
+import { CONSUMED, ENDED, ERRNO, FAILED, LENGTHS, LITERAL, PUBLISHED, RECORD, SLOT_BYTES, SLOT_COUNT, STATE, WAKE_MAIN, WAKE_WORKER, type ExpandRecord, type ExpandSink, type OffloadData } from './offload.js';
 
 const data = workerData as OffloadData;
 const control = new Int32Array(data.control);
@@ -47,6 +47,11 @@ class Sink implements ExpandSink {
 
 const out = new Sink();
 
+function wakeMain(): void {
+  Atomics.add(control, WAKE_MAIN, 1);
+  Atomics.notify(control, WAKE_MAIN);
+}
+
 function expandSlot(b: Uint8Array, length: number): void {
   let at = 0;
   while (at < length) {
@@ -70,28 +75,37 @@ function expandSlot(b: Uint8Array, length: number): void {
       }
     }
     if (end === length) return;
-    at = expandRecord!(b, end, out);
+    if (b[end + 1] === LITERAL) {
+      // a 0x01 of the text itself, escaped by the main thread
+      out.room(1)[out.used++] = RECORD;
+      at = end + 2;
+    } else at = expandRecord!(b, end, out);
   }
 }
 
 try {
   let consumed = 0;
   for (;;) {
+    const wake = Atomics.load(control, WAKE_WORKER);
     if (Atomics.load(control, PUBLISHED) === consumed) {
-      if (Atomics.load(control, STATE) !== 0 && Atomics.load(control, PUBLISHED) === consumed) break;
+      // ended: and nothing published since the look above (the last publish precedes the end)
+      if (Atomics.load(control, STATE) !== 0) {
+        if (Atomics.load(control, PUBLISHED) === consumed) break;
+        continue;
+      }
       out.flush();
-      Atomics.wait(control, PUBLISHED, consumed, 1000);
+      Atomics.wait(control, WAKE_WORKER, wake, 1000);
       continue;
     }
     const k = consumed % SLOT_COUNT;
     expandSlot(slots[k]!, control[LENGTHS + k]!);
     Atomics.store(control, CONSUMED, ++consumed);
-    Atomics.notify(control, CONSUMED);
+    wakeMain();
   }
   out.flush();
   Atomics.compareExchange(control, STATE, 0, ENDED);
 } catch (e) {
   control[ERRNO] = (e as NodeJS.ErrnoException).errno ? Math.abs((e as NodeJS.ErrnoException).errno!) : 5;
   Atomics.store(control, STATE, FAILED);
-  Atomics.notify(control, CONSUMED);
+  wakeMain();
 }

@@ -5,7 +5,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { PcapWriter } from '../capture/writer.js';
 import { synthFlow } from '../conntrack/synth.js';
@@ -26,7 +27,7 @@ function bigCapture(): string {
 }
 const capture = bigCapture();
 
-describe('explain -o json through the output thread', () => {
+describe('explain through the output thread', () => {
   it('writes the very bytes the main thread writes, to a pipe and to a file', () => {
     expect(statSync(capture).size).toBeGreaterThan(4 << 20);
     // from standard input: no output thread (what the main thread writes itself)
@@ -41,6 +42,45 @@ describe('explain -o json through the output thread', () => {
     expect(lines.filter((l) => l.includes('"verdict":"IGNORE"')).length).toBeGreaterThan(100);
     expect(body(piped.stdout).equals(body(plain.stdout))).toBe(true);
     expect(body(readFileSync(`${dir}/out.json`)).equals(body(plain.stdout))).toBe(true);
+  });
+
+  it('writes the text (every packet, and what matters) the main thread writes', () => {
+    const fromFirstPacket = (b: Buffer) => b.subarray(b.indexOf('\n#0 ') + 1); // the header names the file
+    for (const extra of [['-v'], []]) {
+      const plain = spawnSync('sh', ['-c', `node ${cli} explain - --kernel 6.18 ${extra.join(' ')} < ${capture}`], { maxBuffer: 1 << 30 });
+      const piped = spawnSync('node', [cli, 'explain', capture, '--kernel', '6.18', ...extra], { maxBuffer: 1 << 30 });
+      expect(piped.status).toBe(1);
+      const text = fromFirstPacket(plain.stdout).toString();
+      expect(text).toMatch(/^#0 \+0\.000000 /);
+      expect(text).toMatch(/IGNORE "\d+ bytes more than expected"/);
+      expect(text).toMatch(/^connections \(1500\):$/m);
+      expect(fromFirstPacket(piped.stdout).equals(fromFirstPacket(plain.stdout))).toBe(true);
+    }
+  });
+
+  it('passes any byte of plain text through, 0x01 (its record mark) included, and keeps order across a full ring', async () => {
+    // the built modules: the thread loads built code
+    const { Output } = (await import(new URL('../../dist/report/output.js', import.meta.url).href)) as typeof import('./output.js');
+    const { explainTextRecordsModule } = (await import(new URL('../../dist/report/explain-text.js', import.meta.url).href)) as typeof import('./explain-text.js');
+    const path = `${dir}/bytes.txt`;
+    const fd = openSync(path, 'w');
+    const stream = Object.assign(new Writable({ write: (c: Buffer, _e, cb) => (writeSync(fd, c), cb()) }), { fd });
+    const out = new Output('text', stream, null);
+    out.line('before the thread');
+    expect(await out.offload(explainTextRecordsModule)).toBe(true);
+    const expected = ['before the thread'];
+    for (let i = 0; i < 60000; i++) {
+      const l = `line ${i} \x01 ctrl \x00\x02 → é ${'x'.repeat(i % 97)}`;
+      out.line(l);
+      expected.push(l);
+      if (i % 5000 === 0) await out.ready();
+    }
+    out.bytes(Buffer.from([1, 2, 1]));
+    out.endLine();
+    expected.push('\x01\x02\x01');
+    await out.flush();
+    closeSync(fd);
+    expect(readFileSync(path, 'utf8')).toBe(expected.join('\n') + '\n');
   });
 
   it('stops quietly when its reader goes away, and on Ctrl-C while its reader reads nothing', async () => {

@@ -5,8 +5,9 @@
  * million-line replay spends its time split between the two instead of serially.
  *
  * A record starts with the byte RECORD (0x01), which JSON text never holds raw (JSON escapes every
- * control character); everything else in a slot is copied out as it is. What a record means is
- * the renderer's business: its module is loaded in the worker by URL and exports `expandRecord`.
+ * control character) and text holds escaped (RECORD, LITERAL); everything else in a slot is
+ * copied out as it is. What a record means is the renderer's business (its kind byte, after
+ * RECORD, is never LITERAL): its module is loaded in the worker by URL and exports `expandRecord`.
  *
  * Backpressure: the worker writes synchronously (blocking), so a slow reader keeps slots busy;
  * the main thread never blocks on it: with no free slot it fills buffers of its own and its
@@ -19,17 +20,28 @@ import { OutputError } from '../errors.js';
 
 export const SLOT_COUNT = 4;
 export const SLOT_BYTES = 256 * 1024;
-/** Control words: slots published by the main thread, consumed by the worker, state, errno, then each slot's length. */
+/**
+ * Control words: slots published by the main thread, consumed by the worker, state, errno; two
+ * wake-up counters, each bumped by one side after anything the other may wait for (a waiter
+ * reads it before it looks, so no change between looking and waiting is missed); then each
+ * slot's length.
+ */
 export const PUBLISHED = 0;
 export const CONSUMED = 1;
 export const STATE = 2;
 export const ERRNO = 3;
-export const LENGTHS = 4;
+/** Bumped by the main thread (a slot published, the end). */
+export const WAKE_WORKER = 4;
+/** Bumped by the worker (a slot consumed, a failure, the end). */
+export const WAKE_MAIN = 5;
+export const LENGTHS = 6;
 export const RUNNING = 0;
 export const ENDED = 1;
 export const FAILED = 2;
 /** The first byte of a record. */
 export const RECORD = 1;
+/** After RECORD: not a record but a 0x01 of the text itself (the main thread escapes any). */
+export const LITERAL = 0;
 
 /** What the worker is given. */
 export interface OffloadData {
@@ -104,14 +116,14 @@ export class OffloadedWriter {
     const k = this.published % SLOT_COUNT;
     this.control[LENGTHS + k] = used;
     Atomics.store(this.control, PUBLISHED, ++this.published);
-    Atomics.notify(this.control, PUBLISHED);
+    this.wakeWorker();
   }
 
   /** Resolves when the worker has taken a slot more (or failed, or ended): the event loop runs meanwhile. */
   async whenFree(): Promise<void> {
-    const seen = Atomics.load(this.control, CONSUMED);
-    if (this.failed() || this.ended) return;
-    const w = waitAsync(this.control, CONSUMED, seen, 1000);
+    const seen = Atomics.load(this.control, WAKE_MAIN);
+    if (this.failed() || this.ended || this.tryNext()) return;
+    const w = waitAsync(this.control, WAKE_MAIN, seen, 1000);
     if (w.async) await w.value;
   }
 
@@ -121,9 +133,14 @@ export class OffloadedWriter {
   async end(): Promise<void> {
     this.ended = true;
     Atomics.compareExchange(this.control, STATE, RUNNING, ENDED);
-    Atomics.notify(this.control, PUBLISHED);
+    this.wakeWorker();
     await this.exited;
     this.failed();
+  }
+
+  private wakeWorker(): void {
+    Atomics.add(this.control, WAKE_WORKER, 1);
+    Atomics.notify(this.control, WAKE_WORKER);
   }
 
   private raised = false;

@@ -209,6 +209,8 @@ export class Output implements LineBytes {
 
   /** Part of a line (jsonInto): encoded into the batch. */
   text(s: string): void {
+    // (JSON never holds a raw 0x01: only text can, where records are read)
+    if (this.records !== null && s.includes('\x01')) s = s.replaceAll('\x01', '\x01\x00');
     // 3 bytes per UTF-16 unit is the most UTF-8 can need (a surrogate pair is 4 bytes for 2 units)
     if (this.used + 3 * s.length > this.capacity) {
       this.write();
@@ -219,6 +221,7 @@ export class Output implements LineBytes {
 
   /** Part of a line (jsonInto), already UTF-8: copied into the batch. */
   bytes(b: Uint8Array): void {
+    if (this.records !== null && b.includes(1)) b = Buffer.from(Buffer.from(b).toString('latin1').replaceAll('\x01', '\x01\x00'), 'latin1');
     if (this.used + b.length > this.capacity) {
       this.write();
       if (b.length > this.capacity) {
@@ -244,15 +247,15 @@ export class Output implements LineBytes {
 
   /**
    * From here on, lines go through an output thread (offload.ts) that does the writes — and, with
-   * `expander` (a renderer's module exporting expandRecord; JSON only: text may hold any byte),
-   * expands the records the renderer writes while `records` is set. Only for a stream on a file
-   * descriptor; false when that is not the case. What was
+   * `expander` (a renderer's module exporting expandRecord), expands the records the renderer
+   * writes while `records` is set (a raw 0x01 in text or bytes is escaped as RECORD, 0). Only for
+   * a stream on a file descriptor; false when that is not the case. What was
    * written before is flushed first, so order is kept. Starting a worker resets V8 flags set at
    * run time (setFlagsFromString) to the command line's: set them again after.
    */
   async offload(expander: URL | null): Promise<boolean> {
     const fd = (this.stream as { fd?: unknown }).fd;
-    if (this.offloaded || (expander && this.format !== 'json') || typeof fd !== 'number') return false;
+    if (this.offloaded || typeof fd !== 'number') return false;
     await this.flush();
     const { OffloadedWriter, SLOT_BYTES } = await import('./offload.js');
     const stream = this.stream;

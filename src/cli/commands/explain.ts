@@ -136,11 +136,12 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         if (t0 !== null) out.line(text!.legend(t0));
       }
     };
-    // Every packet of a large capture as JSON lines: a second thread expands plain packets from
-    // their numbers and does the writing, so the replay and the output share two cores. (Text
-    // gains nothing from a thread that only writes: measured, its cost is in the rendering.)
-    const many = json && !f.only && !drawing && file !== '-' && fileSize(file) >= OFFLOAD_FROM_BYTES;
-    if (many && (await out.offload(explainRecordsModule))) tuneHeap();
+    // The lines of a large capture: a second thread expands plain packets from their numbers and
+    // does the writing, so the replay and the output share two cores. (Text to a terminal is
+    // read by a person: no thread for it.)
+    const many = !f.only && !drawing && file !== '-' && (json || !process.stdout.isTTY) && fileSize(file) >= OFFLOAD_FROM_BYTES;
+    const expander = json ? explainRecordsModule : ExplainText ? (await import('../../report/explain-text.js')).explainTextRecordsModule : null;
+    if (many && expander && (await out.offload(expander))) tuneHeap();
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
