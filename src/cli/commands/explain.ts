@@ -136,10 +136,11 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         if (t0 !== null) out.line(text!.legend(t0));
       }
     };
-    // The lines of a large capture: a second thread expands plain packets from their numbers and
-    // does the writing, so the replay and the output share two cores. (Text to a terminal is
-    // read by a person: no thread for it.)
-    const many = !f.only && !drawing && file !== '-' && (json || !process.stdout.isTTY) && fileSize(file) >= OFFLOAD_FROM_BYTES;
+    // Every packet of a large capture (JSON, or text -v not to a terminal): a second thread
+    // expands plain packets from their numbers and does the writing, so the replay and the output
+    // share two cores. Measured: worth its ~15 MB only when every packet is written (the default
+    // text and --only write a fraction and were slower with it).
+    const many = !f.only && !drawing && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
     const expander = json ? explainRecordsModule : ExplainText ? (await import('../../report/explain-text.js')).explainTextRecordsModule : null;
     if (many && expander && (await out.offload(expander))) tuneHeap();
     const summary = await explainCapture(file, {
