@@ -8,7 +8,7 @@ import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import type { ExplainHeader } from './explain.js';
 import { endpointText, FlowTracker, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
-import { RECORD, type ExpandRecord } from './offload.js';
+import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
 import { paint, wrapJoined, wrapText } from './text.js';
 
@@ -353,33 +353,13 @@ export class ExplainText {
     const micro = n - sec * 1e6;
     const { index, relSeq, relAck, len } = r;
     if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
-    if (sent.session !== into.records) {
-      sent.session = into.records;
-      sent.pairs.fill(0);
-      sent.flags.fill(0);
-      sent.meanings = new Uint8Array(0);
-    }
+    const session = into.records!;
     const b = into.room(RECORD_ROOM);
-    let u = into.used;
     const pair = pairSlot(r.src, r.dst);
-    if (sent.pairs[pair] !== pairVersion[pair]) {
-      u = putPiece(b, u, K_PAIR, pair, pairPiece[pair]!);
-      sent.pairs[pair] = pairVersion[pair]!;
-    }
     const flags = r.tcpFlags & 0xff;
-    if (!sent.flags[flags]) {
-      u = putPiece(b, u, K_FLAGS, flags, flagsBytes(r));
-      sent.flags[flags] = 1;
-    }
-    if (meaning.id >= sent.meanings.length) {
-      const grown = new Uint8Array(Math.max(64, 2 * meaning.id + 2));
-      grown.set(sent.meanings);
-      sent.meanings = grown;
-    }
-    if (!sent.meanings[meaning.id]) {
-      u = putPiece(b, u, K_MEANING, meaning.id, meaning.bytes);
-      sent.meanings[meaning.id] = 1;
-    }
+    let u = pieces.put(b, into.used, session, K_PAIR, pair, pairVersion[pair]!, pairPiece[pair]!);
+    u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
+    u = pieces.put(b, u, session, K_MEANING, meaning.id, 0, meaning.bytes);
     b[u++] = RECORD;
     b[u++] = T_PACKET;
     u = put32(b, u, index);
@@ -526,68 +506,34 @@ class CollectedText implements LineBytes {
 
 /*
  * Records (see offload.ts): a plain packet's lines as their numbers, expanded by the output
- * thread into the very bytes renderInto writes (relative time only). Pieces go once per session,
- * before the first record using them:
- *   RECORD T_PIECE kind u8, id u16, length u16, bytes   (kind: endpoint pair slot, flag byte, meaning)
+ * thread into the very bytes renderInto writes (relative time only). Its pieces (endpoint pair by
+ * slot, flag text by byte, meaning by id) go before the first record naming them (RecordPieces):
  *   RECORD T_PACKET index u32, sec u32, micro u32, pair u16, flags u8, relSeq u32, hasAck u8, relAck u32, len u32, meaning u16
  */
-const T_PACKET = 1;
-const T_PIECE = 2;
+const T_PACKET = 2;
 const K_PAIR = 0;
 const K_FLAGS = 1;
 const K_MEANING = 2;
 const RECORD_ROOM = 1024;
-
-const sent = { session: null as object | null, pairs: new Uint32Array(PAIR_SLOTS), flags: new Uint8Array(256), meanings: new Uint8Array(0) };
-
-const put32 = (b: Uint8Array, u: number, v: number): number => {
-  b[u] = v;
-  b[u + 1] = v >>> 8;
-  b[u + 2] = v >>> 16;
-  b[u + 3] = v >>> 24;
-  return u + 4;
-};
-const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! << 8) | (b[u + 2]! << 16) | (b[u + 3]! << 24)) >>> 0;
-
-function putPiece(b: Uint8Array, u: number, kind: number, id: number, bytes: Uint8Array): number {
-  b[u++] = RECORD;
-  b[u++] = T_PIECE;
-  b[u++] = kind;
-  b[u++] = id;
-  b[u++] = id >>> 8;
-  b[u++] = bytes.length;
-  b[u++] = bytes.length >>> 8;
-  b.set(bytes, u);
-  return u + bytes.length;
-}
+const pieces = new RecordPieces(3);
 
 /** This module, for an output thread to load expandRecord from. */
 export const explainTextRecordsModule = new URL(import.meta.url);
 
-/** The output thread's pieces, by kind and id, as sent. */
-const received: Uint8Array[][] = [[], [], []];
-
 /** The output thread's side: a record of recordInto back to the packet's lines. */
-export const expandRecord: ExpandRecord = (b, at, out) => {
-  const kind = b[at + 1];
-  if (kind === T_PIECE) {
-    const id = b[at + 3]! | (b[at + 4]! << 8);
-    const n = b[at + 5]! | (b[at + 6]! << 8);
-    received[b[at + 2]!]![id] = b.slice(at + 7, at + 7 + n);
-    return at + 7 + n;
-  }
-  if (kind !== T_PACKET) throw new InternalError(`explain: unknown record kind ${kind}`);
+export const expandRecord: ExpandRecord = (b, at, out, got) => {
+  if (b[at + 1] !== T_PACKET) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
   const micro = get32(b, (r += 4));
-  const pair = b[(r += 4)]! | (b[r + 1]! << 8);
+  const pair = get16(b, (r += 4));
   const flags = b[(r += 2)]!;
   const relSeq = get32(b, (r += 1));
   const hasAck = b[(r += 4)]!;
   const relAck = get32(b, (r += 1));
   const len = get32(b, (r += 4));
-  const meaning = b[(r += 4)]! | (b[r + 1]! << 8);
+  const meaning = get16(b, (r += 4));
   r += 2;
   const o = out.room(HEAD_ROOM + 256);
   const start = out.used;
@@ -598,8 +544,8 @@ export const expandRecord: ExpandRecord = (b, at, out) => {
   o[u++] = 43; // '+'
   u = putSecMicro6(o, u, sec, micro);
   o[u++] = 32;
-  u = putBytes(o, u, received[K_PAIR]![pair]!);
-  u = putSegment(o, start, u, received[K_FLAGS]![flags]!, relSeq, hasAck ? relAck : -1, len);
-  out.used = putBytes(o, u, received[K_MEANING]![meaning]!);
+  u = putBytes(o, u, got[K_PAIR]![pair]!);
+  u = putSegment(o, start, u, got[K_FLAGS]![flags]!, relSeq, hasAck ? relAck : -1, len);
+  out.used = putBytes(o, u, got[K_MEANING]![meaning]!);
   return r;
 };

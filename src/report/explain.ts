@@ -2,7 +2,7 @@
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
-import { RECORD, type ExpandRecord } from './offload.js';
+import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { jsonLine, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
@@ -187,48 +187,17 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
 
 /*
  * Records (see offload.ts): a plain packet's line as its numbers, expanded by the output thread
- * into the very bytes packetJsonInto writes. Pieces are sent once per session, before the first
- * record that uses them:
- *   RECORD R_PIECE kind u8, id u16, length u16, bytes   (kind: endpoints slot, flags byte, tail)
+ * into the very bytes packetJsonInto writes. Its pieces (endpoints by slot, flags by byte, tail
+ * by id) go before the first record that names them (RecordPieces):
  *   RECORD R_PACKET index u32, sec u32, micro u32, endpoints u16, flags u8, seq u32, ack u32, len u32, tail u16
  */
-const R_PACKET = 1;
-const R_PIECE = 2;
+const R_PACKET = 2;
 const P_ENDPOINTS = 0;
 const P_FLAGS = 1;
 const P_TAIL = 2;
 /** A record and the pieces it may need sent first. */
 const RECORD_ROOM = 2048;
-
-/** What a record session has been sent (its identity is the output's `records`). */
-interface SentPieces {
-  session: object | null;
-  endpoints: Uint32Array;
-  flags: Uint8Array;
-  tails: Uint8Array;
-}
-const sent: SentPieces = { session: null, endpoints: new Uint32Array(EP_SLOTS), flags: new Uint8Array(256), tails: new Uint8Array(0) };
-
-const put32 = (b: Uint8Array, u: number, v: number): number => {
-  b[u] = v;
-  b[u + 1] = v >>> 8;
-  b[u + 2] = v >>> 16;
-  b[u + 3] = v >>> 24;
-  return u + 4;
-};
-const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! << 8) | (b[u + 2]! << 16) | (b[u + 3]! << 24)) >>> 0;
-
-function putPiece(b: Uint8Array, u: number, kind: number, id: number, bytes: Uint8Array): number {
-  b[u++] = RECORD;
-  b[u++] = R_PIECE;
-  b[u++] = kind;
-  b[u++] = id;
-  b[u++] = id >>> 8;
-  b[u++] = bytes.length;
-  b[u++] = bytes.length >>> 8;
-  b.set(bytes, u);
-  return u + bytes.length;
-}
+const pieces = new RecordPieces(3);
 
 /** Write p as a record if it is a plain packet whose numbers fit one; false to write its line. */
 function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
@@ -240,33 +209,13 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   if (!(sec >= 0 && sec <= 0xffffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts)) return false;
   const { index, seq, ack, len } = p;
   if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && seq >= 0 && seq <= 0xffffffff && seq % 1 === 0 && ack >= 0 && ack <= 0xffffffff && ack % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
-  if (sent.session !== into.records) {
-    sent.session = into.records;
-    sent.endpoints.fill(0);
-    sent.flags.fill(0);
-    sent.tails = new Uint8Array(0);
-  }
+  const session = into.records!;
   const b = into.room(RECORD_ROOM);
-  let u = into.used;
   const ep = endpointsSlot(p);
-  if (sent.endpoints[ep] !== epVersion[ep]) {
-    u = putPiece(b, u, P_ENDPOINTS, ep, epPiece[ep]!);
-    sent.endpoints[ep] = epVersion[ep]!;
-  }
   const flags = p.tcpFlags & 0xff;
-  if (!sent.flags[flags]) {
-    u = putPiece(b, u, P_FLAGS, flags, flagsPiece(p));
-    sent.flags[flags] = 1;
-  }
-  if (tail.id >= sent.tails.length) {
-    const grown = new Uint8Array(Math.max(64, 2 * tail.id + 2));
-    grown.set(sent.tails);
-    sent.tails = grown;
-  }
-  if (!sent.tails[tail.id]) {
-    u = putPiece(b, u, P_TAIL, tail.id, tail.bytes);
-    sent.tails[tail.id] = 1;
-  }
+  let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, epVersion[ep]!, epPiece[ep]!);
+  u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
+  u = pieces.put(b, u, session, P_TAIL, tail.id, 0, tail.bytes);
   b[u++] = RECORD;
   b[u++] = R_PACKET;
   u = put32(b, u, index);
@@ -287,43 +236,33 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
 /** This module, for an output thread to load expandRecord from. */
 export const explainRecordsModule = new URL(import.meta.url);
 
-/** The output thread's pieces, by kind and id, as sent. */
-const received: Uint8Array[][] = [[], [], []];
-
 /** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
-export const expandRecord: ExpandRecord = (b, at, out) => {
-  const kind = b[at + 1];
-  if (kind === R_PIECE) {
-    const id = b[at + 3]! | (b[at + 4]! << 8);
-    const n = b[at + 5]! | (b[at + 6]! << 8);
-    received[b[at + 2]!]![id] = b.slice(at + 7, at + 7 + n);
-    return at + 7 + n;
-  }
-  if (kind !== R_PACKET) throw new InternalError(`explain: unknown record kind ${kind}`);
+export const expandRecord: ExpandRecord = (b, at, out, got) => {
+  if (b[at + 1] !== R_PACKET) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
   const micro = get32(b, (r += 4));
-  const ep = b[(r += 4)]! | (b[r + 1]! << 8);
+  const ep = get16(b, (r += 4));
   const flags = b[(r += 2)]!;
   const seq = get32(b, (r += 1));
   const ack = get32(b, (r += 4));
   const len = get32(b, (r += 4));
-  const tail = b[(r += 4)]! | (b[r + 1]! << 8);
+  const tail = get16(b, (r += 4));
   r += 2;
   const o = out.room(HEAD_MAX + 1024);
   let u = putBytes(o, out.used, K_INDEX);
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
   u = putSecMicro(o, u, sec, micro);
-  u = putBytes(o, u, received[P_ENDPOINTS]![ep]!);
-  u = putBytes(o, u, received[P_FLAGS]![flags]!);
+  u = putBytes(o, u, got[P_ENDPOINTS]![ep]!);
+  u = putBytes(o, u, got[P_FLAGS]![flags]!);
   u = putU32(o, u, seq | 0);
   u = putBytes(o, u, K_ACK);
   u = putU32(o, u, ack | 0);
   u = putBytes(o, u, K_LEN);
   u = putUint(o, u, len);
-  out.used = putBytes(o, u, received[P_TAIL]![tail]!);
+  out.used = putBytes(o, u, got[P_TAIL]![tail]!);
   return r;
 };
 

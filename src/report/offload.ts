@@ -42,6 +42,11 @@ export const FAILED = 2;
 export const RECORD = 1;
 /** After RECORD: not a record but a 0x01 of the text itself (the main thread escapes any). */
 export const LITERAL = 0;
+/**
+ * After RECORD: a piece a renderer's records name, kept by the worker (RecordPieces):
+ * RECORD PIECE table u8, id u16, length u16, bytes. A renderer's own record kinds are 2 and up.
+ */
+export const PIECE = 1;
 
 /** What the worker is given. */
 export interface OffloadData {
@@ -59,10 +64,63 @@ export interface ExpandSink {
 }
 
 /**
- * A renderer's record expander: `b[at]` is RECORD; write what the record stands for into `out`
- * and return the position after the record.
+ * A renderer's record expander: `b[at]` is RECORD, `b[at + 1]` its kind (2 and up); write what
+ * the record stands for into `out` (`pieces[table][id]`: the pieces sent so far) and return the
+ * position after the record.
  */
-export type ExpandRecord = (b: Uint8Array, at: number, out: ExpandSink) => number;
+export type ExpandRecord = (b: Uint8Array, at: number, out: ExpandSink, pieces: readonly Uint8Array[][]) => number;
+
+/** A little-endian u32 at b[u…]; returns the position after it. */
+export function put32(b: Uint8Array, u: number, v: number): number {
+  b[u] = v;
+  b[u + 1] = v >>> 8;
+  b[u + 2] = v >>> 16;
+  b[u + 3] = v >>> 24;
+  return u + 4;
+}
+
+export const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! << 8) | (b[u + 2]! << 16) | (b[u + 3]! << 24)) >>> 0;
+export const get16 = (b: Uint8Array, u: number): number => b[u]! | (b[u + 1]! << 8);
+
+/**
+ * The main thread's side of the pieces a renderer's records name (an endpoint pair, a flag
+ * text, a line's tail…): each sent once per output session, and again when its version changed
+ * (a cache slot given to another pair).
+ */
+export class RecordPieces {
+  private session: object | null = null;
+  /** Per table: the version sent + 1, by id (0: not sent). */
+  private sent: Uint32Array[];
+
+  constructor(private readonly tables: number) {
+    this.sent = Array.from({ length: tables }, () => new Uint32Array(256));
+  }
+
+  /** Write piece (table, id) into b at u unless `session` has this version of it; returns the position after. */
+  put(b: Uint8Array, u: number, session: object, table: number, id: number, version: number, bytes: Uint8Array): number {
+    if (session !== this.session) {
+      this.session = session;
+      this.sent = Array.from({ length: this.tables }, () => new Uint32Array(256));
+    }
+    let sent = this.sent[table]!;
+    if (id >= sent.length) {
+      const grown = new Uint32Array(Math.max(2 * sent.length, id + 1));
+      grown.set(sent);
+      this.sent[table] = sent = grown;
+    }
+    if (sent[id] === version + 1) return u;
+    sent[id] = version + 1;
+    b[u++] = RECORD;
+    b[u++] = PIECE;
+    b[u++] = table;
+    b[u++] = id;
+    b[u++] = id >>> 8;
+    b[u++] = bytes.length;
+    b[u++] = bytes.length >>> 8;
+    b.set(bytes, u);
+    return u + bytes.length;
+  }
+}
 
 /** Atomics.waitAsync (ES2024; the project's lib is ES2022). */
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
