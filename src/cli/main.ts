@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The entry point: find the command, run it, turn what it threw into one line and an exit code. */
 import { readFileSync } from 'node:fs';
-import { CtprobeError, EXIT, OutputError } from '../errors.js';
+import { CtprobeError, errorText, EXIT, OutputError } from '../errors.js';
 import { COMMON_EXITS } from './command.js';
 import { commands, loadCommand } from './registry.js';
 
@@ -72,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
 for (const stream of [process.stdout, process.stderr])
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE' || (e instanceof OutputError && e.errno === 'EPIPE')) process.exit(process.exitCode ?? 0);
+    // (a failing stderr cannot be told about it)
+    if (stream === process.stdout) process.stderr.write(`ctprobe: writing the output failed: ${errorText(e)}${e instanceof OutputError ? '' : e.code ? ` (${e.code})` : ''}\n`);
     process.exit(EXIT.internal);
   });
 

@@ -83,9 +83,13 @@ describe('explain through the output thread', () => {
     expect(readFileSync(path, 'utf8')).toBe(expected.join('\n') + '\n');
   });
 
-  it('stops quietly when its reader goes away, and on Ctrl-C while its reader reads nothing', async () => {
+  it('stops quietly when its reader goes away, on Ctrl-C while its reader reads nothing, and says why a write failed', async () => {
     const head = spawnSync('bash', ['-c', `set -o pipefail; node ${cli} explain ${capture} --kernel 6.18 -o json | head -c 1000 > /dev/null`], { timeout: 20000 });
     expect(head.status).toBe(0);
+    // a write that fails otherwise: one line saying why, exit 70
+    const full = spawnSync('sh', ['-c', `node ${cli} explain ${capture} --kernel 6.18 -o json > /dev/full`], { encoding: 'utf8', timeout: 20000 });
+    expect(full.status).toBe(70);
+    expect(full.stderr).toBe('ctprobe: writing the output failed: no space left on device (ENOSPC)\n');
     // a reader that never reads: the thread waits on a full pipe, and exit must not wait for it
     const child = spawn('node', [cli, 'explain', capture, '--kernel', '6.18', '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.pause();

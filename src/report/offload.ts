@@ -125,7 +125,15 @@ export class RecordPieces {
 /** Atomics.waitAsync (ES2024; the project's lib is ES2022). */
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
 
-const ERRNO_CODE: Record<number, string> = { 32: 'EPIPE', 28: 'ENOSPC', 5: 'EIO', 27: 'EFBIG', 122: 'EDQUOT' };
+/** What the worker can report (errno, from the SAB): its name and what it means. */
+const ERRNO_TEXT: Record<number, [string, string]> = {
+  32: ['EPIPE', 'the reader went away'],
+  28: ['ENOSPC', 'no space left on device'],
+  5: ['EIO', 'input/output error'],
+  27: ['EFBIG', 'file too large'],
+  122: ['EDQUOT', 'disk quota exceeded'],
+  9: ['EBADF', 'standard output is closed'],
+};
 
 export class OffloadedWriter {
   readonly slots: Buffer[] = [];
@@ -205,7 +213,8 @@ export class OffloadedWriter {
   private failed(): boolean {
     if (Atomics.load(this.control, STATE) !== FAILED) return false;
     const errno = this.control[ERRNO]!;
-    this.raise(new OutputError(`writing the output failed (errno ${errno})`, ERRNO_CODE[errno] ?? 'EIO'));
+    const [code, what] = ERRNO_TEXT[errno] ?? ['EIO', `errno ${errno}`];
+    this.raise(new OutputError(`${what} (${code})`, code));
     return true;
   }
 
