@@ -18,6 +18,9 @@ parentPort?.postMessage('ready');
 /** What is written at once (and the most a record may expand to is far below it). */
 const OUT_BYTES = 1 << 20;
 
+/** How long to wait for a full pipe: doubled while it stays full, halved after each write it takes (a reader's pace). */
+let backoff = 0.02;
+
 class Sink implements ExpandSink {
   buf = Buffer.allocUnsafe(OUT_BYTES);
   used = 0;
@@ -27,16 +30,15 @@ class Sink implements ExpandSink {
   }
   flush(): void {
     let off = 0;
-    let backoff = 0.02;
     while (off < this.used) {
       try {
         off += writeSync(data.fd, this.buf, off, this.used - off);
-        backoff = 0.02;
+        backoff = Math.max(0.02, backoff / 2);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        // A pipe is non-blocking (libuv's): wait for the reader, briefly first, then up to 1 ms
-        // at a time (≪ 1% of a core while a reader waits). Never blocked in write(2): a thread stuck there could not be stopped, and
-        // exit (Ctrl-C with a reader that reads nothing) waits for every thread.
+        // A pipe is non-blocking (libuv's): wait for the reader, up to 1 ms at a time. Never
+        // blocked in write(2): a thread stuck there could not be stopped, and exit (Ctrl-C with a
+        // reader that reads nothing) waits for every thread.
         Atomics.wait(pause, 0, 0, backoff);
         backoff = Math.min(1, backoff * 2);
       }

@@ -155,8 +155,10 @@ export class Output implements LineBytes {
   private offloaded: OffloadedWriter | null = null;
   /** Whether buf is one of the output thread's slots (else a buffer of ours, queued in `pending` when full). */
   private bufIsSlot = false;
-  /** Filled buffers waiting for a free slot, in order. */
-  private readonly pending: Uint8Array[] = [];
+  /** Filled buffers waiting for a free slot, in order, and how much of each is filled. */
+  private readonly pending: Array<{ buf: Buffer; used: number }> = [];
+  /** Buffers that waited and were copied into a slot: reused (a slow reader would otherwise make one per batch). */
+  private readonly spare: Buffer[] = [];
   records: object | null = null;
   private readonly free: Buffer[] = [];
   private readonly fdBacked: boolean;
@@ -313,13 +315,13 @@ export class Output implements LineBytes {
     if (!this.used) return;
     if (this.offloaded) {
       if (this.bufIsSlot) this.offloaded.publish(this.used);
-      else this.pending.push(this.buf.subarray(0, this.used));
+      else this.pending.push({ buf: this.buf, used: this.used });
       this.used = 0;
       this.drainPending();
       // order is kept: nothing new goes to a slot while older bytes wait for one
       const slot = this.pending.length ? null : this.offloaded.tryNext();
       this.bufIsSlot = slot !== null;
-      this.buf = slot ?? Buffer.allocUnsafeSlow(this.capacity);
+      this.buf = slot ?? this.spare.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
       return;
     }
     const full = this.buf;
@@ -347,9 +349,10 @@ export class Output implements LineBytes {
     while (this.pending.length) {
       const slot = o.tryNext();
       if (!slot) return;
-      const b = this.pending.shift()!;
-      slot.set(b, 0);
-      o.publish(b.length);
+      const p = this.pending.shift()!;
+      slot.set(p.buf.subarray(0, p.used), 0);
+      o.publish(p.used);
+      if (this.spare.length < MAX_FREE) this.spare.push(p.buf);
     }
   }
 
