@@ -1,19 +1,21 @@
 /**
- * A second thread for a long stream of JSON lines: the main thread fills shared slots with the
- * lines' bytes — and, for lines a renderer can describe in a few numbers, compact records — and a
- * worker thread expands the records and does the write(2) calls. On a machine with two cores a
- * million-line replay spends its time split between the two instead of serially.
+ * A second thread for a long stream of lines (explain's every packet, JSON or text): the main
+ * thread fills shared slots with the lines' bytes — and, for lines a renderer can describe in a
+ * few numbers, compact records — and a worker thread expands the records and does the write(2)
+ * calls. On a machine with two cores a million-line replay spends its time split between the two
+ * instead of serially.
  *
  * A record starts with the byte RECORD (0x01), which JSON text never holds raw (JSON escapes every
  * control character) and text holds escaped (RECORD, LITERAL); everything else in a slot is
  * copied out as it is. What a record means is the renderer's business (its kind byte, after
  * RECORD, is never LITERAL): its module is loaded in the worker by URL and exports `expandRecord`.
  *
- * Backpressure: the worker writes synchronously (blocking), so a slow reader keeps slots busy;
- * the main thread never blocks on it: with no free slot it fills buffers of its own and its
- * producer awaits `whenFree` between chunks (Output.ready), as it awaits a stream's drain — the
- * event loop (and Ctrl-C) stays alive. A write error (EPIPE: the reader went away) is raised as
- * the stream's own error, as process.stdout's would be.
+ * Backpressure: the worker writes until the descriptor takes no more, then waits (never inside
+ * write(2): exit waits for every thread, and a thread blocked there could not be stopped), so a
+ * slow reader keeps slots busy; the main thread never blocks on it: with no free slot it fills
+ * buffers of its own and its producer awaits `whenFree` between chunks (Output.ready), as it
+ * awaits a stream's drain — the event loop (and Ctrl-C) stays alive. A write error (EPIPE: the
+ * reader went away) is raised as the stream's own error, as process.stdout's would be.
  */
 import { Worker } from 'node:worker_threads';
 import { OutputError } from '../errors.js';
