@@ -91,11 +91,15 @@ export class FlowLedger {
     this.finalState[f] = stateAfter;
   }
 
-  /** Let go of the bindings of entries gone at `now` (expired or deleted), keeping their NAT names. */
+  /** Let go of the bindings of entries gone at `now` (expired or deleted), keeping their NAT names, and their keys. */
   settleGone(now: number): void {
     // forEach: no [key, value] array per entry, per sweep
     this.bound.forEach((b, f) => {
-      if (b.tracker.dead || b.tracker.isExpired(now)) this.settle(f, b);
+      if (!(b.tracker.dead || b.tracker.isExpired(now))) return;
+      this.settle(f, b);
+      // the entry is gone: a packet of the same tuple later starts a new flow (as the kernel's new
+      // entry does, and as explain's text counts it), and the key is not held for the capture
+      if (this.byKey.get(b.key) === f) this.byKey.delete(b.key);
     });
   }
 

@@ -181,6 +181,9 @@ describe('explain text', () => {
       onSweep: (live) => t.sweep(live),
     });
     expect(most).toBeLessThanOrEqual(8); // the table's few live entries, not 300
+    // the JSON flows agree: 301, the reused tuple a flow of its own
+    expect(summary.flows).toHaveLength(301);
+    expect(summary.flows.at(-1)).toMatchObject({ flow: '192.0.2.2:20000 → 198.51.100.2:9000', packets: reused.length });
     const text = t.summary(summary);
     expect(text).toMatch(/^connections \(301\):$/m);
     const ids = [...text.matchAll(/^ {2}(\S+) → /gm)].map((m) => m[1]);
