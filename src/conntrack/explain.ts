@@ -16,7 +16,7 @@ import { FlowLedger, FlowList } from './flow-ledger.js';
 export { FlowList, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
-import { flowKeyOf, NatFollower, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
+import { flowKeyOf, NatFollower, sameTuple, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
 import { tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
 import type { KernelProfile } from './profile.js';
 
@@ -278,8 +278,15 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.dstPort = t.dport;
     // what the capture lost is fed to the model first, so the kernel is not blamed for it
     const missed = gaps.observe(view, key);
-    for (const g of gaps.fills) table.process(g, scratch, key);
-    table.process(view, decision, key);
+    if (r !== null && gaps.fills.length === 0) {
+      // the entry is the binding's (resolve found it live): no table lookup; its direction is the
+      // alias's, but the table's for a tuple that is its own inverse (a self-connection)
+      const dir = r.dir === 0 || sameTuple(t, r.binding.canon) ? 0 : 1;
+      table.processIn(r.binding.tracker, dir, view, decision, key);
+    } else {
+      for (const g of gaps.fills) table.process(g, scratch, key);
+      table.process(view, decision, key);
+    }
     const pureSyn = (tcp.flags & 0x17) === 0x02;
     const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk, gaps.fills.length === 0 && !decision.repeat && !decision.deleted);
     if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple: { src: tuple.src, sport: tuple.sport, dst: tuple.dst, dport: tuple.dport } });
@@ -292,7 +299,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
     if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
     const f = flows.flowOf(key, binding, t, decision.dir !== 'original');
-    flows.count(f, decision.verdict, decision.stateAfter, missed, rec.index, decision.reason);
+    flows.count(f, decision, missed, rec.index);
     if (o.onPacket && (!o.verdicts || o.verdicts.has(decision.verdict))) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;

@@ -5,7 +5,7 @@
  * not a few objects each; the entries' bindings are held only while the kernel would keep the
  * entry (their NAT tuples are copied out when it goes). Pure.
  */
-import type { Verdict } from './model.js';
+import type { Decision } from './model.js';
 import { tupleText, type Binding, type Tuple } from './nat.js';
 
 export interface FlowSummary {
@@ -79,16 +79,16 @@ export class FlowLedger {
     return f;
   }
 
-  /** Count a packet of flow `f`. */
-  count(f: number, verdict: Verdict, stateAfter: string, missed: number, index: number, reason: string | null): void {
+  /** Count a packet of flow `f` (its reason is read only for a flow's first INVALID: formatting it costs). */
+  count(f: number, d: Decision, missed: number, index: number): void {
     this.packets[f]!++;
     if (missed) this.missed[f]! += missed;
-    if (verdict === 'INVALID') {
+    if (d.verdict === 'INVALID') {
       this.invalid[f]!++;
-      if (!this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason });
-    } else if (verdict === 'IGNORE') this.ignore[f]!++;
+      if (!this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason: d.reason });
+    } else if (d.verdict === 'IGNORE') this.ignore[f]!++;
     else this.accept[f]!++;
-    this.finalState[f] = stateAfter;
+    this.finalState[f] = d.stateAfter;
   }
 
   /** Let go of the bindings of entries gone at `now` (expired or deleted), keeping their NAT names, and their keys. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConntrackTable, ConntrackTracker, type Sysctls, type TcpPacketView } from './model.js';
+import { ConntrackTable, ConntrackTracker, createDecision, formatReason, reasonArg, reasonForm, REASON_FORMS, setReason, type Sysctls, type TcpPacketView } from './model.js';
 import { profileById, profileForRelease, type KernelProfile } from './profile.js';
 import { CtFlag, State } from './states.js';
 
@@ -581,6 +581,23 @@ describe('ConntrackTracker used directly', () => {
     expect(t.process(s({ seq: 0, ack: 2, flags: RST | ACK, noOpts: true }), 1).deleted).toBe(true);
     expect(() => t.process(c({ seq: 1, flags: SYN }), 0)).toThrow();
     expect(t.state).toBe(State.CLOSE);
+  });
+
+  it('formats a window check\'s reason only when read, the same text as written out, in copies and JSON too', () => {
+    const d = createDecision();
+    setReason(d, 2, 4294967295);
+    expect([reasonForm(d), reasonArg(d)]).toEqual([2, 4294967295]);
+    expect(d.reason).toBe('SEQ is under lower bound 4294967295 (already ACKed data retransmitted)');
+    expect(reasonForm(d)).toBe(2); // still its pieces for a renderer after being read
+    expect((JSON.parse(JSON.stringify(d)) as { reason: string }).reason).toBe(d.reason);
+    for (let f = 0; f < REASON_FORMS.length; f++) expect(formatReason(f, 7)).toBe(REASON_FORMS[f]![0] + '7' + REASON_FORMS[f]![1]);
+    d.reason = 'invalid rst';
+    expect([reasonForm(d), d.reason]).toEqual([-1, 'invalid rst']);
+    // a plain object as a Decision gets the text at once
+    const plain = JSON.parse(JSON.stringify(createDecision())) as ReturnType<typeof createDecision>;
+    expect(Object.keys(plain)).toEqual(['verdict', 'dir', 'stateBefore', 'stateAfter', 'reason', 'logged', 'check', 'timeoutSec', 'secondaryReason', 'note', 'deleted', 'repeat']);
+    setReason(plain, 0, 12);
+    expect([reasonForm(plain), plain.reason]).toEqual([-1, 'SEQ is over upper bound 12 (over the window of the receiver)']);
   });
 
   it('reuses the Decision object it is given', () => {

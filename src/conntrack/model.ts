@@ -148,21 +148,84 @@ function clearDirState(s: DirState, keepFlags = 0): void {
   s.flags &= keepFlags;
 }
 
+/**
+ * A window check's message is formatted only when it is read: a replay meets a hundred thousand
+ * IGNOREd retransmissions whose text nobody asks for (`--only invalid`, the default text), and a
+ * renderer may write it from its pieces (`reasonForm`): the text before the number and after it.
+ */
+export const REASON_FORMS: ReadonlyArray<readonly [string, string]> = [
+  ['SEQ is over upper bound ', ' (over the window of the receiver)'],
+  ['ACK is over upper bound ', ' (ACKed data not seen yet)'],
+  ['SEQ is under lower bound ', ' (already ACKed data retransmitted)'],
+  ['ignored ACK under lower bound ', ' (possible overly delayed)'],
+  ['', ' bytes more than expected'],
+];
+const R_SEQ_OVER = 0;
+const R_ACK_OVER = 1;
+const R_SEQ_UNDER = 2;
+const R_ACK_UNDER = 3;
+const R_OVERSHOT = 4;
+export type ReasonForm = 0 | 1 | 2 | 3 | 4;
+/** REASON_FORMS[form] around `arg`: the reason's text. */
+export const formatReason = (form: number, arg: number): string => REASON_FORMS[form]![0] + arg + REASON_FORMS[form]![1];
+
+/** The model's Decision: `reason` is a plain read and write; the model may set it as a form and a number. */
+class DecisionRecord implements Decision {
+  verdict: Verdict = 'ACCEPT';
+  dir: 'original' | 'reply' = 'original';
+  stateBefore = 'NONE';
+  stateAfter = 'NONE';
+  logged = false;
+  check: CheckName | null = null;
+  timeoutSec: number | null = null;
+  secondaryReason: string | null = null;
+  note: string | null = null;
+  deleted = false;
+  repeat = false;
+  /** The reason's text, once formatted or when set as text. */
+  private text: string | null = null;
+  /** When the reason is REASON_FORMS[form] around `arg` (-1: it is `text`). */
+  form = -1;
+  arg = 0;
+
+  get reason(): string | null {
+    if (this.text === null && this.form >= 0) this.text = formatReason(this.form, this.arg);
+    return this.text;
+  }
+  set reason(v: string | null) {
+    this.text = v;
+    this.form = -1;
+  }
+  setReasonForm(form: ReasonForm, arg: number): void {
+    this.text = null;
+    this.form = form;
+    this.arg = arg;
+  }
+  /** Own enumerable properties, as a plain object would have (spread, JSON). */
+  toJSON(): Decision {
+    return { verdict: this.verdict, dir: this.dir, stateBefore: this.stateBefore, stateAfter: this.stateAfter, reason: this.reason, logged: this.logged, check: this.check, timeoutSec: this.timeoutSec, secondaryReason: this.secondaryReason, note: this.note, deleted: this.deleted, repeat: this.repeat };
+  }
+}
+
+/** Sets a decision's reason as a form and its number (u32): formatted when read (a plain Decision gets the text now). */
+export function setReason(d: Decision, form: ReasonForm, arg: number): void {
+  if (d instanceof DecisionRecord) d.setReasonForm(form, arg);
+  else d.reason = formatReason(form, arg);
+}
+
+/**
+ * Which of REASON_FORMS a decision's reason is, around the number `reasonArg(d)` (u32), or -1
+ * when it is other text or none: a renderer writes the pieces and the number instead of the text.
+ */
+export function reasonForm(d: Decision): number {
+  return d instanceof DecisionRecord ? d.form : -1;
+}
+export function reasonArg(d: Decision): number {
+  return d instanceof DecisionRecord ? d.arg : 0;
+}
+
 export function createDecision(): Decision {
-  return {
-    verdict: 'ACCEPT',
-    dir: 'original',
-    stateBefore: 'NONE',
-    stateAfter: 'NONE',
-    reason: null,
-    logged: false,
-    check: null,
-    timeoutSec: null,
-    secondaryReason: null,
-    note: null,
-    deleted: false,
-    repeat: false,
-  };
+  return new DecisionRecord();
 }
 
 function resetDecision(d: Decision, dir: DirValue, before: string): void {
@@ -610,18 +673,18 @@ export class ConntrackTracker {
         if (f.overshootWorkaround !== 'none' && inWin && ackOk && overshot <= R.tdMaxwin && before(sack, R.tdEnd + 1)) {
           S.tdEnd = end;
           S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
-          return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', `${overshot} bytes more than expected`);
+          return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', R_OVERSHOT, overshot);
         }
-        return this.fail(S, d, W_INVALID, 'I', `SEQ is over upper bound ${((S.tdMaxend + 1) >>> 0)} (over the window of the receiver)`);
+        return this.fail(S, d, W_INVALID, 'I', R_SEQ_OVER, (S.tdMaxend + 1) >>> 0);
       }
       if (!before(sack, R.tdEnd + 1)) {
-        return this.fail(S, d, W_INVALID, 'III', `ACK is over upper bound ${((R.tdEnd + 1) >>> 0)} (ACKed data not seen yet)`);
+        return this.fail(S, d, W_INVALID, 'III', R_ACK_OVER, (R.tdEnd + 1) >>> 0);
       }
       if (!(R.tdMaxwin === 0 || after(end, seqLowerBound))) {
-        return this.fail(S, d, W_IGNORE, 'II', `SEQ is under lower bound ${seqLowerBound} (already ACKed data retransmitted)`);
+        return this.fail(S, d, W_IGNORE, 'II', R_SEQ_UNDER, seqLowerBound);
       }
       if (!after(sack, ackLowerBound)) {
-        return this.fail(S, d, W_IGNORE, 'IV', `ignored ACK under lower bound ${ackLowerBound} (possible overly delayed)`);
+        return this.fail(S, d, W_IGNORE, 'IV', R_ACK_UNDER, ackLowerBound);
       }
     } else {
       // OLD (and 6.0's overshoot-INVALID variant): all-or-nothing, INVALID on failure.
@@ -642,7 +705,7 @@ export class ConntrackTracker {
             S.tdEnd = end;
             S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
             d.check = 'I';
-            d.reason = `${overshot} bytes more than expected`;
+            setReason(d, R_OVERSHOT, overshot);
             d.logged = true;
             return W_INVALID;
           }
@@ -692,17 +755,17 @@ export class ConntrackTracker {
   }
 
   /** nf_tcp_log_invalid: be_liberal turns any failure into ACCEPT (no log, window untouched). */
-  private fail(S: DirState, d: Decision, result: WindowResult, check: CheckName, msg: string): WindowResult {
+  private fail(S: DirState, d: Decision, result: WindowResult, check: CheckName, form: ReasonForm, arg: number): WindowResult {
     d.check = check;
     if (S.flags & CtFlag.BE_LIBERAL || this.cfg.sysctls.beLiberal) {
-      d.note = `window check ${check} failed (${msg}); accepted because of be_liberal`;
+      d.note = `window check ${check} failed (${formatReason(form, arg)}); accepted because of be_liberal`;
       return W_ACCEPT;
     }
     if (result === W_ACCEPT) {
-      d.note = msg; // only reachable with an 'accept' overshoot variant; not a released kernel
+      d.note = formatReason(form, arg); // only reachable with an 'accept' overshoot variant; not a released kernel
       return W_ACCEPT;
     }
-    d.reason = msg;
+    setReason(d, form, arg);
     d.logged = true;
     return result;
   }
@@ -799,23 +862,31 @@ export class ConntrackTable {
       this.flows.delete(key);
       e = undefined;
     }
-    let d: Decision;
-    if (!e) {
+    if (!e) return this.counted(this.processNew(key, p, out));
+    const dir: DirValue = p.src === e.src && p.srcPort === e.srcPort && p.dst === e.dst && p.dstPort === e.dstPort ? 0 : 1;
+    return this.processIn(e.tracker, dir, p, out, key);
+  }
+
+  /**
+   * `process` for a packet whose live entry the caller holds (`tracker`, stored under `key`, not
+   * expired at the packet's time) and whose direction in it it knows: no lookup. A replay finds
+   * the entry through its NAT binding anyway.
+   */
+  processIn(tracker: ConntrackTracker, dir: DirValue, p: TcpPacketView, out: Decision, key: string): Decision {
+    let d = tracker.process(p, dir, out);
+    if (d.repeat) {
+      this.flows.delete(key);
+      const note = d.note;
       d = this.processNew(key, p, out);
-    } else {
-      const dir: DirValue =
-        p.src === e.src && p.srcPort === e.srcPort && p.dst === e.dst && p.dstPort === e.dstPort ? 0 : 1;
-      d = e.tracker.process(p, dir, out);
-      if (d.repeat) {
-        this.flows.delete(key);
-        const note = d.note;
-        d = this.processNew(key, p, out);
-        d.repeat = true;
-        d.note = d.note ? `${note}; ${d.note}` : note;
-      } else if (d.deleted) {
-        this.flows.delete(key);
-      }
+      d.repeat = true;
+      d.note = d.note ? `${note}; ${d.note}` : note;
+    } else if (d.deleted) {
+      this.flows.delete(key);
     }
+    return this.counted(d);
+  }
+
+  private counted(d: Decision): Decision {
     if (d.verdict === 'INVALID') this.invalidCount++;
     else if (d.verdict === 'IGNORE') this.ignoreCount++;
     return d;

@@ -5,12 +5,13 @@
  * prints them); the kernel's reasons quote absolute ones, as the kernel logs them.
  */
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
+import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
-import { endpointText, FlowTracker, type FlowTrace, type PacketRow } from './flows.js';
+import { endpointText, FlowTracker, rowReason, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
-import { paint, wrapJoined, wrapText } from './text.js';
+import { colourOn, paint, wrapJoined, wrapText } from './text.js';
 
 export type TimeStyle = 'relative' | 'wall' | 'epoch';
 
@@ -164,6 +165,54 @@ interface PlainMeaning {
 const plainMeanings = new Map<string, Map<string, Map<string, PlainMeaning | null>>>();
 const plainMeaningList: PlainMeaning[] = [];
 
+/**
+ * The meaning line of an IGNORE or INVALID packet whose one word beyond its states is a window
+ * check's reason around a number (retransmissions, mostly): wrapped and encoded once per kind and
+ * width of the number (where lines break depends on its width, not its digits), as the bytes
+ * before the number and after it; null where it cannot be cut so. The reason's text is never built.
+ */
+interface FormedMeaning {
+  pre: Uint8Array;
+  post: Uint8Array;
+  /** Its number, for records. */
+  id: number;
+}
+const formedMeanings = new Map<string, FormedMeaning | null>();
+let formedMeaningCount = 0;
+/** The last one per form and width, and what it was for (the model's own strings, compared by identity). */
+const lastFormed = Array.from({ length: 64 }, () => ({ dir: '', before: '', after: '', verdict: '', logged: false, colour: false, m: null as FormedMeaning | null }));
+/** Stands for the number while the line is wrapped (a width of it; never in a meaning line). */
+const HOLE = '\u0000';
+
+const decimalWidth = (n: number): number => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 1e4 ? 4 : n < 1e5 ? 5 : n < 1e6 ? 6 : n < 1e7 ? 7 : n < 1e8 ? 8 : n < 1e9 ? 9 : 10);
+
+function formedMeaning(r: PacketRow, flow: FlowTrace): FormedMeaning | null {
+  if (r.reasonForm < 0 || r.verdict === 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
+  const width = decimalWidth(r.reasonArg);
+  const colour = colourOn();
+  const l = lastFormed[(r.reasonForm * 11 + width) & 63]!;
+  if (l.m !== null && l.dir === r.dir && l.before === r.stateBefore && l.after === r.stateAfter && l.verdict === r.verdict && l.logged === r.logged && l.colour === colour) return l.m;
+  const key = `${r.reasonForm}|${width}|${r.dir}|${r.stateBefore}|${r.stateAfter}|${r.verdict}|${r.logged}|${colour}`;
+  let m = formedMeanings.get(key);
+  if (m === undefined) {
+    const [pre, post] = REASON_FORMS[r.reasonForm]!;
+    const hole = HOLE.repeat(width);
+    const wrapped = '\n' + wrapJoined(meaningLine({ ...r, reasonForm: -1, reasonText: pre + hole + post }, flow), WIDTH, '    ');
+    const at = wrapped.indexOf(hole);
+    m = at >= 0 && wrapped.indexOf(HOLE, at + width) < 0 ? { pre: Buffer.from(wrapped.slice(0, at)), post: Buffer.from(wrapped.slice(at + width)), id: formedMeaningCount++ } : null;
+    if (m !== null && (m.pre.length > 512 || m.post.length > 512)) m = null;
+    if (formedMeanings.size < 4096) formedMeanings.set(key, m);
+  }
+  l.dir = r.dir;
+  l.before = r.stateBefore;
+  l.after = r.stateAfter;
+  l.verdict = r.verdict;
+  l.logged = r.logged;
+  l.colour = colour;
+  l.m = m;
+  return m;
+}
+
 /** The first line of a packet: where it goes, its flags, relative seq/ack, length. */
 export function packetHead(r: PacketRow, time: string): string {
   const ack = r.relAck === null ? '' : ` ack ${r.relAck}`;
@@ -198,7 +247,8 @@ function meaningLine(r: PacketRow, flow: Pick<FlowTrace, 'client' | 'nat'>): str
   }
   const where = r.natted ? ` (to ${endpointText(flow.client)} through NAT)` : r.fromNatHost ? ' (from the NAT host itself)' : '';
   if (r.verdict === 'ACCEPT') return extra || where ? `${r.dir}${where} ${stateText(r)}${extra}` : r.dir + ' ' + stateText(r);
-  const quoted = r.reason ? ` "${r.reason}"${r.logged ? '' : ' (not logged on this kernel)'}` : '';
+  const reason = rowReason(r);
+  const quoted = reason ? ` "${reason}"${r.logged ? '' : ' (not logged on this kernel)'}` : '';
   if (r.verdict === 'IGNORE') return `${r.dir}${where} ${stateText(r)} ${paint('IGNORE', 'yellow')}${quoted}${extra} (passes; state not updated)`;
   return `${r.dir}${where} ${stateText(r)} ${paint('INVALID', 'red')}${quoted}${extra}`;
 }
@@ -296,7 +346,7 @@ export class ExplainText {
    * packet's meaning as one encoded piece; only what carries prose is built as a string.
    */
   private renderInto(r: PacketRow, flow: FlowTrace, into: LineBytes): void {
-    if (into.records !== null && this.o.time === 'relative' && this.recordInto(r, into)) return;
+    if (into.records !== null && this.o.time === 'relative' && this.recordInto(r, flow, into)) return;
     const b = into.room(HEAD_ROOM);
     const start = into.used;
     let u = start;
@@ -312,8 +362,13 @@ export class ExplainText {
     u = putBytes(b, u, pairPiece[pairSlot(r.src, r.dst)]!);
     into.used = putSegment(b, start, u, flagsBytes(r), r.relSeq, r.relAck ?? -1, r.len);
     const plain = this.plainMeaning(r);
+    const formed = plain === null ? formedMeaning(r, flow) : null;
     if (plain !== null) into.bytes(plain.bytes);
-    else into.text('\n' + wrapJoined(meaningLine(r, flow), WIDTH, '    '));
+    else if (formed !== null) {
+      into.bytes(formed.pre);
+      into.used = putUint(into.room(16), into.used, r.reasonArg);
+      into.bytes(formed.post);
+    } else into.text('\n' + wrapJoined(meaningLine(r, flow), WIDTH, '    '));
     const consequence = invalidConsequence(r);
     if (consequence !== null) into.text('\n' + wrapJoined(consequence, WIDTH, '    '));
   }
@@ -340,9 +395,11 @@ export class ExplainText {
    * A plain packet as a record for the output thread (see offload.ts and expandRecord): its
    * numbers, and the pieces it needs sent first. false: write its lines.
    */
-  private recordInto(r: PacketRow, into: LineBytes): boolean {
+  private recordInto(r: PacketRow, flow: FlowTrace, into: LineBytes): boolean {
     const meaning = this.plainMeaning(r);
-    if (meaning === null || meaning.id > 0xffff) return false;
+    // (an IGNORE's formed meaning is all its lines; an INVALID has a consequence line too)
+    const formed = meaning === null && r.verdict === 'IGNORE' ? formedMeaning(r, flow) : null;
+    if (meaning !== null ? meaning.id > 0xffff : formed === null || formed.id > 0xffff) return false;
     const x = r.tsSec - this.t0!;
     if (!(x >= 0 && x < 8.7e6)) return false;
     const scaled = x * 1e6;
@@ -359,9 +416,17 @@ export class ExplainText {
     const flags = r.tcpFlags & 0xff;
     let u = pieces.put(b, into.used, session, K_PAIR, pair, pairVersion[pair]!, pairPiece[pair]!);
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
-    u = pieces.put(b, u, session, K_MEANING, meaning.id, 0, meaning.bytes);
+    let id: number;
+    if (meaning !== null) {
+      u = pieces.put(b, u, session, K_MEANING, meaning.id, 0, meaning.bytes);
+      id = meaning.id;
+    } else {
+      u = pieces.put(b, u, session, K_FORMED_PRE, formed!.id, 0, formed!.pre);
+      u = pieces.put(b, u, session, K_FORMED_POST, formed!.id, 0, formed!.post);
+      id = formed!.id;
+    }
     b[u++] = RECORD;
-    b[u++] = T_PACKET;
+    b[u++] = meaning !== null ? T_PACKET : T_FORMED;
     u = put32(b, u, index);
     u = put32(b, u, sec);
     u = put32(b, u, micro);
@@ -372,8 +437,9 @@ export class ExplainText {
     b[u++] = relAck === null ? 0 : 1;
     u = put32(b, u, relAck ?? 0);
     u = put32(b, u, len);
-    b[u++] = meaning.id;
-    b[u++] = meaning.id >>> 8;
+    b[u++] = id;
+    b[u++] = id >>> 8;
+    if (meaning === null) u = put32(b, u, r.reasonArg);
     into.used = u;
     return true;
   }
@@ -509,20 +575,26 @@ class CollectedText implements LineBytes {
  * thread into the very bytes renderInto writes (relative time only). Its pieces (endpoint pair by
  * slot, flag text by byte, meaning by id) go before the first record naming them (RecordPieces):
  *   RECORD T_PACKET index u32, sec u32, micro u32, pair u16, flags u8, relSeq u32, hasAck u8, relAck u32, len u32, meaning u16
+ * and an IGNORE with a formed meaning (see formedMeaning):
+ *   RECORD T_FORMED  (the same), then the reason's number u32
  */
 const T_PACKET = 2;
+const T_FORMED = 3;
 const K_PAIR = 0;
 const K_FLAGS = 1;
 const K_MEANING = 2;
-const RECORD_ROOM = 1024;
-const pieces = new RecordPieces(3);
+const K_FORMED_PRE = 3;
+const K_FORMED_POST = 4;
+const RECORD_ROOM = 2048;
+const pieces = new RecordPieces(5);
 
 /** This module, for an output thread to load expandRecord from. */
 export const explainTextRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side: a record of recordInto back to the packet's lines. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  if (b[at + 1] !== T_PACKET) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
+  const kind = b[at + 1];
+  if (kind !== T_PACKET && kind !== T_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
@@ -535,7 +607,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   const len = get32(b, (r += 4));
   const meaning = get16(b, (r += 4));
   r += 2;
-  const o = out.room(HEAD_ROOM + 256);
+  const o = out.room(HEAD_ROOM + 1100);
   const start = out.used;
   let u = start;
   o[u++] = 35; // '#'
@@ -546,6 +618,12 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   o[u++] = 32;
   u = putBytes(o, u, got[K_PAIR]![pair]!);
   u = putSegment(o, start, u, got[K_FLAGS]![flags]!, relSeq, hasAck ? relAck : -1, len);
-  out.used = putBytes(o, u, got[K_MEANING]![meaning]!);
-  return r;
+  if (kind === T_PACKET) {
+    out.used = putBytes(o, u, got[K_MEANING]![meaning]!);
+    return r;
+  }
+  u = putBytes(o, u, got[K_FORMED_PRE]![meaning]!);
+  u = putUint(o, u, get32(b, r));
+  out.used = putBytes(o, u, got[K_FORMED_POST]![meaning]!);
+  return r + 4;
 };

@@ -1,5 +1,6 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
+import { REASON_FORMS, reasonArg, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
@@ -98,6 +99,53 @@ function plainTail(p: ExplainedPacket): PlainTail | null {
   return t;
 }
 
+/**
+ * The tail of a packet whose one word beyond a plain tail's is a window check's reason with its
+ * number (most IGNOREs: retransmissions; the first INVALIDs): encoded once as the bytes before the
+ * number and after it, per direction, states, verdict, check, form and consequence. The reason's
+ * text is never built for it.
+ */
+interface FormedTail {
+  pre: Uint8Array;
+  post: Uint8Array;
+  /** Its number, for records (see packetRecord). */
+  id: number;
+}
+const formedTails = new Map<string, FormedTail>();
+let formedTailCount = 0;
+/** The last formed tail per form and what it was for (compared by identity: the model's own strings). */
+const lastFormed = REASON_FORMS.map(() => ({ dir: '', before: '', after: '', verdict: '', check: '' as string | null, logged: false, consequence: '', tail: null as FormedTail | null }));
+
+function formedTail(p: ExplainedPacket): FormedTail | null {
+  const d = p.decision;
+  const form = reasonForm(d);
+  if (form < 0 || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
+  const l = lastFormed[form]!;
+  if (l.tail !== null && l.dir === d.dir && l.before === d.stateBefore && l.after === d.stateAfter && l.verdict === d.verdict && l.check === d.check && l.logged === d.logged && l.consequence === p.consequence) return l.tail;
+  const key = `${form}|${d.dir}|${d.stateBefore}|${d.stateAfter}|${d.verdict}|${d.check}|${d.logged}|${p.consequence}`;
+  let t = formedTails.get(key);
+  if (t === undefined) {
+    if (formedTails.size >= 4096) return null; // (consequences through NAT name addresses: bounded)
+    // the generic tail, cut around the quoted reason: JSON escapes character by character, so
+    // quote(PRE + n + POST) is quote(PRE) without its closing quote, n, quote(POST) without its opening one
+    const full = tailJson(p);
+    const at = full.indexOf(',"reason":' + q(d.reason)) + ',"reason":'.length;
+    const after = at + q(d.reason).length;
+    const [pre, post] = REASON_FORMS[form]!;
+    t = { pre: Buffer.from(full.slice(0, at) + JSON.stringify(pre).slice(0, -1)), post: Buffer.from(JSON.stringify(post).slice(1) + full.slice(after)), id: formedTailCount++ };
+    formedTails.set(key, t);
+  }
+  l.dir = d.dir;
+  l.before = d.stateBefore;
+  l.after = d.stateAfter;
+  l.verdict = d.verdict;
+  l.check = d.check;
+  l.logged = d.logged;
+  l.consequence = p.consequence;
+  l.tail = t;
+  return t;
+}
+
 /** The numbers and addresses that start a packet line (fixed ASCII words: no escaping needed). */
 function headJson(p: ExplainedPacket): string {
   return (
@@ -181,8 +229,16 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
   const tail = plainTail(p);
-  if (tail) into.bytes(tail.bytes);
-  else tailInto(p, into);
+  if (tail) {
+    into.bytes(tail.bytes);
+    return;
+  }
+  const formed = formedTail(p);
+  if (formed) {
+    into.bytes(formed.pre);
+    into.used = putU32(into.room(16), into.used, reasonArg(p.decision) | 0);
+    into.bytes(formed.post);
+  } else tailInto(p, into);
 }
 
 /*
@@ -190,19 +246,25 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
  * into the very bytes packetJsonInto writes. Its pieces (endpoints by slot, flags by byte, tail
  * by id) go before the first record that names them (RecordPieces):
  *   RECORD R_PACKET index u32, sec u32, micro u32, endpoints u16, flags u8, seq u32, ack u32, len u32, tail u16
+ * and a packet with a formed tail (a reason around a number, see formedTail):
+ *   RECORD R_FORMED  (the same), then the reason's number u32
  */
 const R_PACKET = 2;
+const R_FORMED = 3;
 const P_ENDPOINTS = 0;
 const P_FLAGS = 1;
 const P_TAIL = 2;
+const P_FORMED_PRE = 3;
+const P_FORMED_POST = 4;
 /** A record and the pieces it may need sent first. */
-const RECORD_ROOM = 2048;
-const pieces = new RecordPieces(3);
+const RECORD_ROOM = 4096;
+const pieces = new RecordPieces(5);
 
-/** Write p as a record if it is a plain packet whose numbers fit one; false to write its line. */
+/** Write p as a record if it is a plain packet, or one with a formed tail, whose numbers fit one; false to write its line. */
 function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const tail = plainTail(p);
-  if (tail === null || tail.id > 0xffff || tail.bytes.length > 1024) return false;
+  const formed = tail === null ? formedTail(p) : null;
+  if (tail !== null ? tail.id > 0xffff || tail.bytes.length > 1024 : formed === null || formed.id > 0xffff || formed.pre.length > 1024 || formed.post.length > 1024) return false;
   const ts = p.tsSec;
   const sec = Math.floor(ts);
   const micro = Math.round((ts - sec) * 1e6);
@@ -215,9 +277,17 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const flags = p.tcpFlags & 0xff;
   let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, epVersion[ep]!, epPiece[ep]!);
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
-  u = pieces.put(b, u, session, P_TAIL, tail.id, 0, tail.bytes);
+  let id: number;
+  if (tail !== null) {
+    u = pieces.put(b, u, session, P_TAIL, tail.id, 0, tail.bytes);
+    id = tail.id;
+  } else {
+    u = pieces.put(b, u, session, P_FORMED_PRE, formed!.id, 0, formed!.pre);
+    u = pieces.put(b, u, session, P_FORMED_POST, formed!.id, 0, formed!.post);
+    id = formed!.id;
+  }
   b[u++] = RECORD;
-  b[u++] = R_PACKET;
+  b[u++] = tail !== null ? R_PACKET : R_FORMED;
   u = put32(b, u, index);
   u = put32(b, u, sec);
   u = put32(b, u, micro);
@@ -227,8 +297,9 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   u = put32(b, u, seq);
   u = put32(b, u, ack);
   u = put32(b, u, len);
-  b[u++] = tail.id;
-  b[u++] = tail.id >>> 8;
+  b[u++] = id;
+  b[u++] = id >>> 8;
+  if (tail === null) u = put32(b, u, reasonArg(p.decision));
   into.used = u;
   return true;
 }
@@ -238,7 +309,8 @@ export const explainRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  if (b[at + 1] !== R_PACKET) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
+  const kind = b[at + 1];
+  if (kind !== R_PACKET && kind !== R_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
@@ -250,7 +322,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   const len = get32(b, (r += 4));
   const tail = get16(b, (r += 4));
   r += 2;
-  const o = out.room(HEAD_MAX + 1024);
+  const o = out.room(HEAD_MAX + 2100);
   let u = putBytes(o, out.used, K_INDEX);
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
@@ -262,8 +334,14 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   u = putU32(o, u, ack | 0);
   u = putBytes(o, u, K_LEN);
   u = putUint(o, u, len);
-  out.used = putBytes(o, u, got[P_TAIL]![tail]!);
-  return r;
+  if (kind === R_PACKET) {
+    out.used = putBytes(o, u, got[P_TAIL]![tail]!);
+    return r;
+  }
+  u = putBytes(o, u, got[P_FORMED_PRE]![tail]!);
+  u = putU32(o, u, get32(b, r) | 0);
+  out.used = putBytes(o, u, got[P_FORMED_POST]![tail]!);
+  return r + 4;
 };
 
 const K_REASON = ascii('","reason":');

@@ -4,6 +4,7 @@
  * first, the handshake, and which packets matter. Shared by the text stream and the diagrams.
  */
 import type { ExplainedPacket } from '../conntrack/explain.js';
+import { formatReason, reasonArg, reasonForm } from '../conntrack/model.js';
 
 export interface Endpoint {
   addr: string;
@@ -32,7 +33,14 @@ export interface PacketRow {
   stateBefore: string;
   stateAfter: string;
   verdict: 'ACCEPT' | 'IGNORE' | 'INVALID';
-  reason: string | null;
+  /**
+   * The kernel's reason: read it with `rowReason`. A window check's reason is kept as its form
+   * (model.ts REASON_FORMS, -1 for none) and number, its text built only when asked (a replay
+   * has a hundred thousand IGNOREs); any other reason is `reasonText`.
+   */
+  reasonText: string | null;
+  reasonForm: number;
+  reasonArg: number;
   logged: boolean;
   note: string | null;
   secondaryReason: string | null;
@@ -63,6 +71,11 @@ export interface FlowTrace {
   finalState: string;
   /** The first INVALID packet that is not the NAT host's own. */
   firstInvalid: { index: number; reason: string | null } | null;
+}
+
+/** A row's reason, as the kernel words it (null: none). */
+export function rowReason(r: PacketRow): string | null {
+  return r.reasonForm >= 0 ? formatReason(r.reasonForm, r.reasonArg) : r.reasonText;
 }
 
 /** `addr:port`, IPv6 in brackets. */
@@ -244,7 +257,10 @@ export class FlowTracker {
     row.stateBefore = d.stateBefore;
     row.stateAfter = d.stateAfter;
     row.verdict = d.verdict;
-    row.reason = d.reason;
+    const form = reasonForm(d);
+    row.reasonForm = form;
+    row.reasonArg = form >= 0 ? reasonArg(d) : 0;
+    row.reasonText = form >= 0 ? null : d.reason;
     row.logged = d.logged;
     row.note = d.note;
     row.secondaryReason = d.secondaryReason;

@@ -83,6 +83,55 @@ describe('explain through the output thread', () => {
     expect(readFileSync(path, 'utf8')).toBe(expected.join('\n') + '\n');
   });
 
+  it('writes a window check\'s reason from its pieces around the number, JSON and text, as the whole text is written', async () => {
+    const dist = (m: string) => new URL(`../../dist/${m}`, import.meta.url).href;
+    const { Output } = (await import(dist('report/output.js'))) as typeof import('./output.js');
+    const { explainPackets, explainRecordsModule } = (await import(dist('report/explain.js'))) as typeof import('./explain.js');
+    const { ExplainText, explainTextRecordsModule } = (await import(dist('report/explain-text.js'))) as typeof import('./explain-text.js');
+    const { createDecision, setReason } = (await import(dist('conntrack/model.js'))) as typeof import('../conntrack/model.js');
+    type Packet = import('../conntrack/explain.js').ExplainedPacket;
+    // per verdict, direction and width of the number (1 to 10 digits): the reason as pieces (the
+    // model's decision) and, for the expected lines, as a whole text (a plain object)
+    const packets: Array<[Packet, Packet]> = [];
+    let index = 0;
+    for (const [verdict, check, consequence] of [
+      ['IGNORE', 'II', 'IGNORE: passes (NAT applied) but conntrack state is not updated'],
+      ['INVALID', 'III', 'INVALID: untracked, so not de-NATed — a NAT host delivers it to its own stack'],
+    ] as const)
+      for (const dir of ['original', 'reply'] as const)
+        for (let width = 1; width <= 10; width++)
+          for (const form of [0, 1, 2, 3, 4] as const) {
+            const n = width === 10 ? 4294967295 - form : 10 ** (width - 1) + form;
+            const d = Object.assign(createDecision(), { verdict, check, dir, logged: true, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' });
+            setReason(d, form, n);
+            const whole = JSON.parse(JSON.stringify(d)) as typeof d;
+            const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence, captureMissed: 0 };
+            packets.push([p, { ...p, decision: whole }]);
+          }
+    const expectJson = packets.map(([, whole]) => explainPackets.json(whole) + '\n').join('');
+    const expectedText = new ExplainText({ verbose: true, time: 'relative', only: null });
+    const expectText = packets.map(([, whole]) => expectedText.packet(whole)! + '\n').join('');
+    expect(expectJson).toMatch(/"reason":"SEQ is under lower bound 4294967293 \(already ACKed data retransmitted\)"/);
+    expect(expectText).toMatch(/IGNORE "ignored ACK under lower bound 1003 \(possible\s+overly delayed\)"/);
+
+    const written = async (format: 'json' | 'text', expander: URL, write: (out: InstanceType<typeof Output>) => void): Promise<string> => {
+      const path = `${dir}/formed.${format}`;
+      const fd = openSync(path, 'w');
+      const out = new Output(format, Object.assign(new Writable({ write: (c: Buffer, _e, cb) => (writeSync(fd, c), cb()) }), { fd }), null);
+      expect(await out.offload(expander)).toBe(true);
+      write(out);
+      await out.flush();
+      closeSync(fd);
+      return readFileSync(path, 'utf8');
+    };
+    // through the output thread (records), and on the main thread (the stdin case)
+    expect(await written('json', explainRecordsModule, (out) => packets.forEach(([p]) => out.lines(explainPackets)(p)))).toBe(expectJson);
+    const text = new ExplainText({ verbose: true, time: 'relative', only: null });
+    expect(await written('text', explainTextRecordsModule, (out) => packets.forEach(([p]) => text.packetInto(p, out) && out.endLine()))).toBe(expectText);
+    const onMain = new ExplainText({ verbose: true, time: 'relative', only: null });
+    expect(packets.map(([p]) => onMain.packet(p)! + '\n').join('')).toBe(expectText);
+  });
+
   it('stops quietly when its reader goes away, on Ctrl-C while its reader reads nothing, and says why a write failed', async () => {
     const head = spawnSync('bash', ['-c', `set -o pipefail; node ${cli} explain ${capture} --kernel 6.18 -o json | head -c 1000 > /dev/null`], { timeout: 20000 });
     expect(head.status).toBe(0);

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createDecision } from '../conntrack/model.js';
+import { createDecision, setReason, type ReasonForm } from '../conntrack/model.js';
 import type { ExplainedPacket } from '../conntrack/explain.js';
 import { explainPackets } from './explain.js';
 import { Output } from './output.js';
@@ -37,7 +37,7 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
     natMatchedTo: null,
     entry: null,
     entryKey: 'k',
-    decision: { ...createDecision(), stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED', ...d },
+    decision: Object.assign(createDecision(), { stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' }, d),
     consequence: 'ACCEPT: tracked',
     captureMissed: 0,
     ...over,
@@ -48,6 +48,13 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
 function generic(p: ExplainedPacket): unknown {
   const d = p.decision;
   return { type: 'packet', index: p.index, ts: p.tsSec, src: `${p.src}:${p.srcPort}`, dst: `${p.dst}:${p.dstPort}`, flags: p.flags, seq: p.seq, ack: p.ack, len: p.len, dir: d.dir, stateBefore: d.stateBefore, stateAfter: d.stateAfter, verdict: d.verdict, reason: d.reason, logged: d.logged, check: d.check, secondaryReason: d.secondaryReason, note: d.note, natMatchedTo: p.natMatchedTo, consequence: p.consequence, captureMissed: p.captureMissed };
+}
+
+/** A packet whose reason is a window check's form around a number (as the model sets it). */
+function formed(form: ReasonForm, n: number, over: Partial<ExplainedPacket>, d: Partial<ReturnType<typeof createDecision>>): ExplainedPacket {
+  const p = packet(over, d);
+  setReason(p.decision, form, n);
+  return p;
 }
 
 describe('Output', () => {
@@ -62,6 +69,12 @@ describe('Output', () => {
       packet({ len: -12, tsSec: -0.5 }),
       packet({ len: 1.5, tsSec: 1e-7 }),
       packet({ captureMissed: 1448 }),
+      // a window check's reason written from its pieces around the number (formed tails)
+      ...([[2, 0], [3, 4294967295], [0, 12345], [1, 7], [4, 35749]] as const).flatMap(([form, n]) => [
+        formed(form, n, { consequence: 'IGNORE: passes (NAT applied) but conntrack state is not updated' }, { verdict: 'IGNORE', logged: true, check: 'II' }),
+        formed(form, n, { consequence: 'INVALID: untracked, so not de-NATed: addressed to 198.51.100.1 (this host\'s NAT address)' }, { verdict: 'INVALID', logged: true, check: 'I', dir: 'reply' }),
+        formed(form, n, { consequence: 'INVALID: untracked' }, { verdict: 'INVALID', logged: false, check: 'III', note: 'with a note: written whole' }),
+      ]),
     ];
     const fast = sink();
     const slow = sink();

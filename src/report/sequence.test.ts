@@ -101,7 +101,7 @@ describe('sequence diagram', () => {
   });
 
   it('escapes every text it draws', () => {
-    const row: PacketRow = { index: 1, tsSec: 1, src: { addr: '2001:db8::1', port: 80 }, dst: { addr: '2001:db8::2', port: 5 }, flags: 'ACK', tcpFlags: 16, seq: 1, ack: 1, len: 0, relSeq: 0, relAck: 0, dir: 'original', fromClient: true, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED', verdict: 'INVALID', reason: '<script>alert("x")</script> & more', logged: true, note: null, secondaryReason: null, natted: false, consequence: 'INVALID: untracked', fromNatHost: false, answers: null, handshake: false, matters: true };
+    const row: PacketRow = { index: 1, tsSec: 1, src: { addr: '2001:db8::1', port: 80 }, dst: { addr: '2001:db8::2', port: 5 }, flags: 'ACK', tcpFlags: 16, seq: 1, ack: 1, len: 0, relSeq: 0, relAck: 0, dir: 'original', fromClient: true, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED', verdict: 'INVALID', reasonText: '<script>alert("x")</script> & more', reasonForm: -1, reasonArg: 0, logged: true, note: null, secondaryReason: null, natted: false, consequence: 'INVALID: untracked', fromNatHost: false, answers: null, handshake: false, matters: true };
     const flow: FlowTrace = { id: '<b>[2001:db8::1]:80 → [2001:db8::2]:5', client: row.src, server: row.dst, nat: null, rows: [row], omitted: 0, counts: { packets: 1, accept: 0, ignore: 0, invalid: 1, hostResets: 0 }, finalState: 'ESTABLISHED', firstInvalid: null };
     const svg = sequenceSvg(flow, { time: 'epoch', t0: 0 }).s;
     expect(svg).not.toContain('<script');

@@ -5,7 +5,7 @@
  * the host's column; IGNORE dashed amber, INVALID red with the kernel's reason, and the NAT host's
  * own RST drawn from the host, as the reset it is.
  */
-import { endpointText, hasFlag, type FlowTrace, type PacketRow } from './flows.js';
+import { endpointText, hasFlag, rowReason, type FlowTrace, type PacketRow } from './flows.js';
 import { html, num, type Markup } from './markup.js';
 import { wrapText } from './text.js';
 import { timeText, type TimeStyle } from './explain-text.js';
@@ -44,14 +44,15 @@ export function arrowLabel(r: PacketRow): string {
 
 /** The notes beside a packet: its verdict, the kernel's words, what follows. */
 export function packetNotes(r: PacketRow, flow: FlowTrace): string[] {
-  const reason = r.reason ? `"${r.reason}"${r.logged ? '' : ' (not logged on this kernel)'}` : '';
+  const reason = rowReason(r);
+  const quoted = reason ? `"${reason}"${r.logged ? '' : ' (not logged on this kernel)'}` : '';
   switch (kindOf(r)) {
     case 'reset':
       return [`RESET by the NAT host: ${r.answers !== null ? `#${r.answers}` : 'the reply'} was not de-NATed, so the host's own TCP got it, has no such connection, and resets ${endpointText(flow.client)}'s connection at the server`];
     case 'invalid':
-      return [`INVALID ${reason}`, r.natted ? 'not de-NATed: delivered to the NAT host itself' : 'untracked: no NAT applied'];
+      return [`INVALID ${quoted}`, r.natted ? 'not de-NATed: delivered to the NAT host itself' : 'untracked: no NAT applied'];
     case 'ignore':
-      return [`IGNORE ${reason}`, 'passes; conntrack state not updated'];
+      return [`IGNORE ${quoted}`, 'passes; conntrack state not updated'];
     default:
       return r.note ? [r.note] : [];
   }
@@ -120,7 +121,7 @@ function draw(d: Drawing, o: SequenceOptions): Markup {
     const notes = packetNotes(r, flow).flatMap((n) => wrapText(n, NOTE_CHARS));
     const height = Math.max(ROW, 12 + notes.length * LINE);
     const state = r.fromNatHost ? `(no entry: the ${d.hostName}’s own packet)` : r.stateBefore === r.stateAfter ? r.stateAfter : `${r.stateBefore} → ${r.stateAfter}`;
-    const title = `#${r.index} ${endpointText(r.src)} > ${endpointText(r.dst)} [${r.flags}] seq ${r.seq} ack ${r.ack} len ${r.len} — ${r.dir}, ${r.verdict}${r.reason ? `: ${r.reason}` : ''}`;
+    const title = `#${r.index} ${endpointText(r.src)} > ${endpointText(r.dst)} [${r.flags}] seq ${r.seq} ack ${r.ack} len ${r.len} — ${r.dir}, ${r.verdict}${rowReason(r) ? `: ${rowReason(r)}` : ''}`;
     rows.push(html`<g class="pkt ${kind}" data-index="${r.index}" data-verdict="${r.verdict}"><title>${title}</title>
 <text x="${X_TIME}" y="${num(y + 4)}" fill="${COLOURS.muted}" font-size="11">#${r.index}  ${timeText(o.time, r.tsSec, o.t0)}</text>
 <line class="arrow" x1="${num(from)}" y1="${num(y)}" x2="${num(stopsAt !== null ? to - dirSign * 10 : to - dirSign * 2)}" y2="${num(y)}" stroke="${st.colour}" stroke-width="${st.width}"${st.dash ? html` stroke-dasharray="${st.dash}"` : ''} marker-end="url(#head-${kind})"/>

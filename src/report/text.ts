@@ -63,6 +63,9 @@ export function setColour(on: boolean): void {
   colour = on && !('NO_COLOR' in process.env && process.env.NO_COLOR !== '');
 }
 
+/** Whether paint colours (for what caches painted text). */
+export const colourOn = (): boolean => colour;
+
 export function paint(s: string, style: keyof typeof ANSI): string {
   if (!colour) return s;
   const [a, b] = ANSI[style];
