@@ -189,6 +189,10 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const tcpHeader = newTcpHeader();
   const inTable = (k: string): boolean => table.byKey(k) !== undefined;
   let dedupe: boolean | null = o.dedupe === true ? true : o.dedupe === false ? false : null;
+  // which verdicts reach onPacket (no set lookup per packet)
+  const reportAccept = !o.verdicts || o.verdicts.has('ACCEPT');
+  const reportIgnore = !o.verdicts || o.verdicts.has('IGNORE');
+  const reportInvalid = !o.verdicts || o.verdicts.has('INVALID');
 
   const onRecord = (rec: PacketRecord): void => {
     s.packets++;
@@ -277,7 +281,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.dst = t.dst;
     view.dstPort = t.dport;
     // what the capture lost is fed to the model first, so the kernel is not blamed for it
-    const missed = gaps.observe(view, key);
+    const missed = gaps.observe(view, key, r !== null ? r.binding : null);
     if (r !== null && gaps.fills.length === 0) {
       // the entry is the binding's (resolve found it live): no table lookup; its direction is the
       // alias's, but the table's for a tuple that is its own inverse (a self-connection)
@@ -300,7 +304,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
     const f = flows.flowOf(key, binding, t, decision.dir !== 'original');
     flows.count(f, decision, missed, rec.index);
-    if (o.onPacket && (!o.verdicts || o.verdicts.has(decision.verdict))) {
+    if (o.onPacket && (decision.verdict === 'ACCEPT' ? reportAccept : decision.verdict === 'IGNORE' ? reportIgnore : reportInvalid)) {
       out.index = rec.index;
       out.tsSec = rec.tsSec;
       out.src = tuple.src;

@@ -63,12 +63,18 @@ export class CaptureGaps {
    * packet shows the capture missed (0 mostly) and leaves in `fills` the segments to feed the
    * model first.
    */
-  observe(p: TcpPacketView, key: string): number {
+  observe(p: TcpPacketView, key: string, holder: { gaps: unknown } | null = null): number {
     if (this.fills.length) this.fills.length = 0;
-    let f = this.flows.get(key);
-    if (!f) {
-      f = { firstSrc: p.src, firstPort: p.srcPort, first: side(), second: side(), missed: 0 };
-      this.flows.set(key, f);
+    // `holder` (explain: the entry's NAT binding, which lives no longer than the entry) keeps the
+    // flow's state found once: no lookup per packet
+    let f = holder !== null ? (holder.gaps as FlowGaps | null) : null;
+    if (f === null) {
+      f = this.flows.get(key) ?? null;
+      if (f === null) {
+        f = { firstSrc: p.src, firstPort: p.srcPort, first: side(), second: side(), missed: 0 };
+        this.flows.set(key, f);
+      }
+      if (holder !== null) holder.gaps = f;
     }
     const first = f.firstSrc === p.src && f.firstPort === p.srcPort;
     const mine = first ? f.first : f.second;

@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createDecision, setReason, type ReasonForm } from '../conntrack/model.js';
 import type { ExplainedPacket } from '../conntrack/explain.js';
-import { explainPackets } from './explain.js';
-import { Output } from './output.js';
+import { explainPackets, flowJson } from './explain.js';
+import { jsonLine, Output } from './output.js';
 
 /** A writable that keeps what it got, taking `delayMs` per chunk (a slow reader) when set. */
 function sink(delayMs = 0, highWaterMark = 16 * 1024): { stream: Writable; chunks: Buffer[]; text: () => string } {
@@ -91,6 +91,16 @@ describe('Output', () => {
     const lines = fast.text().trimEnd().split('\n');
     expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual(cases.map(generic));
     expect(Object.keys(JSON.parse(lines[0]!) as object)).toEqual(Object.keys(generic(cases[0]!) as object));
+  });
+
+  it('writes a flow summary line from its pieces as the generic serializer does', () => {
+    const base = { flow: '192.0.2.1:40000 → 198.51.100.2:9000', reply: null, natLearnedFrom: null, packets: 12, accept: 10, ignore: 1, invalid: 1, firstInvalid: null, finalState: 'ESTABLISHED', captureMissed: 0 };
+    for (const f of [
+      base,
+      { ...base, reply: '[2001:db8::2]:9000 → [2001:db8::1]:40000', natLearnedFrom: 'copy' as const, firstInvalid: { index: 4294967296, reason: 'SEQ is over upper bound 7 (a "quoted" \\ word)' }, captureMissed: 1448 },
+      { ...base, firstInvalid: { index: 0, reason: null }, finalState: 'TIME_WAIT', packets: 0 },
+    ])
+      expect(flowJson(f)).toBe(jsonLine('flow', f));
   });
 
   it('reports backpressure from a slow reader and loses nothing', async () => {
