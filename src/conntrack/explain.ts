@@ -273,7 +273,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.tsSec = rec.tsSec;
 
     // the conntrack entry, through NAT: the model sees the entry's own tuple in either direction
-    const r = nat.resolve(tuple, tcp.flags, tcp.ack, rec.tsSec, dk);
+    nat.now = rec.tsSec;
+    const r = nat.resolve(tuple, tcp.flags, tcp.ack | 0, dk);
     const t = r ? (r.dir === 0 ? r.binding.canon : r.binding.canonInv) : tuple;
     const key = r ? r.binding.key : v6 ? flowKeyOf(tuple) : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);
     view.src = t.src;

@@ -152,8 +152,11 @@ export class NatFollower {
   private readonly snat = new Map<string, Set<string>>();
   /** conntrack -L: any of an entry's four forms → the entry. */
   private readonly dump = new Map<string, NatMapping>();
-  /** The packet clock (of the last resolve). */
-  private now = 0;
+  /**
+   * The packet clock: the caller sets it for each packet before `resolve` (a field, not an
+   * argument: a number that is not a small integer is boxed when passed to a call V8 did not inline).
+   */
+  now = 0;
   /** `resolve`'s result, reused (valid until the next call). */
   private readonly result: Resolved = { binding: null as unknown as Binding, dir: 0, viaNat: false };
 
@@ -167,12 +170,15 @@ export class NatFollower {
     }
   }
 
-  /** The entry conntrack would find for a packet with tuple `t`, or null (a new lookup). The result is reused by the next call. */
-  resolve(t: Tuple, flags: number, ack: number, now: number, k: string = dirKey(t)): Resolved | null {
-    this.now = now;
+  /**
+   * The entry conntrack would find at `now` for a packet with tuple `t` (`ack32`: its ack as an
+   * int32, `ack | 0`: never boxed), or null (a new lookup). The result is reused by the next call.
+   */
+  resolve(t: Tuple, flags: number, ack32: number, k: string = dirKey(t)): Resolved | null {
+    const now = this.now;
     const r = this.fromAlias(k, now);
     if (r) return r;
-    if (this.learnForOrphan(t, flags, ack, now)) return this.fromAlias(k, now);
+    if (this.learnForOrphan(t, flags, ack32 >>> 0, now)) return this.fromAlias(k, now);
     return null;
   }
 

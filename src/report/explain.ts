@@ -430,12 +430,62 @@ export function flowJson(f: FlowSummary): string {
   );
 }
 
+const F_FLOW = ascii('{"type":"flow","flow":');
+const F_REPLY = ascii(',"reply":');
+const F_LEARNED = ascii(',"natLearnedFrom":');
+const F_PACKETS = ascii(',"packets":');
+const F_ACCEPT = ascii(',"accept":');
+const F_IGNORE = ascii(',"ignore":');
+const F_INVALID = ascii(',"invalid":');
+const F_FIRST = ascii(',"firstInvalid":');
+const F_FIRST_INDEX = ascii('{"index":');
+const F_FIRST_REASON = ascii(',"reason":');
+const F_FINAL = ascii('},"finalState":');
+const F_FINAL_AFTER_NULL = ascii('null,"finalState":');
+const F_MISSED = ascii(',"captureMissed":');
+
+/** flowJson written into the batch: numbers digit by digit, strings encoded in place (no line built per flow). */
+function flowJsonInto(f: FlowSummary, into: LineBytes): void {
+  into.bytes(F_FLOW);
+  into.text(JSON.stringify(f.flow));
+  into.bytes(F_REPLY);
+  into.text(f.reply === null ? 'null' : JSON.stringify(f.reply));
+  into.bytes(F_LEARNED);
+  into.text(word(f.natLearnedFrom));
+  let b = into.room(64);
+  let u = putBytes(b, into.used, F_PACKETS);
+  u = putUint(b, u, f.packets);
+  u = putBytes(b, u, F_ACCEPT);
+  u = putUint(b, u, f.accept);
+  u = putBytes(b, u, F_IGNORE);
+  u = putUint(b, u, f.ignore);
+  u = putBytes(b, u, F_INVALID);
+  u = putUint(b, u, f.invalid);
+  into.used = putBytes(b, u, F_FIRST);
+  const first = f.firstInvalid;
+  if (first === null) into.bytes(F_FINAL_AFTER_NULL);
+  else {
+    into.bytes(F_FIRST_INDEX);
+    into.used = putUint(into.room(24), into.used, first.index);
+    into.bytes(F_FIRST_REASON);
+    into.text(JSON.stringify(first.reason));
+    into.bytes(F_FINAL);
+  }
+  into.text(q(f.finalState));
+  b = into.room(40);
+  u = putBytes(b, into.used, F_MISSED);
+  u = putUint(b, u, f.captureMissed);
+  into.used = putBytes(b, u, CLOSE);
+}
+
+/** The closing summary's per-flow lines. */
+export const explainFlows: LineRenderer<FlowSummary> = { text: flowText, json: flowJson, jsonInto: flowJsonInto };
+
 /**
- * The summary in JSON-lines mode: one `flow` line per flow, then the `summary` line. A generator
- * over a generator: a capture of a million flows is written line by line, never held as a million
- * summaries or strings.
+ * The summary in JSON-lines mode: one `flow` line per flow (explainFlows, written as the flows
+ * are read: a capture of a million flows is never held as a million summaries or strings), then
+ * this, the `summary` line.
  */
-export function* explainSummaryLines(s: ExplainSummary & { kernel: string; profile: string }): Generator<string> {
-  for (const f of s.flows) yield flowJson(f);
-  yield JSON.stringify(explainSummary.json(s));
+export function explainSummaryLine(s: ExplainSummary & { kernel: string; profile: string }): string {
+  return JSON.stringify(explainSummary.json(s));
 }

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createDecision, setReason, type ReasonForm } from '../conntrack/model.js';
 import type { ExplainedPacket } from '../conntrack/explain.js';
-import { explainPackets, flowJson } from './explain.js';
+import { explainFlows, explainPackets, flowJson } from './explain.js';
 import { jsonLine, Output } from './output.js';
 
 /** A writable that keeps what it got, taking `delayMs` per chunk (a slow reader) when set. */
@@ -93,14 +93,20 @@ describe('Output', () => {
     expect(Object.keys(JSON.parse(lines[0]!) as object)).toEqual(Object.keys(generic(cases[0]!) as object));
   });
 
-  it('writes a flow summary line from its pieces as the generic serializer does', () => {
+  it('writes a flow summary line from its pieces as the generic serializer does', async () => {
     const base = { flow: '192.0.2.1:40000 → 198.51.100.2:9000', reply: null, natLearnedFrom: null, packets: 12, accept: 10, ignore: 1, invalid: 1, firstInvalid: null, finalState: 'ESTABLISHED', captureMissed: 0 };
     for (const f of [
       base,
       { ...base, reply: '[2001:db8::2]:9000 → [2001:db8::1]:40000', natLearnedFrom: 'copy' as const, firstInvalid: { index: 4294967296, reason: 'SEQ is over upper bound 7 (a "quoted" \\ word)' }, captureMissed: 1448 },
       { ...base, firstInvalid: { index: 0, reason: null }, finalState: 'TIME_WAIT', packets: 0 },
-    ])
+    ]) {
       expect(flowJson(f)).toBe(jsonLine('flow', f));
+      const fast = sink();
+      const out = new Output('json', fast.stream, null);
+      out.lines(explainFlows)(f);
+      await out.flush();
+      expect(fast.text()).toBe(jsonLine('flow', f) + '\n');
+    }
   });
 
   it('reports backpressure from a slow reader and loses nothing', async () => {

@@ -11,7 +11,7 @@ const MAX_DIAGRAMS = 60;
 /** A capture this large gets an output thread for its JSON lines (a small one is done before it would start). */
 const OFFLOAD_FROM_BYTES = 4 << 20;
 /** V8 settings for a replay (set at run time: the bin has no node flags; again after a worker starts, which resets them). */
-function tuneHeap(): void {
+function tuneV8(): void {
   // Memory: a replay's per-packet garbage dies young and what lives (the flow table) is old
   // anyway, so V8's young generation need not grow from its first 1 MB to 3 × 16 MB (V8 reads
   // this flag each time it would grow the young generation; set before the replay allocates).
@@ -91,11 +91,11 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
-    tuneHeap();
+    tuneV8();
     // What this run needs, and only that: a replay to JSON lines loads no text, picture, bundle or
     // conntrack-parsing code (start-up and memory are part of a replay's cost).
     const pictures = Boolean(f.html || f.svg);
-    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainHeader, explainPackets, explainRecordsModule, explainSummaryLines }] = await Promise.all([
+    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainRecordsModule, explainSummaryLine }] = await Promise.all([
       import('../../conntrack/explain.js'),
       import('../../conntrack/nat.js'),
       import('../../conntrack/profile.js'),
@@ -144,7 +144,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     // text and --only write a fraction and were slower with it).
     const many = !f.only && !drawing && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
     const expander = json ? explainRecordsModule : ExplainText ? (await import('../../report/explain-text.js')).explainTextRecordsModule : null;
-    if (many && expander && (await out.offload(expander))) tuneHeap();
+    if (many && expander && (await out.offload(expander))) tuneV8();
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
@@ -173,11 +173,20 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     headOnce();
     const s = { ...summary, kernel, profile: profile.id };
     // flow by flow; a slow reader paces these lines too
-    for (const l of json ? explainSummaryLines(s) : text!.summaryLines(summary)) {
-      out.line(l);
-      const drained = out.ready();
-      if (drained) await drained;
-    }
+    if (json) {
+      const flowLine = out.lines(explainFlows);
+      for (const flow of s.flows) {
+        flowLine(flow);
+        const drained = out.ready();
+        if (drained) await drained;
+      }
+      out.line(explainSummaryLine(s));
+    } else
+      for (const l of text!.summaryLines(summary)) {
+        out.line(l);
+        const drained = out.ready();
+        if (drained) await drained;
+      }
     if (draw && drawing)
       draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, flowCount: drawing.count, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
     return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
