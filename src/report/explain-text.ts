@@ -94,7 +94,7 @@ function pairSlot(src: { addr: string; port: number }, dst: { addr: string; port
     pairPorts[i] = ports;
     pairSrc[i] = src.addr;
     pairDst[i] = dst.addr;
-    pairPiece[i] = pairBuf.slice(0, u);
+    pairPiece[i] = Buffer.from(pairBuf.subarray(0, u)); // (from the shared pool: no ArrayBuffer of its own per connection)
     pairVersion[i]!++;
   }
   return i;
@@ -163,6 +163,8 @@ interface PlainMeaning {
   id: number;
 }
 const plainMeanings = new Map<string, Map<string, Map<string, PlainMeaning | null>>>();
+/** The last plain meaning per direction and what it was for. */
+const lastPlain = { original: { before: '', after: '', m: null as PlainMeaning | null }, reply: { before: '', after: '', m: null as PlainMeaning | null } };
 const plainMeaningList: PlainMeaning[] = [];
 
 /**
@@ -376,6 +378,17 @@ export class ExplainText {
   /** The encoded meaning line of a plain accepted packet, or null (see plainMeanings). */
   private plainMeaning(r: PacketRow): PlainMeaning | null {
     if (r.verdict !== 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
+    // consecutive packets of a direction mostly repeat the last one (the model's strings: compared by identity)
+    const last = r.dir === 'original' ? lastPlain.original : lastPlain.reply;
+    if (last.before === r.stateBefore && last.after === r.stateAfter) return last.m;
+    const m = this.plainMeaningOf(r);
+    last.before = r.stateBefore;
+    last.after = r.stateAfter;
+    last.m = m;
+    return m;
+  }
+
+  private plainMeaningOf(r: PacketRow): PlainMeaning | null {
     let byBefore = plainMeanings.get(r.dir);
     if (!byBefore) plainMeanings.set(r.dir, (byBefore = new Map()));
     let byAfter = byBefore.get(r.stateBefore);
