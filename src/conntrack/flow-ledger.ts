@@ -30,16 +30,20 @@ interface NatNames {
   learnedFrom: Binding['learnedFrom'];
 }
 
+const INITIAL_FLOWS = 16;
+
 export class FlowLedger {
   private readonly byKey = new Map<string, number>();
   private n = 0;
-  private packets = new Uint32Array(1024);
-  private accept = new Uint32Array(1024);
-  private ignore = new Uint32Array(1024);
-  private invalid = new Uint32Array(1024);
-  private missed = new Float64Array(1024);
-  private sport = new Uint16Array(1024);
-  private dport = new Uint16Array(1024);
+  // (small at first: the first growth comes before V8 optimizes the replay, not after it — code
+  // first run after optimizing throws the optimized code away)
+  private packets = new Uint32Array(INITIAL_FLOWS);
+  private accept = new Uint32Array(INITIAL_FLOWS);
+  private ignore = new Uint32Array(INITIAL_FLOWS);
+  private invalid = new Uint32Array(INITIAL_FLOWS);
+  private missed = new Float64Array(INITIAL_FLOWS);
+  private sport = new Uint16Array(INITIAL_FLOWS);
+  private dport = new Uint16Array(INITIAL_FLOWS);
   private readonly src: string[] = [];
   private readonly dst: string[] = [];
   private readonly finalState: string[] = [];

@@ -890,8 +890,9 @@ export class ConntrackTable {
   }
 
   private counted(d: Decision): Decision {
-    if (d.verdict === 'INVALID') this.invalidCount++;
-    else if (d.verdict === 'IGNORE') this.ignoreCount++;
+    // (both touched for every packet: see explain.ts)
+    this.invalidCount += d.verdict === 'INVALID' ? 1 : 0;
+    this.ignoreCount += d.verdict === 'IGNORE' ? 1 : 0;
     return d;
   }
 
