@@ -130,6 +130,17 @@ describe('explain through the output thread', () => {
     expect(await written('text', explainTextRecordsModule, (out) => packets.forEach(([p]) => text.packetInto(p, out) && out.endLine()))).toBe(expectText);
     const onMain = new ExplainText({ verbose: true, time: 'relative', only: null });
     expect(packets.map(([p]) => onMain.packet(p)! + '\n').join('')).toBe(expectText);
+    // on a terminal (colour): the pieces are cut from the painted line
+    const { setColour } = (await import(dist('report/text.js'))) as typeof import('./text.js');
+    setColour(true);
+    try {
+      const [painted, whole] = [new ExplainText({ verbose: true, time: 'relative', only: null }), new ExplainText({ verbose: true, time: 'relative', only: null })];
+      const text = packets.map(([p]) => painted.packet(p)!).join('\n');
+      expect(text).toContain('\u001b[33mIGNORE\u001b[39m');
+      expect(text).toBe(packets.map(([, w]) => whole.packet(w)!).join('\n'));
+    } finally {
+      setColour(false);
+    }
   });
 
   it('stops quietly when its reader goes away, on Ctrl-C while its reader reads nothing, and says why a write failed', async () => {
