@@ -87,11 +87,12 @@ export class FlowLedger {
   count(f: number, d: Decision, missed: number, index: number): void {
     this.packets[f]!++;
     if (missed) this.missed[f]! += missed;
-    if (d.verdict === 'INVALID') {
-      this.invalid[f]!++;
-      if (!this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason: d.reason });
-    } else if (d.verdict === 'IGNORE') this.ignore[f]!++;
-    else this.accept[f]!++;
+    // (every counter touched for every packet: see explain.ts)
+    const invalid = d.verdict === 'INVALID' ? 1 : 0;
+    this.invalid[f]! += invalid;
+    this.ignore[f]! += d.verdict === 'IGNORE' ? 1 : 0;
+    this.accept[f]! += d.verdict === 'ACCEPT' ? 1 : 0;
+    if (invalid !== 0 && !this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason: d.reason });
     this.finalState[f] = d.stateAfter;
   }
 
