@@ -18,12 +18,12 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const FLOWS = 20_000;
 const CONCURRENT = 200; // flows interleaved at once, as on a busy host
 
-export function writeExplainCapture(path: string, flowCount = FLOWS, segments = 24): number {
+export function writeExplainCapture(path: string, flowCount = FLOWS, segments = 24, concurrent = CONCURRENT): number {
   const w = PcapWriter.create(path, { linkType: 101 });
-  // Interleave CONCURRENT flows at a time; each has 54 packets (≈ 1.08M packets in all).
-  for (let g = 0; g < flowCount; g += CONCURRENT) {
+  // Interleave `concurrent` flows at a time; each has 54 packets (≈ 1.08M packets in all).
+  for (let g = 0; g < flowCount; g += concurrent) {
     const flows = [];
-    for (let i = g; i < Math.min(flowCount, g + CONCURRENT); i++) {
+    for (let i = g; i < Math.min(flowCount, g + concurrent); i++) {
       flows.push(
         synthFlow({
           client: `192.0.2.${1 + (i % 250)}`,
@@ -83,9 +83,11 @@ export async function benchExplain(): Promise<void> {
     ['text (what matters) | cat', [], 'pipe', 1],
     ['--only invalid -o json', ['--only', 'invalid', '-o', 'json'], 'pipe', 2],
   ];
+  let jsonPipe: Measured | null = null;
   for (const [label, args, stdout, target] of rows) {
     const slow = stdout === 'slow';
     const m = await best([...base, ...args], stdout, slow ? 1 : 2, `${dir}/explain.out`);
+    jsonPipe ??= m; // the first row: -o json | cat
     const r = rate(packets, m.ms);
     const vs = tshark ? `, ${(tshark.ms / m.ms).toFixed(1)}× tshark (target ≥ 10×)` : '';
     const mem = tshark ? ` (target ≤ ${(tshark.peakMB / 10).toFixed(0)} MB, 1/10 of tshark's)` : '';
@@ -106,5 +108,15 @@ export async function benchExplain(): Promise<void> {
       console.log(`explain ${label} | cat, ${what} (${(packets2 / 1e6).toFixed(2)}M packets / ${flowCount} flows): ${(m2.ms / 1000).toFixed(2)} s (CPU ${(m2.cpuMs / 1000).toFixed(2)} s), ${rate(packets2, m2.ms).toFixed(2)} M packets/s, peak RSS ${m2.peakMB.toFixed(0)} MB`);
     }
   }
+  rmSync(path2, { force: true });
+
+  // What memory follows: the flows the kernel keeps at once. 16,000 live at a time (160,000 in
+  // all, 10 segments each): per live flow, what the replay keeps (model entry, NAT binding, gap
+  // state) and its heap's slack.
+  const live = 16_000;
+  const packets3 = writeExplainCapture(path2, 10 * live, 10, live);
+  const m3 = await best([process.execPath, CLI, 'explain', path2, '--kernel', '6.18', '-o', 'json'], 'pipe', 1);
+  const perLive = jsonPipe ? `; ${(((m3.peakMB - jsonPipe.peakMB) * 1024) / (live - CONCURRENT)).toFixed(1)} KB per flow live at once, against the ${CONCURRENT} of the first capture` : '';
+  console.log(`explain -o json | cat, ${live} flows live at once (${(packets3 / 1e6).toFixed(2)}M packets / ${10 * live} flows): ${(m3.ms / 1000).toFixed(2)} s (CPU ${(m3.cpuMs / 1000).toFixed(2)} s), ${rate(packets3, m3.ms).toFixed(2)} M packets/s, peak RSS ${m3.peakMB.toFixed(0)} MB${perLive}`);
   rmSync(path2, { force: true });
 }
