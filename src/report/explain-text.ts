@@ -429,15 +429,8 @@ export class ExplainText {
     const flags = r.tcpFlags & 0xff;
     let u = pieces.put(b, into.used, session, K_PAIR, pair, pairVersion[pair]!, pairPiece[pair]!);
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
-    let id: number;
-    if (meaning !== null) {
-      u = pieces.put(b, u, session, K_MEANING, meaning.id, 0, meaning.bytes);
-      id = meaning.id;
-    } else {
-      u = pieces.put(b, u, session, K_FORMED_PRE, formed!.id, 0, formed!.pre);
-      u = pieces.put(b, u, session, K_FORMED_POST, formed!.id, 0, formed!.post);
-      id = formed!.id;
-    }
+    u = pieces.putTail(b, u, session, meaning, formed, MEANING_TABLES);
+    const id = meaning !== null ? meaning.id : formed!.id;
     b[u++] = RECORD;
     b[u++] = meaning !== null ? T_PACKET : T_FORMED;
     u = put32(b, u, index);
@@ -598,6 +591,7 @@ const K_FLAGS = 1;
 const K_MEANING = 2;
 const K_FORMED_PRE = 3;
 const K_FORMED_POST = 4;
+const MEANING_TABLES = [K_MEANING, K_FORMED_PRE, K_FORMED_POST] as const;
 const RECORD_ROOM = 2048;
 const pieces = new RecordPieces(5);
 

@@ -256,6 +256,7 @@ const P_FLAGS = 1;
 const P_TAIL = 2;
 const P_FORMED_PRE = 3;
 const P_FORMED_POST = 4;
+const TAIL_TABLES = [P_TAIL, P_FORMED_PRE, P_FORMED_POST] as const;
 /** A record and the pieces it may need sent first. */
 const RECORD_ROOM = 4096;
 const pieces = new RecordPieces(5);
@@ -277,15 +278,8 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const flags = p.tcpFlags & 0xff;
   let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, epVersion[ep]!, epPiece[ep]!);
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
-  let id: number;
-  if (tail !== null) {
-    u = pieces.put(b, u, session, P_TAIL, tail.id, 0, tail.bytes);
-    id = tail.id;
-  } else {
-    u = pieces.put(b, u, session, P_FORMED_PRE, formed!.id, 0, formed!.pre);
-    u = pieces.put(b, u, session, P_FORMED_POST, formed!.id, 0, formed!.post);
-    id = formed!.id;
-  }
+  u = pieces.putTail(b, u, session, tail, formed, TAIL_TABLES);
+  const id = tail !== null ? tail.id : formed!.id;
   b[u++] = RECORD;
   b[u++] = tail !== null ? R_PACKET : R_FORMED;
   u = put32(b, u, index);

@@ -122,6 +122,17 @@ export class RecordPieces {
     b.set(bytes, u);
     return u + bytes.length;
   }
+
+  /**
+   * A record's last part: one piece (`plain`, in table `tables[0]`) or, without it, the two pieces
+   * around a number (`formed`: before it in `tables[1]`, after it in `tables[2]`), each unless the
+   * session has it. Returns the position after.
+   */
+  putTail(b: Uint8Array, u: number, session: object, plain: { id: number; bytes: Uint8Array } | null, formed: { id: number; pre: Uint8Array; post: Uint8Array } | null, tables: readonly [number, number, number]): number {
+    if (plain !== null) return this.put(b, u, session, tables[0], plain.id, 0, plain.bytes);
+    u = this.put(b, u, session, tables[1], formed!.id, 0, formed!.pre);
+    return this.put(b, u, session, tables[2], formed!.id, 0, formed!.post);
+  }
 }
 
 /** Atomics.waitAsync (ES2024; the project's lib is ES2022). */
