@@ -7,6 +7,7 @@
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
+import { EndpointPairs } from './pair-cache.js';
 import { endpointText, FlowTracker, rowReason, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
@@ -69,38 +70,17 @@ function putEndpoint(b: Uint8Array, at: number, e: { addr: string; port: number 
 
 const ascii = (t: string): Uint8Array => Buffer.from(t, 'latin1');
 
-/**
- * `SRC:PORT > DST:PORT` of recent endpoint pairs, encoded once (a replay repeats each
- * connection's two directions hundreds of times): direct-mapped by the ports, the addresses'
- * strings compared too, overwritten on collision.
- */
-const PAIR_SLOTS = 16384;
-const pairSrc: string[] = new Array<string>(PAIR_SLOTS).fill('');
-const pairDst: string[] = new Array<string>(PAIR_SLOTS).fill('');
-const pairPorts = new Int32Array(PAIR_SLOTS).fill(-1);
-const pairPiece: Uint8Array[] = new Array<Uint8Array>(PAIR_SLOTS).fill(new Uint8Array(0));
+/** `SRC:PORT > DST:PORT` of recent endpoint pairs, encoded once (see pair-cache.ts). */
 const pairBuf = new Uint8Array(128);
-
-/** The slot of an endpoint pair, its piece made if the slot held another pair. */
-function pairSlot(src: { addr: string; port: number }, dst: { addr: string; port: number }): number {
-  const ports = (src.port << 16) | dst.port;
-  const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (PAIR_SLOTS - 1);
-  if (pairPorts[i] !== ports || pairSrc[i] !== src.addr || pairDst[i] !== dst.addr) {
-    let u = putEndpoint(pairBuf, 0, src);
-    pairBuf[u++] = 32;
-    pairBuf[u++] = 62; // '>'
-    pairBuf[u++] = 32;
-    u = putEndpoint(pairBuf, u, dst);
-    pairPorts[i] = ports;
-    pairSrc[i] = src.addr;
-    pairDst[i] = dst.addr;
-    pairPiece[i] = Buffer.from(pairBuf.subarray(0, u)); // (from the shared pool: no ArrayBuffer of its own per connection)
-    pairVersion[i]!++;
-  }
-  return i;
-}
-/** Bumped each time a slot's piece changes (a record session sends a slot again when it did). */
-const pairVersion = new Uint32Array(PAIR_SLOTS);
+const pairs = new EndpointPairs((src, srcPort, dst, dstPort) => {
+  let u = putEndpoint(pairBuf, 0, { addr: src, port: srcPort });
+  pairBuf[u++] = 32;
+  pairBuf[u++] = 62; // '>'
+  pairBuf[u++] = 32;
+  u = putEndpoint(pairBuf, u, { addr: dst, port: dstPort });
+  return Buffer.from(pairBuf.subarray(0, u)); // (from the shared pool: no ArrayBuffer of its own per connection)
+});
+const pairSlot = (src: { addr: string; port: number }, dst: { addr: string; port: number }): number => pairs.slot(src.addr, src.port, dst.addr, dst.port);
 
 /** A flag byte's text ("PSH|ACK"), encoded once. */
 const flagTexts: (Uint8Array | undefined)[] = [];
@@ -361,7 +341,7 @@ export class ExplainText {
       u = putFixed6(b, u, r.tsSec - this.t0!);
     } else u = putAscii(b, u, timeText(style, r.tsSec, this.t0!));
     b[u++] = 32;
-    u = putBytes(b, u, pairPiece[pairSlot(r.src, r.dst)]!);
+    u = putBytes(b, u, pairs.piece(pairSlot(r.src, r.dst)));
     into.used = putSegment(b, start, u, flagsBytes(r), r.relSeq, r.relAck ?? -1, r.len);
     const plain = this.plainMeaning(r);
     const formed = plain === null ? formedMeaning(r, flow) : null;
@@ -427,7 +407,7 @@ export class ExplainText {
     const b = into.room(RECORD_ROOM);
     const pair = pairSlot(r.src, r.dst);
     const flags = r.tcpFlags & 0xff;
-    let u = pieces.put(b, into.used, session, K_PAIR, pair, pairVersion[pair]!, pairPiece[pair]!);
+    let u = pieces.put(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.piece(pair));
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
     u = pieces.putTail(b, u, session, meaning, formed, MEANING_TABLES);
     const id = meaning !== null ? meaning.id : formed!.id;

@@ -4,6 +4,7 @@ import { REASON_FORMS, reasonArg, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
+import { EndpointPairs } from './pair-cache.js';
 import { jsonLine, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
@@ -176,31 +177,9 @@ const K_LEN = ascii(',"len":');
 /** Room for a head: the keys, two IPv6 addresses, ports, three u32 and a timestamp. */
 const HEAD_MAX = 400;
 
-/**
- * `,"src":"ADDR:PORT","dst":"ADDR:PORT"` of recent endpoint pairs, encoded once: a replay repeats
- * each connection's two directions hundreds of times. Direct-mapped by the ports (the addresses'
- * strings are compared too: a slot is only a cache), overwritten on collision.
- */
-const EP_SLOTS = 16384;
-const epSrc: string[] = new Array<string>(EP_SLOTS).fill('');
-const epDst: string[] = new Array<string>(EP_SLOTS).fill('');
-const epPorts = new Int32Array(EP_SLOTS).fill(-1);
-const epPiece: Uint8Array[] = new Array<Uint8Array>(EP_SLOTS).fill(new Uint8Array(0));
-
-/** The slot of the packet's endpoint pair, its piece made if the slot held another pair. */
-function endpointsSlot(p: ExplainedPacket): number {
-  const ports = (p.srcPort << 16) | p.dstPort;
-  const i = (Math.imul(ports, 0x9e3779b1) >>> 18) & (EP_SLOTS - 1);
-  if (epPorts[i] === ports && epSrc[i] === p.src && epDst[i] === p.dst) return i;
-  epPorts[i] = ports;
-  epSrc[i] = p.src;
-  epDst[i] = p.dst;
-  epPiece[i] = ascii(`,"src":"${p.src}:${p.srcPort}","dst":"${p.dst}:${p.dstPort}"`);
-  epVersion[i]!++;
-  return i;
-}
-/** Bumped each time a slot's piece changes (a record session sends a slot again when it did). */
-const epVersion = new Uint32Array(EP_SLOTS);
+/** `,"src":"ADDR:PORT","dst":"ADDR:PORT"` of recent endpoint pairs, encoded once (see pair-cache.ts). */
+const endpoints = new EndpointPairs((src, srcPort, dst, dstPort) => ascii(`,"src":"${src}:${srcPort}","dst":"${dst}:${dstPort}"`));
+const endpointsSlot = (p: ExplainedPacket): number => endpoints.slot(p.src, p.srcPort, p.dst, p.dstPort);
 
 /** `,"flags":"PSH|ACK","seq":` by the flag byte, encoded once. */
 const flagPieces: (Uint8Array | undefined)[] = [];
@@ -220,7 +199,7 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   const sec = Math.floor(ts);
   const micro = Math.round((ts - sec) * 1e6);
   u = sec >= 0 && sec <= 0x7fffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts ? putSecMicro(b, u, sec, micro) : putDecimal(b, u, ts);
-  u = putBytes(b, u, epPiece[endpointsSlot(p)]!);
+  u = putBytes(b, u, endpoints.piece(endpointsSlot(p)));
   u = putBytes(b, u, flagsPiece(p));
   // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
   u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
@@ -276,7 +255,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const b = into.room(RECORD_ROOM);
   const ep = endpointsSlot(p);
   const flags = p.tcpFlags & 0xff;
-  let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, epVersion[ep]!, epPiece[ep]!);
+  let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.piece(ep));
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
   u = pieces.putTail(b, u, session, tail, formed, TAIL_TABLES);
   const id = tail !== null ? tail.id : formed!.id;
