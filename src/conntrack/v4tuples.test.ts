@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
+import { tupleCacheSlots, tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
 
 const key = (a: number, pa: number, b: number, pb: number) => String.fromCharCode(a >>> 16, a & 0xffff, pa, b >>> 16, b & 0xffff, pb);
 const X = 0xcb007101 | 0; // 203.0.113.1
@@ -24,6 +24,18 @@ describe('the IPv4 tuple cache', () => {
     const again = v4TupleSlot(X, same[0]!, Y, 9000); // rebuilt, in the other slot of the pair
     expect(again).toBe(s0);
     expect([tupleKey(again), tupleSrc(again), tupleDst(again)]).toEqual([key(X, same[0]!, Y, 9000), '203.0.113.1', '198.51.100.2']);
+    const z = v4TupleSlot(Z, 40000, Y, 9000);
+    expect([tupleKey(z), tupleSrc(z), tupleDst(z)]).toEqual([key(Z, 40000, Y, 9000), '192.0.2.2', '198.51.100.2']);
+  });
+});
+
+describe('the IPv4 tuple cache, with many tuples live at once', () => {
+  it('grows and gives every tuple its own key and addresses throughout', () => {
+    for (let round = 0; round < 4; round++) for (let port = 1; port <= 30000; port++) {
+      const s = v4TupleSlot(X, port, Y, 9000);
+      if (port % 1009 === 0) expect([tupleKey(s), tupleSrc(s), tupleDst(s)]).toEqual([key(X, port, Y, 9000), '203.0.113.1', '198.51.100.2']);
+    }
+    expect(tupleCacheSlots()).toBeGreaterThanOrEqual(32768);
     const z = v4TupleSlot(Z, 40000, Y, 9000);
     expect([tupleKey(z), tupleSrc(z), tupleDst(z)]).toEqual([key(Z, 40000, Y, 9000), '192.0.2.2', '198.51.100.2']);
   });

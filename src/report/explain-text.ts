@@ -71,14 +71,12 @@ function putEndpoint(b: Uint8Array, at: number, e: { addr: string; port: number 
 const ascii = (t: string): Uint8Array => Buffer.from(t, 'latin1');
 
 /** `SRC:PORT > DST:PORT` of recent endpoint pairs, encoded once (see pair-cache.ts). */
-const pairBuf = new Uint8Array(128);
-const pairs = new EndpointPairs((src, srcPort, dst, dstPort) => {
-  let u = putEndpoint(pairBuf, 0, { addr: src, port: srcPort });
-  pairBuf[u++] = 32;
-  pairBuf[u++] = 62; // '>'
-  pairBuf[u++] = 32;
-  u = putEndpoint(pairBuf, u, { addr: dst, port: dstPort });
-  return Buffer.from(pairBuf.subarray(0, u)); // (from the shared pool: no ArrayBuffer of its own per connection)
+const pairs = new EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
+  let u = putEndpoint(b, at, { addr: src, port: srcPort });
+  b[u++] = 32;
+  b[u++] = 62; // '>'
+  b[u++] = 32;
+  return putEndpoint(b, u, { addr: dst, port: dstPort });
 });
 const pairSlot = (src: { addr: string; port: number }, dst: { addr: string; port: number }): number => pairs.slot(src.addr, src.port, dst.addr, dst.port);
 

@@ -5,7 +5,7 @@ import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { EndpointPairs } from './pair-cache.js';
-import { jsonLine, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -178,7 +178,20 @@ const K_LEN = ascii(',"len":');
 const HEAD_MAX = 400;
 
 /** `,"src":"ADDR:PORT","dst":"ADDR:PORT"` of recent endpoint pairs, encoded once (see pair-cache.ts). */
-const endpoints = new EndpointPairs((src, srcPort, dst, dstPort) => ascii(`,"src":"${src}:${srcPort}","dst":"${dst}:${dstPort}"`));
+const K_SRC = ascii(',"src":"');
+const K_DST = ascii('","dst":"');
+const endpoints = new EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
+  let u = putBytes(b, at, K_SRC);
+  u = putAscii(b, u, src);
+  b[u++] = 58; // ':'
+  u = putUint(b, u, srcPort);
+  u = putBytes(b, u, K_DST);
+  u = putAscii(b, u, dst);
+  b[u++] = 58;
+  u = putUint(b, u, dstPort);
+  b[u++] = 34; // '"'
+  return u;
+});
 const endpointsSlot = (p: ExplainedPacket): number => endpoints.slot(p.src, p.srcPort, p.dst, p.dstPort);
 
 /** `,"flags":"PSH|ACK","seq":` by the flag byte, encoded once. */

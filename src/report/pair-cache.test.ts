@@ -4,7 +4,7 @@ import { EndpointPairs } from './pair-cache.js';
 describe('EndpointPairs', () => {
   it('keeps two pairs per hash, refills the less recently used, and bumps a refilled slot\'s version', () => {
     let made = 0;
-    const pairs = new EndpointPairs((src, sp, dst, dp) => (made++, Buffer.from(`${src}:${sp}>${dst}:${dp}`)));
+    const pairs = new EndpointPairs((b, at, src, sp, dst, dp) => (made++, at + Buffer.from(b.buffer, b.byteOffset).write(`${src}:${sp}>${dst}:${dp}`, at, 'latin1')));
     const text = (i: number) => Buffer.from(pairs.piece(i)).toString();
     const a = pairs.slot('192.0.2.1', 40000, '198.51.100.2', 9000);
     // two more pairs sharing its two slots (same ports hash, other addresses)
@@ -22,5 +22,39 @@ describe('EndpointPairs', () => {
     expect(pairs.slot('192.0.2.1', 40000, '198.51.100.2', 9000)).toBe(a);
     expect(made).toBe(3);
     expect(Math.max(a, b, c)).toBeLessThan(EndpointPairs.SLOTS);
+  });
+});
+
+describe('EndpointPairs sizing', () => {
+  it('grows while lookups miss, keeps every piece right across growth, and counts versions on', () => {
+    const pairs = new EndpointPairs((b, at, src, sp, dst, dp) => at + Buffer.from(b.buffer, b.byteOffset).write(`${src}:${sp}>${dst}:${dp}`, at, 'latin1'));
+    const text = (i: number) => Buffer.from(pairs.piece(i)).toString();
+    pairs.slot('192.0.2.1', 1, '198.51.100.2', 9000);
+    expect(pairs.slots).toBe(EndpointPairs.MIN_SLOTS);
+    const first = pairs.slot('192.0.2.1', 1, '198.51.100.2', 9000);
+    const v0 = pairs.version(first);
+    // 8,000 pairs live at once, round and round: a small cache misses nearly every lookup
+    for (let round = 0; round < 12; round++) for (let port = 1; port <= 8000; port++) {
+      const s = pairs.slot('192.0.2.1', port, '198.51.100.2', 9000);
+      if (port % 997 === 0) expect(text(s)).toBe(`192.0.2.1:${port}>198.51.100.2:9000`);
+    }
+    expect(pairs.slots).toBeGreaterThanOrEqual(8192);
+    expect(pairs.slots).toBeLessThanOrEqual(EndpointPairs.SLOTS);
+    const again = pairs.slot('192.0.2.1', 1, '198.51.100.2', 9000);
+    expect(text(again)).toBe('192.0.2.1:1>198.51.100.2:9000');
+    if (again === first) expect(pairs.version(again)).toBeGreaterThan(v0); // refilled since: a new version
+  });
+
+  it('stays small while a few pairs repeat', () => {
+    const pairs = new EndpointPairs((b, at) => at);
+    for (let i = 0; i < 200000; i++) pairs.slot('192.0.2.1', 1 + (i % 500), '198.51.100.2', 9000);
+    expect(pairs.slots).toBe(EndpointPairs.MIN_SLOTS);
+  });
+
+  it('keeps a piece longer than its slot whole', () => {
+    const long = 'x'.repeat(300);
+    const pairs = new EndpointPairs((b, at, src) => at + Buffer.from(b.buffer, b.byteOffset).write(src, at, 'latin1'));
+    const s = pairs.slot(long, 1, 'y', 2);
+    expect(Buffer.from(pairs.piece(s)).toString()).toBe(long);
   });
 });
