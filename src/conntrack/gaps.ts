@@ -133,8 +133,9 @@ export class CaptureGaps {
     }
     if (len === 0) return;
     if (seqAfter(p.seq, s.maxEnd) && seqDiff(p.seq, s.maxEnd) < MAX_GAP) {
-      s.holes ??= [];
-      if (s.holes.length < 2 * MAX_HOLES) s.holes.push(s.maxEnd, p.seq);
+      // (the first hole as a literal of its two numbers: an empty array pushed to grows room for 17)
+      if (s.holes === null) s.holes = [s.maxEnd, p.seq];
+      else if (s.holes.length < 2 * MAX_HOLES) s.holes.push(s.maxEnd, p.seq);
     } else if (s.holes?.length) {
       // a retransmission: what it covers was not lost by the capture
       uncover(s.holes, p.seq, end);

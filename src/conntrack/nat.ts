@@ -354,7 +354,9 @@ export class NatFollower {
       if (!cur.after || after) return;
     }
     this.aliases.set(k, { b, dir, after });
-    b.aliasKeys.push(k);
+    // (a new array of the exact size: an empty one pushed to grows room for 17 keys, ~150 bytes
+    // per entry for its two)
+    b.aliasKeys = b.aliasKeys.length === 0 ? [k] : b.aliasKeys.concat(k);
   }
 
   private unregister(b: Binding): void {

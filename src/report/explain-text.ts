@@ -339,7 +339,7 @@ export class ExplainText {
       u = putFixed6(b, u, r.tsSec - this.t0!);
     } else u = putAscii(b, u, timeText(style, r.tsSec, this.t0!));
     b[u++] = 32;
-    u = putBytes(b, u, pairs.piece(pairSlot(r.src, r.dst)));
+    u = pairs.copy(pairSlot(r.src, r.dst), b, u);
     into.used = putSegment(b, start, u, flagsBytes(r), r.relSeq, r.relAck ?? -1, r.len);
     const plain = this.plainMeaning(r);
     const formed = plain === null ? formedMeaning(r, flow) : null;
@@ -405,7 +405,7 @@ export class ExplainText {
     const b = into.room(RECORD_ROOM);
     const pair = pairSlot(r.src, r.dst);
     const flags = r.tcpFlags & 0xff;
-    let u = pieces.put(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.piece(pair));
+    let u = pieces.putFrom(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.bytesOf(pair), pairs.startOf(pair), pairs.lengthOf(pair));
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
     u = pieces.putTail(b, u, session, meaning, formed, MEANING_TABLES);
     const id = meaning !== null ? meaning.id : formed!.id;

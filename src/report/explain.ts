@@ -212,7 +212,7 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   const sec = Math.floor(ts);
   const micro = Math.round((ts - sec) * 1e6);
   u = sec >= 0 && sec <= 0x7fffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts ? putSecMicro(b, u, sec, micro) : putDecimal(b, u, ts);
-  u = putBytes(b, u, endpoints.piece(endpointsSlot(p)));
+  u = endpoints.copy(endpointsSlot(p), b, u);
   u = putBytes(b, u, flagsPiece(p));
   // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
   u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
@@ -268,7 +268,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const b = into.room(RECORD_ROOM);
   const ep = endpointsSlot(p);
   const flags = p.tcpFlags & 0xff;
-  let u = pieces.put(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.piece(ep));
+  let u = pieces.putFrom(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.bytesOf(ep), endpoints.startOf(ep), endpoints.lengthOf(ep));
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
   u = pieces.putTail(b, u, session, tail, formed, TAIL_TABLES);
   const id = tail !== null ? tail.id : formed!.id;

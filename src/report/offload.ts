@@ -100,6 +100,11 @@ export class RecordPieces {
 
   /** Write piece (table, id) into b at u unless `session` has this version of it; returns the position after. */
   put(b: Uint8Array, u: number, session: object, table: number, id: number, version: number, bytes: Uint8Array): number {
+    return this.putFrom(b, u, session, table, id, version, bytes, 0, bytes.length);
+  }
+
+  /** `put` of the piece that is `n` bytes of `src` from `from` (a slot of an arena: no view made). */
+  putFrom(b: Uint8Array, u: number, session: object, table: number, id: number, version: number, src: Uint8Array, from: number, n: number): number {
     if (session !== this.session) {
       this.session = session;
       this.sent = Array.from({ length: this.tables }, () => new Uint32Array(256));
@@ -117,10 +122,11 @@ export class RecordPieces {
     b[u++] = table;
     b[u++] = id;
     b[u++] = id >>> 8;
-    b[u++] = bytes.length;
-    b[u++] = bytes.length >>> 8;
-    b.set(bytes, u);
-    return u + bytes.length;
+    b[u++] = n;
+    b[u++] = n >>> 8;
+    if (from === 0 && n === src.length && n > 64) b.set(src, u);
+    else for (let k = 0; k < n; k++) b[u + k] = src[from + k]!;
+    return u + n;
   }
 
   /**

@@ -11,8 +11,9 @@
  * 28,000 stale pieces of long-gone connections on a capture with 1,300 live at once: 6 MB here
  * and as much again in the output thread, which keeps a copy of each piece it was sent.
  *
- * A piece is written straight into its slot's 128 bytes of one arena (no string, no buffer of
- * its own per pair); `piece(slot)` is a view of them, made when the slot is filled.
+ * A piece is written straight into its slot's 128 bytes of one arena (no string, no buffer and
+ * no view of its own per pair: with 16,000 connections live, a view per slot was 3 MB); a renderer
+ * copies it with `copy(slot, b, at)`, or reads `bytesOf`, `startOf`, `lengthOf`.
  */
 export class EndpointPairs {
   static readonly MIN_SLOTS = 2048;
@@ -26,7 +27,10 @@ export class EndpointPairs {
   private dst: string[] = [];
   private ports = new Int32Array(0);
   private arena = new Uint8Array(0);
-  private pieces: Uint8Array[] = [];
+  private lengths = new Uint16Array(0);
+  /** Pieces longer than a slot, by slot (never with addresses as the decoder writes them). */
+  private readonly long = new Map<number, Uint8Array>();
+  private readonly scratch = new Uint8Array(1024);
   /** Bumped each time a slot's piece changes (a record session sends a slot again when it did); kept across growth. */
   private versions = new Uint32Array(0);
   /** Per pair of slots, the one used last (0 or 1). */
@@ -34,12 +38,11 @@ export class EndpointPairs {
   /** (The first lookup reviews: it makes the arrays.) */
   private lookups = EndpointPairs.WINDOW - 1;
   private misses = 0;
-  /** Room for a piece longer than a slot (never with addresses as the decoder writes them). */
-  private readonly scratch = new Uint8Array(1024);
 
   /**
    * `write` puts the piece of (src:srcPort → dst:dstPort) into b at `at` (room for 1,024 bytes)
-   * and returns the position after it. The arrays are made on first use (an output thread
+   * and returns the position after it: two IPv6 endpoints and a renderer's words fit a slot; a
+   * longer piece is kept apart. The arrays are made on first use (an output thread
    * loading a renderer's module never pays for them).
    */
   constructor(private readonly write: (b: Uint8Array, at: number, src: string, srcPort: number, dst: string, dstPort: number) => number) {}
@@ -63,18 +66,41 @@ export class EndpointPairs {
     this.ports[i] = ports;
     this.src[i] = src;
     this.dst[i] = dst;
-    const at = i * EndpointPairs.STRIDE;
     const n = this.write(this.scratch, 0, src, srcPort, dst, dstPort);
     if (n <= EndpointPairs.STRIDE) {
-      this.arena.set(this.scratch.subarray(0, n), at);
-      this.pieces[i] = this.arena.subarray(at, at + n);
-    } else this.pieces[i] = this.scratch.slice(0, n);
+      const a = this.arena;
+      const at = i * EndpointPairs.STRIDE;
+      for (let k = 0; k < n; k++) a[at + k] = this.scratch[k]!;
+      if (this.long.size !== 0) this.long.delete(i);
+    } else this.long.set(i, this.scratch.slice(0, n));
+    this.lengths[i] = n;
     this.versions[i]!++;
     return i;
   }
 
+  /** Copy slot's piece into b at `at`; returns the position after it. */
+  copy(slot: number, b: Uint8Array, at: number): number {
+    const n = this.lengths[slot]!;
+    const a = n <= EndpointPairs.STRIDE ? this.arena : this.long.get(slot)!;
+    const from = n <= EndpointPairs.STRIDE ? slot * EndpointPairs.STRIDE : 0;
+    for (let k = 0; k < n; k++) b[at + k] = a[from + k]!;
+    return at + n;
+  }
+
+  /** The array holding slot's piece, from `startOf(slot)`, `lengthOf(slot)` bytes. */
+  bytesOf(slot: number): Uint8Array {
+    return this.lengths[slot]! <= EndpointPairs.STRIDE ? this.arena : this.long.get(slot)!;
+  }
+  startOf(slot: number): number {
+    return this.lengths[slot]! <= EndpointPairs.STRIDE ? slot * EndpointPairs.STRIDE : 0;
+  }
+  lengthOf(slot: number): number {
+    return this.lengths[slot]!;
+  }
+
+  /** Slot's piece as a view (for tests: a renderer copies it). */
   piece(slot: number): Uint8Array {
-    return this.pieces[slot]!;
+    return this.bytesOf(slot).subarray(this.startOf(slot), this.startOf(slot) + this.lengths[slot]!);
   }
 
   version(slot: number): number {
@@ -104,7 +130,8 @@ export class EndpointPairs {
     this.dst = new Array<string>(n).fill('');
     this.ports = new Int32Array(n).fill(-1);
     this.arena = new Uint8Array(n * EndpointPairs.STRIDE);
-    this.pieces = new Array<Uint8Array>(n).fill(this.arena.subarray(0, 0));
+    this.long.clear();
+    this.lengths = new Uint16Array(n);
     this.recent = new Uint8Array(n / 2);
   }
 }
