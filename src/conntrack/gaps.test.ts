@@ -48,4 +48,26 @@ describe('capture gaps', () => {
     // afresh: an ACK past data captured before the sweep is not counted against the new flow
     expect(g.observe(pkt('c', 500, 450, 0), 'k')).toBe(0);
   });
+  it("a slot freed by a sweep and taken by another flow is not the old holder's: it looks its flow up again", () => {
+    const g = new CaptureGaps();
+    const holder = { gaps: -1 };
+    g.observe(pkt('s', 100, 500, 50), 'a', holder);
+    const slotA = holder.gaps;
+    expect(slotA).toBeGreaterThanOrEqual(0);
+    g.sweep((k) => k !== 'a');
+    expect(g.size).toBe(0);
+    // flow b takes the freed slot; its sides start empty
+    const other = { gaps: -1 };
+    expect(g.observe(pkt('c', 500, 9999, 0), 'b', other)).toBe(0);
+    expect(other.gaps).toBe(slotA);
+    // the old holder of flow a: not flow b's state — a new slot, afresh
+    expect(g.observe(pkt('c', 500, 450, 0), 'a', holder)).toBe(0);
+    expect(holder.gaps).not.toBe(slotA);
+    expect(g.size).toBe(2);
+    // many flows at once: every one keeps its own state as the arrays grow
+    const many = new CaptureGaps();
+    for (let i = 0; i < 300; i++) many.observe({ ...pkt('s', 100, 500, 50), srcPort: 1000 + i }, `f${i}`);
+    for (let i = 0; i < 300; i++) expect(many.observe({ ...pkt('c', 500, 450 + i, 0), dstPort: 1000 + i }, `f${i}`)).toBe(300 + i);
+    expect(many.missed).toBe(300 * 300 + (299 * 300) / 2);
+  });
 });

@@ -26,33 +26,35 @@ const MAX_GAP = 1 << 30;
 const MAX_HOLES = 16;
 const MAX_FILL_STEPS = 64;
 
-interface Side {
-  /** Highest sequence end captured (seq + len + SYN + FIN); null before the first packet. */
-  maxEnd: number;
-  /** maxEnd is set (a number field, never null: V8 keeps it unboxed, no allocation per store). */
-  hasEnd: boolean;
-  lastAck: number;
-  hasAck: boolean;
-  window: number;
-  wscale: number;
-  /** Holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place. */
-  holes: number[] | null;
-}
+/** Side bits: the side's highest end is set / its last ACK is. */
+const HAS_END = 1;
+const HAS_ACK = 2;
+const INITIAL_SLOTS = 64;
 
-interface FlowGaps {
-  /** The side that sent the first captured packet (side 0). */
-  firstSrc: string;
-  firstPort: number;
-  /** The first packet's sender's side, and its peer's. */
-  first: Side;
-  second: Side;
-  missed: number;
-}
-
-const side = (): Side => ({ maxEnd: 0, hasEnd: false, lastAck: 0, hasAck: false, window: 0, wscale: 0, holes: null });
-
+/**
+ * Per flow, a slot; per slot, two sides (index 2 × slot + side; side 0 sent the flow's first
+ * captured packet). A side is its highest sequence end captured (seq + len + SYN + FIN), its last
+ * ACK, its window and scale, and its holes. Kept in typed arrays, not an object per flow and
+ * side: with tens of thousands of flows live at once, three objects and four boxed numbers per
+ * flow were 290 bytes of heap each, copied by every young collection they lived through.
+ */
 export class CaptureGaps {
-  private readonly flows = new Map<string, FlowGaps>();
+  private readonly slots = new Map<string, number>();
+  /** Per slot: its flow's key ('' when free), the first packet's sender. */
+  private keys: string[] = [];
+  private firstSrc: string[] = [];
+  private firstPort = new Int32Array(INITIAL_SLOTS);
+  private flowMissed = new Float64Array(INITIAL_SLOTS);
+  /** Per side. */
+  private maxEnd = new Uint32Array(2 * INITIAL_SLOTS);
+  private lastAck = new Uint32Array(2 * INITIAL_SLOTS);
+  private window = new Uint32Array(2 * INITIAL_SLOTS);
+  private wscale = new Uint8Array(2 * INITIAL_SLOTS);
+  private bits = new Uint8Array(2 * INITIAL_SLOTS);
+  /** Holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place; null: none yet. */
+  private holes: Array<number[] | null> = [];
+  private used = 0;
+  private readonly free: number[] = [];
   /** Bytes the capture missed in all flows. */
   missed = 0;
   /** Synthetic segments for the model, from the last `observe` (valid until the next call). */
@@ -63,46 +65,42 @@ export class CaptureGaps {
    * packet shows the capture missed (0 mostly) and leaves in `fills` the segments to feed the
    * model first.
    */
-  observe(p: TcpPacketView, key: string, holder: { gaps: unknown } | null = null): number {
+  observe(p: TcpPacketView, key: string, holder: { gaps: number } | null = null): number {
     if (this.fills.length) this.fills.length = 0;
     // `holder` (explain: the entry's NAT binding, which lives no longer than the entry) keeps the
-    // flow's state found once: no lookup per packet
-    let f = holder !== null ? (holder.gaps as FlowGaps | null) : null;
-    if (f === null) {
-      f = this.flows.get(key) ?? null;
-      if (f === null) {
-        f = { firstSrc: p.src, firstPort: p.srcPort, first: side(), second: side(), missed: 0 };
-        this.flows.set(key, f);
-      }
+    // flow's slot found once: no lookup per packet (a slot given to another flow since is not its)
+    let f = holder !== null ? holder.gaps : -1;
+    if (f < 0 || this.keys[f] !== key) {
+      f = this.slots.get(key) ?? this.open(key, p.src, p.srcPort);
       if (holder !== null) holder.gaps = f;
     }
-    const first = f.firstSrc === p.src && f.firstPort === p.srcPort;
-    const mine = first ? f.first : f.second;
-    const peer = first ? f.second : f.first;
+    const mine = this.firstSrc[f] === p.src && this.firstPort[f] === p.srcPort ? 2 * f : 2 * f + 1;
+    const peer = mine ^ 1;
     let missed = 0;
 
-    if (p.flags & SYN && p.options.wscale !== undefined) mine.wscale = Math.min(p.options.wscale, 14);
+    if (p.flags & SYN && p.options.wscale !== undefined) this.wscale[mine] = Math.min(p.options.wscale, 14);
     if (!(p.flags & RST)) {
       // ACK beyond anything captured from the peer: the capture lost the peer's data
-      if (p.flags & ACK && peer.hasEnd && seqAfter(p.ack, peer.maxEnd)) {
-        const gap = seqDiff(p.ack, peer.maxEnd);
+      if (p.flags & ACK && this.bits[peer]! & HAS_END && seqAfter(p.ack, this.maxEnd[peer]!)) {
+        const gap = seqDiff(p.ack, this.maxEnd[peer]!);
         if (gap > 0 && gap < MAX_GAP) {
           missed += gap;
           this.fill(p, mine, peer, gap);
-          peer.maxEnd = p.ack;
+          this.maxEnd[peer] = p.ack;
         }
       }
       // holes of the peer now ACKed without a retransmission: lost by the capture, not the network
-      if (p.flags & ACK && peer.holes?.length) missed += confirm(peer.holes, p.ack);
+      const peerHoles = this.holes[peer];
+      if (p.flags & ACK && peerHoles !== null && peerHoles !== undefined && peerHoles.length) missed += confirm(peerHoles, p.ack);
       this.segment(p, mine);
       if (p.flags & ACK) {
-        mine.lastAck = p.ack;
-        mine.hasAck = true;
+        this.lastAck[mine] = p.ack;
+        this.bits[mine] = this.bits[mine]! | HAS_ACK;
       }
-      mine.window = p.window;
+      this.window[mine] = p.window;
     }
     if (missed) {
-      f.missed += missed;
+      this.flowMissed[f] = this.flowMissed[f]! + missed;
       this.missed += missed;
     }
     return missed;
@@ -114,50 +112,97 @@ export class CaptureGaps {
    * afresh, as the kernel's new entry does.
    */
   sweep(keep: (key: string) => boolean): void {
-    for (const k of this.flows.keys()) if (!keep(k)) this.flows.delete(k);
+    this.slots.forEach((f, k) => {
+      if (keep(k)) return;
+      this.slots.delete(k);
+      this.keys[f] = '';
+      this.firstSrc[f] = '';
+      this.holes[2 * f] = this.holes[2 * f + 1] = null;
+      this.free.push(f);
+    });
   }
 
   /** Bytes the capture missed in one flow. */
   missedIn(key: string): number {
-    return this.flows.get(key)?.missed ?? 0;
+    const f = this.slots.get(key);
+    return f === undefined ? 0 : this.flowMissed[f]!;
   }
 
-  /** A data segment of `s`: advance its highest end, open a hole on a jump, fill holes on a retransmission. */
-  private segment(p: TcpPacketView, s: Side): void {
+  /** Flows remembered (for tests: bounded by the table). */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** A slot for a new flow whose first captured packet is from src:port, its sides empty. */
+  private open(key: string, src: string, port: number): number {
+    let f = this.free.pop();
+    if (f === undefined) {
+      f = this.used++;
+      if (f === this.firstPort.length) this.grow();
+    }
+    this.slots.set(key, f);
+    this.keys[f] = key;
+    this.firstSrc[f] = src;
+    this.firstPort[f] = port;
+    this.flowMissed[f] = 0;
+    for (const i of [2 * f, 2 * f + 1]) {
+      this.maxEnd[i] = this.lastAck[i] = this.window[i] = this.wscale[i] = this.bits[i] = 0;
+      this.holes[i] = null;
+    }
+    return f;
+  }
+
+  private grow(): void {
+    const n = 2 * this.firstPort.length;
+    const up = <T extends Int32Array | Uint32Array | Uint8Array | Float64Array>(a: T, b: T): T => (b.set(a), b);
+    this.firstPort = up(this.firstPort, new Int32Array(n));
+    this.flowMissed = up(this.flowMissed, new Float64Array(n));
+    this.maxEnd = up(this.maxEnd, new Uint32Array(2 * n));
+    this.lastAck = up(this.lastAck, new Uint32Array(2 * n));
+    this.window = up(this.window, new Uint32Array(2 * n));
+    this.wscale = up(this.wscale, new Uint8Array(2 * n));
+    this.bits = up(this.bits, new Uint8Array(2 * n));
+  }
+
+  /** A data segment of side `s`: advance its highest end, open a hole on a jump, fill holes on a retransmission. */
+  private segment(p: TcpPacketView, s: number): void {
     const len = p.payloadLength + (p.flags & SYN ? 1 : 0) + (p.flags & FIN ? 1 : 0);
     const end = seqAdd(p.seq, len);
-    if (!s.hasEnd || p.flags & SYN) {
-      s.maxEnd = end;
-      s.hasEnd = true;
+    if (!(this.bits[s]! & HAS_END) || p.flags & SYN) {
+      this.maxEnd[s] = end;
+      this.bits[s] = this.bits[s]! | HAS_END;
       return;
     }
     if (len === 0) return;
-    if (seqAfter(p.seq, s.maxEnd) && seqDiff(p.seq, s.maxEnd) < MAX_GAP) {
+    const maxEnd = this.maxEnd[s]!;
+    const holes = this.holes[s] ?? null;
+    if (seqAfter(p.seq, maxEnd) && seqDiff(p.seq, maxEnd) < MAX_GAP) {
       // (the first hole as a literal of its two numbers: an empty array pushed to grows room for 17)
-      if (s.holes === null) s.holes = [s.maxEnd, p.seq];
-      else if (s.holes.length < 2 * MAX_HOLES) s.holes.push(s.maxEnd, p.seq);
-    } else if (s.holes?.length) {
+      if (holes === null) this.holes[s] = [maxEnd, p.seq];
+      else if (holes.length < 2 * MAX_HOLES) holes.push(maxEnd, p.seq);
+    } else if (holes !== null && holes.length) {
       // a retransmission: what it covers was not lost by the capture
-      uncover(s.holes, p.seq, end);
+      uncover(holes, p.seq, end);
     }
-    if (seqAfter(end, s.maxEnd)) s.maxEnd = end;
+    if (seqAfter(end, maxEnd)) this.maxEnd[s] = end;
   }
 
   /**
    * The exchange the capture lost, one window at a time: the peer's data from its highest
    * captured end, then our ACK of it (so the model's window moves as the kernel's did).
    */
-  private fill(p: TcpPacketView, mine: Side, peer: Side, gap: number): void {
-    const window = Math.max(mine.window * 2 ** mine.wscale, 1024);
+  private fill(p: TcpPacketView, mine: number, peer: number, gap: number): void {
+    const window = Math.max(this.window[mine]! * 2 ** this.wscale[mine]!, 1024);
     const step = Math.max(window, Math.ceil(gap / MAX_FILL_STEPS));
-    const myEnd = mine.hasEnd ? mine.maxEnd : p.seq;
-    let seq = peer.maxEnd;
+    const myEnd = this.bits[mine]! & HAS_END ? this.maxEnd[mine]! : p.seq;
+    const peerAck = this.bits[peer]! & HAS_ACK ? this.lastAck[peer]! : myEnd;
+    let seq = this.maxEnd[peer]!;
     for (let left = gap; left > 0; ) {
       const len = Math.min(left, step);
-      this.fills.push(view(p, true, seq, peer.hasAck ? peer.lastAck : myEnd, len, peer.window || p.window));
+      this.fills.push(view(p, true, seq, peerAck, len, this.window[peer]! || p.window));
       seq = seqAdd(seq, len);
       left -= len;
-      this.fills.push(view(p, false, myEnd, seq, 0, mine.window || p.window));
+      this.fills.push(view(p, false, myEnd, seq, 0, this.window[mine]! || p.window));
     }
   }
 }

@@ -65,8 +65,8 @@ export interface Binding {
   afterSameKey: [boolean, boolean];
   /** What the caller keeps for this entry (explain: its flow's summary), opaque here: found without a lookup. */
   owner: unknown;
-  /** The same for the caller's capture-gap state of this entry (see gaps.ts). */
-  gaps: unknown;
+  /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one. */
+  gaps: number;
 }
 
 interface Alias {
@@ -204,7 +204,7 @@ export class NatFollower {
     if (prev && prev.b.tracker === tr) return prev.b;
     const c = own(t);
     const inv = inverse(c);
-    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true], owner: null, gaps: null };
+    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true], owner: null, gaps: -1 };
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd >>> 0;
