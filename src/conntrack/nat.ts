@@ -51,29 +51,57 @@ export interface Binding {
   /** conntrack's REPLY tuple (inv(orig) until NAT is learned). */
   reply: Tuple;
   natted: boolean;
-  /** Per direction: the capture shows it after NAT (true), before NAT (false), not yet known (null). */
-  post: [boolean | null, boolean | null];
+  /** Per direction (ORIGINAL, REPLY): the capture shows it after NAT (true), before NAT (false), not yet known (null). */
+  post0: boolean | null;
+  post1: boolean | null;
   /** The table entry this binding belongs to (a new entry under the same key is another binding). */
   tracker: ConntrackTracker;
   /** How the mapping was learned. */
   learnedFrom: 'copy' | 'handshake' | 'rule' | 'conntrack' | null;
-  /** Alias keys registered for this binding. */
-  aliasKeys: string[];
+  /**
+   * The keys of its four forms registered for it, null when not (an entry's forms: ORIGINAL and
+   * REPLY before NAT, and after it; a key the alias map gives this binding for is the last of
+   * them registered, found by comparing — fields, not an alias object per key: with tens of
+   * thousands of entries live, those were 90 bytes each).
+   */
+  keyOrig: string | null;
+  keyReply: string | null;
+  keyOrigAfter: string | null;
+  keyReplyAfter: string | null;
   /** While unanswered: the ack its SYN/ACK must carry. */
   synEnd: number | null;
   /** Per direction: its after-NAT form has the table's key (so it is always this entry's). */
-  afterSameKey: [boolean, boolean];
+  afterSameKey0: boolean;
+  afterSameKey1: boolean;
   /** What the caller keeps for this entry (explain: its flow's summary), opaque here: found without a lookup. */
   owner: unknown;
   /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one. */
   gaps: number;
 }
 
-interface Alias {
-  b: Binding;
-  dir: 0 | 1;
-  /** The form after NAT (inv(reply) for ORIGINAL, inv(orig) for REPLY). */
-  after: boolean;
+/** A binding's forms: bit 0 the direction (REPLY), AFTER and up: after NAT. */
+const ORIG = 0;
+const REPLY = 1;
+const AFTER = 2;
+const ORIG_AFTER = 2;
+const REPLY_AFTER = 3;
+type Form = 0 | 1 | 2 | 3;
+
+/**
+ * Which of b's forms the alias key k (registered for b) is: of forms with the same key (a
+ * self-connection's tuple is its own inverse; not NATed, an after form is the form itself), the
+ * one registered last — register's order read backwards — as the alias map's value would be.
+ */
+function formOf(b: Binding, k: string): Form {
+  if (k === b.keyReply) return REPLY;
+  if (k === b.keyOrig) return ORIG;
+  if (k === b.keyReplyAfter) return REPLY_AFTER;
+  return ORIG_AFTER;
+}
+
+function setPost(b: Binding, dir: 0 | 1, post: boolean): void {
+  if (dir === 0) b.post0 = post;
+  else b.post1 = post;
 }
 
 export interface Resolved {
@@ -143,7 +171,8 @@ const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
 export const tupleText = (t: Tuple): string => `${host(t.src)}:${t.sport} → ${host(t.dst)}:${t.dport}`;
 
 export class NatFollower {
-  private readonly aliases = new Map<string, Alias>();
+  /** Every registered form's key → its entry's binding (which form: `formOf`). */
+  private readonly aliases = new Map<string, Binding>();
   /** Unanswered SYNs by the ack their SYN/ACK must carry (seq + 1). */
   private readonly pendingSyn = new Map<number, Binding>();
   /** Learned DNAT/REDIRECT: original destination endpoint → translated destination. */
@@ -201,10 +230,30 @@ export class NatFollower {
     }
     if (!tr || tr.dead || !tr.confirmed) return null;
     const prev = this.aliases.get(k ?? dirKey(t));
-    if (prev && prev.b.tracker === tr) return prev.b;
+    if (prev && prev.tracker === tr) return prev;
     const c = own(t);
     const inv = inverse(c);
-    const b: Binding = { key, canon: c, canonInv: inv, orig: c, reply: inv, natted: false, post: [false, null], tracker: tr, learnedFrom: null, aliasKeys: [], synEnd: null, afterSameKey: [true, true], owner: null, gaps: -1 };
+    const b: Binding = {
+      key,
+      canon: c,
+      canonInv: inv,
+      orig: c,
+      reply: inv,
+      natted: false,
+      post0: false,
+      post1: null,
+      tracker: tr,
+      learnedFrom: null,
+      keyOrig: null,
+      keyReply: null,
+      keyOrigAfter: null,
+      keyReplyAfter: null,
+      synEnd: null,
+      afterSameKey0: true,
+      afterSameKey1: true,
+      owner: null,
+      gaps: -1,
+    };
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd >>> 0;
@@ -234,10 +283,7 @@ export class NatFollower {
    * what explain remembers is bounded by the flow table, not by the capture.
    */
   sweep(now: number): void {
-    for (const a of this.aliases.values()) {
-      const b = a.b;
-      if (b.tracker.dead || b.tracker.isExpired(now)) this.drop(b);
-    }
+    for (const b of this.aliases.values()) if (b.tracker.dead || b.tracker.isExpired(now)) this.drop(b);
     for (const b of this.pendingSyn.values()) if (b.tracker.dead || b.tracker.isExpired(now)) this.forgetSyn(b);
   }
 
@@ -247,24 +293,27 @@ export class NatFollower {
   }
 
   private fromAlias(k: string, now: number): Resolved | null {
-    const a = this.aliases.get(k);
-    if (!a) return null;
-    const b = a.b;
+    const b = this.aliases.get(k);
+    if (!b) return null;
     // (an entry the table replaced or removed is dead or expired: no table lookup needed)
     if (b.tracker.dead || b.tracker.isExpired(now)) {
       this.drop(b);
       return null;
     }
-    if (a.after) {
+    const form = formOf(b, k);
+    const dir = form & 1 ? 1 : 0;
+    const after = form >= AFTER;
+    const post = dir === 0 ? b.post0 : b.post1;
+    if (after) {
       // Seen after NAT: the same packet as conntrack's only if this direction shows up after NAT here.
-      if (b.post[a.dir] === false && !b.afterSameKey[a.dir]) return null;
-      if (b.post[a.dir] === null) b.post[a.dir] = true;
-    } else if (b.post[a.dir] === null) b.post[a.dir] = false;
+      if (post === false && !(dir === 0 ? b.afterSameKey0 : b.afterSameKey1)) return null;
+      if (post === null) setPost(b, dir, true);
+    } else if (post === null) setPost(b, dir, false);
     // via NAT: the packet's tuple is neither the entry's original tuple nor its plain inverse
     const r = this.result;
     r.binding = b;
-    r.dir = a.dir;
-    r.viaNat = b.natted && (a.dir === 0 ? a.after : !a.after);
+    r.dir = dir;
+    r.viaNat = b.natted && (dir === 0 ? after : !after);
     return r;
   }
 
@@ -290,21 +339,21 @@ export class NatFollower {
     const m = this.dump.get(dirKey(t));
     if (m) {
       for (const form of [m.orig, inverse(m.reply)]) {
-        const b = this.aliases.get(dirKey(form))?.b;
+        const b = this.aliases.get(dirKey(form));
         if (live(b) && this.bind(b, m.orig, m.reply, 'conntrack')) return true;
       }
     }
     // A reply from a known DNAT/REDIRECT destination to an entry that was sent to its target.
     const to = this.dnat.get(endpoint(t.src, t.sport));
     if (to) {
-      const b = this.aliases.get(dirKey({ src: t.dst, sport: t.dport, dst: to.addr, dport: to.port }))?.b;
+      const b = this.aliases.get(dirKey({ src: t.dst, sport: t.dport, dst: to.addr, dport: to.port }));
       if (live(b) && this.bind(b, inverse(t), { src: to.addr, sport: to.port, dst: t.dst, dport: t.dport }, 'rule')) return true;
     }
     // A reply to a known masquerade address, for an entry from one of its original sources (same port).
     const sources = this.snat.get(t.dst);
     if (sources) {
       for (const s of sources) {
-        const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }))?.b;
+        const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }));
         if (live(b) && this.bind(b, b.canon, own(t), 'rule')) return true;
       }
     }
@@ -319,9 +368,10 @@ export class NatFollower {
     b.orig = orig;
     b.reply = reply;
     b.natted = !sameTuple(orig, inverse(reply));
-    b.post[0] = !canonIsOrig;
+    b.post0 = !canonIsOrig;
     b.learnedFrom = b.natted ? how : null;
-    b.afterSameKey = [flowKeyOf(reply) === b.key, flowKeyOf(orig) === b.key];
+    b.afterSameKey0 = flowKeyOf(reply) === b.key;
+    b.afterSameKey1 = flowKeyOf(orig) === b.key;
     this.register(b);
     this.forgetSyn(b);
     if (b.natted) {
@@ -337,31 +387,40 @@ export class NatFollower {
 
   private register(b: Binding): void {
     // Not NATed, the after-NAT forms are the tuples themselves: two keys, not four.
+    // (in this order: of two forms with the same key, the later one is the key's, see formOf)
     if (b.natted) {
-      this.registerForm(b, inverse(b.reply), 0, true);
-      this.registerForm(b, inverse(b.orig), 1, true);
+      this.registerForm(b, inverse(b.reply), ORIG_AFTER);
+      this.registerForm(b, inverse(b.orig), REPLY_AFTER);
     }
-    this.registerForm(b, b.orig, 0, false);
-    this.registerForm(b, b.reply, 1, false);
+    this.registerForm(b, b.orig, ORIG);
+    this.registerForm(b, b.reply, REPLY);
   }
 
-  private registerForm(b: Binding, t: Tuple, dir: 0 | 1, after: boolean): void {
+  private registerForm(b: Binding, t: Tuple, form: Form): void {
     const k = dirKey(t);
     const cur = this.aliases.get(k);
-    if (cur && cur.b !== b && !cur.b.tracker.dead && !cur.b.tracker.isExpired(this.now)) {
+    if (cur && cur !== b && !cur.tracker.dead && !cur.tracker.isExpired(this.now)) {
       // A live entry's own tuple stays its own (the kernel refuses to confirm a clashing entry);
       // an after-NAT form never displaces another entry's form.
-      if (!cur.after || after) return;
+      if (formOf(cur, k) < AFTER || form >= AFTER) return;
     }
-    this.aliases.set(k, { b, dir, after });
-    // (a new array of the exact size: an empty one pushed to grows room for 17 keys, ~150 bytes
-    // per entry for its two)
-    b.aliasKeys = b.aliasKeys.length === 0 ? [k] : b.aliasKeys.concat(k);
+    this.aliases.set(k, b);
+    if (form === ORIG) b.keyOrig = k;
+    else if (form === REPLY) b.keyReply = k;
+    else if (form === ORIG_AFTER) b.keyOrigAfter = k;
+    else b.keyReplyAfter = k;
   }
 
   private unregister(b: Binding): void {
-    for (const k of b.aliasKeys) if (this.aliases.get(k)?.b === b) this.aliases.delete(k);
-    b.aliasKeys = [];
+    this.unalias(b, b.keyOrig);
+    this.unalias(b, b.keyReply);
+    this.unalias(b, b.keyOrigAfter);
+    this.unalias(b, b.keyReplyAfter);
+    b.keyOrig = b.keyReply = b.keyOrigAfter = b.keyReplyAfter = null;
+  }
+
+  private unalias(b: Binding, k: string | null): void {
+    if (k !== null && this.aliases.get(k) === b) this.aliases.delete(k);
   }
 
   private drop(b: Binding): void {
