@@ -135,8 +135,44 @@ export interface DirState {
   flags: number;
 }
 
+/**
+ * A DirState whose sequence numbers are kept as int32 and read as u32: to V8 an int32 is a small
+ * integer held in the field itself, a u32 above 2^31 a number boxed on the heap — three boxes per
+ * direction and entry, copied by each young collection the entry lives through.
+ */
+class DirStateRecord implements DirState {
+  private end32 = 0;
+  private maxend32 = 0;
+  tdMaxwin = 0;
+  private maxack32 = 0;
+  tdScale = 0;
+  flags = 0;
+  get tdEnd(): number {
+    return this.end32 >>> 0;
+  }
+  set tdEnd(v: number) {
+    this.end32 = v | 0;
+  }
+  get tdMaxend(): number {
+    return this.maxend32 >>> 0;
+  }
+  set tdMaxend(v: number) {
+    this.maxend32 = v | 0;
+  }
+  get tdMaxack(): number {
+    return this.maxack32 >>> 0;
+  }
+  set tdMaxack(v: number) {
+    this.maxack32 = v | 0;
+  }
+  /** As a plain DirState would print (JSON, a test's diff). */
+  toJSON(): DirState {
+    return { tdEnd: this.tdEnd, tdMaxend: this.tdMaxend, tdMaxwin: this.tdMaxwin, tdMaxack: this.tdMaxack, tdScale: this.tdScale, flags: this.flags };
+  }
+}
+
 function newDirState(): DirState {
-  return { tdEnd: 0, tdMaxend: 0, tdMaxwin: 0, tdMaxack: 0, tdScale: 0, flags: 0 };
+  return new DirStateRecord();
 }
 
 function clearDirState(s: DirState, keepFlags = 0): void {
@@ -299,9 +335,10 @@ export class ConntrackTracker {
   lastDir: DirValue = 0;
   retrans = 0;
   lastIndex: number = Idx.NONE;
-  lastSeq = 0;
-  lastAck = 0;
-  lastEnd = 0;
+  // (u32 kept as int32: see DirStateRecord)
+  private lastSeq32 = 0;
+  private lastAck32 = 0;
+  private lastEnd32 = 0;
   lastWin = 0;
   lastWscale = 0;
   lastFlags = 0;
@@ -324,6 +361,25 @@ export class ConntrackTracker {
 
   get stateName(): string {
     return stateName(this.state);
+  }
+
+  get lastSeq(): number {
+    return this.lastSeq32 >>> 0;
+  }
+  set lastSeq(v: number) {
+    this.lastSeq32 = v | 0;
+  }
+  get lastAck(): number {
+    return this.lastAck32 >>> 0;
+  }
+  set lastAck(v: number) {
+    this.lastAck32 = v | 0;
+  }
+  get lastEnd(): number {
+    return this.lastEnd32 >>> 0;
+  }
+  set lastEnd(v: number) {
+    this.lastEnd32 = v | 0;
   }
 
   /** Remaining lifetime at `now`, seconds. */
