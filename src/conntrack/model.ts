@@ -220,22 +220,23 @@ class DecisionRecord implements Decision {
   repeat = false;
   /** The reason's text, once formatted or when set as text. */
   private text: string | null = null;
-  /** When the reason is REASON_FORMS[form] around `arg` (-1: it is `text`). */
+  /** When the reason is REASON_FORMS[form] around `arg32 >>> 0` (-1: it is `text`). */
   form = -1;
-  arg = 0;
+  /** (a u32 kept as int32: to V8 a small integer, no number boxed per IGNORE or INVALID) */
+  arg32 = 0;
 
   get reason(): string | null {
-    if (this.text === null && this.form >= 0) this.text = formatReason(this.form, this.arg);
+    if (this.text === null && this.form >= 0) this.text = formatReason(this.form, this.arg32 >>> 0);
     return this.text;
   }
   set reason(v: string | null) {
     this.text = v;
     this.form = -1;
   }
-  setReasonForm(form: ReasonForm, arg: number): void {
+  setReasonForm(form: ReasonForm, arg32: number): void {
     this.text = null;
     this.form = form;
-    this.arg = arg;
+    this.arg32 = arg32;
   }
   /** Own enumerable properties, as a plain object would have (spread, JSON). */
   toJSON(): Decision {
@@ -245,8 +246,13 @@ class DecisionRecord implements Decision {
 
 /** Sets a decision's reason as a form and its number (u32): formatted when read (a plain Decision gets the text now). */
 export function setReason(d: Decision, form: ReasonForm, arg: number): void {
-  if (d instanceof DecisionRecord) d.setReasonForm(form, arg);
-  else d.reason = formatReason(form, arg);
+  setReason32(d, form, arg | 0);
+}
+
+/** setReason with the number as int32 (`u32 | 0`): passed to a call without boxing it. */
+function setReason32(d: Decision, form: ReasonForm, arg32: number): void {
+  if (d instanceof DecisionRecord) d.setReasonForm(form, arg32);
+  else d.reason = formatReason(form, arg32 >>> 0);
 }
 
 /**
@@ -257,7 +263,11 @@ export function reasonForm(d: Decision): number {
   return d instanceof DecisionRecord ? d.form : -1;
 }
 export function reasonArg(d: Decision): number {
-  return d instanceof DecisionRecord ? d.arg : 0;
+  return d instanceof DecisionRecord ? d.arg32 >>> 0 : 0;
+}
+/** reasonArg as int32 (`reasonArg(d) | 0`), for a renderer that writes its bytes: nothing boxed. */
+export function reasonArg32(d: Decision): number {
+  return d instanceof DecisionRecord ? d.arg32 : 0;
 }
 
 export function createDecision(): Decision {
@@ -732,18 +742,18 @@ export class ConntrackTracker {
         if (f.overshootWorkaround !== 'none' && inWin && ackOk && overshot <= R.tdMaxwin && ((sack - (R.tdEnd + 1)) | 0) < 0) {
           S.tdEnd = end;
           S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
-          return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', R_OVERSHOT, overshot);
+          return this.fail(S, d, f.overshootWorkaround === 'ignore' ? W_IGNORE : W_ACCEPT, 'I', R_OVERSHOT, overshot | 0);
         }
-        return this.fail(S, d, W_INVALID, 'I', R_SEQ_OVER, (S.tdMaxend + 1) >>> 0);
+        return this.fail(S, d, W_INVALID, 'I', R_SEQ_OVER, (S.tdMaxend + 1) | 0);
       }
       if (!(((sack - (R.tdEnd + 1)) | 0) < 0)) {
-        return this.fail(S, d, W_INVALID, 'III', R_ACK_OVER, (R.tdEnd + 1) >>> 0);
+        return this.fail(S, d, W_INVALID, 'III', R_ACK_OVER, (R.tdEnd + 1) | 0);
       }
       if (!(R.tdMaxwin === 0 || ((seqLowerBound - end) | 0) < 0)) {
-        return this.fail(S, d, W_IGNORE, 'II', R_SEQ_UNDER, seqLowerBound);
+        return this.fail(S, d, W_IGNORE, 'II', R_SEQ_UNDER, seqLowerBound | 0);
       }
       if (!(((ackLowerBound - sack) | 0) < 0)) {
-        return this.fail(S, d, W_IGNORE, 'IV', R_ACK_UNDER, ackLowerBound);
+        return this.fail(S, d, W_IGNORE, 'IV', R_ACK_UNDER, ackLowerBound | 0);
       }
     } else {
       // OLD (and 6.0's overshoot-INVALID variant): all-or-nothing, INVALID on failure.
@@ -764,7 +774,7 @@ export class ConntrackTracker {
             S.tdEnd = end;
             S.flags |= CtFlag.DATA_UNACKNOWLEDGED;
             d.check = 'I';
-            setReason(d, R_OVERSHOT, overshot);
+            setReason32(d, R_OVERSHOT, overshot | 0);
             d.logged = true;
             return W_INVALID;
           }
@@ -813,18 +823,21 @@ export class ConntrackTracker {
     return W_ACCEPT;
   }
 
-  /** nf_tcp_log_invalid: be_liberal turns any failure into ACCEPT (no log, window untouched). */
-  private fail(S: DirState, d: Decision, result: WindowResult, check: CheckName, form: ReasonForm, arg: number): WindowResult {
+  /**
+   * nf_tcp_log_invalid: be_liberal turns any failure into ACCEPT (no log, window untouched).
+   * `arg32`: the reason's number (u32) as int32, passed without boxing it.
+   */
+  private fail(S: DirState, d: Decision, result: WindowResult, check: CheckName, form: ReasonForm, arg32: number): WindowResult {
     d.check = check;
     if (S.flags & CtFlag.BE_LIBERAL || this.cfg.sysctls.beLiberal) {
-      d.note = `window check ${check} failed (${formatReason(form, arg)}); accepted because of be_liberal`;
+      d.note = `window check ${check} failed (${formatReason(form, arg32 >>> 0)}); accepted because of be_liberal`;
       return W_ACCEPT;
     }
     if (result === W_ACCEPT) {
-      d.note = formatReason(form, arg); // only reachable with an 'accept' overshoot variant; not a released kernel
+      d.note = formatReason(form, arg32 >>> 0); // only reachable with an 'accept' overshoot variant; not a released kernel
       return W_ACCEPT;
     }
-    setReason(d, form, arg);
+    setReason32(d, form, arg32);
     d.logged = true;
     return result;
   }

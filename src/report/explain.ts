@@ -1,6 +1,6 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
-import { REASON_FORMS, reasonArg, reasonForm } from '../conntrack/model.js';
+import { REASON_FORMS, reasonArg32, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
@@ -228,7 +228,7 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   const formed = formedTail(p);
   if (formed) {
     into.bytes(formed.pre);
-    into.used = putU32(into.room(16), into.used, reasonArg(p.decision) | 0);
+    into.used = putU32(into.room(16), into.used, reasonArg32(p.decision));
     into.bytes(formed.post);
   } else tailInto(p, into);
 }
@@ -285,7 +285,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   u = put32(b, u, len);
   b[u++] = id;
   b[u++] = id >>> 8;
-  if (tail === null) u = put32(b, u, reasonArg(p.decision));
+  if (tail === null) u = put32(b, u, reasonArg32(p.decision));
   into.used = u;
   return true;
 }
