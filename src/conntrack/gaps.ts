@@ -81,9 +81,10 @@ export class CaptureGaps {
     if (p.flags & SYN && p.options.wscale !== undefined) this.wscale[mine] = Math.min(p.options.wscale, 14);
     if (!(p.flags & RST)) {
       // ACK beyond anything captured from the peer: the capture lost the peer's data
-      if (p.flags & ACK && this.bits[peer]! & HAS_END && seqAfter(p.ack, this.maxEnd[peer]!)) {
-        const gap = seqDiff(p.ack, this.maxEnd[peer]!);
-        if (gap > 0 && gap < MAX_GAP) {
+      // (seqAfter / seqDiff written out, as in the model's window checks: a call V8 does not inline boxes a u32 it is given)
+      const gap = (p.ack - this.maxEnd[peer]!) | 0;
+      if (p.flags & ACK && this.bits[peer]! & HAS_END && gap > 0) {
+        if (gap < MAX_GAP) {
           missed += gap;
           this.fill(p, mine, peer, gap);
           this.maxEnd[peer] = p.ack;
@@ -167,7 +168,7 @@ export class CaptureGaps {
   /** A data segment of side `s`: advance its highest end, open a hole on a jump, fill holes on a retransmission. */
   private segment(p: TcpPacketView, s: number): void {
     const len = p.payloadLength + (p.flags & SYN ? 1 : 0) + (p.flags & FIN ? 1 : 0);
-    const end = seqAdd(p.seq, len);
+    const end = (p.seq + len) >>> 0;
     if (!(this.bits[s]! & HAS_END) || p.flags & SYN) {
       this.maxEnd[s] = end;
       this.bits[s] = this.bits[s]! | HAS_END;
@@ -176,7 +177,7 @@ export class CaptureGaps {
     if (len === 0) return;
     const maxEnd = this.maxEnd[s]!;
     const holes = this.holes[s] ?? null;
-    if (seqAfter(p.seq, maxEnd) && seqDiff(p.seq, maxEnd) < MAX_GAP) {
+    if (((maxEnd - p.seq) | 0) < 0 && ((p.seq - maxEnd) | 0) < MAX_GAP) {
       // (the first hole as a literal of its two numbers: an empty array pushed to grows room for 17)
       if (holes === null) this.holes[s] = [maxEnd, p.seq];
       else if (holes.length < 2 * MAX_HOLES) holes.push(maxEnd, p.seq);
@@ -184,7 +185,7 @@ export class CaptureGaps {
       // a retransmission: what it covers was not lost by the capture
       uncover(holes, p.seq, end);
     }
-    if (seqAfter(end, maxEnd)) this.maxEnd[s] = end;
+    if (((maxEnd - end) | 0) < 0) this.maxEnd[s] = end;
   }
 
   /**
