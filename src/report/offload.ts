@@ -160,6 +160,8 @@ export class OffloadedWriter {
   private readonly worker: Worker;
   private published = 0;
   private exited: Promise<void>;
+  /** Resolves when the worker runs JavaScript (before it loads the expander: 'online'), or it has ended. */
+  readonly started: Promise<void>;
   /** Resolves when the worker runs (its expander loaded), or has ended. */
   readonly ready: Promise<void>;
 
@@ -185,6 +187,7 @@ export class OffloadedWriter {
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
     });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.started = Promise.race([new Promise<void>((resolve) => this.worker.once('online', () => resolve())), this.exited]);
     this.ready = Promise.race([new Promise<void>((resolve) => this.worker.once('message', () => resolve())), this.exited]);
     this.worker.once('error', (e) => this.raise(new OutputError(`output thread: ${e.message}`, 'EIO')));
   }

@@ -253,16 +253,31 @@ export class Output implements LineBytes {
    * writes while `records` is set (a raw 0x01 in text or bytes is escaped as RECORD, 0). Only for
    * a stream on a file descriptor; false when that is not the case. What was
    * written before is flushed first, so order is kept. Starting a worker resets V8 flags set at
-   * run time (setFlagsFromString) to the command line's: set them again after.
+   * run time (setFlagsFromString) to the command line's while the thread starts: this returns
+   * once the thread's own code runs (set them again then), and calls `onReady` once it has loaded
+   * the expander (again, to be sure). It does not wait for that: lines fill the slots meanwhile
+   * and the thread takes them in order. May be called early (the thread boots while a command
+   * loads its modules): `flush`, which ends the thread, waits for it first.
    */
-  async offload(expander: URL | null): Promise<boolean> {
+  offload(expander: URL | null, onReady?: () => void): Promise<boolean> {
+    const started = this.startOffload(expander, onReady);
+    started.catch(() => undefined); // (a failure is the awaiter's, or flush's)
+    return (this.offloading = started);
+  }
+
+  private offloading: Promise<boolean> | null = null;
+
+  private async startOffload(expander: URL | null, onReady?: () => void): Promise<boolean> {
     const fd = (this.stream as { fd?: unknown }).fd;
     if (this.offloaded || typeof fd !== 'number') return false;
-    await this.flush();
+    // what was written before goes first (flush itself would wait for this offload)
+    this.write();
+    if (this.waiting) await this.waiting;
     const { OffloadedWriter, SLOT_BYTES } = await import('./offload.js');
     const stream = this.stream;
     this.offloaded = new OffloadedWriter(fd, expander, (e) => void stream.emit('error', e));
-    await this.offloaded.ready;
+    await this.offloaded.started;
+    if (onReady) void this.offloaded.ready.then(onReady);
     this.capacity = SLOT_BYTES;
     this.buf = this.offloaded.tryNext()!; // all slots are free at the start
     this.bufIsSlot = true;
@@ -365,6 +380,11 @@ export class Output implements LineBytes {
 
   /** Write what is batched and wait until the stream has taken it (and the output thread, if any, has ended). */
   async flush(): Promise<void> {
+    if (this.offloading) {
+      const o = this.offloading;
+      this.offloading = null;
+      await o.catch(() => false);
+    }
     this.write();
     if (this.offloaded) {
       await this.drained();

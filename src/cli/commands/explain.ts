@@ -13,8 +13,10 @@ const OFFLOAD_FROM_BYTES = 4 << 20;
 /** V8 settings for a replay (set at run time: the bin has no node flags; again after a worker starts, which resets them). */
 function tuneV8(): void {
   // Memory: a replay's per-packet garbage dies young and what lives (the flow table) is old
-  // anyway, so V8's young generation need not grow from its first 1 MB to 3 × 16 MB (V8 reads
-  // this flag each time it would grow the young generation; set before the replay allocates).
+  // anyway, so V8's young generation need not grow to 3 × 16 MB (V8 reads this flag each time it
+  // would grow the young generation; set before the replay allocates). A worker thread booting
+  // resets flags set at run time: set again once it runs (the young generation may have grown
+  // to 2 MB per semi-space meanwhile, while the replay's modules load).
   // And the old generation: what a replay promotes is per-flow state that outlived two young
   // collections and dies with its flow, so the heap limit after a full collection is 1.5 × what
   // lived, not V8's up to 4 × (measured, 1M packets / 20,000 flows: −3 MB at ±2 % time against
@@ -95,13 +97,24 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     // What this run needs, and only that: a replay to JSON lines loads no text, picture, bundle or
     // conntrack-parsing code (start-up and memory are part of a replay's cost).
     const pictures = Boolean(f.html || f.svg);
+    const json = out.format === 'json';
+    const reportModule = import('../../report/explain.js');
+    const textModule = json ? null : import('../../report/explain-text.js');
+    // Every packet of a large capture (JSON, or text -v not to a terminal): a second thread
+    // expands plain packets from their numbers and does the writing, so the replay and the output
+    // share two cores. Measured: worth its ~15 MB only when every packet is written (the default
+    // text and --only write a fraction and were slower with it). It is started first: it boots
+    // (~40 ms here) while this thread loads the replay's modules.
+    const offloadFile = (file: string) => !f.only && !pictures && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
+    const offloading = !f.from && offloadFile(args[0]!) ? (textModule ? textModule.then((m) => m.explainTextRecordsModule) : reportModule.then((m) => m.explainRecordsModule)).then((expander) => out.offload(expander, tuneV8)) : null;
+    offloading?.catch(() => undefined); // (handled where it is awaited, or by out.flush when this throws first)
     const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainRecordsModule, explainSummaryLine }] = await Promise.all([
       import('../../conntrack/explain.js'),
       import('../../conntrack/nat.js'),
       import('../../conntrack/profile.js'),
-      import('../../report/explain.js'),
+      reportModule,
     ]);
-    const { ExplainText } = out.format === 'json' ? { ExplainText: null } : await import('../../report/explain-text.js');
+    const { ExplainText } = textModule ? await textModule : { ExplainText: null };
     const draw = pictures ? await Promise.all([import('../../report/flows.js'), import('../../report/files.js'), import('../../report/pictures.js')]) : null;
     const { parseParty } = f.party.length ? await import('../../report/sequence.js') : { parseParty: null };
     const bundleCapture = f.from ? (await import('../../host/bundle.js')).bundleCapture : null;
@@ -121,7 +134,6 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const parties = f.party.map((t) => parseParty!(t) ?? badParty(t));
     // Say now, not after the replay, when a picture cannot be written there.
     for (const o of [f.html, f.svg]) if (o) draw![1].assertWritable(o);
-    const json = out.format === 'json';
     const jsonLine = out.lines(explainPackets);
     const text = ExplainText ? new ExplainText({ verbose: f.verbose, time, only: f.only ?? null }) : null;
     // Diagrams keep copies of the packets: bounded per connection and in connections drawn.
@@ -138,13 +150,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         if (t0 !== null) out.line(text!.legend(t0));
       }
     };
-    // Every packet of a large capture (JSON, or text -v not to a terminal): a second thread
-    // expands plain packets from their numbers and does the writing, so the replay and the output
-    // share two cores. Measured: worth its ~15 MB only when every packet is written (the default
-    // text and --only write a fraction and were slower with it).
-    const many = !f.only && !drawing && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
-    const expander = json ? explainRecordsModule : ExplainText ? (await import('../../report/explain-text.js')).explainTextRecordsModule : null;
-    if (many && expander && (await out.offload(expander))) tuneV8();
+    // (a bundle's capture is known only now)
+    if (offloading ? await offloading : offloadFile(file) && (await out.offload(json ? explainRecordsModule : (await textModule!).explainTextRecordsModule, tuneV8))) tuneV8();
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
