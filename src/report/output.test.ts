@@ -99,6 +99,9 @@ describe('Output', () => {
       base,
       { ...base, reply: '[2001:db8::2]:9000 → [2001:db8::1]:40000', natLearnedFrom: 'copy' as const, firstInvalid: { index: 4294967296, reason: 'SEQ is over upper bound 7 (a "quoted" \\ word)' }, captureMissed: 1448 },
       { ...base, firstInvalid: { index: 0, reason: null }, finalState: 'TIME_WAIT', packets: 0 },
+      // what the byte writer does not take (escapes, other characters, a long text) goes the general way
+      { ...base, flow: 'a"b\\c\u0001 → é:1', reply: 'ü → ✓' },
+      { ...base, flow: `${'2001:db8::1'.repeat(60)} → x`, natLearnedFrom: 'rule' as const },
     ]) {
       expect(flowJson(f)).toBe(jsonLine('flow', f));
       const fast = sink();
