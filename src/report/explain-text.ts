@@ -7,6 +7,7 @@
 import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
+import { BlockLog } from './block-log.js';
 import { EndpointPairs } from './pair-cache.js';
 import { endpointText, FlowTracker, rowReason, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
@@ -255,46 +256,6 @@ function connectionBlock(f: FlowTrace): string {
   return block;
 }
 
-/**
- * Texts by ordinal, kept as UTF-8 in large shared chunks: a closed connection costs its summary's
- * bytes and 12 bytes of index, not the objects that traced it.
- */
-class BlockLog {
-  private static readonly CHUNK = 1 << 20;
-  private readonly chunks: Buffer[] = [];
-  private used = BlockLog.CHUNK;
-  private start = new Float64Array(1024);
-  private length = new Uint32Array(1024);
-
-  put(ordinal: number, text: string): void {
-    const bytes = Buffer.byteLength(text);
-    if (this.used + bytes > BlockLog.CHUNK) {
-      this.chunks.push(Buffer.allocUnsafeSlow(Math.max(BlockLog.CHUNK, bytes)));
-      this.used = 0;
-    }
-    const chunk = this.chunks.length - 1;
-    this.chunks[chunk]!.write(text, this.used, 'utf8');
-    while (ordinal >= this.start.length) {
-      const start = new Float64Array(this.start.length * 2);
-      start.set(this.start);
-      this.start = start;
-      const length = new Uint32Array(this.length.length * 2);
-      length.set(this.length);
-      this.length = length;
-    }
-    this.start[ordinal] = chunk * BlockLog.CHUNK * 2 + this.used;
-    this.length[ordinal] = bytes;
-    this.used += bytes;
-  }
-
-  get(ordinal: number): string {
-    const at = this.start[ordinal]!;
-    const chunk = Math.floor(at / (BlockLog.CHUNK * 2));
-    const from = at - chunk * BlockLog.CHUNK * 2;
-    return this.chunks[chunk]!.toString('utf8', from, from + this.length[ordinal]!);
-  }
-}
-
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow): PacketRow {
   return { ...r, src: { ...r.src }, dst: { ...r.dst } };
@@ -305,7 +266,7 @@ function copyRow(r: PacketRow): PacketRow {
  * handshake first); `summary` returns the closing block.
  */
 export class ExplainText {
-  /** Connections closed (their entry gone): their summary blocks, by ordinal, as UTF-8. */
+  /** Connections closed (their entry gone): their summary blocks, by ordinal, as UTF-8 (on disk past 16 MiB). */
   private readonly closed = new BlockLog();
   private readonly tracker = new FlowTracker(0, Infinity, (trace, ordinal) => {
     this.closed.put(ordinal, connectionBlock(trace));
@@ -514,9 +475,13 @@ export class ExplainText {
     // in the order seen: closed ones as written when they closed, open ones now
     const open = new Map<number, FlowTrace>();
     for (const [trace, ordinal] of this.tracker.open()) open.set(ordinal, trace);
-    for (let i = 0; i < count; i++) {
-      const trace = open.get(i);
-      yield trace ? connectionBlock(trace) : this.closed.get(i);
+    try {
+      for (let i = 0; i < count; i++) {
+        const trace = open.get(i);
+        yield trace ? connectionBlock(trace) : this.closed.get(i);
+      }
+    } finally {
+      this.closed.close();
     }
     yield wrapJoined(`summary: ${s.tcp} TCP packets (${s.duplicates} duplicate copies, ${s.skipped} non-TCP skipped): ${s.accept} accept, ${s.ignore} ignore, ${s.invalid} INVALID`, WIDTH);
     // what the capture lost or reshaped, so no verdict is read as the kernel's that is not
