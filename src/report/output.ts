@@ -253,11 +253,11 @@ export class Output implements LineBytes {
    * writes while `records` is set (a raw 0x01 in text or bytes is escaped as RECORD, 0). Only for
    * a stream on a file descriptor; false when that is not the case. What was
    * written before is flushed first, so order is kept. Starting a worker resets V8 flags set at
-   * run time (setFlagsFromString) to the command line's while the thread starts: this returns
-   * once the thread's own code runs (set them again then), and calls `onReady` once it has loaded
-   * the expander (again, to be sure). It does not wait for that: lines fill the slots meanwhile
-   * and the thread takes them in order. May be called early (the thread boots while a command
-   * loads its modules): `flush`, which ends the thread, waits for it first.
+   * run time (setFlagsFromString) to the command line's while the thread boots: `onReady` is
+   * called once it runs (set them again then) and once it has loaded the expander (again, to be
+   * sure). Nothing waits for the thread: lines fill the slots meanwhile and it takes them in
+   * order. May be called early (the thread boots while a command loads its modules): `flush`,
+   * which ends the thread, waits for this first.
    */
   offload(expander: URL | null, onReady?: () => void): Promise<boolean> {
     const started = this.startOffload(expander, onReady);
@@ -276,8 +276,10 @@ export class Output implements LineBytes {
     const { OffloadedWriter, SLOT_BYTES } = await import('./offload.js');
     const stream = this.stream;
     this.offloaded = new OffloadedWriter(fd, expander, (e) => void stream.emit('error', e));
-    await this.offloaded.started;
-    if (onReady) void this.offloaded.ready.then(onReady);
+    if (onReady) {
+      void this.offloaded.started.then(onReady);
+      void this.offloaded.ready.then(onReady);
+    }
     this.capacity = SLOT_BYTES;
     this.buf = this.offloaded.tryNext()!; // all slots are free at the start
     this.bufIsSlot = true;
