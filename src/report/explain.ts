@@ -451,13 +451,13 @@ function putPlainJsonString(b: Uint8Array, u: number, s: string): number {
   return u;
 }
 
-/** `"STATE"` and the other short words of a flow line, encoded once. */
+/** A flow line's JSON words (`"ESTABLISHED"`, `"copy"`, `null`), encoded once. */
 const wordPieces = new Map<string, Uint8Array>();
-function wordPiece(text: string): Uint8Array {
-  let p = wordPieces.get(text);
+function wordPiece(json: string): Uint8Array {
+  let p = wordPieces.get(json);
   if (p === undefined) {
-    p = ascii(text);
-    if (wordPieces.size < 256) wordPieces.set(text, p);
+    p = Buffer.from(json);
+    if (wordPieces.size < 256) wordPieces.set(json, p);
   }
   return p;
 }
@@ -468,57 +468,33 @@ function wordPiece(text: string): Uint8Array {
  * JSON text encoded per field).
  */
 function flowJsonInto(f: FlowSummary, into: LineBytes): void {
-  const first = f.firstInvalid;
   const reply = f.reply;
-  // the line's text parts, as characters; a line too long for one room goes the general way
-  if (f.flow.length + (reply === null ? 0 : reply.length) > 600) return flowJsonIntoText(f, into);
-  let b = into.room(3 * (f.flow.length + (reply === null ? 0 : reply.length)) + 400);
-  let u = putBytes(b, into.used, F_FLOW);
-  const flowEnd = putPlainJsonString(b, u, f.flow);
-  if (flowEnd < 0) return flowJsonIntoText(f, into);
-  u = putBytes(b, flowEnd, F_REPLY);
-  if (reply === null) u = putBytes(b, u, K_NULL);
-  else {
-    const replyEnd = putPlainJsonString(b, u, reply);
-    if (replyEnd < 0) return flowJsonIntoText(f, into);
-    u = replyEnd;
+  const chars = f.flow.length + (reply === null ? 0 : reply.length);
+  // (a line too long for one room, or text the byte writer does not take, goes the general way)
+  if (chars <= 600) {
+    const b = into.room(3 * chars + 64);
+    let u = putPlainJsonString(b, putBytes(b, into.used, F_FLOW), f.flow);
+    if (u >= 0) u = putBytes(b, u, F_REPLY);
+    if (u >= 0) u = reply === null ? putBytes(b, u, K_NULL) : putPlainJsonString(b, u, reply);
+    if (u >= 0) {
+      into.used = putBytes(b, u, F_LEARNED);
+      into.bytes(wordPiece(word(f.natLearnedFrom)));
+      return flowCountsInto(f, into);
+    }
   }
-  u = putBytes(b, u, F_LEARNED);
-  u = putBytes(b, u, wordPiece(word(f.natLearnedFrom)));
-  u = putBytes(b, u, F_PACKETS);
-  u = putUint(b, u, f.packets);
-  u = putBytes(b, u, F_ACCEPT);
-  u = putUint(b, u, f.accept);
-  u = putBytes(b, u, F_IGNORE);
-  u = putUint(b, u, f.ignore);
-  u = putBytes(b, u, F_INVALID);
-  u = putUint(b, u, f.invalid);
-  into.used = putBytes(b, u, F_FIRST);
-  if (first === null) into.bytes(F_FINAL_AFTER_NULL);
-  else {
-    into.bytes(F_FIRST_INDEX);
-    into.used = putUint(into.room(24), into.used, first.index);
-    into.bytes(F_FIRST_REASON);
-    into.text(JSON.stringify(first.reason));
-    into.bytes(F_FINAL);
-  }
-  into.bytes(wordPiece(q(f.finalState)));
-  b = into.room(40);
-  u = putBytes(b, into.used, F_MISSED);
-  u = putUint(b, u, f.captureMissed);
-  into.used = putBytes(b, u, CLOSE);
+  into.bytes(F_FLOW);
+  into.text(JSON.stringify(f.flow));
+  into.bytes(F_REPLY);
+  into.text(reply === null ? 'null' : JSON.stringify(reply));
+  into.bytes(F_LEARNED);
+  into.text(word(f.natLearnedFrom));
+  flowCountsInto(f, into);
 }
 
 const K_NULL = ascii('null');
 
-/** flowJsonInto for any text (escapes, other characters, long): each string part as JSON text. */
-function flowJsonIntoText(f: FlowSummary, into: LineBytes): void {
-  into.bytes(F_FLOW);
-  into.text(JSON.stringify(f.flow));
-  into.bytes(F_REPLY);
-  into.text(f.reply === null ? 'null' : JSON.stringify(f.reply));
-  into.bytes(F_LEARNED);
-  into.text(word(f.natLearnedFrom));
+/** A flow line from its packet counts on. */
+function flowCountsInto(f: FlowSummary, into: LineBytes): void {
   let b = into.room(64);
   let u = putBytes(b, into.used, F_PACKETS);
   u = putUint(b, u, f.packets);
@@ -538,7 +514,7 @@ function flowJsonIntoText(f: FlowSummary, into: LineBytes): void {
     into.text(JSON.stringify(first.reason));
     into.bytes(F_FINAL);
   }
-  into.text(q(f.finalState));
+  into.bytes(wordPiece(q(f.finalState)));
   b = into.room(40);
   u = putBytes(b, into.used, F_MISSED);
   u = putUint(b, u, f.captureMissed);
