@@ -23,6 +23,8 @@ export class BlockLog {
   private length = new Uint32Array(1024);
   /** The unlinked file's descriptor; -1: none yet, -2: none can be made (everything stays in memory). */
   private fd = -1;
+  /** A write failed (no room on the disk): what is not in the file yet stays in memory. */
+  private full = false;
 
   constructor(
     private readonly chunkBytes = 1 << 20,
@@ -94,7 +96,7 @@ export class BlockLog {
 
   private spillOldest(): void {
     if (this.fd === -1) this.fd = openUnlinked(this.dir);
-    if (this.fd < 0) return;
+    if (this.fd < 0 || this.full) return;
     const k = this.chunks.findIndex((c) => c !== null);
     const c = this.chunks[k]!;
     const n = this.chunkUsed[k]!;
@@ -102,8 +104,8 @@ export class BlockLog {
     try {
       while (put < n) put += writeSync(this.fd, c, put, n - put, this.base[k]! + put);
     } catch {
-      // no room on the disk: keep it, and the rest, in memory
-      this.close();
+      // no room on the disk: keep it, and the rest, in memory (what is in the file stays readable)
+      this.full = true;
       return;
     }
     this.chunks[k] = null;
