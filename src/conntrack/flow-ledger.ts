@@ -1,11 +1,11 @@
 /**
  * explain's per-flow summary, one row per flow the capture had (its conntrack key), kept compact:
- * counters in typed arrays, the original tuple as shared strings, first INVALID and NAT tuples
- * only for the flows that have them. A replay of millions of flows keeps tens of bytes per flow,
+ * counters and the first INVALID (its index, its reason's form and number) in typed arrays, the
+ * original tuple as shared strings, NAT tuples only for the flows that have them. A replay of millions of flows keeps tens of bytes per flow,
  * not a few objects each; the entries' bindings are held only while the kernel would keep the
  * entry (their NAT tuples are copied out when it goes). Pure.
  */
-import type { Decision } from './model.js';
+import { formatReason, reasonArg, reasonForm, type Decision } from './model.js';
 import { tupleText, type Binding, type Tuple } from './nat.js';
 
 export interface FlowSummary {
@@ -47,7 +47,15 @@ export class FlowLedger {
   private readonly src: string[] = [];
   private readonly dst: string[] = [];
   private readonly finalState: string[] = [];
-  private readonly firstInvalid = new Map<number, { index: number; reason: string | null }>();
+  /**
+   * A flow's first INVALID: its packet's index + 1 (0: none), and its reason as the model keeps it
+   * (a window check's form and number, else its text): no object and no text per INVALID flow — a
+   * capture of a failing system has an INVALID in most of its flows.
+   */
+  private firstIndex = new Float64Array(INITIAL_FLOWS);
+  private firstForm = new Int8Array(INITIAL_FLOWS);
+  private firstArg = new Uint32Array(INITIAL_FLOWS);
+  private readonly firstText = new Map<number, string | null>();
   private readonly nat = new Map<number, NatNames>();
   /** Flows whose entry may still live, with its binding (for its NAT tuples once known). */
   private readonly bound = new Map<number, Binding>();
@@ -92,7 +100,13 @@ export class FlowLedger {
     this.invalid[f]! += invalid;
     this.ignore[f]! += d.verdict === 'IGNORE' ? 1 : 0;
     this.accept[f]! += d.verdict === 'ACCEPT' ? 1 : 0;
-    if (invalid !== 0 && !this.firstInvalid.has(f)) this.firstInvalid.set(f, { index, reason: d.reason });
+    if (invalid !== 0 && this.firstIndex[f] === 0) {
+      this.firstIndex[f] = index + 1;
+      const form = reasonForm(d);
+      this.firstForm[f] = form;
+      if (form >= 0) this.firstArg[f] = reasonArg(d);
+      else this.firstText.set(f, d.reason);
+    }
     this.finalState[f] = d.stateAfter;
   }
 
@@ -129,7 +143,7 @@ export class FlowLedger {
       accept: this.accept[f]!,
       ignore: this.ignore[f]!,
       invalid: this.invalid[f]!,
-      firstInvalid: this.firstInvalid.get(f) ?? null,
+      firstInvalid: this.firstIndex[f] === 0 ? null : { index: this.firstIndex[f]! - 1, reason: this.firstForm[f]! >= 0 ? formatReason(this.firstForm[f]!, this.firstArg[f]!) : (this.firstText.get(f) ?? null) },
       finalState: this.finalState[f]!,
       captureMissed: this.missed[f]!,
     };
@@ -142,7 +156,7 @@ export class FlowLedger {
 
   private grow(): void {
     const cap = this.packets.length * 2;
-    const up = <T extends Uint32Array | Uint16Array | Float64Array>(a: T, make: (n: number) => T): T => {
+    const up = <T extends Uint32Array | Uint16Array | Float64Array | Int8Array>(a: T, make: (n: number) => T): T => {
       const b = make(cap);
       b.set(a);
       return b;
@@ -154,6 +168,9 @@ export class FlowLedger {
     this.missed = up(this.missed, (n) => new Float64Array(n));
     this.sport = up(this.sport, (n) => new Uint16Array(n));
     this.dport = up(this.dport, (n) => new Uint16Array(n));
+    this.firstIndex = up(this.firstIndex, (n) => new Float64Array(n));
+    this.firstForm = up(this.firstForm, (n) => new Int8Array(n));
+    this.firstArg = up(this.firstArg, (n) => new Uint32Array(n));
   }
 }
 
