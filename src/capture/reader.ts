@@ -18,8 +18,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
 import { errorText, InputError } from '../errors.js';
 
 /** Link types this reader decodes (pcap LINKTYPE_* values). */
@@ -644,10 +642,11 @@ function compressionOf(head: Uint8Array): 'gzip' | 'zstd' | null {
   return null;
 }
 
-/** zstd frames → decompressed chunks (fzstd: pure JS, streaming). */
+/** zstd frames → decompressed chunks (fzstd: pure JS, streaming; loaded only for a zstd capture). */
 async function* unzstd(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { Decompress } = await import('fzstd');
   const out: Uint8Array[] = [];
-  const d = new ZstdDecompress((chunk) => void out.push(chunk));
+  const d = new Decompress((chunk) => void out.push(chunk));
   for await (const c of input) {
     d.push(c);
     while (out.length) yield out.shift()!;
@@ -757,7 +756,9 @@ async function openSource(path: string, opts: ReadOptions): Promise<ByteSource> 
   return new StreamSource(kind === 'gzip' ? gunzip(rs) : unzstd(rs), `${kind}-compressed file ${path}`, stop);
 }
 
+/** gzip → decompressed chunks (zlib loaded only for a gzip capture). */
 async function* gunzip(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const { createGunzip } = await import('node:zlib');
   const z = createGunzip();
   const feed = (async () => {
     try {

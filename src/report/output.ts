@@ -5,7 +5,7 @@
  * (as pino does): producers that can pause await `ready()`.
  */
 import type { Writable } from 'node:stream';
-import type { OffloadedWriter } from './offload.js';
+import type { OffloadedWriter } from './offload-writer.js';
 import { setColour } from './text.js';
 
 export type OutputFormat = 'text' | 'json';
@@ -273,7 +273,7 @@ export class Output implements LineBytes {
     // what was written before goes first (flush itself would wait for this offload)
     this.write();
     if (this.waiting) await this.waiting;
-    const { OffloadedWriter, SLOT_BYTES } = await import('./offload.js');
+    const [{ OffloadedWriter }, { SLOT_BYTES }] = await Promise.all([import('./offload-writer.js'), import('./offload.js')]);
     const stream = this.stream;
     this.offloaded = new OffloadedWriter(fd, expander, (e) => void stream.emit('error', e));
     if (onReady) {
