@@ -57,8 +57,14 @@ export class FlowLedger {
   private firstArg = new Uint32Array(INITIAL_FLOWS);
   private readonly firstText = new Map<number, string | null>();
   private readonly nat = new Map<number, NatNames>();
-  /** Flows whose entry may still live, with its binding (for its NAT tuples once known). */
-  private readonly bound = new Map<number, Binding>();
+  /**
+   * Flows whose entry may still live, with its binding (for its NAT tuples once known): by row,
+   * and the rows that have one as a list (a flood of new entries: an array push and a swap, not a
+   * Map insert and delete each).
+   */
+  private readonly bindingOf: Array<Binding | null> = [];
+  private readonly boundRows: number[] = [];
+  private boundAt = new Int32Array(INITIAL_FLOWS);
 
   get size(): number {
     return this.n;
@@ -81,12 +87,17 @@ export class FlowLedger {
       this.sport[f] = reply ? t.dport : t.sport;
       this.dport[f] = reply ? t.sport : t.dport;
       this.finalState.push('');
+      this.bindingOf.push(null);
     }
     if (binding !== null && binding.owner !== f) {
-      const held = this.bound.get(f);
-      if (held && held !== binding) this.settle(f, held);
+      const held = this.bindingOf[f]!;
+      if (held !== null && held !== binding) this.settle(f, held);
       binding.owner = f;
-      this.bound.set(f, binding);
+      if (this.bindingOf[f] === null) {
+        this.boundAt[f] = this.boundRows.length;
+        this.boundRows.push(f);
+      }
+      this.bindingOf[f] = binding;
     }
     return f;
   }
@@ -112,14 +123,16 @@ export class FlowLedger {
 
   /** Let go of the bindings of entries gone at `now` (expired or deleted), keeping their NAT names, and their keys. */
   settleGone(now: number): void {
-    // forEach: no [key, value] array per entry, per sweep
-    this.bound.forEach((b, f) => {
-      if (!(b.tracker.dead || b.tracker.isExpired(now))) return;
+    // (backwards: settling swaps the last row into the place of the one settled)
+    for (let i = this.boundRows.length - 1; i >= 0; i--) {
+      const f = this.boundRows[i]!;
+      const b = this.bindingOf[f]!;
+      if (!(b.tracker.dead || b.tracker.isExpired(now))) continue;
       this.settle(f, b);
       // the entry is gone: a packet of the same tuple later starts a new flow (as the kernel's new
       // entry does, and as explain's text counts it), and the key is not held for the capture
       if (this.byKey.get(b.key) === f) this.byKey.delete(b.key);
-    });
+    }
   }
 
   /**
@@ -128,7 +141,10 @@ export class FlowLedger {
    * settled first.
    */
   list(): FlowList {
-    for (const [f, b] of this.bound) this.settle(f, b);
+    while (this.boundRows.length) {
+      const f = this.boundRows[this.boundRows.length - 1]!;
+      this.settle(f, this.bindingOf[f]!);
+    }
     return new FlowList(this);
   }
 
@@ -151,12 +167,19 @@ export class FlowLedger {
 
   private settle(f: number, b: Binding): void {
     if (b.natted) this.nat.set(f, { flow: tupleText(b.orig), reply: tupleText(b.reply), learnedFrom: b.learnedFrom });
-    this.bound.delete(f);
+    // out of the list: the last row takes its place
+    const at = this.boundAt[f]!;
+    const last = this.boundRows.pop()!;
+    if (last !== f) {
+      this.boundRows[at] = last;
+      this.boundAt[last] = at;
+    }
+    this.bindingOf[f] = null;
   }
 
   private grow(): void {
     const cap = this.packets.length * 2;
-    const up = <T extends Uint32Array | Uint16Array | Float64Array | Int8Array>(a: T, make: (n: number) => T): T => {
+    const up = <T extends Uint32Array | Uint16Array | Float64Array | Int8Array | Int32Array>(a: T, make: (n: number) => T): T => {
       const b = make(cap);
       b.set(a);
       return b;
@@ -171,6 +194,7 @@ export class FlowLedger {
     this.firstIndex = up(this.firstIndex, (n) => new Float64Array(n));
     this.firstForm = up(this.firstForm, (n) => new Int8Array(n));
     this.firstArg = up(this.firstArg, (n) => new Uint32Array(n));
+    this.boundAt = up(this.boundAt, (n) => new Int32Array(n));
   }
 }
 

@@ -68,7 +68,7 @@ export interface Binding {
   keyReply: string | null;
   keyOrigAfter: string | null;
   keyReplyAfter: string | null;
-  /** While unanswered: the ack its SYN/ACK must carry. */
+  /** While unanswered: the ack its SYN/ACK must carry, as an int32 (a u32 above 2³¹ is a boxed number to V8). */
   synEnd: number | null;
   /** Per direction: its after-NAT form has the table's key (so it is always this entry's). */
   afterSameKey0: boolean;
@@ -173,7 +173,10 @@ export const tupleText = (t: Tuple): string => `${host(t.src)}:${t.sport} → ${
 export class NatFollower {
   /** Every registered form's key → its entry's binding (which form: `formOf`). */
   private readonly aliases = new Map<string, Binding>();
-  /** Unanswered SYNs by the ack their SYN/ACK must carry (seq + 1). */
+  /**
+   * Unanswered SYNs by the ack their SYN/ACK must carry (seq + 1), as an int32: a small integer
+   * key (a u32 key above 2³¹ is a number boxed in the map: a flood of SYNs keeps one each).
+   */
   private readonly pendingSyn = new Map<number, Binding>();
   /** Learned DNAT/REDIRECT: original destination endpoint → translated destination. */
   private readonly dnat = new Map<string, { addr: string; port: number }>();
@@ -256,7 +259,7 @@ export class NatFollower {
     };
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
-      b.synEnd = synEnd >>> 0;
+      b.synEnd = synEnd | 0;
       this.pendingSyn.set(b.synEnd, b);
     }
     const m = this.dump.get(dirKey(t));
@@ -322,7 +325,7 @@ export class NatFollower {
     const live = (b: Binding | undefined): b is Binding => !!b && !b.natted && !b.tracker.dead && !b.tracker.isExpired(now) && this.table.byKey(b.key) === b.tracker;
     // The handshake: a SYN/ACK acking an unanswered SYN, from another address/port or to one.
     if ((flags & 0x16) === 0x12) {
-      const b = this.pendingSyn.get(ack >>> 0);
+      const b = this.pendingSyn.get(ack | 0);
       if (live(b) && b.tracker.state === State.SYN_SENT) {
         const c = b.canon;
         if (t.dst === c.src && t.dport === c.sport) {

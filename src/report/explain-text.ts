@@ -91,10 +91,13 @@ const flagsBytes = (r: PacketRow): Uint8Array => (flagTexts[r.tcpFlags & 0xff] ?
  * its own. Returns the position after it.
  */
 function putSegment(b: Uint8Array, start: number, u: number, flags: Uint8Array, seq: number, ack: number, len: number): number {
+  b[u + 1] = 91; // '['
+  return putSegmentAfterFlags(b, start, u, putBytes(b, u + 2, flags), seq, ack, len);
+}
+
+/** putSegment where '[' and the flags are written already (from u + 1 to w). */
+function putSegmentAfterFlags(b: Uint8Array, start: number, u: number, w: number, seq: number, ack: number, len: number): number {
   const what = u + 1;
-  let w = what;
-  b[w++] = 91; // '['
-  w = putBytes(b, w, flags);
   w = putBytes(b, w, P_SEQ);
   w = putUint(b, w, seq);
   if (ack >= 0) {
@@ -566,14 +569,15 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   o[u++] = 43; // '+'
   u = putSecMicro6(o, u, sec, micro);
   o[u++] = 32;
-  u = putBytes(o, u, got[K_PAIR]![pair]!);
-  u = putSegment(o, start, u, got[K_FLAGS]![flags]!, relSeq, hasAck ? relAck : -1, len);
+  u = got.copy(K_PAIR, pair, o, u);
+  o[u + 1] = 91; // '['
+  u = putSegmentAfterFlags(o, start, u, got.copy(K_FLAGS, flags, o, u + 2), relSeq, hasAck ? relAck : -1, len);
   if (kind === T_PACKET) {
-    out.used = putBytes(o, u, got[K_MEANING]![meaning]!);
+    out.used = got.copy(K_MEANING, meaning, o, u);
     return r;
   }
-  u = putBytes(o, u, got[K_FORMED_PRE]![meaning]!);
+  u = got.copy(K_FORMED_PRE, meaning, o, u);
   u = putUint(o, u, get32(b, r));
-  out.used = putBytes(o, u, got[K_FORMED_POST]![meaning]!);
+  out.used = got.copy(K_FORMED_POST, meaning, o, u);
   return r + 4;
 };

@@ -313,20 +313,20 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
   u = putSecMicro(o, u, sec, micro);
-  u = putBytes(o, u, got[P_ENDPOINTS]![ep]!);
-  u = putBytes(o, u, got[P_FLAGS]![flags]!);
+  u = got.copy(P_ENDPOINTS, ep, o, u);
+  u = got.copy(P_FLAGS, flags, o, u);
   u = putU32(o, u, seq | 0);
   u = putBytes(o, u, K_ACK);
   u = putU32(o, u, ack | 0);
   u = putBytes(o, u, K_LEN);
   u = putUint(o, u, len);
   if (kind === R_PACKET) {
-    out.used = putBytes(o, u, got[P_TAIL]![tail]!);
+    out.used = got.copy(P_TAIL, tail, o, u);
     return r;
   }
-  u = putBytes(o, u, got[P_FORMED_PRE]![tail]!);
+  u = got.copy(P_FORMED_PRE, tail, o, u);
   u = putU32(o, u, get32(b, r) | 0);
-  out.used = putBytes(o, u, got[P_FORMED_POST]![tail]!);
+  out.used = got.copy(P_FORMED_POST, tail, o, u);
   return r + 4;
 };
 

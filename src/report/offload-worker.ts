@@ -5,7 +5,7 @@
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CONSUMED, ENDED, ERRNO, FAILED, get16, LENGTHS, LITERAL, PIECE, PUBLISHED, RECORD, SLOT_BYTES, SLOT_COUNT, STATE, WAKE_MAIN, WAKE_WORKER, type ExpandRecord, type ExpandSink, type OffloadData } from './offload.js';
+import { CONSUMED, ENDED, ERRNO, FAILED, get16, LENGTHS, LITERAL, PIECE, PieceStore, PUBLISHED, RECORD, SLOT_BYTES, SLOT_COUNT, STATE, WAKE_MAIN, WAKE_WORKER, type ExpandRecord, type ExpandSink, type OffloadData } from './offload.js';
 
 const data = workerData as OffloadData;
 const control = new Int32Array(data.control);
@@ -49,7 +49,7 @@ class Sink implements ExpandSink {
 
 const out = new Sink();
 /** The pieces the records name, by table and id (RecordPieces). */
-const pieces: Uint8Array[][] = [];
+const pieces = new PieceStore();
 
 function wakeMain(): void {
   Atomics.add(control, WAKE_MAIN, 1);
@@ -87,7 +87,7 @@ function expandSlot(b: Uint8Array, length: number): void {
     } else if (kind === PIECE) {
       const table = b[end + 2]!;
       const n = get16(b, end + 5);
-      (pieces[table] ??= [])[get16(b, end + 3)] = b.slice(end + 7, end + 7 + n);
+      pieces.set(table, get16(b, end + 3), b, end + 7, n);
       at = end + 7 + n;
     } else at = expandRecord!(b, end, out, pieces);
   }

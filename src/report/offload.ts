@@ -68,10 +68,75 @@ export interface ExpandSink {
 
 /**
  * A renderer's record expander: `b[at]` is RECORD, `b[at + 1]` its kind (2 and up); write what
- * the record stands for into `out` (`pieces[table][id]`: the pieces sent so far) and return the
- * position after the record.
+ * the record stands for into `out` (`pieces`: the pieces sent so far) and return the position
+ * after the record.
  */
-export type ExpandRecord = (b: Uint8Array, at: number, out: ExpandSink, pieces: readonly Uint8Array[][]) => number;
+export type ExpandRecord = (b: Uint8Array, at: number, out: ExpandSink, pieces: PieceStore) => number;
+
+/** A piece this long or shorter lives in its slot of the arena; a longer one (rare) on its own. */
+const PIECE_STRIDE = 128;
+
+/**
+ * The output thread's copy of the pieces sent so far, by table and id: per table one arena of
+ * fixed slots and their lengths. Not a buffer per piece: a capture of many short connections
+ * sends an endpoint pair for each cache slot, ~32,000 live at once (a Uint8Array and its
+ * ArrayBuffer each were ~250 bytes of heap more than the bytes).
+ */
+export class PieceStore {
+  private arenas: Uint8Array[] = [];
+  private lengths: Int32Array[] = [];
+  private readonly long = new Map<number, Uint8Array>();
+
+  /** Piece (table, id) is now the `n` bytes of `src` from `from`. */
+  set(table: number, id: number, src: Uint8Array, from: number, n: number): void {
+    let lengths = this.lengths[table];
+    if (lengths === undefined || id >= lengths.length) lengths = this.grow(table, id);
+    const longKey = table * 0x10000 + id;
+    if (n > PIECE_STRIDE) {
+      this.long.set(longKey, src.slice(from, from + n));
+      lengths[id] = -1;
+      return;
+    }
+    if (lengths[id] === -1) this.long.delete(longKey);
+    const arena = this.arenas[table]!;
+    const at = id * PIECE_STRIDE;
+    for (let k = 0; k < n; k++) arena[at + k] = src[from + k]!;
+    lengths[id] = n;
+  }
+
+  /** Copy piece (table, id) into o at u; returns the position after it. */
+  copy(table: number, id: number, o: Uint8Array, u: number): number {
+    const n = this.lengths[table]![id]!;
+    if (n < 0) {
+      const piece = this.long.get(table * 0x10000 + id)!;
+      o.set(piece, u);
+      return u + piece.length;
+    }
+    const arena = this.arenas[table]!;
+    const at = id * PIECE_STRIDE;
+    if (n > 24) {
+      o.set(arena.subarray(at, at + n), u);
+      return u + n;
+    }
+    for (let k = 0; k < n; k++) o[u + k] = arena[at + k]!;
+    return u + n;
+  }
+
+  /** Room for id in table: both arrays doubled past it (ids are small and dense: cache slots, flag bytes, tails by number). */
+  private grow(table: number, id: number): Int32Array {
+    const old = this.lengths[table];
+    const slots = Math.max(64, 2 ** Math.ceil(Math.log2(id + 1)));
+    const lengths = new Int32Array(slots);
+    const arena = new Uint8Array(slots * PIECE_STRIDE);
+    if (old !== undefined) {
+      lengths.set(old);
+      arena.set(this.arenas[table]!);
+    }
+    this.lengths[table] = lengths;
+    this.arenas[table] = arena;
+    return lengths;
+  }
+}
 
 /** A little-endian u32 at b[u…]; returns the position after it. */
 export function put32(b: Uint8Array, u: number, v: number): number {

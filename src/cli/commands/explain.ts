@@ -151,7 +151,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
       }
     };
     // (a bundle's capture is known only now)
-    if (offloading ? await offloading : offloadFile(file) && (await out.offload(json ? explainRecordsModule : (await textModule!).explainTextRecordsModule, tuneV8))) tuneV8();
+    const offloaded = offloading ? await offloading : offloadFile(file) && (await out.offload(json ? explainRecordsModule : (await textModule!).explainTextRecordsModule, tuneV8));
+    if (offloaded) tuneV8();
     const summary = await explainCapture(file, {
       profile,
       sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
@@ -166,7 +167,12 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         drawing?.sweep(live);
       },
       // Read the next chunk of the capture only when stdout has taken what was written.
-      pause: () => out.ready(),
+      // (and V8's settings again: a worker thread booting resets them, and this thread sees its
+      // 'ready' only when the event loop turns, which a replay to a fast reader may not do for a while)
+      pause: () => {
+        if (offloaded) tuneV8();
+        return out.ready();
+      },
       onPacket: (p) => {
         t0 ??= p.tsSec;
         headOnce();
