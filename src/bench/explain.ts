@@ -11,6 +11,9 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PcapWriter } from '../capture/writer.js';
 import { synthFlow } from '../conntrack/synth.js';
+import { parseIP } from '../packet/address.js';
+import { encodeIPv4 } from '../packet/ip.js';
+import { encodeTcp } from '../packet/tcp.js';
 import { findTool } from '../host/exec.js';
 import { measure, type Measured, type Stdout } from './measure.js';
 
@@ -119,4 +122,40 @@ export async function benchExplain(): Promise<void> {
   const perLive = jsonPipe ? `; ${(((m3.peakMB - jsonPipe.peakMB) * 1024) / (live - CONCURRENT)).toFixed(1)} KB per flow live at once, against the ${CONCURRENT} of the first capture` : '';
   console.log(`explain -o json | cat, ${live} flows live at once (${(packets3 / 1e6).toFixed(2)}M packets / ${10 * live} flows): ${(m3.ms / 1000).toFixed(2)} s (CPU ${(m3.cpuMs / 1000).toFixed(2)} s), ${rate(packets3, m3.ms).toFixed(2)} M packets/s, peak RSS ${m3.peakMB.toFixed(0)} MB${perLive}`);
   rmSync(path2, { force: true });
+  await benchSynFlood(dir, tsharkPath);
+}
+
+export async function benchSynFlood(dir: string, tsharkPath: string | null): Promise<void> {
+  // The worst case for a table: a SYN flood, every SYN a new entry the kernel keeps (SYN_SENT,
+  // 120 s; a flood of 250,000 in 2.5 s: all live at the end). What an entry costs, from the
+  // slope between a flood of 25,000 and one of 250,000; next to tshark on the same file.
+  const flood = `${dir}/explain-flood.pcap`;
+  const small = writeSynFlood(flood, 25_000);
+  const smallRuns = new Map<string, Measured>();
+  const floodRows = [['--only invalid -o json', ['--only', 'invalid', '-o', 'json']], ['-o json | cat', ['-o', 'json']], ['text | cat', []]] as const;
+  for (const [label, args] of floodRows) smallRuns.set(label, await best([process.execPath, CLI, 'explain', flood, '--kernel', '6.18', ...args], 'pipe', 1));
+  const syns = writeSynFlood(flood, 250_000);
+  const tsharkFlood = tsharkPath ? await best([tsharkPath, '-r', flood, '-q', '-z', 'conv,tcp'], 'null', 1) : null;
+  if (tsharkFlood) console.log(`SYN flood (${syns} SYNs, as many entries live): tshark -q -z conv,tcp ${(tsharkFlood.ms / 1000).toFixed(2)} s, ${rate(syns, tsharkFlood.ms).toFixed(2)} M packets/s, peak RSS ${tsharkFlood.peakMB.toFixed(0)} MB`);
+  for (const [label, args] of floodRows) {
+    const m = await best([process.execPath, CLI, 'explain', flood, '--kernel', '6.18', ...args], 'pipe', 1);
+    const perEntry = ((m.peakMB - smallRuns.get(label)!.peakMB) * 1024) / (syns - small);
+    const vs = tsharkFlood ? `, ${(tsharkFlood.ms / m.ms).toFixed(1)}× tshark, ${((100 * m.peakMB) / tsharkFlood.peakMB).toFixed(0)} % of its memory` : '';
+    console.log(`SYN flood (${syns} SYNs): explain ${label.padEnd(22)} ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s), ${rate(syns, m.ms).toFixed(2)} M packets/s, peak RSS ${m.peakMB.toFixed(0)} MB: ${perEntry.toFixed(2)} KB per live entry${vs}`);
+  }
+  rmSync(flood, { force: true });
+}
+
+/** `n` SYNs from 250 sources × their ports to one server, 100,000 a second (documentation addresses). */
+export function writeSynFlood(path: string, n: number): number {
+  const w = PcapWriter.create(path, { linkType: 101 });
+  const server = parseIP('198.51.100.1');
+  const clients = Array.from({ length: 250 }, (_, i) => parseIP(`203.0.113.${i + 1}`));
+  for (let i = 0; i < n; i++) {
+    const c = clients[i % 250]!;
+    const tcp = encodeTcp({ srcPort: 1024 + (Math.floor(i / 250) % 64000), dstPort: 9000, seq: (i * 2654435761) >>> 0, ack: 0, flags: 0x02, window: 64240 }, c, server);
+    w.writePacket(encodeIPv4({ src: c, dst: server, protocol: 6, id: i & 0xffff }, tcp), 1 + i / 100_000);
+  }
+  w.close();
+  return w.packets;
 }

@@ -364,6 +364,11 @@ export class ConntrackTracker {
   dead = false;
   /** Absolute expiry time in seconds (packet clock). */
   expires = 0;
+  /** In a table: the entry's ORIGINAL tuple (its first packet's), which tells a packet's direction. */
+  origSrc = '';
+  origDst = '';
+  origSrcPort = 0;
+  origDstPort = 0;
 
   constructor(profile: KernelProfile, sysctls: Partial<Sysctls> = {}, config?: TrackerConfig) {
     this.cfg = config ?? makeTrackerConfig(profile, sysctls);
@@ -887,7 +892,8 @@ export function flowKey(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstP
  */
 export class ConntrackTable {
   readonly cfg: TrackerConfig;
-  private readonly flows = new Map<string, FlowEntry>();
+  /** By key, the entry (its tracker holds its ORIGINAL tuple: no object per entry besides it). */
+  private readonly flows = new Map<string, ConntrackTracker>();
   /** Like `conntrack -S` invalid: packets that left untracked. */
   invalidCount = 0;
   ignoreCount = 0;
@@ -902,24 +908,24 @@ export class ConntrackTable {
 
   /** The live entry for a packet's 4-tuple (expired entries are still returned until a packet or gc removes them). */
   lookup(p: Pick<TcpPacketView, 'src' | 'dst' | 'srcPort' | 'dstPort'>, key: string = flowKey(p)): ConntrackTracker | undefined {
-    return this.flows.get(key)?.tracker;
+    return this.flows.get(key);
   }
 
   /** The entry stored under a table key (expired ones included). */
   byKey(key: string): ConntrackTracker | undefined {
-    return this.flows.get(key)?.tracker;
+    return this.flows.get(key);
   }
 
-  entries(): IterableIterator<FlowEntry> {
-    return this.flows.values();
+  *entries(): IterableIterator<FlowEntry> {
+    for (const [key, t] of this.flows) yield { key, src: t.origSrc, dst: t.origDst, srcPort: t.origSrcPort, dstPort: t.origDstPort, tracker: t };
   }
 
   /** Delete every entry expired at `now`; returns how many. */
   gc(now: number): number {
     let n = 0;
     // forEach, not for…of over entries: no [key, value] array per entry, per sweep
-    this.flows.forEach((e, k) => {
-      if (e.tracker.isExpired(now)) {
+    this.flows.forEach((t, k) => {
+      if (t.isExpired(now)) {
         this.flows.delete(k);
         n++;
       }
@@ -929,14 +935,14 @@ export class ConntrackTable {
 
   /** `key` may be passed when the caller already computed flowKey(p) (hot replay loops). */
   process(p: TcpPacketView, out: Decision = createDecision(), key: string = flowKey(p)): Decision {
-    let e = this.flows.get(key);
-    if (e && e.tracker.isExpired(p.tsSec)) {
+    let t = this.flows.get(key);
+    if (t && t.isExpired(p.tsSec)) {
       this.flows.delete(key);
-      e = undefined;
+      t = undefined;
     }
-    if (!e) return this.counted(this.processNew(key, p, out));
-    const dir: DirValue = p.src === e.src && p.srcPort === e.srcPort && p.dst === e.dst && p.dstPort === e.dstPort ? 0 : 1;
-    return this.processIn(e.tracker, dir, p, out, key);
+    if (!t) return this.counted(this.processNew(key, p, out));
+    const dir: DirValue = p.src === t.origSrc && p.srcPort === t.origSrcPort && p.dst === t.origDst && p.dstPort === t.origDstPort ? 0 : 1;
+    return this.processIn(t, dir, p, out, key);
   }
 
   /**
@@ -969,7 +975,11 @@ export class ConntrackTable {
     const t = new ConntrackTracker(this.cfg.profile, undefined, this.cfg);
     const d = t.process(p, 0, out);
     if (t.confirmed && !t.dead) {
-      this.flows.set(key, { key, src: p.src, dst: p.dst, srcPort: p.srcPort, dstPort: p.dstPort, tracker: t });
+      t.origSrc = p.src;
+      t.origDst = p.dst;
+      t.origSrcPort = p.srcPort;
+      t.origDstPort = p.dstPort;
+      this.flows.set(key, t);
     }
     return d;
   }

@@ -261,7 +261,38 @@ function connectionBlock(f: FlowTrace): string {
 
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow): PacketRow {
-  return { ...r, src: { ...r.src }, dst: { ...r.dst } };
+  // (every field named: its properties in the object, not a spread's out-of-object store — a
+  // held handshake row per open connection, tens of thousands at once)
+  return {
+    index: r.index,
+    tsSec: r.tsSec,
+    src: { addr: r.src.addr, port: r.src.port },
+    dst: { addr: r.dst.addr, port: r.dst.port },
+    flags: r.flags,
+    tcpFlags: r.tcpFlags,
+    seq: r.seq,
+    ack: r.ack,
+    len: r.len,
+    relSeq: r.relSeq,
+    relAck: r.relAck,
+    dir: r.dir,
+    fromClient: r.fromClient,
+    stateBefore: r.stateBefore,
+    stateAfter: r.stateAfter,
+    verdict: r.verdict,
+    reasonText: r.reasonText,
+    reasonForm: r.reasonForm,
+    reasonArg: r.reasonArg,
+    logged: r.logged,
+    note: r.note,
+    secondaryReason: r.secondaryReason,
+    natted: r.natted,
+    consequence: r.consequence,
+    fromNatHost: r.fromNatHost,
+    answers: r.answers,
+    handshake: r.handshake,
+    matters: r.matters,
+  };
 }
 
 /**
@@ -432,9 +463,10 @@ export class ExplainText {
     else show = o.verbose || row.matters || p.captureMissed > 0;
     if (!show) {
       if (!o.only && !o.verbose && row.handshake && !this.shownFlows.has(flow)) {
-        const h = this.held.get(flow) ?? [];
-        if (h.length < HANDSHAKE_KEPT) h.push(copyRow(row));
-        this.held.set(flow, h);
+        // (arrays of exactly the rows held: an empty array pushed to grows room for 17)
+        const h = this.held.get(flow);
+        if (h === undefined) this.held.set(flow, [copyRow(row)]);
+        else if (h.length < HANDSHAKE_KEPT) this.held.set(flow, h.concat(copyRow(row)));
       }
       return false;
     }

@@ -85,6 +85,31 @@ export function endpointText(e: Endpoint): string {
 
 const epKey = (a: string, p: number) => `${a}|${p}`;
 
+/** What a tracker that keeps no rows gives every connection (read only: nothing is pushed to it). */
+const NO_ROWS: PacketRow[] = [];
+
+/**
+ * A connection's trace. Its `id` is made when read (a diagram's title, a summary block): a
+ * replay with tens of thousands of connections open at once reads it for few of them, and
+ * three strings per connection were ~100 bytes each.
+ */
+class Trace implements FlowTrace {
+  nat: Endpoint | null = null;
+  omitted = 0;
+  counts = { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 };
+  finalState = '';
+  firstInvalid: { index: number; reason: string | null } | null = null;
+  constructor(
+    public client: Endpoint,
+    public server: Endpoint,
+    public rows: PacketRow[],
+  ) {}
+
+  get id(): string {
+    return `${endpointText(this.client)} → ${endpointText(this.server)}`;
+  }
+}
+
 function setEndpoint(e: Endpoint, addr: string, port: number): Endpoint {
   e.addr = addr;
   e.port = port;
@@ -202,7 +227,6 @@ export class FlowTracker {
       // NAT learned after the connection's first packets: name its peers as the entry does
       f.trace.client = { addr: e.orig.src, port: e.orig.sport };
       f.trace.server = { addr: e.reply.src, port: e.reply.sport };
-      f.trace.id = `${endpointText(f.trace.client)} → ${endpointText(f.trace.server)}`;
     }
     if (!f) {
       let client: Endpoint;
@@ -217,7 +241,7 @@ export class FlowTracker {
         client = { addr: p.dst, port: p.dstPort };
         server = { addr: p.src, port: p.srcPort };
       }
-      const trace: FlowTrace = { id: `${endpointText(client)} → ${endpointText(server)}`, client, server, nat: null, rows: [], omitted: 0, counts: { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 }, finalState: '', firstInvalid: null };
+      const trace: FlowTrace = new Trace(client, server, this.maxRows === 0 ? NO_ROWS : []);
       f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.count < this.maxFlows, ordinal: this.count++, alias: null };
       this.flows.set(key, f);
       if (!this.onClosed && f.ordinal < this.maxFlows) this.order.push(trace);
