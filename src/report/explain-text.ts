@@ -9,7 +9,7 @@ import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
 import { BlockLog } from './block-log.js';
 import { EndpointPairs } from './pair-cache.js';
-import { endpointText, FlowTracker, rowReason, type FlowTrace, type PacketRow } from './flows.js';
+import { endpointText, FlowTracker, rowReason, type Endpoint, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
@@ -260,14 +260,15 @@ function connectionBlock(f: FlowTrace): string {
 }
 
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
-function copyRow(r: PacketRow): PacketRow {
+function copyRow(r: PacketRow, flow: FlowTrace): PacketRow {
   // (every field named: its properties in the object, not a spread's out-of-object store — a
-  // held handshake row per open connection, tens of thousands at once)
+  // held handshake row per open connection, tens of thousands at once; its endpoints are the
+  // connection's when they are the same: endpoints are replaced, never changed in place)
   return {
     index: r.index,
     tsSec: r.tsSec,
-    src: { addr: r.src.addr, port: r.src.port },
-    dst: { addr: r.dst.addr, port: r.dst.port },
+    src: endpointLike(r.src, flow),
+    dst: endpointLike(r.dst, flow),
     flags: r.flags,
     tcpFlags: r.tcpFlags,
     seq: r.seq,
@@ -293,6 +294,13 @@ function copyRow(r: PacketRow): PacketRow {
     handshake: r.handshake,
     matters: r.matters,
   };
+}
+
+/** An endpoint equal to e: the connection's client or server when it is one of them, else a copy. */
+function endpointLike(e: Endpoint, flow: FlowTrace): Endpoint {
+  if (e.addr === flow.client.addr && e.port === flow.client.port) return flow.client;
+  if (e.addr === flow.server.addr && e.port === flow.server.port) return flow.server;
+  return { addr: e.addr, port: e.port };
 }
 
 /**
@@ -465,8 +473,8 @@ export class ExplainText {
       if (!o.only && !o.verbose && row.handshake && !this.shownFlows.has(flow)) {
         // (arrays of exactly the rows held: an empty array pushed to grows room for 17)
         const h = this.held.get(flow);
-        if (h === undefined) this.held.set(flow, [copyRow(row)]);
-        else if (h.length < HANDSHAKE_KEPT) this.held.set(flow, h.concat(copyRow(row)));
+        if (h === undefined) this.held.set(flow, [copyRow(row, flow)]);
+        else if (h.length < HANDSHAKE_KEPT) this.held.set(flow, h.concat(copyRow(row, flow)));
       }
       return false;
     }

@@ -89,24 +89,44 @@ const epKey = (a: string, p: number) => `${a}|${p}`;
 const NO_ROWS: PacketRow[] = [];
 
 /**
- * A connection's trace. Its `id` is made when read (a diagram's title, a summary block): a
- * replay with tens of thousands of connections open at once reads it for few of them, and
- * three strings per connection were ~100 bytes each.
+ * A connection as the tracker follows it: its trace (what renderers read) and the tracker's own
+ * state, one object. Tens of thousands may be open at once, so it is kept small: its `id` is made
+ * when read (a diagram's title, a summary block — three strings per connection were ~100 bytes),
+ * its counts are its own fields (`counts` is itself), and a tracker that keeps no rows gives it
+ * a shared empty list.
  */
-class Trace implements FlowTrace {
+class TrackedFlow implements FlowTrace {
   nat: Endpoint | null = null;
   omitted = 0;
-  counts = { packets: 0, accept: 0, ignore: 0, invalid: 0, hostResets: 0 };
+  packets = 0;
+  accept = 0;
+  ignore = 0;
+  invalid = 0;
+  hostResets = 0;
   finalState = '';
   firstInvalid: { index: number; reason: string | null } | null = null;
+  // the tracker's
+  isnClient: number | null = null;
+  isnServer: number | null = null;
+  lastInvalidToNat: number | null = null;
+  /** Its key in natAlias, once the NAT host's address is known. */
+  alias: string | null = null;
   constructor(
     public client: Endpoint,
     public server: Endpoint,
     public rows: PacketRow[],
+    /** Among the first `maxFlows`: its rows are kept. */
+    readonly kept: boolean,
+    /** Its place in the capture's order of connections (0 = the first seen). */
+    readonly ordinal: number,
   ) {}
 
   get id(): string {
     return `${endpointText(this.client)} → ${endpointText(this.server)}`;
+  }
+
+  get counts(): FlowTrace['counts'] {
+    return this;
   }
 }
 
@@ -130,19 +150,6 @@ export function hasFlag(flags: string, f: keyof typeof FLAG_BIT): boolean {
   return (bits & FLAG_BIT[f]) !== 0;
 }
 
-interface FlowState {
-  trace: FlowTrace;
-  isnClient: number | null;
-  isnServer: number | null;
-  lastInvalidToNat: number | null;
-  /** Among the first `maxFlows`: its rows are kept. */
-  kept: boolean;
-  /** Its place in the capture's order of connections (0 = the first seen). */
-  ordinal: number;
-  /** Its key in natAlias, once the NAT host's address is known. */
-  alias: string | null;
-}
-
 /**
  * What a tracker does with a connection whose conntrack entry is gone (see `sweep`): given its
  * trace and place in the order of connections, once.
@@ -154,7 +161,7 @@ export type OnFlowClosed = (trace: FlowTrace, ordinal: number) => void;
  * flow; `maxRows` bounds what one flow keeps (rows past it are counted, not kept).
  */
 export class FlowTracker {
-  private flows = new Map<string, FlowState>();
+  private flows = new Map<string, TrackedFlow>();
   // NAT host endpoint + server endpoint → flow key
   private natAlias = new Map<string, string>();
   /**
@@ -186,7 +193,7 @@ export class FlowTracker {
       if (live(key)) return;
       this.flows.delete(key);
       if (f.alias !== null && this.natAlias.get(f.alias) === key) this.natAlias.delete(f.alias);
-      this.onClosed?.(f.trace, f.ordinal);
+      this.onClosed?.(f, f.ordinal);
     });
   }
 
@@ -197,7 +204,7 @@ export class FlowTracker {
 
   /** The connections not closed yet, with their ordinals. */
   *open(): Generator<[FlowTrace, number]> {
-    for (const f of this.flows.values()) yield [f.trace, f.ordinal];
+    for (const f of this.flows.values()) yield [f, f.ordinal];
   }
 
   /** The flow of the packet `add` was last given. */
@@ -223,10 +230,10 @@ export class FlowTracker {
     // one connection = one conntrack entry (explain's key), even before its NAT mapping was learned
     const key = fromNatHost ? aliased! : p.entryKey;
     let f = this.flows.get(key);
-    if (f && e && (f.trace.client.addr !== e.orig.src || f.trace.client.port !== e.orig.sport || f.trace.server.addr !== e.reply.src || f.trace.server.port !== e.reply.sport)) {
+    if (f && e && (f.client.addr !== e.orig.src || f.client.port !== e.orig.sport || f.server.addr !== e.reply.src || f.server.port !== e.reply.sport)) {
       // NAT learned after the connection's first packets: name its peers as the entry does
-      f.trace.client = { addr: e.orig.src, port: e.orig.sport };
-      f.trace.server = { addr: e.reply.src, port: e.reply.sport };
+      f.client = { addr: e.orig.src, port: e.orig.sport };
+      f.server = { addr: e.reply.src, port: e.reply.sport };
     }
     if (!f) {
       let client: Endpoint;
@@ -241,12 +248,11 @@ export class FlowTracker {
         client = { addr: p.dst, port: p.dstPort };
         server = { addr: p.src, port: p.srcPort };
       }
-      const trace: FlowTrace = new Trace(client, server, this.maxRows === 0 ? NO_ROWS : []);
-      f = { trace, isnClient: null, isnServer: null, lastInvalidToNat: null, kept: this.count < this.maxFlows, ordinal: this.count++, alias: null };
+      f = new TrackedFlow(client, server, this.maxRows === 0 ? NO_ROWS : [], this.count < this.maxFlows, this.count++);
       this.flows.set(key, f);
-      if (!this.onClosed && f.ordinal < this.maxFlows) this.order.push(trace);
+      if (!this.onClosed && f.ordinal < this.maxFlows) this.order.push(f);
     }
-    const t = f.trace;
+    const t = f;
     this.flow = t;
     if (snatted && !t.nat) {
       t.nat = { addr: e.reply.dst, port: e.reply.dport };
@@ -296,14 +302,14 @@ export class FlowTracker {
     row.handshake = (bits & FLAG_BIT.SYN) !== 0 || (d.dir === 'original' && d.stateBefore === 'SYN_RECV');
     row.matters = d.verdict !== 'ACCEPT' || (bits & (FLAG_BIT.RST | FLAG_BIT.FIN)) !== 0;
     if (row.natted && row.verdict === 'INVALID') f.lastInvalidToNat = p.index;
-    t.counts.packets++;
-    if (fromNatHost && bits & FLAG_BIT.RST) t.counts.hostResets++;
+    t.packets++;
+    if (fromNatHost && bits & FLAG_BIT.RST) t.hostResets++;
     if (d.verdict === 'INVALID') {
-      t.counts.invalid++;
+      t.invalid++;
       if (!fromNatHost) t.firstInvalid ??= { index: p.index, reason: d.reason };
     }
-    else if (d.verdict === 'IGNORE') t.counts.ignore++;
-    else t.counts.accept++;
+    else if (d.verdict === 'IGNORE') t.ignore++;
+    else t.accept++;
     // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
     if (!fromNatHost) t.finalState = d.stateAfter;
     if (keep) t.rows.push(row);
