@@ -160,6 +160,15 @@ function i32At(b: Uint8Array, o: number): number {
   return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 }
 
+/** `into` made the inverse of t (a scratch tuple: what keeps it copies it). */
+function invertInto(into: Tuple, t: Tuple): Tuple {
+  into.src = t.dst;
+  into.sport = t.dport;
+  into.dst = t.src;
+  into.dport = t.sport;
+  return into;
+}
+
 const matches = (filter: (addr: string, port: number) => boolean, t: Tuple): boolean => filter(t.src, t.sport) || filter(t.dst, t.dport);
 
 /** What explain remembers about the first copy of a packet. */
@@ -185,6 +194,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const flows = new FlowLedger();
   let lastGc = 0;
   const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
+  const inv: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const ipHeader = new DecodedIp();
   const tcpHeader = newTcpHeader();
   const inTable = (k: string): boolean => table.byKey(k) !== undefined;
@@ -275,7 +285,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     // the conntrack entry, through NAT: the model sees the entry's own tuple in either direction
     nat.now = rec.tsSec;
     const r = nat.resolve(tuple, tcp.flags, tcp.ack | 0, dk);
-    const t = r ? (r.dir === 0 ? r.binding.canon : r.binding.canonInv) : tuple;
+    // the entry's tuple in the packet's direction: its canonical tuple, or that turned round (in a scratch tuple)
+    const t = r === null ? tuple : r.dir === 0 ? r.binding.canon : invertInto(inv, r.binding.canon);
     const key = r ? r.binding.key : v6 ? flowKeyOf(tuple) : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);
     view.src = t.src;
     view.srcPort = t.sport;
@@ -304,7 +315,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
 
     // report
     // an endpoint as seen in the packet, or in its entry's original or reply tuple (through NAT)
-    if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || matches(filter, binding.reply)))) return;
+    // (an entry not NATed: its reply tuple has orig's endpoints, not made to be read)
+    if (filter && !matches(filter, tuple) && !(binding && (matches(filter, binding.orig) || (binding.natted && matches(filter, binding.reply))))) return;
     const f = flows.flowOf(key, binding, t, decision.dir !== 'original');
     flows.count(f, decision, missed, rec.index);
     if (o.onPacket && (decision.verdict === 'ACCEPT' ? reportAccept : decision.verdict === 'IGNORE' ? reportIgnore : reportInvalid)) {

@@ -42,10 +42,8 @@ export interface NatMapping {
 export interface Binding {
   /** The model table's key for this entry. */
   key: string;
-  /** The tuple the model table treats as ORIGINAL (the form of the entry's first packet). */
-  canon: Tuple;
-  /** inverse(canon): what the model table is given for REPLY packets. */
-  canonInv: Tuple;
+  /** The tuple the model table treats as ORIGINAL (the form of the entry's first packet; its inverse for REPLY packets). */
+  readonly canon: Tuple;
   /** conntrack's ORIGINAL tuple (canon until NAT is learned). */
   orig: Tuple;
   /** conntrack's REPLY tuple (inv(orig) until NAT is learned). */
@@ -77,6 +75,58 @@ export interface Binding {
   owner: unknown;
   /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one. */
   gaps: number;
+}
+
+/**
+ * A binding as NatFollower makes it. It is its own canonical tuple (src, sport, dst, dport), and
+ * its orig until NAT is learned; its reply is kept only once learned (until then the inverse of
+ * orig, made when read: a cold path). An entry not NATed — most of them — has no tuple object
+ * besides it: with tens of thousands of entries live, two tuples each were 112 bytes.
+ */
+class EntryBinding implements Binding, Tuple {
+  readonly src: string;
+  readonly sport: number;
+  readonly dst: string;
+  readonly dport: number;
+  orig: Tuple;
+  private learnedReply: Tuple | null = null;
+  natted = false;
+  post0: boolean | null = false;
+  post1: boolean | null = null;
+  learnedFrom: Binding['learnedFrom'] = null;
+  keyOrig: string | null = null;
+  keyReply: string | null = null;
+  keyOrigAfter: string | null = null;
+  keyReplyAfter: string | null = null;
+  synEnd: number | null = null;
+  afterSameKey0 = true;
+  afterSameKey1 = true;
+  owner: unknown = null;
+  gaps = -1;
+
+  constructor(
+    readonly key: string,
+    t: Tuple,
+    public tracker: ConntrackTracker,
+  ) {
+    this.src = t.src;
+    this.sport = t.sport;
+    this.dst = t.dst;
+    this.dport = t.dport;
+    this.orig = this;
+  }
+
+  get canon(): Tuple {
+    return this;
+  }
+
+  get reply(): Tuple {
+    return this.learnedReply ?? inverse(this.orig);
+  }
+
+  set reply(t: Tuple) {
+    this.learnedReply = t;
+  }
 }
 
 /** A binding's forms: bit 0 the direction (REPLY), AFTER and up: after NAT. */
@@ -234,29 +284,7 @@ export class NatFollower {
     if (!tr || tr.dead || !tr.confirmed) return null;
     const prev = this.aliases.get(k ?? dirKey(t));
     if (prev && prev.tracker === tr) return prev;
-    const c = own(t);
-    const inv = inverse(c);
-    const b: Binding = {
-      key,
-      canon: c,
-      canonInv: inv,
-      orig: c,
-      reply: inv,
-      natted: false,
-      post0: false,
-      post1: null,
-      tracker: tr,
-      learnedFrom: null,
-      keyOrig: null,
-      keyReply: null,
-      keyOrigAfter: null,
-      keyReplyAfter: null,
-      synEnd: null,
-      afterSameKey0: true,
-      afterSameKey1: true,
-      owner: null,
-      gaps: -1,
-    };
+    const b = new EntryBinding(key, t, tr);
     this.register(b);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd | 0;
