@@ -316,7 +316,8 @@ export class ExplainText {
     this.shownFlows.delete(trace);
   });
   private t0: number | null = null;
-  private readonly held = new Map<FlowTrace, PacketRow[]>();
+  /** Handshake rows held back per connection: one row as itself, more as an array of exactly them. */
+  private readonly held = new Map<FlowTrace, PacketRow | PacketRow[]>();
   private readonly shownFlows = new Set<FlowTrace>();
   private shown = 0;
   private seen = 0;
@@ -471,20 +472,22 @@ export class ExplainText {
     else show = o.verbose || row.matters || p.captureMissed > 0;
     if (!show) {
       if (!o.only && !o.verbose && row.handshake && !this.shownFlows.has(flow)) {
-        // (arrays of exactly the rows held: an empty array pushed to grows room for 17)
+        // (a SYN alone — a flood's every connection — held as itself; arrays of exactly the rows
+        // held: an empty array pushed to grows room for 17)
         const h = this.held.get(flow);
-        if (h === undefined) this.held.set(flow, [copyRow(row, flow)]);
+        if (h === undefined) this.held.set(flow, copyRow(row, flow));
+        else if (!Array.isArray(h)) this.held.set(flow, [h, copyRow(row, flow)]);
         else if (h.length < HANDSHAKE_KEPT) this.held.set(flow, h.concat(copyRow(row, flow)));
       }
       return false;
     }
     const h = this.held.get(flow);
-    if (h) {
-      for (const x of h) {
+    if (h !== undefined) {
+      for (const x of Array.isArray(h) ? h : [h]) {
         this.renderInto(x, flow, into);
         into.bytes(NEWLINE);
+        this.shown++;
       }
-      this.shown += h.length;
       this.held.delete(flow);
     }
     if (!o.verbose && !o.only) this.shownFlows.add(flow);
