@@ -106,6 +106,7 @@ class TrackedFlow implements FlowTrace {
   finalState = '';
   firstInvalid: { index: number; reason: string | null } | null = null;
   // the tracker's
+  /** The first sequence number seen from each side, as int32. */
   isnClient: number | null = null;
   isnServer: number | null = null;
   lastInvalidToNat: number | null = null;
@@ -263,8 +264,9 @@ export class FlowTracker {
     const fromClient =
       fromNatHost ||
       (e !== null ? p.src === e.orig.src && p.srcPort === e.orig.sport : d.dir === 'original' ? true : p.src === p.dst && p.srcPort === p.dstPort);
-    if (fromClient) f.isnClient ??= p.seq;
-    else f.isnServer ??= p.seq;
+    // (kept as int32: a u32 above 2³¹ is a boxed number per connection; the differences below are mod 2³² anyway)
+    if (fromClient) f.isnClient ??= p.seq | 0;
+    else f.isnServer ??= p.seq | 0;
     const own = fromClient ? f.isnClient! : f.isnServer!;
     const other = fromClient ? f.isnServer : f.isnClient;
     const ackFlag = (bits & FLAG_BIT.ACK) !== 0;
