@@ -12,8 +12,8 @@ import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, PacketCopies } from './copies.js';
-import { FlowLedger, FlowList } from './flow-ledger.js';
-export { FlowList, type FlowSummary } from './flow-ledger.js';
+import { FlowLedger, FlowList, type FlowRowStore } from './flow-ledger.js';
+export { FlowList, type FlowRowStore, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
 import { flowKeyOf, NatFollower, sameTuple, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
@@ -41,6 +41,12 @@ export interface ExplainOptions {
   onSweep?: (live: (key: string) => boolean) => void;
   /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
   pause?: () => Promise<void> | null;
+  /**
+   * Where the flows' final summary rows go past the first `flowRowsKept` (32,768) flows (explain's
+   * CLI: a store that goes to disk past 16 MiB); in memory if not given.
+   */
+  flowRows?: FlowRowStore;
+  flowRowsKept?: number;
 }
 
 export interface ExplainedPacket {
@@ -191,7 +197,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
   const scratch = createDecision();
-  const flows = new FlowLedger();
+  const flows = new FlowLedger(o.flowRows, o.flowRowsKept);
   let lastGc = 0;
   const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const inv: Tuple = { src: '', sport: 0, dst: '', dport: 0 };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FlowLedger } from './flow-ledger.js';
 import { createDecision, setReason, type Decision } from './model.js';
+import type { Binding } from './nat.js';
 
 const tuple = (port: number) => ({ src: '192.0.2.1', sport: port, dst: '198.51.100.2', dport: 9000 });
 const decision = (verdict: Decision['verdict'], reason?: (d: Decision) => void): Decision => {
@@ -32,5 +33,41 @@ describe('FlowLedger', () => {
     expect(flows.at(3)!.firstInvalid).toEqual({ index: 1000, reason: null });
     expect(flows.at(-1)!.firstInvalid).toEqual({ index: 1099, reason: null });
     expect([flows.at(0)!.invalid, flows.at(0)!.accept, flows.at(1)!.invalid, flows.at(2)!.ignore]).toEqual([2, 1, 2, 1]);
+  });
+});
+
+describe('FlowLedger rows', () => {
+  it('writes a row to its store once its entry is gone and reuses its slot: slots follow the flows live at once', () => {
+    const written: number[] = [];
+    const store = new Map<number, Buffer>();
+    const l = new FlowLedger({
+      putBytes: (n, src, length) => {
+        written.push(n);
+        store.set(n, Buffer.from(src.subarray(0, length))); // a copy: src is the ledger's scratch
+      },
+      getBytes: (n) => store.get(n)!,
+    }, 100);
+    // 10 generations of 50 flows; each generation's entries die before the next starts
+    for (let g = 0; g < 10; g++) {
+      const trackers = Array.from({ length: 50 }, () => ({ dead: false, isExpired: () => false }));
+      for (let i = 0; i < 50; i++) {
+        const key = `g${g}-${i}`;
+        const binding = { key, tracker: trackers[i], owner: null, natted: false, learnedFrom: null } as unknown as Binding;
+        const s = l.flowOf(key, binding, tuple(1000 + 50 * g + i), false);
+        l.count(s, decision(i % 5 === 0 ? 'INVALID' : 'ACCEPT', (d) => (d.reason = i % 5 === 0 ? 'invalid new' : null)), 0, 100 * g + i);
+        l.count(l.flowOf(key, binding, tuple(1000 + 50 * g + i), false), decision('ACCEPT'), 0, 100 * g + i + 50);
+      }
+      for (const t of trackers) t.dead = true;
+      l.settleGone(g);
+      // the first 100 flows keep their slots (nothing written); later ones are written once final
+      expect(written).toHaveLength(Math.max(0, 50 * (g + 1) - 100));
+    }
+    expect(l.slots).toBe(150);
+    const flows = l.list().toArray();
+    expect(flows).toHaveLength(500);
+    expect(flows.map((f) => f.flow)).toEqual(Array.from({ length: 500 }, (_, i) => `192.0.2.1:${1000 + i} → 198.51.100.2:9000`));
+    expect(flows.every((f) => f.packets === 2)).toBe(true);
+    expect(flows[5]!.firstInvalid).toEqual({ index: 5, reason: 'invalid new' });
+    expect(flows[6]!.firstInvalid).toBeNull();
   });
 });

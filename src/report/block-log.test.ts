@@ -1,7 +1,11 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PcapWriter } from '../capture/writer.js';
+import { explainCapture } from '../conntrack/explain.js';
+import { profileFromFlag } from '../conntrack/profile.js';
+import { synthFlow } from '../conntrack/synth.js';
 import { BlockLog } from './block-log.js';
 
 const dirs: string[] = [];
@@ -39,5 +43,33 @@ describe('BlockLog', () => {
     for (let i = 0; i < 300; i++) log.put(i, text(i));
     expect(log.spilled).toBe(0);
     for (let i = 0; i < 300; i++) expect(log.get(i)).toBe(text(i));
+  });
+});
+
+describe("explain's flow rows in a BlockLog", () => {
+  it('gives the same summary when the rows go to its file as when they stay in memory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctp-flowrows-'));
+    dirs.push(dir);
+    // 600 connections, 20 at a time, 200 s apart: each group's entries expire (TIME_WAIT) before the
+    // next, so rows are final and written while the replay runs; every 7th is stuck ESTABLISHED
+    // after its INVALID (final only at the end)
+    const packets = Array.from({ length: 600 }, (_, i) =>
+      synthFlow({ client: `192.0.2.${1 + (i % 200)}`, server: '198.51.100.2', clientPort: 20000 + i, serverPort: 9000, clientIsn: i * 7919, serverIsn: 4294960000 + i, segments: 3, ...(i % 7 === 0 ? { forgedOffset: 100000 } : {}), start: 200 * Math.floor(i / 20) }),
+    )
+      .flat()
+      .sort((a, b) => a.ts - b.ts);
+    const path = join(dir, 'flows.pcap');
+    writeFileSync(path, PcapWriter.toBuffer(packets, { linkType: 101 }));
+    const profile = profileFromFlag('6.18');
+    const inMemory = await explainCapture(path, { profile });
+    const rows = new BlockLog(512, 1, dir);
+    const spilled = await explainCapture(path, { profile, flowRows: rows, flowRowsKept: 100 });
+    expect(rows.spilled).toBeGreaterThan(10);
+    expect(readdirSync(dir)).toEqual(['flows.pcap']);
+    expect(spilled.flows.length).toBe(600);
+    expect(spilled.flows.toArray()).toEqual(inMemory.flows.toArray());
+    expect(spilled.flows.at(-1)).toEqual(inMemory.flows.at(-1));
+    expect(inMemory.flows.toArray().filter((f) => f.finalState === 'ESTABLISHED' && f.firstInvalid !== null)).toHaveLength(86);
+    rows.close();
   });
 });

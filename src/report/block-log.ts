@@ -1,7 +1,7 @@
 /**
- * Texts by number (explain's closed connections' summary blocks, by their place in the capture),
- * kept as UTF-8 in large shared chunks: a closed connection costs its block's bytes and 12 bytes
- * of index, not the objects that traced it. Past `held` chunks in memory (16 MiB), the oldest go
+ * Records by number — texts (explain's closed connections' summary blocks, by their place in the
+ * capture) or bytes (explain's final flow rows, conntrack/flow-ledger.ts) — kept in large shared
+ * chunks: a record costs its bytes and 12 bytes of index, not the objects that made it. Past `held` chunks in memory (16 MiB), the oldest go
  * to a temporary file unlinked as soon as it is opened — nothing is left behind, even by a killed
  * run — so a capture of a million connections keeps its summary on disk, not in memory.
  */
@@ -41,9 +41,34 @@ export class BlockLog {
 
   put(n: number, text: string): void {
     const bytes = Buffer.byteLength(text);
-    if (this.used + bytes > this.chunkBytes) this.newChunk(bytes);
-    const chunk = this.chunks.length - 1;
+    const chunk = this.room(bytes);
     this.chunks[chunk]!.write(text, this.used, 'utf8');
+    this.index(n, chunk, bytes);
+  }
+
+  /** Record n is the first `length` bytes of src (explain's final flow rows: conntrack/flow-ledger.ts). */
+  putBytes(n: number, src: Uint8Array, length: number): void {
+    const chunk = this.room(length);
+    this.chunks[chunk]!.set(src.subarray(0, length), this.used);
+    this.index(n, chunk, length);
+  }
+
+  /** Record n's bytes: a view of its chunk in memory, or of it read from the file (valid until the next call). */
+  getBytes(n: number): Buffer {
+    const chunk = this.chunkOf[n]!;
+    const from = this.start[n]!;
+    const length = this.length[n]!;
+    const inMemory = this.chunks[chunk];
+    return inMemory ? inMemory.subarray(from, from + length) : this.read(chunk, from, length);
+  }
+
+  /** The chunk the next `bytes` go into (a new one when the last has no room). */
+  private room(bytes: number): number {
+    if (this.used + bytes > this.chunkBytes) this.newChunk(bytes);
+    return this.chunks.length - 1;
+  }
+
+  private index(n: number, chunk: number, bytes: number): void {
     while (n >= this.start.length) {
       const grown = (a: Uint32Array) => {
         const b = new Uint32Array(a.length * 2);
@@ -62,20 +87,29 @@ export class BlockLog {
   }
 
   get(n: number): string {
-    const chunk = this.chunkOf[n]!;
-    const from = this.start[n]!;
-    const length = this.length[n]!;
-    const inMemory = this.chunks[chunk];
-    if (inMemory) return inMemory.toString('utf8', from, from + length);
-    const at = this.base[chunk]! + from;
-    const b = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const k = readSync(this.fd, b, got, length - got, at + got);
-      if (k === 0) break;
-      got += k;
+    const b = this.getBytes(n);
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+  }
+
+  /** The last chunk read back from the file, whole: records are read mostly in the order they were put. */
+  private readChunk = -1;
+  private readBuf: Buffer | null = null;
+  private readUsed = 0;
+
+  private read(chunk: number, from: number, length: number): Buffer {
+    if (chunk !== this.readChunk) {
+      const n = this.chunkUsed[chunk]!;
+      if (this.readBuf === null || this.readBuf.length < n) this.readBuf = Buffer.allocUnsafeSlow(Math.max(n, this.chunkBytes));
+      let got = 0;
+      while (got < n) {
+        const k = readSync(this.fd, this.readBuf, got, n - got, this.base[chunk]! + got);
+        if (k === 0) break;
+        got += k;
+      }
+      this.readChunk = chunk;
+      this.readUsed = got;
     }
-    return b.toString('utf8', 0, got);
+    return this.readBuf!.subarray(from, Math.min(from + length, this.readUsed));
   }
 
   /** Let go of the file (its space is freed with its descriptor). */

@@ -108,11 +108,12 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const offloadFile = (file: string) => !f.only && !pictures && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
     const offloading = !f.from && offloadFile(args[0]!) ? (textModule ? textModule.then((m) => m.explainTextRecordsModule) : reportModule.then((m) => m.explainRecordsModule)).then((expander) => out.offload(expander, tuneV8)) : null;
     offloading?.catch(() => undefined); // (handled where it is awaited, or by out.flush when this throws first)
-    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainRecordsModule, explainSummaryLine }] = await Promise.all([
+    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainRecordsModule, explainSummaryLine }, { BlockLog }] = await Promise.all([
       import('../../conntrack/explain.js'),
       import('../../conntrack/nat.js'),
       import('../../conntrack/profile.js'),
       reportModule,
+      import('../../report/block-log.js'),
     ]);
     const { ExplainText } = textModule ? await textModule : { ExplainText: null };
     const draw = pictures ? await Promise.all([import('../../report/flows.js'), import('../../report/files.js'), import('../../report/pictures.js')]) : null;
@@ -153,55 +154,63 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     // (a bundle's capture is known only now)
     const offloaded = offloading ? await offloading : offloadFile(file) && (await out.offload(json ? explainRecordsModule : (await textModule!).explainTextRecordsModule, tuneV8));
     if (offloaded) tuneV8();
-    const summary = await explainCapture(file, {
-      profile,
-      sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
-      flow: f.flow ?? null,
-      dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
-      natMappings,
-      // JSON lines of --only: packets it drops are not even described (text and pictures see all)
-      verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
-      // the text and the pictures keep per-connection state: as long as the kernel keeps the entry
-      onSweep: (live) => {
-        text?.sweep(live);
-        drawing?.sweep(live);
-      },
-      // Read the next chunk of the capture only when stdout has taken what was written.
-      // (and V8's settings again: a worker thread booting resets them, and this thread sees its
-      // 'ready' only when the event loop turns, which a replay to a fast reader may not do for a while)
-      pause: () => {
-        if (offloaded) tuneV8();
-        return out.ready();
-      },
-      onPacket: (p) => {
-        t0 ??= p.tsSec;
-        headOnce();
-        if (drawing) drawing.add(p);
-        if (text) {
-          if (text.packetInto(p, out)) out.endLine();
+    // The flows' summary rows, final once their entry is gone: on disk past 4 MiB (a file unlinked
+    // as soon as it is opened), so memory follows the flows live at once, not the capture.
+    const flowRows = new BlockLog(1 << 20, 4);
+    try {
+      const summary = await explainCapture(file, {
+        profile,
+        sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
+        flow: f.flow ?? null,
+        dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
+        natMappings,
+        // JSON lines of --only: packets it drops are not even described (text and pictures see all)
+        verdicts: json && !drawing && f.only ? new Set<Verdict>(f.only === 'invalid' ? ['INVALID'] : ['IGNORE', 'INVALID']) : null,
+        // the text and the pictures keep per-connection state: as long as the kernel keeps the entry
+        onSweep: (live) => {
+          text?.sweep(live);
+          drawing?.sweep(live);
+        },
+        flowRows,
+        // Read the next chunk of the capture only when stdout has taken what was written.
+        // (and V8's settings again: a worker thread booting resets them, and this thread sees its
+        // 'ready' only when the event loop turns, which a replay to a fast reader may not do for a while)
+        pause: () => {
+          if (offloaded) tuneV8();
+          return out.ready();
+        },
+        onPacket: (p) => {
+          t0 ??= p.tsSec;
+          headOnce();
+          if (drawing) drawing.add(p);
+          if (text) {
+            if (text.packetInto(p, out)) out.endLine();
+          }
+          else if (!keep || keep(p.decision.verdict)) jsonLine(p);
+        },
+      });
+      headOnce();
+      const s = { ...summary, kernel, profile: profile.id };
+      // flow by flow; a slow reader paces these lines too
+      if (json) {
+        const flowLine = out.lines(explainFlows);
+        for (const flow of s.flows) {
+          flowLine(flow);
+          const drained = out.ready();
+          if (drained) await drained;
         }
-        else if (!keep || keep(p.decision.verdict)) jsonLine(p);
-      },
-    });
-    headOnce();
-    const s = { ...summary, kernel, profile: profile.id };
-    // flow by flow; a slow reader paces these lines too
-    if (json) {
-      const flowLine = out.lines(explainFlows);
-      for (const flow of s.flows) {
-        flowLine(flow);
-        const drained = out.ready();
-        if (drained) await drained;
-      }
-      out.line(explainSummaryLine(s));
-    } else
-      for (const l of text!.summaryLines(summary)) {
-        out.line(l);
-        const drained = out.ready();
-        if (drained) await drained;
-      }
-    if (draw && drawing)
-      draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, flowCount: drawing.count, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
-    return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
+        out.line(explainSummaryLine(s));
+      } else
+        for (const l of text!.summaryLines(summary)) {
+          out.line(l);
+          const drained = out.ready();
+          if (drained) await drained;
+        }
+      if (draw && drawing)
+        draw[1].writeDocuments(draw[2].explainPictureDocuments({ html: f.html ?? null, svg: f.svg ?? null, flows: drawing.order, flowCount: drawing.count, parties, time, t0: t0 ?? 0, file: f.from ?? file, kernel, profile, summary, maxDiagrams: MAX_DIAGRAMS }), out);
+      return summary.invalid > 0 ? EXIT.finding : EXIT.ok;
+    } finally {
+      flowRows.close();
+    }
   },
 });
