@@ -25,8 +25,11 @@ describe.skipIf(!ready)('probe server under a SYN flood', () => {
     };
     let res = await flood();
     // A sender that never ran (it died before its first SYN on a starved machine) measures nothing:
-    // once more. What the server does with a flood is judged only on a flood that was sent.
-    if (res.sent === 0) res = await flood();
+    // once more. What the server does with a flood is judged only on a flood that was sent. Nor does
+    // a server SIGKILLed from outside (only a signal from another process ends one that way — seen
+    // twice in full parallel runs, never alone or under strace; the kernel's OOM killer had not
+    // run): once more, and the message says so if it happens again.
+    if (res.sent === 0 || /SIGKILL/.test(res.serverGone ?? '')) res = await flood();
     // a flood, not a trickle (on an idle machine ~200k SYN/s for the clients' ~2 s)
     expect(res.sent, `flooder: ${res.flooderExit}`).toBeGreaterThanOrEqual(20000);
     // every segment was classified (the table full: each flood SYN evicted), none dropped at the raw socket
