@@ -30,8 +30,14 @@ describe('the IPv4 tuple cache', () => {
 });
 
 describe('the IPv4 tuple cache, with many tuples live at once', () => {
+  // (one cache per process, and it never shrinks: the flood first)
+  it('stays small when every tuple is new and never seen again (a SYN flood)', () => {
+    for (let i = 0; i < 200000; i++) v4TupleSlot(X, 1024 + (i % 60000), (0xc0000200 | 0) + (i >> 16), 9000 + (i % 3));
+    expect(tupleCacheSlots()).toBe(4096);
+  });
+
   it('grows and gives every tuple its own key and addresses throughout', () => {
-    for (let round = 0; round < 4; round++) for (let port = 1; port <= 30000; port++) {
+    for (let round = 0; round < 6; round++) for (let port = 1; port <= 30000; port++) {
       const s = v4TupleSlot(X, port, Y, 9000);
       if (port % 1009 === 0) expect([tupleKey(s), tupleSrc(s), tupleDst(s)]).toEqual([key(X, port, Y, 9000), '203.0.113.1', '198.51.100.2']);
     }

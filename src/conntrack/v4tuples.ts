@@ -9,6 +9,9 @@ const MIN_SLOTS = 1 << 12;
 const MAX_SLOTS = 1 << 16;
 /** Lookups between two looks at the miss rate. */
 const WINDOW = 1 << 15;
+/** Hashes of tuples evicted, by their high bits (the last one per index): a miss found here is a tuple coming back. */
+const EVICTED_BITS = 16;
+const evicted = new Int32Array(1 << EVICTED_BITS);
 let size = MIN_SLOTS;
 let slotA = new Int32Array(size);
 let slotB = new Int32Array(size);
@@ -23,8 +26,10 @@ let misses = 0;
 
 /**
  * Sized by the tuples live at once, not by the capture: from 4,096 slots, doubled up to 65,536
- * while more than one lookup in eight misses (a tuple's first packet always does). A fixed 65,536
- * kept 40,000 stale tuples' keys and texts of a capture with 2,700 live at once (3 MB).
+ * while more than one lookup in eight misses a tuple the cache held and lost (a tuple's first
+ * packet always misses, and says nothing of the size: a SYN flood, every packet a new tuple,
+ * grew it to 65,536 slots of tuples that never came back). A fixed 65,536 kept 40,000 stale
+ * tuples' keys and texts of a capture with 2,700 live at once (3 MB).
  */
 function review(): void {
   if (misses > lookups >> 3 && size < MAX_SLOTS) {
@@ -52,6 +57,8 @@ function v4AddrText(a: number): string {
   return t;
 }
 
+const tupleHash = (a: number, b: number, ports: number): number => Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(ports, 0x85ebca6b), 0xc2b2ae35);
+
 /**
  * The slot of tuple (a:pa → b:pb), addresses as int32 (b[0] << 24 | …), filled if it held another
  * tuple. Read it with `tupleKey`, `tupleSrc`, `tupleDst` before the next call. Two slots per hash
@@ -61,7 +68,8 @@ function v4AddrText(a: number): string {
 export function v4TupleSlot(a: number, pa: number, b: number, pb: number): number {
   if (++lookups === WINDOW) review();
   const ports = (pa << 16) | pb;
-  const h = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(ports, 0x85ebca6b), 0xc2b2ae35) >>> 16) & (size - 2);
+  const mix = tupleHash(a, b, ports);
+  const h = (mix >>> 16) & (size - 2);
   if (slotA[h] === a && slotB[h] === b && slotPorts[h] === ports && slotKey[h] !== undefined) {
     recent[h >> 1] = 0;
     return h;
@@ -70,9 +78,13 @@ export function v4TupleSlot(a: number, pa: number, b: number, pb: number): numbe
     recent[h >> 1] = 1;
     return h + 1;
   }
-  misses++;
+  if (evicted[mix >>> (32 - EVICTED_BITS)] === mix) misses++;
   const i = recent[h >> 1] === 0 ? h + 1 : h;
   recent[h >> 1] = i - h;
+  if (slotKey[i] !== undefined) {
+    const gone = tupleHash(slotA[i]!, slotB[i]!, slotPorts[i]!);
+    evicted[gone >>> (32 - EVICTED_BITS)] = gone;
+  }
   slotA[i] = a;
   slotB[i] = b;
   slotPorts[i] = ports;

@@ -404,7 +404,7 @@ export class ExplainText {
     const sec = Math.floor(n / 1e6);
     const micro = n - sec * 1e6;
     const { index, relSeq, relAck, len } = r;
-    if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
+    if (index >>> 0 !== index || len >>> 0 !== len) return false; // integers in [0, 2³²)
     const session = into.records!;
     const b = into.room(RECORD_ROOM);
     const pair = pairSlot(r.src, r.dst);

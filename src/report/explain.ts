@@ -215,9 +215,9 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   u = endpoints.copy(endpointsSlot(p), b, u);
   u = putBytes(b, u, flagsPiece(p));
   // (as int32 when they are u32, as the decoder's always are: passed without boxing a number)
-  u = p.seq >= 0 && p.seq <= 0xffffffff && p.seq % 1 === 0 ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
+  u = p.seq >>> 0 === p.seq ? putU32(b, u, p.seq | 0) : putUint(b, u, p.seq);
   u = putBytes(b, u, K_ACK);
-  u = p.ack >= 0 && p.ack <= 0xffffffff && p.ack % 1 === 0 ? putU32(b, u, p.ack | 0) : putUint(b, u, p.ack);
+  u = p.ack >>> 0 === p.ack ? putU32(b, u, p.ack | 0) : putUint(b, u, p.ack);
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
   const tail = plainTail(p);
@@ -263,7 +263,8 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const micro = Math.round((ts - sec) * 1e6);
   if (!(sec >= 0 && sec <= 0xffffffff && micro < 1e6 && (sec * 1e6 + micro) / 1e6 === ts)) return false;
   const { index, seq, ack, len } = p;
-  if (!(index >= 0 && index <= 0xffffffff && index % 1 === 0 && seq >= 0 && seq <= 0xffffffff && seq % 1 === 0 && ack >= 0 && ack <= 0xffffffff && ack % 1 === 0 && len >= 0 && len <= 0xffffffff && len % 1 === 0)) return false;
+  // (x >>> 0 === x: an integer in [0, 2³²) — without `x % 1`, a floating-point remainder call per number)
+  if (index >>> 0 !== index || seq >>> 0 !== seq || ack >>> 0 !== ack || len >>> 0 !== len) return false;
   const session = into.records!;
   const b = into.room(RECORD_ROOM);
   const ep = endpointsSlot(p);

@@ -51,6 +51,13 @@ describe('EndpointPairs sizing', () => {
     expect(pairs.slots).toBe(EndpointPairs.MIN_SLOTS);
   });
 
+  it('stays small when pairs are looked up a few times each and never again (text shows a few packets per connection)', () => {
+    const pairs = new EndpointPairs((b, at) => at);
+    // 60,000 connections, 200 live at once, each pair looked up 3 times while it is live
+    for (let c = 0; c < 60000; c += 200) for (let k = 0; k < 3; k++) for (let i = c; i < c + 200; i++) pairs.slot(`192.0.2.${1 + (i % 250)}`, 1024 + (i % 60000), '198.51.100.2', 9000);
+    expect(pairs.slots).toBe(EndpointPairs.MIN_SLOTS);
+  });
+
   it('keeps a piece longer than its slot whole', () => {
     const long = 'x'.repeat(300);
     const pairs = new EndpointPairs((b, at, src) => at + Buffer.from(b.buffer, b.byteOffset).write(src, at, 'latin1'));

@@ -1,3 +1,6 @@
+/** Evicted pairs' ports remembered: more than the most pairs the cache holds, so one that comes back is still known. */
+const EVICTED_BITS = 16;
+
 /**
  * Pieces of output per endpoint pair (a connection's direction), made once and looked up by the
  * pair: a replay repeats each connection's two directions hundreds of times. Two slots per hash
@@ -5,11 +8,14 @@
  * recently used refilled.
  *
  * Sized by what is live, not by the capture: it starts with 2,048 slots and doubles, up to 32,768
- * (the pairs of 16,000 connections live at once), while more than one lookup in eight misses —
- * a pair's first packet always misses, so a capture of short connections (54 packets each on the
- * bench capture) misses 4 % with a cache that holds every live pair. A fixed 32,768 slots kept
- * 28,000 stale pieces of long-gone connections on a capture with 1,300 live at once: 6 MB here
- * and as much again in the output thread, which keeps a copy of each piece it was sent.
+ * (the pairs of 16,000 connections live at once), while more than one lookup in eight misses a
+ * pair the cache had and lost — a pair evicted comes back (its ports are remembered when it is
+ * evicted). A pair's first lookup always misses and says nothing of the size: text output looks
+ * a pair up only for the few packets it shows, so most of its lookups are first ones, and
+ * counting those grew the cache to 32,768 slots (4.5 MB) for 200 connections live at once. A
+ * fixed 32,768 slots kept 28,000 stale pieces of long-gone connections on a capture with 1,300
+ * live at once: 6 MB here and as much again in the output thread, which keeps a copy of each
+ * piece it was sent.
  *
  * A piece is written straight into its slot's 128 bytes of one arena (no string, no buffer and
  * no view of its own per pair: with 16,000 connections live, a view per slot was 3 MB); a renderer
@@ -37,7 +43,14 @@ export class EndpointPairs {
   private recent = new Uint8Array(0);
   /** (The first lookup reviews: it makes the arrays.) */
   private lookups = EndpointPairs.WINDOW - 1;
+  /** Misses of a pair the cache had held (its ports were in `evicted`) since the last review. */
   private misses = 0;
+  /**
+   * The ports of pairs evicted, by a hash of them (the last one per hash): a miss whose ports are
+   * here is most likely a pair coming back (a pair with the same ports and other addresses
+   * counts too: rare, and it only errs toward growing).
+   */
+  private evicted = new Int32Array(0);
 
   /**
    * `write` puts the piece of (src:srcPort → dst:dstPort) into b at `at` (room for 1,024 bytes)
@@ -60,9 +73,12 @@ export class EndpointPairs {
       this.recent[h >> 1] = 1;
       return h + 1;
     }
-    this.misses++;
+    const e = Math.imul(ports, 0x85ebca6b) >>> (32 - EVICTED_BITS);
+    if (this.evicted[e] === ports) this.misses++;
     const i = this.recent[h >> 1] === 0 ? h + 1 : h;
     this.recent[h >> 1] = i - h;
+    const gone = this.ports[i]!;
+    if (gone !== -1) this.evicted[Math.imul(gone, 0x85ebca6b) >>> (32 - EVICTED_BITS)] = gone;
     this.ports[i] = ports;
     this.src[i] = src;
     this.dst[i] = dst;
@@ -112,7 +128,7 @@ export class EndpointPairs {
     return this.size;
   }
 
-  /** Every WINDOW lookups: double while more than one in eight missed (the first use: make the arrays). */
+  /** Every WINDOW lookups: double while more than one in eight missed a pair it had lost (the first use: make the arrays). */
   private review(): void {
     const grow = this.size === 0 || (this.misses > this.lookups >> 3 && this.size < EndpointPairs.SLOTS);
     this.lookups = 0;
@@ -129,6 +145,7 @@ export class EndpointPairs {
     this.src = new Array<string>(n).fill('');
     this.dst = new Array<string>(n).fill('');
     this.ports = new Int32Array(n).fill(-1);
+    if (this.evicted.length === 0) this.evicted = new Int32Array(1 << EVICTED_BITS).fill(-1);
     this.arena = new Uint8Array(n * EndpointPairs.STRIDE);
     this.long.clear();
     this.lengths = new Uint16Array(n);
