@@ -67,6 +67,8 @@ export interface FloodResult {
   controlOutcomes: string[];
   /** Legitimate connections whose handshake the server saw while the flood was being sent. */
   legitDuringFlood: number;
+  /** When the server saw each legitimate handshake, ms after the flood's start (null: never); the flood lasted floodSeconds. */
+  legitAtMs: Array<number | null>;
   /** How the server ended, if it did before the run stopped it (a crash: its first stderr lines). */
   serverGone: string | null;
   /** The namespaces the run created (all removed before it returns). */
@@ -191,6 +193,11 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     // goes on until they are done (within its bounds).
     await Promise.race([sending, flooded]);
     const [natPorts, controlPorts] = await Promise.all([client(ns.container, natOutcomes), client(ns.host, controlOutcomes)]);
+    // The server stamps a handshake when it reads it, behind the flood's backlog on a busy
+    // machine: the flood goes on until it has read every legitimate handshake (within 3 s), so
+    // one that reached it during the flood is not read after the flood's end.
+    const seen = () => new Set(events.flatMap((e) => (e.type === 'established' ? [Number(e.conn.slice(e.conn.lastIndexOf(':') + 1))] : [])));
+    for (let waited = 0; waited < 3000 && ![...natPorts, ...controlPorts].every((p) => seen().has(p)); waited += 20) await new Promise((r) => setTimeout(r, 20));
     flooder.kill('SIGTERM');
     const flooderExit = await flooded;
     // Let the last verdicts come in (hold + linger), then read the drop counter and stop.
@@ -232,6 +239,10 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
       natOutcomes,
       controlOutcomes,
       legitDuringFlood: [...natPorts, ...controlPorts].filter(during).length,
+      legitAtMs: [...natPorts, ...controlPorts].map((p) => {
+        const t = establishedAt.get(p);
+        return t === undefined || flood.start === undefined ? null : t - flood.start;
+      }),
       serverGone,
       namespaces: all,
     };

@@ -81,9 +81,10 @@ async function synFlood(src: Uint8Array, dst: Uint8Array, port: number, count: n
   for (let p = lo; p <= hi; p++) segs.push(encodeTcp({ srcPort: p, dstPort: port, seq: (p * 7919) >>> 0, ack: 0, flags: TCP_SYN, window: 64240 }, src, dst));
   const s = link ? LinkSender.open(link.ifname) : RawTcpSocket.open({ port: 1 });
   const batch = link ? (s as LinkSender).prepare(segs.map((seg) => encodeIPv4({ src, dst, protocol: IPPROTO_TCP }, seg)), link.mac) : (s as RawTcpSocket).prepare(segs, dst);
-  process.stdout.write(JSON.stringify({ sending: true }) + '\n');
+  // (the start is taken before the parent hears of it: what it starts then is after the start)
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
+  process.stdout.write(JSON.stringify({ sending: true }) + '\n');
   let sent = 0;
   let short = 0;
   // Bounded by the count and by the deadline (checked every call, ≤ 256 SYNs); every 16 calls the
