@@ -12,7 +12,7 @@ import { parseConntrackLine } from '../inspect/conntrack.js';
 import { seqAdd } from '../packet/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../packet/tcp.js';
 import { explainCapture, type ExplainOptions } from './explain.js';
-import { natMappingsFromConntrack } from './nat.js';
+import { MAX_PENDING_SYNS, natMappingsFromConntrack } from './nat.js';
 import { profileFromFlag } from './profile.js';
 import { flowSegments, renderHops, sll2Frame, synthNatFlow, tcpPacket, type Hop, type SynthPacket, type SynthSegment, type WireTuple } from './synth.js';
 
@@ -87,6 +87,25 @@ describe('explain follows NAT as conntrack does', () => {
     expect((await explain(path, '6.18', { flow: '203.0.113.2:7777' })).packets).toHaveLength(SEGMENTS - 1);
     expect((await explain(path, '6.18', { flow: '15001' })).packets).toHaveLength(SEGMENTS);
     expect((await explain(path, '6.18', { flow: '9999' })).packets).toHaveLength(0);
+  });
+
+  it('a handshake is learned behind a SYN flood; the unanswered SYNs remembered for it are bounded (the last MAX_PENDING_SYNS)', async () => {
+    const seen = T('203.0.113.1', 46577, '127.0.0.1', 15001);
+    const back = T('203.0.113.2', 7777, '203.0.113.1', 46577);
+    const flow = synthNatFlow({ ...base, forward: [hop(1, IN, seen)], backward: [hop(1, IN, back)] });
+    // between the flow's SYN and its SYN/ACK, `n` SYNs of other sources, never answered
+    const behind = (n: number): SynthPacket[] => {
+      const flood = Array.from({ length: n }, (_, i) => ({
+        ts: flow[0]!.ts,
+        data: sll2Frame(tcpPacket(T(`198.51.100.${1 + (i % 200)}`, 1024 + Math.floor(i / 200), '192.0.2.9', 80), { fromClient: true, flags: TCP_SYN, seq: i * 7919, ack: 0, id: i & 0xffff }), 2, IN),
+      }));
+      return [flow[0]!, ...flood, ...flow.slice(1)];
+    };
+    const flowOf = async (n: number) => (await explainCapture(pcap(behind(n)), { profile: profileFromFlag('6.18') })).flows.toArray().find((f) => f.flow.includes(':46577'));
+    expect(await flowOf(1000)).toMatchObject({ flow: '203.0.113.1:46577 → 203.0.113.2:7777', natLearnedFrom: 'handshake', invalid: 0, finalState: 'TIME_WAIT' });
+    // behind more SYNs than are remembered, its own is forgotten: the proxy's SYN/ACK opens nothing known
+    expect(MAX_PENDING_SYNS).toBe(65536);
+    expect(await flowOf(MAX_PENDING_SYNS)).toMatchObject({ flow: '203.0.113.1:46577 → 127.0.0.1:15001', natLearnedFrom: null });
   });
 
   it('NodePort with SNAT: both ends rewritten, a copy after DNAT only in between (the bridge)', async () => {

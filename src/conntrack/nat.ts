@@ -220,6 +220,9 @@ const endpoint = (addr: string, port: number): string => `${addr}|${port}`;
 const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
 export const tupleText = (t: Tuple): string => `${host(t.src)}:${t.sport} → ${host(t.dst)}:${t.dport}`;
 
+/** Unanswered SYNs remembered for handshake learning (see rememberSyn). */
+export const MAX_PENDING_SYNS = 1 << 16;
+
 export class NatFollower {
   /** Every registered form's key → its entry's binding (which form: `formOf`). */
   private readonly aliases = new Map<string, Binding>();
@@ -228,6 +231,10 @@ export class NatFollower {
    * key (a u32 key above 2³¹ is a number boxed in the map: a flood of SYNs keeps one each).
    */
   private readonly pendingSyn = new Map<number, Binding>();
+  /** The bindings that entered pendingSyn, the last MAX_PENDING_SYNS of them (filled as SYNs come). */
+  private synRing: Int32Array | null = null;
+  private synRingAt = 0;
+  private synRingFull = false;
   /** Learned DNAT/REDIRECT: original destination endpoint → translated destination. */
   private readonly dnat = new Map<string, { addr: string; port: number }>();
   /** Learned SNAT/MASQUERADE: translated source address → original source addresses. */
@@ -260,9 +267,16 @@ export class NatFollower {
     const now = this.now;
     const r = this.fromAlias(k, now);
     if (r) return r;
+    // (learnForOrphan registers a form only when it binds, and then says so)
     if (this.learnForOrphan(t, flags, ack32 >>> 0, now)) return this.fromAlias(k, now);
     return null;
   }
+
+  /**
+   * The key `fromAlias` last found no binding for, null when it found one: no need to look again
+   * in afterPacket (a new flow's first packet, each SYN of a flood).
+   */
+  private unaliased: string | null = null;
 
   /** After the table processed a packet that resolved to `r` (or to nothing, with tuple `t`, table key `key`). */
   afterPacket(r: Resolved | null, t: Tuple, key: string, synEnd: number | null, k?: string, entryKept = false): Binding | null {
@@ -282,16 +296,20 @@ export class NatFollower {
       return null;
     }
     if (!tr || tr.dead || !tr.confirmed) return null;
-    const prev = this.aliases.get(k ?? dirKey(t));
+    const dk = k ?? dirKey(t);
+    const prev = dk === this.unaliased ? undefined : this.aliases.get(dk);
+    this.unaliased = null;
     if (prev && prev.tracker === tr) return prev;
     const b = new EntryBinding(key, t, tr);
-    this.register(b);
+    this.registerPlain(b, dk);
     if (synEnd !== null && tr.state === State.SYN_SENT) {
       b.synEnd = synEnd | 0;
-      this.pendingSyn.set(b.synEnd, b);
+      this.rememberSyn(b);
     }
-    const m = this.dump.get(dirKey(t));
-    if (m) this.bind(b, m.orig, m.reply, 'conntrack');
+    if (this.dump.size) {
+      const m = this.dump.get(dk);
+      if (m) this.bind(b, m.orig, m.reply, 'conntrack');
+    }
     return b;
   }
 
@@ -325,12 +343,17 @@ export class NatFollower {
 
   private fromAlias(k: string, now: number): Resolved | null {
     const b = this.aliases.get(k);
-    if (!b) return null;
+    if (!b) {
+      this.unaliased = k;
+      return null;
+    }
     // (an entry the table replaced or removed is dead or expired: no table lookup needed)
     if (b.tracker.dead || b.tracker.isExpired(now)) {
       this.drop(b);
+      this.unaliased = k;
       return null;
     }
+    this.unaliased = null;
     const form = formOf(b, k);
     const dir = form & 1 ? 1 : 0;
     const after = form >= AFTER;
@@ -367,7 +390,7 @@ export class NatFollower {
       }
     }
     // conntrack -L named this tuple's entry.
-    const m = this.dump.get(dirKey(t));
+    const m = this.dump.size ? this.dump.get(dirKey(t)) : undefined;
     if (m) {
       for (const form of [m.orig, inverse(m.reply)]) {
         const b = this.aliases.get(dirKey(form));
@@ -375,13 +398,13 @@ export class NatFollower {
       }
     }
     // A reply from a known DNAT/REDIRECT destination to an entry that was sent to its target.
-    const to = this.dnat.get(endpoint(t.src, t.sport));
+    const to = this.dnat.size ? this.dnat.get(endpoint(t.src, t.sport)) : undefined;
     if (to) {
       const b = this.aliases.get(dirKey({ src: t.dst, sport: t.dport, dst: to.addr, dport: to.port }));
       if (live(b) && this.bind(b, inverse(t), { src: to.addr, sport: to.port, dst: t.dst, dport: t.dport }, 'rule')) return true;
     }
     // A reply to a known masquerade address, for an entry from one of its original sources (same port).
-    const sources = this.snat.get(t.dst);
+    const sources = this.snat.size ? this.snat.get(t.dst) : undefined;
     if (sources) {
       for (const s of sources) {
         const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }));
@@ -427,8 +450,20 @@ export class NatFollower {
     this.registerForm(b, b.reply, REPLY);
   }
 
+  /**
+   * `register` of a new binding (not NATed), its ORIGINAL form's key `k` known: its REPLY form's
+   * key from the same tuple turned round, no tuple made for it.
+   */
+  private registerPlain(b: EntryBinding, k: string): void {
+    this.registerKey(b, k, ORIG);
+    this.registerKey(b, b.src.includes(':') ? `${b.dst}|${b.dport}>${b.src}|${b.sport}` : v4DirKey(v4Number(b.dst), b.dport, v4Number(b.src), b.sport), REPLY);
+  }
+
   private registerForm(b: Binding, t: Tuple, form: Form): void {
-    const k = dirKey(t);
+    this.registerKey(b, dirKey(t), form);
+  }
+
+  private registerKey(b: Binding, k: string, form: Form): void {
     const cur = this.aliases.get(k);
     if (cur && cur !== b && !cur.tracker.dead && !cur.tracker.isExpired(this.now)) {
       // A live entry's own tuple stays its own (the kernel refuses to confirm a clashing entry);
@@ -457,6 +492,29 @@ export class NatFollower {
   private drop(b: Binding): void {
     this.unregister(b);
     this.forgetSyn(b);
+  }
+
+  /**
+   * An unanswered SYN, for the SYN/ACK that may show its mapping. At most MAX_PENDING_SYNS: past
+   * them the oldest is forgotten (a SYN/ACK answers within a round trip, not after tens of thousands
+   * of newer SYNs — a SYN flood's: a map of every one was 28 bytes per entry and its inserts slowed).
+   */
+  private rememberSyn(b: Binding): void {
+    // (a ring of the last MAX_PENDING_SYNS: a Map's oldest is slow to find once many were deleted;
+    // it holds keys, not bindings, so it keeps no entry alive — a newer SYN with the same key, a
+    // 1 in 2³² coincidence, goes with the older one)
+    const ring = (this.synRing ??= new Int32Array(MAX_PENDING_SYNS));
+    const at = this.synRingAt;
+    if (this.synRingFull) {
+      const oldest = this.pendingSyn.get(ring[at]!);
+      if (oldest !== undefined) this.forgetSyn(oldest);
+    }
+    ring[at] = b.synEnd!;
+    if (at + 1 === MAX_PENDING_SYNS) {
+      this.synRingAt = 0;
+      this.synRingFull = true;
+    } else this.synRingAt = at + 1;
+    this.pendingSyn.set(b.synEnd!, b);
   }
 
   private forgetSyn(b: Binding): void {
