@@ -337,6 +337,13 @@ const OLD_MSG = {
  * One flow's conntrack TCP state (kernel `ip_ct_tcp` plus the status bits it uses and the timeout).
  * Feed packets with `process(pkt, dir)`; dir 0 = ORIGINAL (the flow's first packet's direction).
  */
+/** ConntrackTracker's status bits. */
+const SEEN_REPLY = 1;
+const ASSURED = 2;
+const FIXED_TIMEOUT = 4;
+const CONFIRMED = 8;
+const DEAD = 16;
+
 export class ConntrackTracker {
   readonly cfg: TrackerConfig;
   /** ORIGINAL's and REPLY's (fields, not an array of them: 64 bytes less per entry; `seen` for a reader) */
@@ -353,16 +360,43 @@ export class ConntrackTracker {
   lastWin = 0;
   lastWscale = 0;
   lastFlags = 0;
+  /** The flags below, as bits of one number (a live entry's fields are what a big table costs). */
+  private status = 0;
   /** IPS_SEEN_REPLY */
-  seenReply = false;
+  get seenReply(): boolean {
+    return (this.status & SEEN_REPLY) !== 0;
+  }
+  set seenReply(v: boolean) {
+    this.status = v ? this.status | SEEN_REPLY : this.status & ~SEEN_REPLY;
+  }
   /** IPS_ASSURED */
-  assured = false;
+  get assured(): boolean {
+    return (this.status & ASSURED) !== 0;
+  }
+  set assured(v: boolean) {
+    this.status = v ? this.status | ASSURED : this.status & ~ASSURED;
+  }
   /** IPS_FIXED_TIMEOUT */
-  fixedTimeout = false;
+  get fixedTimeout(): boolean {
+    return (this.status & FIXED_TIMEOUT) !== 0;
+  }
+  set fixedTimeout(v: boolean) {
+    this.status = v ? this.status | FIXED_TIMEOUT : this.status & ~FIXED_TIMEOUT;
+  }
   /** The entry exists (first packet accepted). */
-  confirmed = false;
+  get confirmed(): boolean {
+    return (this.status & CONFIRMED) !== 0;
+  }
+  set confirmed(v: boolean) {
+    this.status = v ? this.status | CONFIRMED : this.status & ~CONFIRMED;
+  }
   /** Killed (RST before reply, REPEAT); a dead tracker accepts no more packets. */
-  dead = false;
+  get dead(): boolean {
+    return (this.status & DEAD) !== 0;
+  }
+  set dead(v: boolean) {
+    this.status = v ? this.status | DEAD : this.status & ~DEAD;
+  }
   /** Absolute expiry time in seconds (packet clock). */
   expires = 0;
   /** In a table: the entry's ORIGINAL tuple (its first packet's), which tells a packet's direction. */

@@ -77,11 +77,35 @@ export interface Binding {
   gaps: number;
 }
 
+/** What only a binding whose NAT was learned (or whose after-NAT forms were registered) has. */
+interface Learned {
+  reply: Tuple | null;
+  from: Binding['learnedFrom'];
+  keyOrigAfter: string | null;
+  keyReplyAfter: string | null;
+}
+
+/** EntryBinding's flags: natted, post0 and post1 (two bits each: false, true, null), afterSameKey0 and 1. */
+const NATTED = 1;
+const POST0 = 1;
+const POST1 = 3;
+const POST_FALSE = 0;
+const POST_TRUE = 1;
+const POST_NULL = 2;
+const SAME0 = 1 << 5;
+const SAME1 = 1 << 6;
+const postBits = (v: boolean | null): number => (v === null ? POST_NULL : v ? POST_TRUE : POST_FALSE);
+const postOf = (bits: number, at: number): boolean | null => {
+  const v = (bits >> at) & 3;
+  return v === POST_NULL ? null : v === POST_TRUE;
+};
+
 /**
  * A binding as NatFollower makes it. It is its own canonical tuple (src, sport, dst, dport), and
  * its orig until NAT is learned; its reply is kept only once learned (until then the inverse of
  * orig, made when read: a cold path). An entry not NATed — most of them — has no tuple object
- * besides it: with tens of thousands of entries live, two tuples each were 112 bytes.
+ * besides it (with tens of thousands of entries live, two tuples each were 112 bytes), its flags
+ * are bits of one number and what NAT adds is in an object made when it is learned: 136 bytes, not 192.
  */
 class EntryBinding implements Binding, Tuple {
   readonly src: string;
@@ -89,20 +113,14 @@ class EntryBinding implements Binding, Tuple {
   readonly dst: string;
   readonly dport: number;
   orig: Tuple;
-  private learnedReply: Tuple | null = null;
-  natted = false;
-  post0: boolean | null = false;
-  post1: boolean | null = null;
-  learnedFrom: Binding['learnedFrom'] = null;
   keyOrig: string | null = null;
   keyReply: string | null = null;
-  keyOrigAfter: string | null = null;
-  keyReplyAfter: string | null = null;
   synEnd: number | null = null;
-  afterSameKey0 = true;
-  afterSameKey1 = true;
   owner: unknown = null;
   gaps = -1;
+  /** natted false, post0 false, post1 null, afterSameKey0 and 1 true */
+  private bits = (POST_FALSE << POST0) | (POST_NULL << POST1) | SAME0 | SAME1;
+  private learned: Learned | null = null;
 
   constructor(
     readonly key: string,
@@ -120,12 +138,71 @@ class EntryBinding implements Binding, Tuple {
     return this;
   }
 
-  get reply(): Tuple {
-    return this.learnedReply ?? inverse(this.orig);
+  private learn(): Learned {
+    return (this.learned ??= { reply: null, from: null, keyOrigAfter: null, keyReplyAfter: null });
   }
 
+  get reply(): Tuple {
+    return this.learned?.reply ?? inverse(this.orig);
+  }
   set reply(t: Tuple) {
-    this.learnedReply = t;
+    this.learn().reply = t;
+  }
+
+  get learnedFrom(): Binding['learnedFrom'] {
+    return this.learned === null ? null : this.learned.from;
+  }
+  set learnedFrom(v: Binding['learnedFrom']) {
+    if (v !== null || this.learned !== null) this.learn().from = v;
+  }
+
+  get keyOrigAfter(): string | null {
+    return this.learned === null ? null : this.learned.keyOrigAfter;
+  }
+  set keyOrigAfter(k: string | null) {
+    if (k !== null || this.learned !== null) this.learn().keyOrigAfter = k;
+  }
+
+  get keyReplyAfter(): string | null {
+    return this.learned === null ? null : this.learned.keyReplyAfter;
+  }
+  set keyReplyAfter(k: string | null) {
+    if (k !== null || this.learned !== null) this.learn().keyReplyAfter = k;
+  }
+
+  get natted(): boolean {
+    return (this.bits & NATTED) !== 0;
+  }
+  set natted(v: boolean) {
+    this.bits = v ? this.bits | NATTED : this.bits & ~NATTED;
+  }
+
+  get post0(): boolean | null {
+    return postOf(this.bits, POST0);
+  }
+  set post0(v: boolean | null) {
+    this.bits = (this.bits & ~(3 << POST0)) | (postBits(v) << POST0);
+  }
+
+  get post1(): boolean | null {
+    return postOf(this.bits, POST1);
+  }
+  set post1(v: boolean | null) {
+    this.bits = (this.bits & ~(3 << POST1)) | (postBits(v) << POST1);
+  }
+
+  get afterSameKey0(): boolean {
+    return (this.bits & SAME0) !== 0;
+  }
+  set afterSameKey0(v: boolean) {
+    this.bits = v ? this.bits | SAME0 : this.bits & ~SAME0;
+  }
+
+  get afterSameKey1(): boolean {
+    return (this.bits & SAME1) !== 0;
+  }
+  set afterSameKey1(v: boolean) {
+    this.bits = v ? this.bits | SAME1 : this.bits & ~SAME1;
   }
 }
 
