@@ -26,6 +26,8 @@ export interface ExplainTextOptions {
 
 const WIDTH = 80;
 const HANDSHAKE_KEPT = 4;
+/** A connection's renderer slot once one of its packets was shown (its handshake rows are not held). */
+const SHOWN = Symbol('shown');
 
 /** Time of day in UTC with microseconds: 14:35:12.594835. */
 export function wallClock(tsSec: number): string {
@@ -259,6 +261,111 @@ function connectionBlock(f: FlowTrace): string {
   return block;
 }
 
+/** PlainHeldRow's flags. */
+const H_FROM_CLIENT = 1;
+const H_HANDSHAKE = 2;
+const H_MATTERS = 4;
+const H_REPLY = 8;
+
+/**
+ * A held handshake row that says no more than its state change (nearly all of them: a
+ * connection's SYN, SYN/ACK and ACK, accepted): its numbers and texts in 14 fields — seq and ack
+ * as int32 (a u32 above 2³¹ would be a number boxed per row), the flags in one number — and what
+ * such a row always has read from its class. A SYN flood holds one per connection, 16,000 live
+ * connections three each: 144 bytes, not the 248 of a row's 28 fields and its boxed numbers.
+ */
+class PlainHeldRow implements PacketRow {
+  readonly index: number;
+  readonly tsSec: number;
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  readonly flags: string;
+  readonly tcpFlags: number;
+  private readonly seq32: number;
+  private readonly ack32: number;
+  readonly len: number;
+  readonly relSeq: number;
+  readonly relAck: number | null;
+  readonly stateBefore: string;
+  readonly stateAfter: string;
+  readonly consequence: string;
+  private readonly bits: number;
+  constructor(r: PacketRow, flow: FlowTrace) {
+    this.index = r.index;
+    this.tsSec = r.tsSec;
+    this.src = endpointLike(r.src, flow);
+    this.dst = endpointLike(r.dst, flow);
+    this.flags = r.flags;
+    this.tcpFlags = r.tcpFlags;
+    this.seq32 = r.seq | 0;
+    this.ack32 = r.ack | 0;
+    this.len = r.len;
+    this.relSeq = r.relSeq;
+    this.relAck = r.relAck;
+    this.stateBefore = r.stateBefore;
+    this.stateAfter = r.stateAfter;
+    this.consequence = r.consequence;
+    this.bits = (r.fromClient ? H_FROM_CLIENT : 0) | (r.handshake ? H_HANDSHAKE : 0) | (r.matters ? H_MATTERS : 0) | (r.dir === 'reply' ? H_REPLY : 0);
+  }
+  get seq(): number {
+    return this.seq32 >>> 0;
+  }
+  get ack(): number {
+    return this.ack32 >>> 0;
+  }
+  get dir(): 'original' | 'reply' {
+    return this.bits & H_REPLY ? 'reply' : 'original';
+  }
+  get fromClient(): boolean {
+    return (this.bits & H_FROM_CLIENT) !== 0;
+  }
+  get handshake(): boolean {
+    return (this.bits & H_HANDSHAKE) !== 0;
+  }
+  get matters(): boolean {
+    return (this.bits & H_MATTERS) !== 0;
+  }
+  get verdict(): 'ACCEPT' {
+    return 'ACCEPT';
+  }
+  get reasonText(): null {
+    return null;
+  }
+  get reasonForm(): number {
+    return -1;
+  }
+  get reasonArg(): number {
+    return 0;
+  }
+  get logged(): boolean {
+    return false;
+  }
+  get note(): null {
+    return null;
+  }
+  get secondaryReason(): null {
+    return null;
+  }
+  get natted(): boolean {
+    return false;
+  }
+  get fromNatHost(): boolean {
+    return false;
+  }
+  get answers(): null {
+    return null;
+  }
+  /** Is `r` such a row (so PlainHeldRow keeps all of it)? */
+  static fits(r: PacketRow): boolean {
+    return r.verdict === 'ACCEPT' && r.reasonText === null && r.reasonForm < 0 && r.reasonArg === 0 && !r.logged && r.note === null && r.secondaryReason === null && !r.natted && !r.fromNatHost && r.answers === null;
+  }
+}
+
+/** A row to keep (the tracker's row of a packet it does not keep is reused). */
+function keepRow(r: PacketRow, flow: FlowTrace): PacketRow {
+  return PlainHeldRow.fits(r) ? new PlainHeldRow(r, flow) : copyRow(r, flow);
+}
+
 /** A row to keep (the tracker's row of a packet it does not keep is reused). */
 function copyRow(r: PacketRow, flow: FlowTrace): PacketRow {
   // (every field named: its properties in the object, not a spread's out-of-object store — a
@@ -312,13 +419,12 @@ export class ExplainText {
   private readonly closed = new BlockLog();
   private readonly tracker = new FlowTracker(0, Infinity, (trace, ordinal) => {
     this.closed.put(ordinal, connectionBlock(trace));
-    this.held.delete(trace);
-    this.shownFlows.delete(trace);
+    trace.renderer = null;
   });
   private t0: number | null = null;
-  /** Handshake rows held back per connection: one row as itself, more as an array of exactly them. */
-  private readonly held = new Map<FlowTrace, PacketRow | PacketRow[]>();
-  private readonly shownFlows = new Set<FlowTrace>();
+  // A connection's `renderer` slot: null; the handshake rows held back (one row as itself, more as
+  // an array of exactly them); or SHOWN once one of its packets was shown (no Map or Set by
+  // connection: tens of thousands are open at once).
   private shown = 0;
   private seen = 0;
 
@@ -471,26 +577,26 @@ export class ExplainText {
     else if (o.only === 'ignored') show = row.verdict !== 'ACCEPT';
     else show = o.verbose || row.matters || p.captureMissed > 0;
     if (!show) {
-      if (!o.only && !o.verbose && row.handshake && !this.shownFlows.has(flow)) {
+      const h = flow.renderer;
+      if (!o.only && !o.verbose && row.handshake && h !== SHOWN) {
         // (a SYN alone — a flood's every connection — held as itself; arrays of exactly the rows
         // held: an empty array pushed to grows room for 17)
-        const h = this.held.get(flow);
-        if (h === undefined) this.held.set(flow, copyRow(row, flow));
-        else if (!Array.isArray(h)) this.held.set(flow, [h, copyRow(row, flow)]);
-        else if (h.length < HANDSHAKE_KEPT) this.held.set(flow, h.concat(copyRow(row, flow)));
+        if (h === null || h === undefined) flow.renderer = keepRow(row, flow);
+        else if (!Array.isArray(h)) flow.renderer = [h as PacketRow, keepRow(row, flow)];
+        else if (h.length < HANDSHAKE_KEPT) flow.renderer = (h as PacketRow[]).concat(keepRow(row, flow));
       }
       return false;
     }
-    const h = this.held.get(flow);
-    if (h !== undefined) {
-      for (const x of Array.isArray(h) ? h : [h]) {
+    const h = flow.renderer;
+    if (h !== null && h !== undefined && h !== SHOWN) {
+      for (const x of Array.isArray(h) ? (h as PacketRow[]) : [h as PacketRow]) {
         this.renderInto(x, flow, into);
         into.bytes(NEWLINE);
         this.shown++;
       }
-      this.held.delete(flow);
+      flow.renderer = null;
     }
-    if (!o.verbose && !o.only) this.shownFlows.add(flow);
+    if (!o.verbose && !o.only) flow.renderer = SHOWN;
     this.renderInto(row, flow, into);
     if (p.captureMissed) into.text('\n' + wrapJoined(`the capture missed ${p.captureMissed} bytes this packet acknowledges (not captured, but the kernel saw them: modelled as sent)`, WIDTH, '    '));
     this.shown++;

@@ -71,6 +71,8 @@ export interface FlowTrace {
   finalState: string;
   /** The first INVALID packet that is not the NAT host's own. */
   firstInvalid: { index: number; reason: string | null } | null;
+  /** What a renderer keeps with the connection while it is open (text: its held handshake rows); null at first. */
+  renderer?: unknown;
 }
 
 /** A row's reason, as the kernel words it (null: none). */
@@ -112,6 +114,7 @@ class TrackedFlow implements FlowTrace {
   lastInvalidToNat: number | null = null;
   /** Its key in natAlias, once the NAT host's address is known. */
   alias: string | null = null;
+  renderer: unknown = null;
   constructor(
     public client: Endpoint,
     public server: Endpoint,
