@@ -125,7 +125,7 @@ export async function benchExplain(): Promise<void> {
 
   // What memory does not follow: the capture's length in connections. 400,000 short ones (10
   // packets each, 200 at a time, none forged: none stuck in the table): the summary's rows past
-  // the first 32,768 are written to a store once final (on disk past 4 MiB).
+  // the first 32,768 are written to a store once final (on disk past 2 MiB).
   const many = 400_000;
   const packets4 = writeExplainCapture(path2, many, 2, CONCURRENT, 0);
   for (const [label, args] of [['--only invalid -o json', ['--only', 'invalid', '-o', 'json']], ['-o json | cat', ['-o', 'json']]] as const) {

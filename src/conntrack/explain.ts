@@ -43,7 +43,7 @@ export interface ExplainOptions {
   pause?: () => Promise<void> | null;
   /**
    * Where the flows' final summary rows go past the first `flowRowsKept` (32,768) flows (explain's
-   * CLI: a store that goes to disk past 16 MiB); in memory if not given.
+   * CLI: a store that goes to disk past 2 MiB); in memory if not given.
    */
   flowRows?: FlowRowStore;
   flowRowsKept?: number;

@@ -4,7 +4,7 @@
  * its tuple as shared strings). The first 32,768 flows keep theirs; a later flow's row, once its
  * entry is gone (the kernel let go of it), is final and is written, a few dozen bytes, into a row
  * store by its place in the capture — the caller's, which may keep it on disk (explain's CLI: a
- * file unlinked as soon as it is opened, past 16 MiB) — and its slot is reused. So what a replay
+ * file unlinked as soon as it is opened, past 2 MiB) — and its slot is reused. So what a replay
  * holds for its summary is bounded by the flows live at once, not the capture: a capture of ten
  * million connections holds 32,768 rows, slots for the live ones and 12 bytes of index per
  * connection. Pure: the store is given.

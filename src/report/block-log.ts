@@ -1,7 +1,7 @@
 /**
  * Records by number — texts (explain's closed connections' summary blocks, by their place in the
  * capture) or bytes (explain's final flow rows, conntrack/flow-ledger.ts) — kept in large shared
- * chunks: a record costs its bytes and 12 bytes of index, not the objects that made it. Past `held` chunks in memory (16 MiB), the oldest go
+ * chunks: a record costs its bytes and 12 bytes of index, not the objects that made it. Past `held` chunks in memory (explain: 2 MiB), the oldest go
  * to a temporary file unlinked as soon as it is opened — nothing is left behind, even by a killed
  * run — so a capture of a million connections keeps its summary on disk, not in memory.
  */
@@ -121,12 +121,22 @@ export class BlockLog {
   private newChunk(bytes: number): void {
     const last = this.chunks.length - 1;
     this.base.push(last < 0 ? 0 : this.base[last]! + this.chunkUsed[last]!);
-    this.chunks.push(Buffer.allocUnsafeSlow(Math.max(this.chunkBytes, bytes)));
+    // the oldest goes to the file first and its buffer is the new chunk's (a fresh one each time:
+    // the spilled ones stayed in memory until the GC got to them)
+    if (this.inMemory >= this.held) this.spillOldest();
+    const spare = this.spare;
+    this.spare = null;
+    if (spare === null || spare.length < bytes) this.buffersMade++;
+    this.chunks.push(spare !== null && spare.length >= bytes ? spare : Buffer.allocUnsafeSlow(Math.max(this.chunkBytes, bytes)));
     this.chunkUsed.push(0);
     this.inMemory++;
     this.used = 0;
-    if (this.inMemory > this.held) this.spillOldest();
   }
+
+  /** A chunk's buffer once its bytes are in the file, for the next chunk. */
+  private spare: Buffer | null = null;
+  /** Chunk buffers allocated (for tests: `held` + 1 at most, however many chunks went to the file). */
+  buffersMade = 0;
 
   private spillOldest(): void {
     if (this.fd === -1) this.fd = openUnlinked(this.dir);
@@ -142,6 +152,7 @@ export class BlockLog {
       this.full = true;
       return;
     }
+    if (c.length === this.chunkBytes) this.spare = c;
     this.chunks[k] = null;
     this.inMemory--;
   }

@@ -154,9 +154,9 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     // (a bundle's capture is known only now)
     const offloaded = offloading ? await offloading : offloadFile(file) && (await out.offload(json ? explainRecordsModule : (await textModule!).explainTextRecordsModule, tuneV8));
     if (offloaded) tuneV8();
-    // The flows' summary rows, final once their entry is gone: on disk past 4 MiB (a file unlinked
+    // The flows' summary rows, final once their entry is gone: on disk past 2 MiB (a file unlinked
     // as soon as it is opened), so memory follows the flows live at once, not the capture.
-    const flowRows = new BlockLog(1 << 20, 4);
+    const flowRows = new BlockLog(1 << 20, 2);
     try {
       const summary = await explainCapture(file, {
         profile,
