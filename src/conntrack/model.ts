@@ -7,6 +7,7 @@
  * Spec: /work/shared/notes/conntrack-tcp-model.md §0–§9.
  */
 import { InternalError } from '../errors.js';
+import { withBit } from '../util/bits.js';
 import { seqAfter as after, seqBefore as before } from '../packet/seq.js';
 import type { KernelProfile, ProfileFeatures } from './profile.js';
 import {
@@ -367,35 +368,35 @@ export class ConntrackTracker {
     return (this.status & SEEN_REPLY) !== 0;
   }
   set seenReply(v: boolean) {
-    this.status = v ? this.status | SEEN_REPLY : this.status & ~SEEN_REPLY;
+    this.status = withBit(this.status, SEEN_REPLY, v);
   }
   /** IPS_ASSURED */
   get assured(): boolean {
     return (this.status & ASSURED) !== 0;
   }
   set assured(v: boolean) {
-    this.status = v ? this.status | ASSURED : this.status & ~ASSURED;
+    this.status = withBit(this.status, ASSURED, v);
   }
   /** IPS_FIXED_TIMEOUT */
   get fixedTimeout(): boolean {
     return (this.status & FIXED_TIMEOUT) !== 0;
   }
   set fixedTimeout(v: boolean) {
-    this.status = v ? this.status | FIXED_TIMEOUT : this.status & ~FIXED_TIMEOUT;
+    this.status = withBit(this.status, FIXED_TIMEOUT, v);
   }
   /** The entry exists (first packet accepted). */
   get confirmed(): boolean {
     return (this.status & CONFIRMED) !== 0;
   }
   set confirmed(v: boolean) {
-    this.status = v ? this.status | CONFIRMED : this.status & ~CONFIRMED;
+    this.status = withBit(this.status, CONFIRMED, v);
   }
   /** Killed (RST before reply, REPEAT); a dead tracker accepts no more packets. */
   get dead(): boolean {
     return (this.status & DEAD) !== 0;
   }
   set dead(v: boolean) {
-    this.status = v ? this.status | DEAD : this.status & ~DEAD;
+    this.status = withBit(this.status, DEAD, v);
   }
   /** Absolute expiry time in seconds (packet clock). */
   expires = 0;

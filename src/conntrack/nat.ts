@@ -24,6 +24,7 @@
 import type { CtEntry } from '../inspect/conntrack.js';
 import { flowKey, type ConntrackTable, type ConntrackTracker } from './model.js';
 import { State } from './states.js';
+import { withBit } from '../util/bits.js';
 import { tupleKey, v4TupleSlot } from './v4tuples.js';
 
 export interface Tuple {
@@ -174,7 +175,7 @@ class EntryBinding implements Binding, Tuple {
     return (this.bits & NATTED) !== 0;
   }
   set natted(v: boolean) {
-    this.bits = v ? this.bits | NATTED : this.bits & ~NATTED;
+    this.bits = withBit(this.bits, NATTED, v);
   }
 
   get post0(): boolean | null {
@@ -195,14 +196,14 @@ class EntryBinding implements Binding, Tuple {
     return (this.bits & SAME0) !== 0;
   }
   set afterSameKey0(v: boolean) {
-    this.bits = v ? this.bits | SAME0 : this.bits & ~SAME0;
+    this.bits = withBit(this.bits, SAME0, v);
   }
 
   get afterSameKey1(): boolean {
     return (this.bits & SAME1) !== 0;
   }
   set afterSameKey1(v: boolean) {
-    this.bits = v ? this.bits | SAME1 : this.bits & ~SAME1;
+    this.bits = withBit(this.bits, SAME1, v);
   }
 }
 
