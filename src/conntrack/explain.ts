@@ -11,7 +11,7 @@ import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '.
 import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
-import { capturePosition, PacketCopies } from './copies.js';
+import { capturePosition, HAS_TIMESTAMP, identityHead, PacketCopies } from './copies.js';
 import { FlowLedger, FlowList, type FlowRowStore } from './flow-ledger.js';
 export { FlowList, type FlowRowStore, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
@@ -154,11 +154,11 @@ const GC_EVERY_S = 10;
 const FLAGS_TEXT = Array.from({ length: 256 }, (_, f) => flagsToString(f));
 
 const tsOpts: TcpOptions = {};
-/** The TCP timestamp value of a segment with options, as text ('' without one). */
-function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): string {
+/** The TCP timestamp value of a segment with options (undefined without one). */
+function timestampOf(d: Uint8Array, tcp: Parameters<typeof decodeTcpOptions>[1]): number | undefined {
   tsOpts.tsVal = undefined;
   decodeTcpOptions(d, tcp, tsOpts);
-  return tsOpts.tsVal === undefined ? '' : String(tsOpts.tsVal);
+  return tsOpts.tsVal;
 }
 
 /** An IPv4 address as an int32 (a small integer to V8: no number boxed per packet). */
@@ -178,16 +178,10 @@ function invertInto(into: Tuple, t: Tuple): Tuple {
 const matches = (filter: (addr: string, port: number) => boolean, t: Tuple): boolean => filter(t.src, t.sport) || filter(t.dst, t.dport);
 
 /** What explain remembers about the first copy of a packet. */
-interface FirstCopy {
-  binding: Binding | null;
-  dir: 0 | 1;
-  tuple: Tuple;
-}
-
 export async function explainCapture(path: string, o: ExplainOptions): Promise<ExplainSummary> {
   const table = new ConntrackTable(o.profile, o.sysctls);
   const nat = new NatFollower(table, o.natMappings);
-  const copies = new PacketCopies<FirstCopy>();
+  const copies = new PacketCopies<Binding>();
   const filter = o.flow ? parseFlowFilter(o.flow) : null;
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
@@ -248,17 +242,19 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     const dk = v6 ? undefined : tupleKey(slot); // read now: another tuple may take the slot
 
     // copies of one packet (several interfaces, before and after NAT): conntrack saw it once
-    let identity = '';
     let position = -1;
     if (dedupe) {
-      // IPv6 has no ID: the TCP timestamp tells a retransmission from a copy
-      const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : '';
-      identity = `${v6 ? 'v6' : ip.id},${tcp.seq},${tcp.ack},${tcp.flags},${payloadLength},${tcp.window},${tsVal}`;
+      // (its identity as numbers: see copies.ts) IPv6 has no ID: the TCP timestamp tells a
+      // retransmission from a copy
+      const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : undefined;
+      const win = tsVal === undefined ? tcp.window : tcp.window | HAS_TIMESTAMP;
       position = capturePosition(rec);
-      const first = copies.copyOf(identity, position, rec.tsSec);
-      if (first) {
+      const first = copies.copyOf(identityHead(ip.id, v6, tcp.flags), tcp.seq | 0, tcp.ack | 0, payloadLength, win, tsVal === undefined ? 0 : tsVal | 0, position, rec.tsSec);
+      if (first >= 0) {
         s.duplicates++;
-        if (first.binding) nat.learnFromCopy(first.binding, first.dir, first.tuple, tuple);
+        const fb = copies.bindingOf(first);
+        // (the same tuple: nothing NAT rewrote, nothing to learn)
+        if (fb !== null && !copies.sameTuple(first, tuple)) nat.learnFromCopy(fb, copies.dirOf(first), copies.firstTuple(first), tuple);
         return;
       }
     }
@@ -280,11 +276,12 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     view.payloadLength = payloadLength;
     view.dataOffset = tcp.dataOffset;
     view.hasOptions = tcp.dataOffset > 20;
-    opts.mss = opts.wscale = opts.tsVal = opts.tsEcr = undefined;
+    // (the timestamps are not read: conntrack does not look at them)
+    opts.mss = opts.wscale = undefined;
     opts.sackPerm = false;
     opts.sackBlocks = undefined;
     opts.tsOnlyNopNop = false;
-    if (view.hasOptions) decodeTcpOptions(d, tcp, opts);
+    if (view.hasOptions) decodeTcpOptions(d, tcp, opts, false);
     view.options = opts;
     view.tsSec = rec.tsSec;
 
@@ -311,7 +308,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     const pureSyn = (tcp.flags & 0x17) === 0x02;
     const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk, gaps.fills.length === 0 && !decision.repeat && !decision.deleted);
-    if (dedupe) copies.remember(identity, position, rec.tsSec, { binding, dir: decision.dir === 'original' ? 0 : 1, tuple: { src: tuple.src, sport: tuple.sport, dst: tuple.dst, dport: tuple.dport } });
+    if (dedupe) copies.remember(position, rec.tsSec, binding, decision.dir === 'original' ? 0 : 1, tuple);
 
     // (every counter touched for every packet: a capture's first INVALID does not meet code
     // V8 never ran, which would throw the optimized replay away)

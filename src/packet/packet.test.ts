@@ -96,6 +96,15 @@ describe('TCP encode/decode', () => {
     const h = decodeTcp(seg, 0, seg.length) as Exclude<ReturnType<typeof decodeTcp>, PacketError>;
     expect(decodeTcpOptions(seg, h).tsOnlyNopNop).toBe(true);
   });
+  it('leaves the timestamps alone when asked not to read them, and reads the rest', () => {
+    const full = encodeTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: TCP_SYN, window: 1, options: { mss: 1460, tsVal: 0xfffffff0, tsEcr: 2, wscale: 7 } }, src, dst);
+    const h = decodeTcp(full, 0, full.length) as Exclude<ReturnType<typeof decodeTcp>, PacketError>;
+    expect(decodeTcpOptions(full, h, {}, false)).toEqual({ tsOnlyNopNop: false, mss: 1460, wscale: 7 });
+    expect(decodeTcpOptions(full, h, {}, true)).toMatchObject({ mss: 1460, wscale: 7, tsVal: 0xfffffff0, tsEcr: 2 });
+    const tsOnly = encodeTcp({ srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: TCP_ACK, window: 1, options: { tsVal: 1, tsEcr: 2 } }, src, dst);
+    const t = decodeTcp(tsOnly, 0, tsOnly.length) as Exclude<ReturnType<typeof decodeTcp>, PacketError>;
+    expect(decodeTcpOptions(tsOnly, t, {}, false)).toEqual({ tsOnlyNopNop: true });
+  });
   it('computes the v6 pseudo-header checksum', () => {
     const s6 = parseIP('2001:db8::1');
     const d6 = parseIP('2001:db8::2');

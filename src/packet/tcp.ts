@@ -115,13 +115,16 @@ export function decodeTcp(buf: Uint8Array, off: number, end: number, into?: TcpH
 
 /**
  * Parse the options of the header at `h.offset`. Malformed options stop the walk (as the kernel
- * does) rather than failing the packet.
+ * does) rather than failing the packet. `timestamps`: false leaves tsVal / tsEcr alone (conntrack
+ * does not read them, and a replay would box both u32s of nearly every Linux segment on the heap).
  */
-export function decodeTcpOptions(buf: Uint8Array, h: TcpHeader, into: TcpOptions = {}): TcpOptions {
+export function decodeTcpOptions(buf: Uint8Array, h: TcpHeader, into: TcpOptions = {}, timestamps = true): TcpOptions {
   const start = h.offset + 20;
   const end = h.offset + h.dataOffset;
   into.tsOnlyNopNop =
     end - start === 12 && buf[start] === OPT_NOP && buf[start + 1] === OPT_NOP && buf[start + 2] === OPT_TIMESTAMP && buf[start + 3] === 10;
+  // (most segments of a Linux host: the timestamp alone, nothing else to read)
+  if (into.tsOnlyNopNop && !timestamps) return into;
   let p = start;
   while (p < end) {
     const kind = buf[p]!;
@@ -137,8 +140,10 @@ export function decodeTcpOptions(buf: Uint8Array, h: TcpHeader, into: TcpOptions
     else if (kind === OPT_WSCALE && len === 3) into.wscale = buf[p + 2]!;
     else if (kind === OPT_SACK_PERM && len === 2) into.sackPerm = true;
     else if (kind === OPT_TIMESTAMP && len === 10) {
-      into.tsVal = u32(buf, p + 2);
-      into.tsEcr = u32(buf, p + 6);
+      if (timestamps) {
+        into.tsVal = u32(buf, p + 2);
+        into.tsEcr = u32(buf, p + 6);
+      }
     } else if (kind === OPT_SACK && len >= 10 && (len - 2) % 8 === 0) {
       const blocks: Array<[number, number]> = [];
       for (let q = p + 2; q + 8 <= p + len; q += 8) blocks.push([u32(buf, q), u32(buf, q + 4)]);
