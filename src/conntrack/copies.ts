@@ -93,6 +93,8 @@ export class PacketCopies<B extends object> {
   /** Per hash bucket the newest entry's number (−1: none); per entry the one before it in its bucket. */
   private buckets = new Float64Array(0);
   private chain = new Float64Array(0);
+  /** The packet's time (set before `copyOf`: a float passed to a call V8 does not inline is boxed, two per packet). */
+  now = 0;
   // the identity `copyOf` was last given, for `remember`
   private pHead = 0;
   private pSeq = 0;
@@ -114,11 +116,12 @@ export class PacketCopies<B extends object> {
 
   /**
    * If this packet (its identity: `identityHead`, seq and ack as int32, payload length, window |
-   * HAS_TIMESTAMP when a timestamp was read, the timestamp as int32) is a copy of one remembered
-   * before, note its position and return the first copy's number (for `bindingOf`, `dirOf`,
-   * `firstTuple`); else −1 (call `remember` once it is processed).
+   * HAS_TIMESTAMP when a timestamp was read, the timestamp as int32), seen at time `now`, is a copy
+   * of one remembered before, note its position and return the first copy's number (for
+   * `bindingOf`, `dirOf`, `firstTupleInto`); else −1 (call `remember` once it is processed).
    */
-  copyOf(head: number, seq: number, ack: number, len: number, win: number, tsv: number, position: number, ts: number): number {
+  copyOf(head: number, seq: number, ack: number, len: number, win: number, tsv: number, position: number): number {
+    const ts = this.now;
     this.pHead = head;
     this.pSeq = seq;
     this.pAck = ack;
@@ -163,15 +166,20 @@ export class PacketCopies<B extends object> {
     const i = n & this.mask;
     return this.src[i] === t.src && this.dst[i] === t.dst && this.ports[i] === ((t.sport << 16) | t.dport);
   }
-  /** The first copy's tuple (a new object: it may be kept). */
-  firstTuple(n: number): Tuple {
+  /** The first copy's tuple, into `t` (a scratch tuple: what keeps it copies it). */
+  firstTupleInto(n: number, t: Tuple): Tuple {
     const i = n & this.mask;
     const p = this.ports[i]!;
-    return { src: this.src[i]!, sport: p >>> 16, dst: this.dst[i]!, dport: p & 0xffff };
+    t.src = this.src[i]!;
+    t.sport = p >>> 16;
+    t.dst = this.dst[i]!;
+    t.dport = p & 0xffff;
+    return t;
   }
 
-  /** Remember the packet `copyOf` was last given (seen at `position`, time `ts`), which resolved to `binding` in direction `dir`, with tuple t. */
-  remember(position: number, ts: number, binding: B | null, dir: 0 | 1, t: Tuple): void {
+  /** Remember the packet `copyOf` was last given (seen at `position`, time `now`), which resolved to `binding` in direction `dir`, with tuple t. */
+  remember(position: number, binding: B | null, dir: 0 | 1, t: Tuple): void {
+    const ts = this.now;
     if (this.next - this.oldest === this.capacity) {
       // full: the oldest goes if it is past the horizon, else the ring doubles
       if (ts - this.ts[this.oldest & this.mask]! > POSITION_HORIZON_S) this.letGo();

@@ -16,7 +16,7 @@ import { FlowLedger, FlowList, type FlowRowStore } from './flow-ledger.js';
 export { FlowList, type FlowRowStore, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
-import { flowKeyOf, NatFollower, sameTuple, tupleText, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
+import { flowKeyOf, NatFollower, sameTuple, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
 import { tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
 import type { KernelProfile } from './profile.js';
 
@@ -195,6 +195,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   let lastGc = 0;
   const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const inv: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
+  const firstCopy: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const ipHeader = new DecodedIp();
   const tcpHeader = newTcpHeader();
   const inTable = (k: string): boolean => table.byKey(k) !== undefined;
@@ -249,12 +250,13 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       const tsVal = v6 && tcp.dataOffset > 20 ? timestampOf(d, tcp) : undefined;
       const win = tsVal === undefined ? tcp.window : tcp.window | HAS_TIMESTAMP;
       position = capturePosition(rec);
-      const first = copies.copyOf(identityHead(ip.id, v6, tcp.flags), tcp.seq | 0, tcp.ack | 0, payloadLength, win, tsVal === undefined ? 0 : tsVal | 0, position, rec.tsSec);
+      copies.now = rec.tsSec;
+      const first = copies.copyOf(identityHead(ip.id, v6, tcp.flags), tcp.seq | 0, tcp.ack | 0, payloadLength, win, tsVal === undefined ? 0 : tsVal | 0, position);
       if (first >= 0) {
         s.duplicates++;
         const fb = copies.bindingOf(first);
         // (the same tuple: nothing NAT rewrote, nothing to learn)
-        if (fb !== null && !copies.sameTuple(first, tuple)) nat.learnFromCopy(fb, copies.dirOf(first), copies.firstTuple(first), tuple);
+        if (fb !== null && !copies.sameTuple(first, tuple)) nat.learnFromCopy(fb, copies.dirOf(first), copies.firstTupleInto(first, firstCopy), tuple);
         return;
       }
     }
@@ -308,7 +310,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     const pureSyn = (tcp.flags & 0x17) === 0x02;
     const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk, gaps.fills.length === 0 && !decision.repeat && !decision.deleted);
-    if (dedupe) copies.remember(position, rec.tsSec, binding, decision.dir === 'original' ? 0 : 1, tuple);
+    if (dedupe) copies.remember(position, binding, decision.dir === 'original' ? 0 : 1, tuple);
 
     // (every counter touched for every packet: a capture's first INVALID does not meet code
     // V8 never ran, which would throw the optimized replay away)
@@ -336,8 +338,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.ack = tcp.ack;
       out.len = payloadLength;
       out.window = tcp.window;
-      out.natMatchedTo = r?.viaNat ? tupleText(r.binding.orig) : null;
-      out.entry = binding?.natted ? { orig: binding.orig, reply: binding.reply } : null;
+      out.natMatchedTo = r?.viaNat ? r.binding.origText : null;
+      out.entry = binding !== null ? binding.entry : null;
       out.entryKey = key;
       out.consequence = consequenceOf(decision, binding);
       out.captureMissed = missed;

@@ -76,6 +76,10 @@ export interface Binding {
   owner: unknown;
   /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one. */
   gaps: number;
+  /** `orig` as text (what a packet through NAT was matched to): made once per orig, not per packet. */
+  readonly origText: string;
+  /** { orig, reply } once NAT is learned (null before): one object per mapping, not per packet. */
+  readonly entry: { orig: Tuple; reply: Tuple } | null;
 }
 
 /** What only a binding whose NAT was learned (or whose after-NAT forms were registered) has. */
@@ -84,6 +88,10 @@ interface Learned {
   from: Binding['learnedFrom'];
   keyOrigAfter: string | null;
   keyReplyAfter: string | null;
+  /** origText and entry, and the orig / reply they were made for */
+  origText: string | null;
+  textOf: Tuple | null;
+  entry: { orig: Tuple; reply: Tuple } | null;
 }
 
 /** EntryBinding's flags: natted, post0 and post1 (two bits each: false, true, null), afterSameKey0 and 1. */
@@ -140,7 +148,24 @@ class EntryBinding implements Binding, Tuple {
   }
 
   private learn(): Learned {
-    return (this.learned ??= { reply: null, from: null, keyOrigAfter: null, keyReplyAfter: null });
+    return (this.learned ??= { reply: null, from: null, keyOrigAfter: null, keyReplyAfter: null, origText: null, textOf: null, entry: null });
+  }
+
+  get origText(): string {
+    const l = this.learn();
+    if (l.textOf !== this.orig) {
+      l.origText = tupleText(this.orig);
+      l.textOf = this.orig;
+    }
+    return l.origText!;
+  }
+
+  get entry(): { orig: Tuple; reply: Tuple } | null {
+    if (!this.natted) return null;
+    const l = this.learn();
+    const reply = this.reply;
+    if (l.entry === null || l.entry.orig !== this.orig || l.entry.reply !== reply) l.entry = { orig: this.orig, reply };
+    return l.entry;
   }
 
   get reply(): Tuple {
@@ -242,6 +267,7 @@ export interface Resolved {
 /** A tuple of one's own: `resolve` and `afterPacket` may be given a scratch tuple reused per packet. */
 const own = (t: Tuple): Tuple => ({ src: t.src, sport: t.sport, dst: t.dst, dport: t.dport });
 export const inverse = (t: Tuple): Tuple => ({ src: t.dst, sport: t.dport, dst: t.src, dport: t.sport });
+const copyOf = (t: Tuple): Tuple => ({ src: t.src, sport: t.sport, dst: t.dst, dport: t.dport });
 export const sameTuple = (a: Tuple, b: Tuple): boolean => a.src === b.src && a.sport === b.sport && a.dst === b.dst && a.dport === b.dport;
 
 /** IPv4 text → int32 (as explain reads it from packets; a few addresses, seen millions of times: cached). */
@@ -396,13 +422,20 @@ export class NatFollower {
    * seen again with tuple `copy`: the difference is what NAT rewrote.
    */
   learnFromCopy(b: Binding, dir: 0 | 1, first: Tuple, copy: Tuple): void {
+    // (`first` and `copy` may be the caller's scratch tuples: a binding keeps copies of them)
     if (sameTuple(first, copy) || b.tracker.dead) return;
     if (dir === 0 && sameTuple(first, b.canon)) {
       // Copies of one packet are NATed step by step (DNAT in PREROUTING, SNAT in POSTROUTING): the
       // copy with the most rewritten fields is the reply tuple's inverse (NodePort: both ends).
-      if (b.natted && (b.learnedFrom !== 'copy' || !moreRewritten(first, copy, inverse(b.reply)))) return;
-      this.bind(b, first, inverse(copy), 'copy');
-    } else if (dir === 1 && !b.natted) this.bind(b, inverse(copy), first, 'copy');
+      if (b.natted) {
+        if (b.learnedFrom !== 'copy') return;
+        const r = b.reply;
+        // the copy it was learned from (most copies in a NAT host's capture): nothing new
+        if (copy.src === r.dst && copy.sport === r.dport && copy.dst === r.src && copy.dport === r.sport) return;
+        if (!moreRewritten(first, copy, inverse(r))) return;
+      }
+      this.bind(b, copyOf(first), inverse(copy), 'copy');
+    } else if (dir === 1 && !b.natted) this.bind(b, inverse(copy), copyOf(first), 'copy');
   }
 
   /**

@@ -29,6 +29,12 @@ export interface SynthFlow {
   /** A forged server segment at server next + this offset, right after the handshake. */
   forgedOffset?: number;
   start: number;
+  /**
+   * Every segment carries a TCP timestamp (NOP, NOP, TS), as Linux sends them: each side's clock
+   * from its own random offset (a u32, most above 2³⁰), one tick a millisecond. Default: only the
+   * handshake has options.
+   */
+  timestamps?: boolean;
 }
 
 /** The packets of one flow, in order (1 ms apart). */
@@ -40,15 +46,37 @@ export function synthFlow(f: SynthFlow): SynthPacket[] {
   let t = f.start;
   let id = 1;
   const bytes = f.segmentBytes ?? 100;
-  const cli = (flags: number, seq: number, ack: number, options?: TcpOptions, payload?: Uint8Array) =>
-    out.push({ ts: (t += 0.001), data: encodeIPv4({ src: c, dst: s, protocol: 6, id: id++ }, encodeTcp({ srcPort: f.clientPort, dstPort: f.serverPort, seq, ack, flags, window: 502, ...(options ? { options } : {}), ...(payload ? { payload } : {}) }, c, s)) });
-  const srv = (flags: number, seq: number, ack: number, options?: TcpOptions, payload?: Uint8Array) =>
-    out.push({ ts: (t += 0.001), data: encodeIPv4({ src: s, dst: r, protocol: 6, id: id++ }, encodeTcp({ srcPort: f.serverPort, dstPort: f.clientPort, seq, ack, flags, window: 509, ...(options ? { options } : {}), ...(payload ? { payload } : {}) }, s, r)) });
+  // (each side's clock offset: from its ISN, so a flow is the same each time it is made)
+  const clientClock = Math.imul(f.clientIsn ^ 0x5bd1e995, 0x27d4eb2d) >>> 0;
+  const serverClock = Math.imul(f.serverIsn ^ 0x68e31da4, 0x165667b1) >>> 0;
+  let clientTs = 0;
+  let serverTs = 0;
+  const stamp = (options: TcpOptions | undefined, fromClient: boolean): TcpOptions | undefined => {
+    if (!f.timestamps || options) return options;
+    const ms = Math.round((t - f.start) * 1000);
+    if (fromClient) clientTs = (clientClock + ms) >>> 0;
+    else serverTs = (serverClock + ms) >>> 0;
+    return fromClient ? { tsVal: clientTs, tsEcr: serverTs } : { tsVal: serverTs, tsEcr: clientTs };
+  };
+  const cli = (flags: number, seq: number, ack: number, given?: TcpOptions, payload?: Uint8Array) => {
+    const ts = (t += 0.001);
+    const options = stamp(given, true);
+    out.push({ ts, data: encodeIPv4({ src: c, dst: s, protocol: 6, id: id++ }, encodeTcp({ srcPort: f.clientPort, dstPort: f.serverPort, seq, ack, flags, window: 502, ...(options ? { options } : {}), ...(payload ? { payload } : {}) }, c, s)) });
+  };
+  const srv = (flags: number, seq: number, ack: number, given?: TcpOptions, payload?: Uint8Array) => {
+    const ts = (t += 0.001);
+    const options = stamp(given, false);
+    out.push({ ts, data: encodeIPv4({ src: s, dst: r, protocol: 6, id: id++ }, encodeTcp({ srcPort: f.serverPort, dstPort: f.clientPort, seq, ack, flags, window: 509, ...(options ? { options } : {}), ...(payload ? { payload } : {}) }, s, r)) });
+  };
   let cs = f.clientIsn;
   let ss = f.serverIsn;
-  cli(TCP_SYN, cs, 0, { mss: 1460, sackPerm: true, tsVal: 1, tsEcr: 0, wscale: 7 });
+  if (f.timestamps) {
+    clientTs = clientClock;
+    serverTs = serverClock;
+  }
+  cli(TCP_SYN, cs, 0, { mss: 1460, sackPerm: true, tsVal: f.timestamps ? clientTs : 1, tsEcr: 0, wscale: 7 });
   cs = seqAdd(cs, 1);
-  srv(TCP_SYN | TCP_ACK, ss, cs, { mss: 1460, sackPerm: true, tsVal: 1, tsEcr: 1, wscale: 7 });
+  srv(TCP_SYN | TCP_ACK, ss, cs, { mss: 1460, sackPerm: true, tsVal: f.timestamps ? serverTs : 1, tsEcr: f.timestamps ? clientTs : 1, wscale: 7 });
   ss = seqAdd(ss, 1);
   cli(TCP_ACK, cs, ss);
   if (f.forgedOffset !== undefined) {

@@ -42,8 +42,8 @@ function q(s: string | null): string {
 /** A nullable identifier-like string (check) as JSON: no escaping can be needed. */
 const word = (s: string | null): string => (s === null ? 'null' : '"' + s + '"');
 
-/** The part of a packet line after its numbers (from "dir" on). */
-function tailJson(p: ExplainedPacket): string {
+/** The part of a packet line after its numbers (from "dir" on), with natMatchedTo `natTo`. */
+function tailJson(p: ExplainedPacket, natTo = p.natMatchedTo): string {
   const d = p.decision;
   return (
     ',"dir":"' + d.dir +
@@ -55,7 +55,7 @@ function tailJson(p: ExplainedPacket): string {
     ',"check":' + word(d.check) +
     ',"secondaryReason":' + q(d.secondaryReason) +
     ',"note":' + q(d.note) +
-    ',"natMatchedTo":' + q(p.natMatchedTo) +
+    ',"natMatchedTo":' + q(natTo) +
     ',"consequence":' + q(p.consequence) +
     ',"captureMissed":' + p.captureMissed +
     '}'
@@ -63,25 +63,76 @@ function tailJson(p: ExplainedPacket): string {
 }
 
 /**
- * The tail of the common packet (tracked, nothing to say: no reason, check, note, NAT match or
- * capture loss),
- * by direction, state before and state after, encoded once: a replay repeats a few dozen of these
- * a million times.
+ * The tail of the common packet (tracked, nothing to say: no reason, check, note or capture
+ * loss), by direction, state before and state after, encoded once: a replay repeats a few dozen
+ * of these a million times. A packet through NAT names the connection it was matched to: its
+ * tail is the same cut around that name (`natSplit`: a NAT host's capture is all such packets).
  */
 interface PlainTail {
+  /** The tail with `"natMatchedTo":null`. */
   bytes: Uint8Array;
   /** Its number, for records (see packetRecord). */
   id: number;
+  /** The bytes before the NAT name and after it (made when first needed). */
+  nat: NatSplit | null;
+}
+interface NatSplit {
+  pre: Uint8Array;
+  post: Uint8Array;
 }
 const plainTails = new Map<string, Map<string, Map<string, PlainTail>>>();
 const plainTailList: PlainTail[] = [];
-const NO_TAIL: PlainTail = { bytes: new Uint8Array(0), id: -1 };
+const NO_TAIL: PlainTail = { bytes: new Uint8Array(0), id: -1, nat: null };
+const NAT_NULL = Buffer.from(',"natMatchedTo":null');
+/** `bytes` (a tail with `"natMatchedTo":null`) cut where the name goes: `null` is not in either part. */
+function natSplit(bytes: Uint8Array): NatSplit {
+  const at = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).lastIndexOf(NAT_NULL);
+  if (at < 0) throw new InternalError('explain: a tail without natMatchedTo');
+  const name = at + NAT_NULL.length - 4;
+  return { pre: bytes.slice(0, name), post: bytes.slice(name + 4) };
+}
+
+/**
+ * natMatchedTo's quoted texts (one per connection through NAT: the model makes it once per
+ * mapping, so a lookup finds the same string), with numbers for records; at most MAX, then
+ * started afresh (a number given to another text has a new version: sent again).
+ */
+class NatNames {
+  static readonly MAX = 1 << 14;
+  private readonly ids = new Map<string, number>();
+  private readonly texts: Uint8Array[] = [];
+  private readonly versions = new Uint32Array(NatNames.MAX);
+  private next = 0;
+
+  idOf(s: string): number {
+    let id = this.ids.get(s);
+    if (id === undefined) {
+      if (this.next === NatNames.MAX) {
+        this.ids.clear();
+        this.next = 0;
+      }
+      id = this.next++;
+      this.ids.set(s, id);
+      this.texts[id] = Buffer.from(JSON.stringify(s));
+      this.versions[id]!++;
+    }
+    return id;
+  }
+  bytes(id: number): Uint8Array {
+    return this.texts[id]!;
+  }
+  version(id: number): number {
+    return this.versions[id]!;
+  }
+}
+const natNames = new NatNames();
 /** The last plain tail per direction: consecutive packets of a replay mostly repeat it (the strings are the model's own, compared by identity). */
 const lastTail = { original: { before: '', after: '', tail: NO_TAIL }, reply: { before: '', after: '', tail: NO_TAIL } };
 
+/** The plain tail for p's states (its `bytes` are for a packet without natMatchedTo), or null when p's is not plain. */
 function plainTail(p: ExplainedPacket): PlainTail | null {
   const d = p.decision;
-  if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
+  if (d.verdict !== 'ACCEPT' || d.check !== null || d.note !== null || d.secondaryReason !== null || d.deleted || p.captureMissed !== 0) return null;
   const last = d.dir === 'original' ? lastTail.original : lastTail.reply;
   if (last.before === d.stateBefore && last.after === d.stateAfter) return last.tail;
   let byBefore = plainTails.get(d.dir);
@@ -90,7 +141,7 @@ function plainTail(p: ExplainedPacket): PlainTail | null {
   if (!byAfter) byBefore.set(d.stateBefore, (byAfter = new Map()));
   let t = byAfter.get(d.stateAfter);
   if (t === undefined) {
-    t = { bytes: Buffer.from(tailJson(p)), id: plainTailList.length };
+    t = { bytes: Buffer.from(tailJson(p, null)), id: plainTailList.length, nat: null };
     plainTailList.push(t);
     byAfter.set(d.stateAfter, t);
   }
@@ -108,9 +159,12 @@ function plainTail(p: ExplainedPacket): PlainTail | null {
  */
 interface FormedTail {
   pre: Uint8Array;
+  /** After the number, with `"natMatchedTo":null`. */
   post: Uint8Array;
   /** Its number, for records (see packetRecord). */
   id: number;
+  /** `post` cut where the NAT name goes (made when first needed). */
+  nat: NatSplit | null;
 }
 const formedTails = new Map<string, FormedTail>();
 let formedTailCount = 0;
@@ -120,7 +174,7 @@ const lastFormed = REASON_FORMS.map(() => ({ dir: '', before: '', after: '', ver
 function formedTail(p: ExplainedPacket): FormedTail | null {
   const d = p.decision;
   const form = reasonForm(d);
-  if (form < 0 || d.note !== null || d.secondaryReason !== null || p.natMatchedTo !== null || d.deleted || p.captureMissed !== 0) return null;
+  if (form < 0 || d.note !== null || d.secondaryReason !== null || d.deleted || p.captureMissed !== 0) return null;
   const l = lastFormed[form]!;
   if (l.tail !== null && l.dir === d.dir && l.before === d.stateBefore && l.after === d.stateAfter && l.verdict === d.verdict && l.check === d.check && l.logged === d.logged && l.consequence === p.consequence) return l.tail;
   const key = `${form}|${d.dir}|${d.stateBefore}|${d.stateAfter}|${d.verdict}|${d.check}|${d.logged}|${p.consequence}`;
@@ -129,11 +183,11 @@ function formedTail(p: ExplainedPacket): FormedTail | null {
     if (formedTails.size >= 4096) return null; // (consequences through NAT name addresses: bounded)
     // the generic tail, cut around the quoted reason: JSON escapes character by character, so
     // quote(PRE + n + POST) is quote(PRE) without its closing quote, n, quote(POST) without its opening one
-    const full = tailJson(p);
+    const full = tailJson(p, null);
     const at = full.indexOf(',"reason":' + q(d.reason)) + ',"reason":'.length;
     const after = at + q(d.reason).length;
     const [pre, post] = REASON_FORMS[form]!;
-    t = { pre: Buffer.from(full.slice(0, at) + JSON.stringify(pre).slice(0, -1)), post: Buffer.from(JSON.stringify(post).slice(1) + full.slice(after)), id: formedTailCount++ };
+    t = { pre: Buffer.from(full.slice(0, at) + JSON.stringify(pre).slice(0, -1)), post: Buffer.from(JSON.stringify(post).slice(1) + full.slice(after)), id: formedTailCount++, nat: null };
     formedTails.set(key, t);
   }
   l.dir = d.dir;
@@ -220,17 +274,26 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
   u = p.ack >>> 0 === p.ack ? putU32(b, u, p.ack | 0) : putUint(b, u, p.ack);
   u = putBytes(b, u, K_LEN);
   into.used = putUint(b, u, p.len);
+  const natTo = p.natMatchedTo;
   const tail = plainTail(p);
   if (tail) {
-    into.bytes(tail.bytes);
+    if (natTo === null) into.bytes(tail.bytes);
+    else natTailInto((tail.nat ??= natSplit(tail.bytes)), natTo, into);
     return;
   }
   const formed = formedTail(p);
   if (formed) {
     into.bytes(formed.pre);
     into.used = putU32(into.room(16), into.used, reasonArg32(p.decision));
-    into.bytes(formed.post);
+    if (natTo === null) into.bytes(formed.post);
+    else natTailInto((formed.nat ??= natSplit(formed.post)), natTo, into);
   } else tailInto(p, into);
+}
+
+function natTailInto(split: NatSplit, natTo: string, into: LineBytes): void {
+  into.bytes(split.pre);
+  into.bytes(natNames.bytes(natNames.idOf(natTo)));
+  into.bytes(split.post);
 }
 
 /*
@@ -240,18 +303,27 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
  *   RECORD R_PACKET index u32, sec u32, micro u32, endpoints u16, flags u8, seq u32, ack u32, len u32, tail u16
  * and a packet with a formed tail (a reason around a number, see formedTail):
  *   RECORD R_FORMED  (the same), then the reason's number u32
+ * and either through NAT (a NAT name by number, see NatNames: the tail is cut around it):
+ *   RECORD R_NAT_PACKET (as R_PACKET), then the NAT name u16
+ *   RECORD R_NAT_FORMED (as R_FORMED), then the NAT name u16
  */
 const R_PACKET = 2;
 const R_FORMED = 3;
+const R_NAT_PACKET = 4;
+const R_NAT_FORMED = 5;
 const P_ENDPOINTS = 0;
 const P_FLAGS = 1;
 const P_TAIL = 2;
 const P_FORMED_PRE = 3;
 const P_FORMED_POST = 4;
-const TAIL_TABLES = [P_TAIL, P_FORMED_PRE, P_FORMED_POST] as const;
+const P_NAT_NAME = 5;
+const P_NAT_PRE = 6;
+const P_NAT_POST = 7;
+const P_NAT_FORMED_MID = 8;
+const P_NAT_FORMED_POST = 9;
 /** A record and the pieces it may need sent first. */
 const RECORD_ROOM = 4096;
-const pieces = new RecordPieces(5);
+const pieces = new RecordPieces(10);
 
 /** Write p as a record if it is a plain packet, or one with a formed tail, whose numbers fit one; false to write its line. */
 function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
@@ -265,16 +337,37 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   const { index, seq, ack, len } = p;
   // (x >>> 0 === x: an integer in [0, 2³²) — without `x % 1`, a floating-point remainder call per number)
   if (index >>> 0 !== index || seq >>> 0 !== seq || ack >>> 0 !== ack || len >>> 0 !== len) return false;
+  const natTo = p.natMatchedTo;
+  const natId = natTo === null ? -1 : natNames.idOf(natTo);
+  if (natId >= 0 && natNames.bytes(natId).length > 1024) return false;
   const session = into.records!;
   const b = into.room(RECORD_ROOM);
   const ep = endpointsSlot(p);
   const flags = p.tcpFlags & 0xff;
   let u = pieces.putFrom(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.bytesOf(ep), endpoints.startOf(ep), endpoints.lengthOf(ep));
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
-  u = pieces.putTail(b, u, session, tail, formed, TAIL_TABLES);
-  const id = tail !== null ? tail.id : formed!.id;
+  let id: number;
+  if (tail !== null) {
+    id = tail.id;
+    if (natId < 0) u = pieces.put(b, u, session, P_TAIL, id, 0, tail.bytes);
+    else {
+      const split = (tail.nat ??= natSplit(tail.bytes));
+      u = pieces.put(b, u, session, P_NAT_PRE, id, 0, split.pre);
+      u = pieces.put(b, u, session, P_NAT_POST, id, 0, split.post);
+    }
+  } else {
+    id = formed!.id;
+    u = pieces.put(b, u, session, P_FORMED_PRE, id, 0, formed!.pre);
+    if (natId < 0) u = pieces.put(b, u, session, P_FORMED_POST, id, 0, formed!.post);
+    else {
+      const split = (formed!.nat ??= natSplit(formed!.post));
+      u = pieces.put(b, u, session, P_NAT_FORMED_MID, id, 0, split.pre);
+      u = pieces.put(b, u, session, P_NAT_FORMED_POST, id, 0, split.post);
+    }
+  }
+  if (natId >= 0) u = pieces.put(b, u, session, P_NAT_NAME, natId, natNames.version(natId), natNames.bytes(natId));
   b[u++] = RECORD;
-  b[u++] = tail !== null ? R_PACKET : R_FORMED;
+  b[u++] = tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED;
   u = put32(b, u, index);
   u = put32(b, u, sec);
   u = put32(b, u, micro);
@@ -287,6 +380,10 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   b[u++] = id;
   b[u++] = id >>> 8;
   if (tail === null) u = put32(b, u, reasonArg32(p.decision));
+  if (natId >= 0) {
+    b[u++] = natId;
+    b[u++] = natId >>> 8;
+  }
   into.used = u;
   return true;
 }
@@ -296,8 +393,8 @@ export const explainRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kind = b[at + 1];
-  if (kind !== R_PACKET && kind !== R_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
+  const kind = b[at + 1]!;
+  if (kind < R_PACKET || kind > R_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
@@ -309,7 +406,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   const len = get32(b, (r += 4));
   const tail = get16(b, (r += 4));
   r += 2;
-  const o = out.room(HEAD_MAX + 2100);
+  const o = out.room(HEAD_MAX + 4200);
   let u = putBytes(o, out.used, K_INDEX);
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
@@ -325,10 +422,22 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
     out.used = got.copy(P_TAIL, tail, o, u);
     return r;
   }
+  if (kind === R_NAT_PACKET) {
+    u = got.copy(P_NAT_PRE, tail, o, u);
+    u = got.copy(P_NAT_NAME, get16(b, r), o, u);
+    out.used = got.copy(P_NAT_POST, tail, o, u);
+    return r + 2;
+  }
   u = got.copy(P_FORMED_PRE, tail, o, u);
   u = putU32(o, u, get32(b, r) | 0);
-  out.used = got.copy(P_FORMED_POST, tail, o, u);
-  return r + 4;
+  if (kind === R_FORMED) {
+    out.used = got.copy(P_FORMED_POST, tail, o, u);
+    return r + 4;
+  }
+  u = got.copy(P_NAT_FORMED_MID, tail, o, u);
+  u = got.copy(P_NAT_NAME, get16(b, r + 4), o, u);
+  out.used = got.copy(P_NAT_FORMED_POST, tail, o, u);
+  return r + 6;
 };
 
 const K_REASON = ascii('","reason":');

@@ -107,7 +107,18 @@ describe('explain through the output thread', () => {
             const whole = JSON.parse(JSON.stringify(d)) as typeof d;
             const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence, captureMissed: 0 };
             packets.push([p, { ...p, decision: whole }]);
+            // through NAT: the same cut around the name of the connection it was matched to
+            if (width % 3 === 0) {
+              const nat = { ...p, index: index++, natMatchedTo: `192.0.2.${width}:4000${form} → 198.51.100.2:9000` };
+              packets.push([nat, { ...nat, decision: whole }]);
+            }
           }
+    // plain packets (tracked, nothing to say), through NAT and not, more NAT names than a record session keeps apart
+    for (let k = 0; k < 40_000; k++) {
+      const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: k % 2 ? ('reply' as const) : ('original' as const), stateBefore: 'ESTABLISHED', stateAfter: k % 5 ? 'ESTABLISHED' : 'FIN_WAIT' });
+      const p: Packet = { index: index++, tsSec: 2000 + k / 1000, src: '192.0.2.1', srcPort: 40000, dst: '198.51.100.2', dstPort: 9000, flags: 'ACK', tcpFlags: 16, ipId: 1, seq: k, ack: 1, len: 0, window: 502, natMatchedTo: k % 3 ? `192.0.2.${k % 250}:${k} → 198.51.100.2:9000` : null, entry: null, entryKey: 'k', decision: d, consequence: k % 5 ? 'ACCEPT: tracked' : 'ACCEPT: tracked, ESTABLISHED → FIN_WAIT', captureMissed: 0 };
+      packets.push([p, p]);
+    }
     const expectJson = packets.map(([, whole]) => explainPackets.json(whole) + '\n').join('');
     const expectedText = new ExplainText({ verbose: true, time: 'relative', only: null });
     const expectText = packets.map(([, whole]) => expectedText.packet(whole)! + '\n').join('');

@@ -69,11 +69,17 @@ describe('Output', () => {
       packet({ len: -12, tsSec: -0.5 }),
       packet({ len: 1.5, tsSec: 1e-7 }),
       packet({ captureMissed: 1448 }),
+      // through NAT: the tails cut around the connection's name (quoted as JSON: any character)
+      packet({ natMatchedTo: '192.0.2.9:40000 → 198.51.100.2:9000' }),
+      packet({ natMatchedTo: '[2001:db8::1]:1 → [2001:db8::2]:2', consequence: 'ACCEPT: tracked, SYN_SENT → SYN_RECV' }, { stateBefore: 'SYN_SENT', stateAfter: 'SYN_RECV', dir: 'reply' }),
+      packet({ natMatchedTo: 'a "quoted" \\ \u0001 name' }),
+      packet({ natMatchedTo: '192.0.2.9:40000 → 198.51.100.2:9000' }),
       // a window check's reason written from its pieces around the number (formed tails)
       ...([[2, 0], [3, 4294967295], [0, 12345], [1, 7], [4, 35749]] as const).flatMap(([form, n]) => [
         formed(form, n, { consequence: 'IGNORE: passes (NAT applied) but conntrack state is not updated' }, { verdict: 'IGNORE', logged: true, check: 'II' }),
         formed(form, n, { consequence: 'INVALID: untracked, so not de-NATed: addressed to 198.51.100.1 (this host\'s NAT address)' }, { verdict: 'INVALID', logged: true, check: 'I', dir: 'reply' }),
         formed(form, n, { consequence: 'INVALID: untracked' }, { verdict: 'INVALID', logged: false, check: 'III', note: 'with a note: written whole' }),
+        formed(form, n, { natMatchedTo: '192.0.2.9:40000 → 198.51.100.2:9000', consequence: 'IGNORE: passes (NAT applied) but conntrack state is not updated' }, { verdict: 'IGNORE', logged: true, check: 'II', dir: 'reply' }),
       ]),
     ];
     const fast = sink();
