@@ -172,6 +172,74 @@ const HOLE = '\u0000';
 
 const decimalWidth = (n: number): number => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 1e4 ? 4 : n < 1e5 ? 5 : n < 1e6 ? 6 : n < 1e7 ? 7 : n < 1e8 ? 8 : n < 1e9 ? 9 : 10);
 
+/**
+ * A reply through NAT says whom it goes to: `reply (to CLIENT through NAT) …`. Its meaning line is
+ * the plain or formed one cut around the client's endpoint as well (a NAT host's capture is half
+ * such packets): made once per kind and width of the endpoint's text (a word: lines break where
+ * they would for any word of its width), the endpoint's bytes a piece of their own by client.
+ */
+interface NatMeaning {
+  /** Before the client, after it (plain: to the end; formed: to the number), and after the number (formed). */
+  pre: Uint8Array;
+  mid: Uint8Array;
+  post: Uint8Array | null;
+  /** Its number, for records. */
+  id: number;
+}
+const natMeanings = new Map<string, NatMeaning | null>();
+let natMeaningCount = 0;
+/** Stands for the client's endpoint while a line is wrapped (never in a meaning line). */
+const CLIENT_HOLE = '\u0001';
+/** The client endpoints' texts, numbered (the first "address" is the client's, the second unused). */
+const natClients = new EndpointPairs((b, at, addr, port) => putEndpoint(b, at, { addr, port }));
+const natClientSlot = (flow: Pick<FlowTrace, 'client'>): number => natClients.slot(flow.client.addr, flow.client.port, '', 0);
+
+/** The meaning of a plain (ACCEPT) or formed (IGNORE / INVALID) reply through NAT, cut around its client; null to write it whole. */
+function natMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client'>, clientWidth: number): NatMeaning | null {
+  if (!r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
+  const plain = r.verdict === 'ACCEPT';
+  if (!plain && r.reasonForm < 0) return null;
+  const width = plain ? 0 : decimalWidth(r.reasonArg);
+  const colour = colourOn();
+  const l = lastNat[((r.reasonForm + 1) * 11 + width + clientWidth * 67) & 63]!;
+  if (l.m !== null && l.dir === r.dir && l.before === r.stateBefore && l.after === r.stateAfter && l.verdict === r.verdict && l.form === r.reasonForm && l.width === width && l.clientWidth === clientWidth && l.logged === r.logged && l.colour === colour) return l.m;
+  const key = `${r.dir}|${r.stateBefore}|${r.stateAfter}|${r.verdict}|${r.reasonForm}|${width}|${r.logged}|${colour}|${clientWidth}`;
+  let m = natMeanings.get(key);
+  if (m === undefined) {
+    // the line with holes as wide as the client's endpoint (a word: "\u0001…\u0001:0") and the number
+    const client: Endpoint = { addr: CLIENT_HOLE.repeat(clientWidth - 2), port: 0 };
+    const hole = HOLE.repeat(width);
+    const row = plain ? r : { ...r, reasonForm: -1, reasonText: REASON_FORMS[r.reasonForm]![0] + hole + REASON_FORMS[r.reasonForm]![1] };
+    const wrapped = '\n' + wrapJoined(meaningLine(row, { client, nat: null }), WIDTH, '    ');
+    const c = wrapped.indexOf(CLIENT_HOLE);
+    const n = plain ? -1 : wrapped.indexOf(hole, c + clientWidth);
+    const ok = c >= 0 && wrapped.slice(c, c + clientWidth) === client.addr + ':0' && wrapped.indexOf(CLIENT_HOLE, c + clientWidth) < 0 && (plain ? !wrapped.includes(HOLE) : n >= 0 && wrapped.indexOf(HOLE, n + width) < 0 && !wrapped.slice(0, c).includes(HOLE));
+    m = ok
+      ? {
+          pre: Buffer.from(wrapped.slice(0, c)),
+          mid: Buffer.from(plain ? wrapped.slice(c + clientWidth) : wrapped.slice(c + clientWidth, n)),
+          post: plain ? null : Buffer.from(wrapped.slice(n + width)),
+          id: natMeaningCount++,
+        }
+      : null;
+    if (m !== null && (m.pre.length > 512 || m.mid.length > 512 || (m.post?.length ?? 0) > 512)) m = null;
+    if (natMeanings.size < 4096) natMeanings.set(key, m);
+  }
+  l.dir = r.dir;
+  l.before = r.stateBefore;
+  l.after = r.stateAfter;
+  l.verdict = r.verdict;
+  l.form = r.reasonForm;
+  l.width = width;
+  l.clientWidth = clientWidth;
+  l.logged = r.logged;
+  l.colour = colour;
+  l.m = m;
+  return m;
+}
+/** The last NAT meanings and what they were for (the model's own strings, compared by identity). */
+const lastNat = Array.from({ length: 64 }, () => ({ dir: '', before: '', after: '', verdict: '', form: 0, width: 0, clientWidth: 0, logged: false, colour: false, m: null as NatMeaning | null }));
+
 function formedMeaning(r: PacketRow, flow: FlowTrace): FormedMeaning | null {
   if (r.reasonForm < 0 || r.verdict === 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
   const width = decimalWidth(r.reasonArg);
@@ -453,11 +521,21 @@ export class ExplainText {
     into.used = putSegment(b, start, u, flagsBytes(r), r.relSeq, r.relAck ?? -1, r.len);
     const plain = this.plainMeaning(r);
     const formed = plain === null ? formedMeaning(r, flow) : null;
+    const natClient = plain === null && formed === null && r.natted ? natClientSlot(flow) : -1;
+    const nat = natClient >= 0 ? natMeaning(r, flow, natClients.lengthOf(natClient)) : null;
     if (plain !== null) into.bytes(plain.bytes);
     else if (formed !== null) {
       into.bytes(formed.pre);
       into.used = putUint(into.room(16), into.used, r.reasonArg);
       into.bytes(formed.post);
+    } else if (nat !== null) {
+      into.bytes(nat.pre);
+      into.used = natClients.copy(natClient, into.room(EndpointPairs.STRIDE), into.used);
+      into.bytes(nat.mid);
+      if (nat.post !== null) {
+        into.used = putUint(into.room(16), into.used, r.reasonArg);
+        into.bytes(nat.post);
+      }
     } else into.text('\n' + wrapJoined(meaningLine(r, flow), WIDTH, '    '));
     const consequence = invalidConsequence(r);
     if (consequence !== null) into.text('\n' + wrapJoined(consequence, WIDTH, '    '));
@@ -500,7 +578,9 @@ export class ExplainText {
     const meaning = this.plainMeaning(r);
     // (an IGNORE's formed meaning is all its lines; an INVALID has a consequence line too)
     const formed = meaning === null && r.verdict === 'IGNORE' ? formedMeaning(r, flow) : null;
-    if (meaning !== null ? meaning.id > 0xffff : formed === null || formed.id > 0xffff) return false;
+    const natClient = meaning === null && formed === null && r.natted && r.verdict !== 'INVALID' ? natClientSlot(flow) : -1;
+    const nat = natClient >= 0 ? natMeaning(r, flow, natClients.lengthOf(natClient)) : null;
+    if (meaning !== null ? meaning.id > 0xffff : formed !== null ? formed.id > 0xffff : nat === null || nat.id > 0xffff) return false;
     const x = r.tsSec - this.t0!;
     if (!(x >= 0 && x < 8.7e6)) return false;
     const scaled = x * 1e6;
@@ -517,10 +597,19 @@ export class ExplainText {
     const flags = r.tcpFlags & 0xff;
     let u = pieces.putFrom(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.bytesOf(pair), pairs.startOf(pair), pairs.lengthOf(pair));
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
-    u = pieces.putTail(b, u, session, meaning, formed, MEANING_TABLES);
-    const id = meaning !== null ? meaning.id : formed!.id;
+    let id: number;
+    if (nat !== null) {
+      id = nat.id;
+      u = pieces.putFrom(b, u, session, K_NAT_CLIENT, natClient, natClients.version(natClient), natClients.bytesOf(natClient), natClients.startOf(natClient), natClients.lengthOf(natClient));
+      u = pieces.put(b, u, session, K_NAT_PRE, id, 0, nat.pre);
+      u = pieces.put(b, u, session, K_NAT_MID, id, 0, nat.mid);
+      if (nat.post !== null) u = pieces.put(b, u, session, K_NAT_POST, id, 0, nat.post);
+    } else {
+      u = pieces.putTail(b, u, session, meaning, formed, MEANING_TABLES);
+      id = meaning !== null ? meaning.id : formed!.id;
+    }
     b[u++] = RECORD;
-    b[u++] = meaning !== null ? T_PACKET : T_FORMED;
+    b[u++] = meaning !== null ? T_PACKET : formed !== null ? T_FORMED : nat!.post === null ? T_NAT_PACKET : T_NAT_FORMED;
     u = put32(b, u, index);
     u = put32(b, u, sec);
     u = put32(b, u, micro);
@@ -533,7 +622,11 @@ export class ExplainText {
     u = put32(b, u, len);
     b[u++] = id;
     b[u++] = id >>> 8;
-    if (meaning === null) u = put32(b, u, r.reasonArg);
+    if (meaning === null && (formed !== null || nat!.post !== null)) u = put32(b, u, r.reasonArg);
+    if (nat !== null) {
+      b[u++] = natClient;
+      b[u++] = natClient >>> 8;
+    }
     into.used = u;
     return true;
   }
@@ -678,25 +771,34 @@ class CollectedText implements LineBytes {
  *   RECORD T_PACKET index u32, sec u32, micro u32, pair u16, flags u8, relSeq u32, hasAck u8, relAck u32, len u32, meaning u16
  * and an IGNORE with a formed meaning (see formedMeaning):
  *   RECORD T_FORMED  (the same), then the reason's number u32
+ * and a reply through NAT whose meaning is cut around its client (see natMeaning):
+ *   RECORD T_NAT_PACKET (as T_PACKET), then the client u16
+ *   RECORD T_NAT_FORMED (as T_FORMED), then the client u16
  */
 const T_PACKET = 2;
 const T_FORMED = 3;
+const T_NAT_PACKET = 4;
+const T_NAT_FORMED = 5;
 const K_PAIR = 0;
 const K_FLAGS = 1;
 const K_MEANING = 2;
 const K_FORMED_PRE = 3;
 const K_FORMED_POST = 4;
+const K_NAT_CLIENT = 5;
+const K_NAT_PRE = 6;
+const K_NAT_MID = 7;
+const K_NAT_POST = 8;
 const MEANING_TABLES = [K_MEANING, K_FORMED_PRE, K_FORMED_POST] as const;
-const RECORD_ROOM = 2048;
-const pieces = new RecordPieces(5);
+const RECORD_ROOM = 4096;
+const pieces = new RecordPieces(9);
 
 /** This module, for an output thread to load expandRecord from. */
 export const explainTextRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side: a record of recordInto back to the packet's lines. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kind = b[at + 1];
-  if (kind !== T_PACKET && kind !== T_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
+  const kind = b[at + 1]!;
+  if (kind < T_PACKET || kind > T_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
@@ -709,7 +811,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   const len = get32(b, (r += 4));
   const meaning = get16(b, (r += 4));
   r += 2;
-  const o = out.room(HEAD_ROOM + 1100);
+  const o = out.room(HEAD_ROOM + 2200);
   const start = out.used;
   let u = start;
   o[u++] = 35; // '#'
@@ -725,8 +827,22 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
     out.used = got.copy(K_MEANING, meaning, o, u);
     return r;
   }
-  u = got.copy(K_FORMED_PRE, meaning, o, u);
+  if (kind === T_FORMED) {
+    u = got.copy(K_FORMED_PRE, meaning, o, u);
+    u = putUint(o, u, get32(b, r));
+    out.used = got.copy(K_FORMED_POST, meaning, o, u);
+    return r + 4;
+  }
+  const formed = kind === T_NAT_FORMED;
+  const client = get16(b, formed ? r + 4 : r);
+  u = got.copy(K_NAT_PRE, meaning, o, u);
+  u = got.copy(K_NAT_CLIENT, client, o, u);
+  u = got.copy(K_NAT_MID, meaning, o, u);
+  if (!formed) {
+    out.used = u;
+    return r + 2;
+  }
   u = putUint(o, u, get32(b, r));
-  out.used = got.copy(K_FORMED_POST, meaning, o, u);
-  return r + 4;
+  out.used = got.copy(K_NAT_POST, meaning, o, u);
+  return r + 6;
 };
