@@ -8,7 +8,6 @@
  * or given from `conntrack -L`) → the model (model.ts) → report.
  */
 import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '../capture/reader.js';
-import { ipv6ToString } from '../packet/address.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, HAS_TIMESTAMP, identityHead, PacketCopies } from './copies.js';
@@ -16,8 +15,9 @@ import { FlowLedger, FlowList, type FlowRowStore } from './flow-ledger.js';
 export { FlowList, type FlowRowStore, type FlowSummary } from './flow-ledger.js';
 import { CaptureGaps } from './gaps.js';
 import { ConntrackTable, createDecision, segmentEnd, type Decision, type Sysctls, type TcpPacketView, type Verdict } from './model.js';
-import { flowKeyOf, NatFollower, sameTuple, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
+import { NatFollower, sameTuple, v4FlowKey, type Binding, type NatMapping, type Tuple } from './nat.js';
 import { tupleDst, tupleKey, tupleSrc, v4TupleSlot } from './v4tuples.js';
+import { v6FlowKey, v6TupleDst, v6TupleKey, v6TupleSlot, v6TupleSrc } from './v6tuples.js';
 import type { KernelProfile } from './profile.js';
 
 export interface ExplainOptions {
@@ -232,15 +232,17 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     const v6 = ip.version === 6;
     // the packet's tuple: a scratch object (what keeps it copies it)
     const tuple = pt;
-    // IPv4: the tuple's addresses as text and its key, from the tuple cache (built once per tuple)
+    // the tuple's addresses as text and its keys, from the tuple caches (built once per tuple)
     const a = v6 ? 0 : i32At(d, ip.srcOffset);
     const b = v6 ? 0 : i32At(d, ip.dstOffset);
-    const slot = v6 ? -1 : v4TupleSlot(a, tcp.srcPort, b, tcp.dstPort);
-    tuple.src = v6 ? ipv6ToString(d, ip.srcOffset) : tupleSrc(slot);
+    const slot = v6 ? v6TupleSlot(d, ip.srcOffset, tcp.srcPort, ip.dstOffset, tcp.dstPort) : v4TupleSlot(a, tcp.srcPort, b, tcp.dstPort);
+    tuple.src = v6 ? v6TupleSrc(slot) : tupleSrc(slot);
     tuple.sport = tcp.srcPort;
-    tuple.dst = v6 ? ipv6ToString(d, ip.dstOffset) : tupleDst(slot);
+    tuple.dst = v6 ? v6TupleDst(slot) : tupleDst(slot);
     tuple.dport = tcp.dstPort;
-    const dk = v6 ? undefined : tupleKey(slot); // read now: another tuple may take the slot
+    // (read now: another tuple may take the slot)
+    const dk = v6 ? v6TupleKey(slot) : tupleKey(slot);
+    const fk = v6 ? v6FlowKey(slot) : '';
 
     // copies of one packet (several interfaces, before and after NAT): conntrack saw it once
     let position = -1;
@@ -292,7 +294,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     const r = nat.resolve(tuple, tcp.flags, tcp.ack | 0, dk);
     // the entry's tuple in the packet's direction: its canonical tuple, or that turned round (in a scratch tuple)
     const t = r === null ? tuple : r.dir === 0 ? r.binding.canon : invertInto(inv, r.binding.canon);
-    const key = r ? r.binding.key : v6 ? flowKeyOf(tuple) : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);
+    const key = r ? r.binding.key : v6 ? fk : v4FlowKey(a, tcp.srcPort, b, tcp.dstPort);
     view.src = t.src;
     view.srcPort = t.sport;
     view.dst = t.dst;

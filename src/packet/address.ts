@@ -7,27 +7,34 @@ export function ipv4ToString(b: Uint8Array, off = 0): string {
 }
 
 export function ipv6ToString(b: Uint8Array, off = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[off + i]! << 8) | b[off + i + 1]!);
-  // RFC 5952: compress the longest run (≥2) of zero groups
+  // RFC 5952: compress the longest run (≥2) of zero groups, the first of equal ones (no array, no
+  // join: a replay formats the address of every new IPv6 tuple)
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
+    if (b[off + 2 * i] !== 0 || b[off + 2 * i + 1] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && groups[j] === 0) j++;
+    while (j < 8 && b[off + 2 * j] === 0 && b[off + 2 * j + 1] === 0) j++;
     if (j - i > bestLen && j - i >= 2) {
       bestStart = i;
       bestLen = j - i;
     }
     i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== bestStart + bestLen) text += ':';
+    text += ((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!).toString(16);
+  }
+  return text;
 }
 
 export function parseIPv4(text: string): Uint8Array {

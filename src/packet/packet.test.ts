@@ -61,6 +61,22 @@ describe('addresses', () => {
     }
     expect(ipv6ToString(parseIPv6('2001:db8:0:1:0:0:0:2'))).toBe('2001:db8:0:1::2');
   });
+  it('writes IPv6 text as RFC 5952 says (the WHATWG URL serializer agrees): the longest zero run, the first of equal ones', () => {
+    let seed = 7;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (let n = 0; n < 3000; n++) {
+      const b = new Uint8Array(16);
+      // groups mostly zero or small, so that runs of every length and position occur
+      for (let g = 0; g < 8; g++) {
+        const v = rnd() < 0.5 ? 0 : rnd() < 0.5 ? Math.floor(rnd() * 16) : Math.floor(rnd() * 65536);
+        b[2 * g] = v >> 8;
+        b[2 * g + 1] = v & 255;
+      }
+      const full = Array.from({ length: 8 }, (_, g) => ((b[2 * g]! << 8) | b[2 * g + 1]!).toString(16)).join(':');
+      // (an address whose first 96 bits are ::ffff: the URL serializer writes in hex as well)
+      expect(ipv6ToString(b)).toBe(new URL(`http://[${full}]/`).hostname.slice(1, -1));
+    }
+  });
 });
 
 describe('TCP encode/decode', () => {

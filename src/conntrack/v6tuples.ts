@@ -1,0 +1,133 @@
+/**
+ * IPv6 4-tuples seen recently, read from the packet's bytes: the v4tuples cache for IPv6. A slot
+ * holds the tuple's addresses (as eight int32 words) and ports, its directional key and model
+ * table key (the text forms `dirKeyOf` and `flowKey` make) and its two addresses as text (RFC
+ * 5952), so a packet of a known tuple builds no string: formatting two IPv6 addresses and two keys
+ * per packet was four fifths of the garbage of an IPv6 replay. A slot is overwritten on
+ * collision: a cache, never the only copy of anything.
+ */
+import { ipv6ToString } from '../packet/address.js';
+import { flowKey } from './model.js';
+
+const MIN_SLOTS = 1 << 12;
+const MAX_SLOTS = 1 << 16;
+/** Lookups between two looks at the miss rate (see v4tuples: it grows while tuples it lost come back). */
+const WINDOW = 1 << 15;
+const EVICTED_BITS = 16;
+const evicted = new Int32Array(1 << EVICTED_BITS);
+let size = MIN_SLOTS;
+let words = new Int32Array(size * 8);
+let slotPorts = new Int32Array(size);
+let slotKey: Array<string | undefined> = new Array<string | undefined>(size).fill(undefined);
+let slotFlowKey: string[] = new Array<string>(size).fill('');
+let slotSrc: string[] = new Array<string>(size).fill('');
+let slotDst: string[] = new Array<string>(size).fill('');
+let recent = new Uint8Array(size / 2);
+let lookups = 0;
+let misses = 0;
+
+function review(): void {
+  if (misses > lookups >> 3 && size < MAX_SLOTS) {
+    size *= 2;
+    words = new Int32Array(size * 8);
+    slotPorts = new Int32Array(size);
+    slotKey = new Array<string | undefined>(size).fill(undefined);
+    slotFlowKey = new Array<string>(size).fill('');
+    slotSrc = new Array<string>(size).fill('');
+    slotDst = new Array<string>(size).fill('');
+    recent = new Uint8Array(size / 2);
+  }
+  lookups = 0;
+  misses = 0;
+}
+
+const word = (b: Uint8Array, o: number): number => (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+
+/** Whether slot i holds the addresses at b[s…s+16) and b[t…t+16). */
+function holds(i: number, b: Uint8Array, s: number, t: number): boolean {
+  const w = i * 8;
+  for (let k = 0; k < 4; k++) if (words[w + k] !== word(b, s + 4 * k) || words[w + 4 + k] !== word(b, t + 4 * k)) return false;
+  return true;
+}
+
+/**
+ * Address texts by the address (direct-mapped, 1,024): tuples share addresses (a server's, a
+ * client's many ports), so a new tuple mostly finds its two texts made.
+ */
+const ADDRS = 1024;
+const addrWords = new Int32Array(ADDRS * 4);
+const addrTexts: Array<string | undefined> = new Array<string | undefined>(ADDRS).fill(undefined);
+
+function addrText(b: Uint8Array, o: number): string {
+  const w0 = word(b, o);
+  const w1 = word(b, o + 4);
+  const w2 = word(b, o + 8);
+  const w3 = word(b, o + 12);
+  const h = (Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b) ^ Math.imul(w3, 0xc2b2ae35), 0x27d4eb2d) >>> 22) & (ADDRS - 1);
+  const at = h * 4;
+  let t = addrTexts[h];
+  if (t === undefined || addrWords[at] !== w0 || addrWords[at + 1] !== w1 || addrWords[at + 2] !== w2 || addrWords[at + 3] !== w3) {
+    t = ipv6ToString(b, o);
+    addrTexts[h] = t;
+    addrWords[at] = w0;
+    addrWords[at + 1] = w1;
+    addrWords[at + 2] = w2;
+    addrWords[at + 3] = w3;
+  }
+  return t;
+}
+
+/**
+ * The slot of the tuple whose source address is b[s…s+16) with port ps, destination b[t…t+16)
+ * with port pt, filled if it held another tuple. Read it with `v6TupleKey`, `v6FlowKey`,
+ * `v6TupleSrc`, `v6TupleDst` before the next call.
+ */
+export function v6TupleSlot(b: Uint8Array, s: number, ps: number, t: number, pt: number): number {
+  if (++lookups === WINDOW) review();
+  const ports = (ps << 16) | pt;
+  let mix = Math.imul(ports, 0x85ebca6b);
+  for (let k = 0; k < 16; k += 4) mix = Math.imul(mix ^ word(b, s + k), 0x9e3779b1) ^ Math.imul(word(b, t + k), 0xc2b2ae35);
+  mix ^= mix >>> 15;
+  const h = (mix >>> 16) & (size - 2);
+  if (slotPorts[h] === ports && slotKey[h] !== undefined && holds(h, b, s, t)) {
+    recent[h >> 1] = 0;
+    return h;
+  }
+  if (slotPorts[h + 1] === ports && slotKey[h + 1] !== undefined && holds(h + 1, b, s, t)) {
+    recent[h >> 1] = 1;
+    return h + 1;
+  }
+  if (evicted[mix >>> (32 - EVICTED_BITS)] === mix) misses++;
+  const i = recent[h >> 1] === 0 ? h + 1 : h;
+  recent[h >> 1] = i - h;
+  if (slotKey[i] !== undefined) evicted[slotHash(i) >>> (32 - EVICTED_BITS)] = slotHash(i);
+  const w = i * 8;
+  for (let k = 0; k < 4; k++) {
+    words[w + k] = word(b, s + 4 * k);
+    words[w + 4 + k] = word(b, t + 4 * k);
+  }
+  slotPorts[i] = ports;
+  const src = addrText(b, s);
+  const dst = addrText(b, t);
+  slotSrc[i] = src;
+  slotDst[i] = dst;
+  // (the very texts dirKeyOf and flowKey make of the tuple)
+  slotKey[i] = `${src}|${ps}>${dst}|${pt}`;
+  slotFlowKey[i] = flowKey({ src, srcPort: ps, dst, dstPort: pt });
+  return i;
+}
+
+/** The hash v6TupleSlot gave the tuple slot i holds (for the evicted record). */
+function slotHash(i: number): number {
+  const w = i * 8;
+  let mix = Math.imul(slotPorts[i]!, 0x85ebca6b);
+  for (let k = 0; k < 4; k++) mix = Math.imul(mix ^ words[w + k]!, 0x9e3779b1) ^ Math.imul(words[w + 4 + k]!, 0xc2b2ae35);
+  return mix ^ (mix >>> 15);
+}
+
+export const v6TupleKey = (slot: number): string => slotKey[slot]!;
+export const v6FlowKey = (slot: number): string => slotFlowKey[slot]!;
+export const v6TupleSrc = (slot: number): string => slotSrc[slot]!;
+export const v6TupleDst = (slot: number): string => slotDst[slot]!;
+/** How many slots the cache has now. */
+export const v6TupleCacheSlots = (): number => size;
