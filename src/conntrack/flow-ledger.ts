@@ -67,11 +67,18 @@ class RowsInMemory implements FlowRowStore {
   }
 }
 
+/**
+ * A flow's NAT tuples (copies: not the binding's own, which is the entry's) and how they were
+ * learned; their texts are made when the row is read or written (kept as text, each flow's two
+ * texts were ~600 bytes of string pieces till the end).
+ */
 interface NatNames {
-  flow: string;
-  reply: string;
+  orig: Tuple;
+  reply: Tuple;
   learnedFrom: Binding['learnedFrom'];
 }
+
+const tupleCopy = (t: Tuple): Tuple => ({ src: t.src, sport: t.sport, dst: t.dst, dport: t.dport });
 
 const LEARNED_FROM: ReadonlyArray<Binding['learnedFrom']> = [null, 'copy', 'handshake', 'rule', 'conntrack'];
 const INITIAL_SLOTS = 16;
@@ -287,7 +294,7 @@ export class FlowLedger {
     let src: string;
     let dst: string;
     let reasonText: string | null = null;
-    let nat: NatNames | null = null;
+    let nat: { flow: string; reply: string; learnedFrom: Binding['learnedFrom'] } | null = null;
     // (texts in the order written: see ROW_FIXED)
     const next = (): string => {
       const n = b[at]! | (b[at + 1]! << 8);
@@ -323,8 +330,8 @@ export class FlowLedger {
   private summaryOfSlot(s: number): FlowSummary {
     const nat = this.nat.get(s);
     return {
-      flow: nat?.flow ?? tupleText({ src: this.src[s]!, sport: this.sport[s]!, dst: this.dst[s]!, dport: this.dport[s]! }),
-      reply: nat?.reply ?? null,
+      flow: tupleText(nat?.orig ?? { src: this.src[s]!, sport: this.sport[s]!, dst: this.dst[s]!, dport: this.dport[s]! }),
+      reply: nat ? tupleText(nat.reply) : null,
       natLearnedFrom: nat?.learnedFrom ?? null,
       packets: this.packets[s]!,
       accept: this.accept[s]!,
@@ -362,6 +369,8 @@ export class FlowLedger {
     const textOf = this.firstForm[s]! < 0 && this.firstIndex[s] !== 0 && this.firstText.has(s);
     const reason = textOf ? this.firstText.get(s)! : null;
     const nat = this.nat.get(s);
+    const natFlow = nat ? tupleText(nat.orig) : '';
+    const natReply = nat ? tupleText(nat.reply) : '';
     const state = this.finalState[s]!;
     const src = this.src[s]!;
     const dst = this.dst[s]!;
@@ -371,7 +380,7 @@ export class FlowLedger {
     // room: at most 3 bytes of UTF-8 per UTF-16 unit
     let room = ROW_FIXED + 12 + 3 * (state.length + src.length + dst.length);
     if (reason !== null) room += 3 * reason.length;
-    if (nat) room += 3 * (nat.flow.length + nat.reply.length);
+    if (nat) room += 3 * (natFlow.length + natReply.length);
     if (room > this.scratch.length) this.scratch = Buffer.allocUnsafe(2 * room);
     const b = this.scratch;
     b.writeUInt32LE(this.packets[s]!, 0);
@@ -395,8 +404,8 @@ export class FlowLedger {
     if (dstId < 0) at = putText(b, at, dst);
     if (textOf) at = putText(b, at, reason ?? '');
     if (nat) {
-      at = putText(b, at, nat.flow);
-      at = putText(b, at, nat.reply);
+      at = putText(b, at, natFlow);
+      at = putText(b, at, natReply);
     }
     this.rows.putBytes(this.rowOf[s]!, b, at);
     // the slot is free: nothing of the flow stays
@@ -410,7 +419,7 @@ export class FlowLedger {
   }
 
   private settle(s: number, b: Binding): void {
-    if (b.natted) this.nat.set(s, { flow: tupleText(b.orig), reply: tupleText(b.reply), learnedFrom: b.learnedFrom });
+    if (b.natted) this.nat.set(s, { orig: tupleCopy(b.orig), reply: tupleCopy(b.reply), learnedFrom: b.learnedFrom });
     // out of the list: the last slot takes its place
     const at = this.boundAt[s]!;
     const last = this.boundSlots.pop()!;

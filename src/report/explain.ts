@@ -100,7 +100,11 @@ function natSplit(bytes: Uint8Array): NatSplit {
 class NatNames {
   static readonly MAX = 1 << 14;
   private readonly ids = new Map<string, number>();
-  private readonly texts: Uint8Array[] = [];
+  /** Their bytes, one after another in an arena (not a Buffer each: ~100 bytes of heap apiece). */
+  private arena = new Uint8Array(1 << 16);
+  private used = 0;
+  private readonly starts = new Int32Array(NatNames.MAX);
+  private readonly lengths = new Int32Array(NatNames.MAX);
   private readonly versions = new Uint32Array(NatNames.MAX);
   private next = 0;
 
@@ -110,16 +114,41 @@ class NatNames {
       if (this.next === NatNames.MAX) {
         this.ids.clear();
         this.next = 0;
+        this.used = 0;
       }
       id = this.next++;
       this.ids.set(s, id);
-      this.texts[id] = Buffer.from(JSON.stringify(s));
+      const bytes = Buffer.from(JSON.stringify(s));
+      if (this.used + bytes.length > this.arena.length) {
+        const grown = new Uint8Array(Math.max(2 * this.arena.length, this.used + bytes.length));
+        grown.set(this.arena.subarray(0, this.used));
+        this.arena = grown;
+      }
+      this.arena.set(bytes, this.used);
+      this.starts[id] = this.used;
+      this.lengths[id] = bytes.length;
+      this.used += bytes.length;
       this.versions[id]!++;
     }
     return id;
   }
-  bytes(id: number): Uint8Array {
-    return this.texts[id]!;
+  /** Name id's bytes into b at u; returns the position after them. */
+  copy(id: number, b: Uint8Array, u: number): number {
+    const from = this.starts[id]!;
+    const n = this.lengths[id]!;
+    const a = this.arena;
+    for (let k = 0; k < n; k++) b[u + k] = a[from + k]!;
+    return u + n;
+  }
+  /** The arena holding id's bytes, from `startOf(id)`, `lengthOf(id)` of them (for records). */
+  get bytes(): Uint8Array {
+    return this.arena;
+  }
+  startOf(id: number): number {
+    return this.starts[id]!;
+  }
+  lengthOf(id: number): number {
+    return this.lengths[id]!;
   }
   version(id: number): number {
     return this.versions[id]!;
@@ -292,7 +321,8 @@ function packetJsonInto(p: ExplainedPacket, into: LineBytes): void {
 
 function natTailInto(split: NatSplit, natTo: string, into: LineBytes): void {
   into.bytes(split.pre);
-  into.bytes(natNames.bytes(natNames.idOf(natTo)));
+  const id = natNames.idOf(natTo);
+  into.used = natNames.copy(id, into.room(natNames.lengthOf(id)), into.used);
   into.bytes(split.post);
 }
 
@@ -339,7 +369,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   if (index >>> 0 !== index || seq >>> 0 !== seq || ack >>> 0 !== ack || len >>> 0 !== len) return false;
   const natTo = p.natMatchedTo;
   const natId = natTo === null ? -1 : natNames.idOf(natTo);
-  if (natId >= 0 && natNames.bytes(natId).length > 1024) return false;
+  if (natId >= 0 && natNames.lengthOf(natId) > 1024) return false;
   const session = into.records!;
   const b = into.room(RECORD_ROOM);
   const ep = endpointsSlot(p);
@@ -365,7 +395,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
       u = pieces.put(b, u, session, P_NAT_FORMED_POST, id, 0, split.post);
     }
   }
-  if (natId >= 0) u = pieces.put(b, u, session, P_NAT_NAME, natId, natNames.version(natId), natNames.bytes(natId));
+  if (natId >= 0) u = pieces.putFrom(b, u, session, P_NAT_NAME, natId, natNames.version(natId), natNames.bytes, natNames.startOf(natId), natNames.lengthOf(natId));
   b[u++] = RECORD;
   b[u++] = tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED;
   u = put32(b, u, index);
