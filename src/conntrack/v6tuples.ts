@@ -43,13 +43,6 @@ function review(): void {
 
 const word = (b: Uint8Array, o: number): number => (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 
-/** Whether slot i holds the addresses at b[s…s+16) and b[t…t+16). */
-function holds(i: number, b: Uint8Array, s: number, t: number): boolean {
-  const w = i * 8;
-  for (let k = 0; k < 4; k++) if (words[w + k] !== word(b, s + 4 * k) || words[w + 4 + k] !== word(b, t + 4 * k)) return false;
-  return true;
-}
-
 /**
  * Address texts by the address (direct-mapped, 1,024): tuples share addresses (a server's, a
  * client's many ports), so a new tuple mostly finds its two texts made.
@@ -77,6 +70,16 @@ function addrText(b: Uint8Array, o: number): string {
   return t;
 }
 
+/** The hash of a tuple: its ports and its addresses' eight words. */
+function tupleHash(ports: number, s0: number, s1: number, s2: number, s3: number, t0: number, t1: number, t2: number, t3: number): number {
+  let mix = Math.imul(ports, 0x85ebca6b);
+  mix = Math.imul(mix ^ s0, 0x9e3779b1) ^ Math.imul(t0, 0xc2b2ae35);
+  mix = Math.imul(mix ^ s1, 0x9e3779b1) ^ Math.imul(t1, 0xc2b2ae35);
+  mix = Math.imul(mix ^ s2, 0x9e3779b1) ^ Math.imul(t2, 0xc2b2ae35);
+  mix = Math.imul(mix ^ s3, 0x9e3779b1) ^ Math.imul(t3, 0xc2b2ae35);
+  return mix ^ (mix >>> 15);
+}
+
 /**
  * The slot of the tuple whose source address is b[s…s+16) with port ps, destination b[t…t+16)
  * with port pt, filled if it held another tuple. Read it with `v6TupleKey`, `v6FlowKey`,
@@ -84,28 +87,41 @@ function addrText(b: Uint8Array, o: number): string {
  */
 export function v6TupleSlot(b: Uint8Array, s: number, ps: number, t: number, pt: number): number {
   if (++lookups === WINDOW) review();
+  // (the words read once, into locals: hashed, then compared)
+  const s0 = word(b, s);
+  const s1 = word(b, s + 4);
+  const s2 = word(b, s + 8);
+  const s3 = word(b, s + 12);
+  const t0 = word(b, t);
+  const t1 = word(b, t + 4);
+  const t2 = word(b, t + 8);
+  const t3 = word(b, t + 12);
   const ports = (ps << 16) | pt;
-  let mix = Math.imul(ports, 0x85ebca6b);
-  for (let k = 0; k < 16; k += 4) mix = Math.imul(mix ^ word(b, s + k), 0x9e3779b1) ^ Math.imul(word(b, t + k), 0xc2b2ae35);
-  mix ^= mix >>> 15;
+  const mix = tupleHash(ports, s0, s1, s2, s3, t0, t1, t2, t3);
   const h = (mix >>> 16) & (size - 2);
-  if (slotPorts[h] === ports && slotKey[h] !== undefined && holds(h, b, s, t)) {
-    recent[h >> 1] = 0;
-    return h;
-  }
-  if (slotPorts[h + 1] === ports && slotKey[h + 1] !== undefined && holds(h + 1, b, s, t)) {
-    recent[h >> 1] = 1;
-    return h + 1;
+  for (let i = h; i < h + 2; i++) {
+    const w = i * 8;
+    if (slotPorts[i] === ports && words[w + 3] === s3 && words[w + 7] === t3 && words[w] === s0 && words[w + 1] === s1 && words[w + 2] === s2 && words[w + 4] === t0 && words[w + 5] === t1 && words[w + 6] === t2 && slotKey[i] !== undefined) {
+      recent[h >> 1] = i - h;
+      return i;
+    }
   }
   if (evicted[mix >>> (32 - EVICTED_BITS)] === mix) misses++;
   const i = recent[h >> 1] === 0 ? h + 1 : h;
   recent[h >> 1] = i - h;
-  if (slotKey[i] !== undefined) evicted[slotHash(i) >>> (32 - EVICTED_BITS)] = slotHash(i);
   const w = i * 8;
-  for (let k = 0; k < 4; k++) {
-    words[w + k] = word(b, s + 4 * k);
-    words[w + 4 + k] = word(b, t + 4 * k);
+  if (slotKey[i] !== undefined) {
+    const gone = tupleHash(slotPorts[i]!, words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, words[w + 4]!, words[w + 5]!, words[w + 6]!, words[w + 7]!);
+    evicted[gone >>> (32 - EVICTED_BITS)] = gone;
   }
+  words[w] = s0;
+  words[w + 1] = s1;
+  words[w + 2] = s2;
+  words[w + 3] = s3;
+  words[w + 4] = t0;
+  words[w + 5] = t1;
+  words[w + 6] = t2;
+  words[w + 7] = t3;
   slotPorts[i] = ports;
   const src = addrText(b, s);
   const dst = addrText(b, t);
@@ -115,14 +131,6 @@ export function v6TupleSlot(b: Uint8Array, s: number, ps: number, t: number, pt:
   slotKey[i] = `${src}|${ps}>${dst}|${pt}`;
   slotFlowKey[i] = flowKey({ src, srcPort: ps, dst, dstPort: pt });
   return i;
-}
-
-/** The hash v6TupleSlot gave the tuple slot i holds (for the evicted record). */
-function slotHash(i: number): number {
-  const w = i * 8;
-  let mix = Math.imul(slotPorts[i]!, 0x85ebca6b);
-  for (let k = 0; k < 4; k++) mix = Math.imul(mix ^ words[w + k]!, 0x9e3779b1) ^ Math.imul(words[w + 4 + k]!, 0xc2b2ae35);
-  return mix ^ (mix >>> 15);
 }
 
 export const v6TupleKey = (slot: number): string => slotKey[slot]!;
