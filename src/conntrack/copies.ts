@@ -50,6 +50,17 @@ function identityHash(head: number, seq: number, ack: number, len: number, win: 
   return h ^ (h >>> 15);
 }
 
+/** A ring entry's row: identity, positions counted, ports (see `rows`). */
+const ROW = 8;
+const HEAD = 0;
+const SEQ = 1;
+const ACK = 2;
+const LEN = 3;
+const WIN = 4;
+const TSV = 5;
+const COUNT = 6;
+const PORTS = 7;
+
 /** Positions kept in the ring per packet (interfaces a packet crosses); more go to a map. */
 const POSITIONS = 6;
 const MIN_CAPACITY = 1024;
@@ -75,18 +86,16 @@ export class PacketCopies<B extends object> {
   private next = 0;
   private oldest = 0;
   private ts = new Float64Array(0);
-  private head0 = new Int32Array(0);
-  private seq = new Int32Array(0);
-  private ack = new Int32Array(0);
-  private len = new Int32Array(0);
-  private win = new Int32Array(0);
-  private tsv = new Int32Array(0);
-  private count = new Uint8Array(0);
+  /**
+   * Per entry a row of ROW int32: its identity (head, seq, ack, length, window, timestamp), the
+   * count of its positions and its tuple's ports — one cache line for what a lookup compares
+   * (an array per field was a cache miss per field: most records of a NAT host's capture match).
+   */
+  private rows = new Int32Array(0);
   private positions = new Int32Array(0);
   /** Positions past POSITIONS, by entry number (a packet through more interfaces than that: rare). */
   private readonly more = new Map<number, number[]>();
   private dir = new Uint8Array(0);
-  private ports = new Int32Array(0);
   private src: string[] = [];
   private dst: string[] = [];
   private binding: Array<B | null> = [];
@@ -134,10 +143,12 @@ export class PacketCopies<B extends object> {
     // newest first: the latest remembered with this identity is the one a copy is of
     for (let n = this.buckets[bucket]!; n >= this.oldest; n = this.chain[n & this.mask]!) {
       const i = n & this.mask;
-      if (this.head0[i] !== head || this.seq[i] !== seq || this.ack[i] !== ack || this.len[i] !== len || this.win[i] !== win || this.tsv[i] !== tsv) continue;
+      const r = i * ROW;
+      const rows = this.rows;
+      if (rows[r + SEQ] !== seq || rows[r + HEAD] !== head || rows[r + ACK] !== ack || rows[r + LEN] !== len || rows[r + WIN] !== win || rows[r + TSV] !== tsv) continue;
       if (ts - this.ts[i]! > (position < 0 ? POSITIONLESS_HORIZON_S : POSITION_HORIZON_S)) return -1;
       if (position >= 0) {
-        const c = this.count[i]!;
+        const c = rows[r + COUNT]!;
         const at = i * POSITIONS;
         for (let k = 0; k < c && k < POSITIONS; k++) if (this.positions[at + k] === position) return -1; // passed here before: a new transmission
         if (c < POSITIONS) this.positions[at + c] = position;
@@ -147,7 +158,7 @@ export class PacketCopies<B extends object> {
           if (more) more.push(position);
           else this.more.set(n, [position]);
         }
-        if (c <= POSITIONS) this.count[i] = c + 1;
+        if (c <= POSITIONS) rows[r + COUNT] = c + 1;
       }
       return n;
     }
@@ -164,12 +175,12 @@ export class PacketCopies<B extends object> {
   /** Whether the first copy `n` had tuple t. */
   sameTuple(n: number, t: Tuple): boolean {
     const i = n & this.mask;
-    return this.src[i] === t.src && this.dst[i] === t.dst && this.ports[i] === ((t.sport << 16) | t.dport);
+    return this.rows[i * ROW + PORTS] === ((t.sport << 16) | t.dport) && this.src[i] === t.src && this.dst[i] === t.dst;
   }
   /** The first copy's tuple, into `t` (a scratch tuple: what keeps it copies it). */
   firstTupleInto(n: number, t: Tuple): Tuple {
     const i = n & this.mask;
-    const p = this.ports[i]!;
+    const p = this.rows[i * ROW + PORTS]!;
     t.src = this.src[i]!;
     t.sport = p >>> 16;
     t.dst = this.dst[i]!;
@@ -188,19 +199,21 @@ export class PacketCopies<B extends object> {
     const n = this.next++;
     const i = n & this.mask;
     this.ts[i] = ts;
-    this.head0[i] = this.pHead;
-    this.seq[i] = this.pSeq;
-    this.ack[i] = this.pAck;
-    this.len[i] = this.pLen;
-    this.win[i] = this.pWin;
-    this.tsv[i] = this.pTsv;
-    this.count[i] = position >= 0 ? 1 : 0;
+    const r = i * ROW;
+    const rows = this.rows;
+    rows[r + HEAD] = this.pHead;
+    rows[r + SEQ] = this.pSeq;
+    rows[r + ACK] = this.pAck;
+    rows[r + LEN] = this.pLen;
+    rows[r + WIN] = this.pWin;
+    rows[r + TSV] = this.pTsv;
+    rows[r + COUNT] = position >= 0 ? 1 : 0;
+    rows[r + PORTS] = (t.sport << 16) | t.dport;
     this.positions[i * POSITIONS] = position;
     this.binding[i] = binding;
     this.dir[i] = dir;
     this.src[i] = t.src;
     this.dst[i] = t.dst;
-    this.ports[i] = (t.sport << 16) | t.dport;
     this.chain[i] = this.buckets[this.pBucket]!;
     this.buckets[this.pBucket] = n;
   }
@@ -210,66 +223,38 @@ export class PacketCopies<B extends object> {
     const n = this.oldest++;
     const i = n & this.mask;
     this.binding[i] = null;
-    if (this.count[i]! > POSITIONS) this.more.delete(n);
+    if (this.rows[i * ROW + COUNT]! > POSITIONS) this.more.delete(n);
   }
 
   /** Make room for `capacity` entries (a power of two), keeping those held at their numbers. */
   private resize(capacity: number): void {
-    const old = {
-      mask: this.mask,
-      ts: this.ts,
-      head0: this.head0,
-      seq: this.seq,
-      ack: this.ack,
-      len: this.len,
-      win: this.win,
-      tsv: this.tsv,
-      count: this.count,
-      positions: this.positions,
-      dir: this.dir,
-      ports: this.ports,
-      src: this.src,
-      dst: this.dst,
-      binding: this.binding,
-    };
+    const old = { mask: this.mask, ts: this.ts, rows: this.rows, positions: this.positions, dir: this.dir, src: this.src, dst: this.dst, binding: this.binding };
     this.capacity = capacity;
     this.mask = capacity - 1;
     this.ts = new Float64Array(capacity);
-    this.head0 = new Int32Array(capacity);
-    this.seq = new Int32Array(capacity);
-    this.ack = new Int32Array(capacity);
-    this.len = new Int32Array(capacity);
-    this.win = new Int32Array(capacity);
-    this.tsv = new Int32Array(capacity);
-    this.count = new Uint8Array(capacity);
+    this.rows = new Int32Array(capacity * ROW);
     this.positions = new Int32Array(capacity * POSITIONS);
     this.dir = new Uint8Array(capacity);
-    this.ports = new Int32Array(capacity);
     this.src = new Array<string>(capacity).fill('');
     this.dst = new Array<string>(capacity).fill('');
     this.binding = new Array<B | null>(capacity).fill(null);
     this.chain = new Float64Array(capacity);
     this.buckets = new Float64Array(capacity * 2).fill(-1);
     const bucketMask = this.buckets.length - 1;
+    const rows = this.rows;
     for (let n = this.oldest; n < this.next; n++) {
       const from = n & old.mask;
       const i = n & this.mask;
       this.ts[i] = old.ts[from]!;
-      this.head0[i] = old.head0[from]!;
-      this.seq[i] = old.seq[from]!;
-      this.ack[i] = old.ack[from]!;
-      this.len[i] = old.len[from]!;
-      this.win[i] = old.win[from]!;
-      this.tsv[i] = old.tsv[from]!;
-      this.count[i] = old.count[from]!;
+      rows.set(old.rows.subarray(from * ROW, (from + 1) * ROW), i * ROW);
       this.positions.set(old.positions.subarray(from * POSITIONS, (from + 1) * POSITIONS), i * POSITIONS);
       this.dir[i] = old.dir[from]!;
-      this.ports[i] = old.ports[from]!;
       this.src[i] = old.src[from]!;
       this.dst[i] = old.dst[from]!;
       this.binding[i] = old.binding[from]!;
       // (re-chained oldest first: newest first again)
-      const bucket = identityHash(this.head0[i]!, this.seq[i]!, this.ack[i]!, this.len[i]!, this.win[i]!, this.tsv[i]!) & bucketMask;
+      const r = i * ROW;
+      const bucket = identityHash(rows[r + HEAD]!, rows[r + SEQ]!, rows[r + ACK]!, rows[r + LEN]!, rows[r + WIN]!, rows[r + TSV]!) & bucketMask;
       this.chain[i] = this.buckets[bucket]!;
       this.buckets[bucket] = n;
     }
