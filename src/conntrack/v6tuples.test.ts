@@ -36,9 +36,9 @@ describe('the IPv6 tuple cache', () => {
       let variant: Uint8Array | null = null;
       for (let v = 1; v < 1 << 20 && variant === null; v++) {
         const b = Uint8Array.from(base);
-        b[word * 4 + 1] ^= v >> 16;
-        b[word * 4 + 2] ^= (v >> 8) & 255;
-        b[word * 4 + 3] ^= v & 255;
+        b[word * 4 + 1] = b[word * 4 + 1]! ^ (v >> 16);
+        b[word * 4 + 2] = b[word * 4 + 2]! ^ ((v >> 8) & 255);
+        b[word * 4 + 3] = b[word * 4 + 3]! ^ (v & 255);
         if (v6TupleSlot(b, 0, 40000, 16, 9000) >> 1 === first >> 1) variant = b;
       }
       expect(variant).not.toBeNull();
