@@ -5,46 +5,27 @@
  * the string) and its two addresses as text, so a packet of a known tuple builds no string at all.
  * A slot is overwritten on collision: this is a cache, never the only copy of anything.
  */
-const MIN_SLOTS = 1 << 12;
-const MAX_SLOTS = 1 << 16;
-/** Lookups between two looks at the miss rate. */
-const WINDOW = 1 << 15;
-/** Hashes of tuples evicted, by their high bits (the last one per index): a miss found here is a tuple coming back. */
-const EVICTED_BITS = 16;
-const evicted = new Int32Array(1 << EVICTED_BITS);
-let size = MIN_SLOTS;
-let slotA = new Int32Array(size);
-let slotB = new Int32Array(size);
-let slotPorts = new Int32Array(size);
-let slotKey: Array<string | undefined> = new Array<string | undefined>(size).fill(undefined);
-let slotSrc: string[] = new Array<string>(size).fill('');
-let slotDst: string[] = new Array<string>(size).fill('');
-/** Per pair of slots, the one used last (0 or 1). */
-let recent = new Uint8Array(size / 2);
-let lookups = 0;
-let misses = 0;
+import { TupleCacheSizing } from './tuple-cache-sizing.js';
 
+let slotA = new Int32Array(0);
+let slotB = new Int32Array(0);
+let slotPorts = new Int32Array(0);
+let slotKey: Array<string | undefined> = [];
+let slotSrc: string[] = [];
+let slotDst: string[] = [];
 /**
- * Sized by the tuples live at once, not by the capture: from 4,096 slots, doubled up to 65,536
- * while more than one lookup in eight misses a tuple the cache held and lost (a tuple's first
- * packet always misses, and says nothing of the size: a SYN flood, every packet a new tuple,
- * grew it to 65,536 slots of tuples that never came back). A fixed 65,536 kept 40,000 stale
- * tuples' keys and texts of a capture with 2,700 live at once (3 MB).
+ * 4,096 slots, doubled up to 65,536 (see TupleCacheSizing): a SYN flood, every packet a new
+ * tuple, grew a cache sized by its misses to 65,536 slots of tuples that never came back, and a
+ * fixed 65,536 kept 40,000 stale tuples' keys and texts of a capture with 2,700 live at once (3 MB).
  */
-function review(): void {
-  if (misses > lookups >> 3 && size < MAX_SLOTS) {
-    size *= 2;
-    slotA = new Int32Array(size);
-    slotB = new Int32Array(size);
-    slotPorts = new Int32Array(size);
-    slotKey = new Array<string | undefined>(size).fill(undefined);
-    slotSrc = new Array<string>(size).fill('');
-    slotDst = new Array<string>(size).fill('');
-    recent = new Uint8Array(size / 2);
-  }
-  lookups = 0;
-  misses = 0;
-}
+const sizing = new TupleCacheSizing(1 << 12, 1 << 16, (size) => {
+  slotA = new Int32Array(size);
+  slotB = new Int32Array(size);
+  slotPorts = new Int32Array(size);
+  slotKey = new Array<string | undefined>(size).fill(undefined);
+  slotSrc = new Array<string>(size).fill('');
+  slotDst = new Array<string>(size).fill('');
+});
 
 /** Address text by its int32 value (misses only). */
 const addrText = new Map<number, string>();
@@ -66,25 +47,20 @@ const tupleHash = (a: number, b: number, ports: number): number => Math.imul(a ^
  * direct-mapped cache lost 44 % of its tuples to collisions.
  */
 export function v4TupleSlot(a: number, pa: number, b: number, pb: number): number {
-  if (++lookups === WINDOW) review();
+  sizing.lookup();
   const ports = (pa << 16) | pb;
   const mix = tupleHash(a, b, ports);
-  const h = (mix >>> 16) & (size - 2);
+  const h = (mix >>> 16) & (sizing.size - 2);
   if (slotA[h] === a && slotB[h] === b && slotPorts[h] === ports && slotKey[h] !== undefined) {
-    recent[h >> 1] = 0;
+    sizing.hit(h, h);
     return h;
   }
   if (slotA[h + 1] === a && slotB[h + 1] === b && slotPorts[h + 1] === ports && slotKey[h + 1] !== undefined) {
-    recent[h >> 1] = 1;
+    sizing.hit(h, h + 1);
     return h + 1;
   }
-  if (evicted[mix >>> (32 - EVICTED_BITS)] === mix) misses++;
-  const i = recent[h >> 1] === 0 ? h + 1 : h;
-  recent[h >> 1] = i - h;
-  if (slotKey[i] !== undefined) {
-    const gone = tupleHash(slotA[i]!, slotB[i]!, slotPorts[i]!);
-    evicted[gone >>> (32 - EVICTED_BITS)] = gone;
-  }
+  const i = sizing.refill(h, mix);
+  if (slotKey[i] !== undefined) sizing.evict(tupleHash(slotA[i]!, slotB[i]!, slotPorts[i]!));
   slotA[i] = a;
   slotB[i] = b;
   slotPorts[i] = ports;
@@ -98,4 +74,4 @@ export const tupleKey = (slot: number): string => slotKey[slot]!;
 export const tupleSrc = (slot: number): string => slotSrc[slot]!;
 export const tupleDst = (slot: number): string => slotDst[slot]!;
 /** How many slots the cache has now (grows with the tuples live at once). */
-export const tupleCacheSlots = (): number => size;
+export const tupleCacheSlots = (): number => sizing.size;

@@ -8,38 +8,23 @@
  */
 import { ipv6ToString } from '../packet/address.js';
 import { flowKey } from './model.js';
+import { TupleCacheSizing } from './tuple-cache-sizing.js';
 
-const MIN_SLOTS = 1 << 12;
-const MAX_SLOTS = 1 << 16;
-/** Lookups between two looks at the miss rate (see v4tuples: it grows while tuples it lost come back). */
-const WINDOW = 1 << 15;
-const EVICTED_BITS = 16;
-const evicted = new Int32Array(1 << EVICTED_BITS);
-let size = MIN_SLOTS;
-let words = new Int32Array(size * 8);
-let slotPorts = new Int32Array(size);
-let slotKey: Array<string | undefined> = new Array<string | undefined>(size).fill(undefined);
-let slotFlowKey: string[] = new Array<string>(size).fill('');
-let slotSrc: string[] = new Array<string>(size).fill('');
-let slotDst: string[] = new Array<string>(size).fill('');
-let recent = new Uint8Array(size / 2);
-let lookups = 0;
-let misses = 0;
-
-function review(): void {
-  if (misses > lookups >> 3 && size < MAX_SLOTS) {
-    size *= 2;
-    words = new Int32Array(size * 8);
-    slotPorts = new Int32Array(size);
-    slotKey = new Array<string | undefined>(size).fill(undefined);
-    slotFlowKey = new Array<string>(size).fill('');
-    slotSrc = new Array<string>(size).fill('');
-    slotDst = new Array<string>(size).fill('');
-    recent = new Uint8Array(size / 2);
-  }
-  lookups = 0;
-  misses = 0;
-}
+let words = new Int32Array(0);
+let slotPorts = new Int32Array(0);
+let slotKey: Array<string | undefined> = [];
+let slotFlowKey: string[] = [];
+let slotSrc: string[] = [];
+let slotDst: string[] = [];
+/** 4,096 slots, doubled up to 65,536 (see TupleCacheSizing). */
+const sizing = new TupleCacheSizing(1 << 12, 1 << 16, (size) => {
+  words = new Int32Array(size * 8);
+  slotPorts = new Int32Array(size);
+  slotKey = new Array<string | undefined>(size).fill(undefined);
+  slotFlowKey = new Array<string>(size).fill('');
+  slotSrc = new Array<string>(size).fill('');
+  slotDst = new Array<string>(size).fill('');
+});
 
 const word = (b: Uint8Array, o: number): number => (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
 
@@ -86,7 +71,7 @@ function tupleHash(ports: number, s0: number, s1: number, s2: number, s3: number
  * `v6TupleSrc`, `v6TupleDst` before the next call.
  */
 export function v6TupleSlot(b: Uint8Array, s: number, ps: number, t: number, pt: number): number {
-  if (++lookups === WINDOW) review();
+  sizing.lookup();
   // (the words read once, into locals: hashed, then compared)
   const s0 = word(b, s);
   const s1 = word(b, s + 4);
@@ -98,22 +83,17 @@ export function v6TupleSlot(b: Uint8Array, s: number, ps: number, t: number, pt:
   const t3 = word(b, t + 12);
   const ports = (ps << 16) | pt;
   const mix = tupleHash(ports, s0, s1, s2, s3, t0, t1, t2, t3);
-  const h = (mix >>> 16) & (size - 2);
+  const h = (mix >>> 16) & (sizing.size - 2);
   for (let i = h; i < h + 2; i++) {
     const w = i * 8;
     if (slotPorts[i] === ports && words[w + 3] === s3 && words[w + 7] === t3 && words[w] === s0 && words[w + 1] === s1 && words[w + 2] === s2 && words[w + 4] === t0 && words[w + 5] === t1 && words[w + 6] === t2 && slotKey[i] !== undefined) {
-      recent[h >> 1] = i - h;
+      sizing.hit(h, i);
       return i;
     }
   }
-  if (evicted[mix >>> (32 - EVICTED_BITS)] === mix) misses++;
-  const i = recent[h >> 1] === 0 ? h + 1 : h;
-  recent[h >> 1] = i - h;
+  const i = sizing.refill(h, mix);
   const w = i * 8;
-  if (slotKey[i] !== undefined) {
-    const gone = tupleHash(slotPorts[i]!, words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, words[w + 4]!, words[w + 5]!, words[w + 6]!, words[w + 7]!);
-    evicted[gone >>> (32 - EVICTED_BITS)] = gone;
-  }
+  if (slotKey[i] !== undefined) sizing.evict(tupleHash(slotPorts[i]!, words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, words[w + 4]!, words[w + 5]!, words[w + 6]!, words[w + 7]!));
   words[w] = s0;
   words[w + 1] = s1;
   words[w + 2] = s2;
@@ -138,4 +118,4 @@ export const v6FlowKey = (slot: number): string => slotFlowKey[slot]!;
 export const v6TupleSrc = (slot: number): string => slotSrc[slot]!;
 export const v6TupleDst = (slot: number): string => slotDst[slot]!;
 /** How many slots the cache has now. */
-export const v6TupleCacheSlots = (): number => size;
+export const v6TupleCacheSlots = (): number => sizing.size;
