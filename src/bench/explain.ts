@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PcapWriter } from '../capture/writer.js';
-import { sll2Frame, synthFlow, synthNatFlow, type SynthPacket } from '../conntrack/synth.js';
+import { sll2Frame, synthFlow, synthNatFlow, type SynthFlow, type SynthPacket } from '../conntrack/synth.js';
 import { parseIP } from '../packet/address.js';
 import { encodeIPv4 } from '../packet/ip.js';
 import { encodeTcp } from '../packet/tcp.js';
@@ -21,28 +21,29 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const FLOWS = 20_000;
 const CONCURRENT = 200; // flows interleaved at once, as on a busy host
 
+/** Flow i of the bench's captures (its group starting at g): a client of 192.0.2.0/24 to a server of 198.51.100.0/24, every `forgedEvery`th with a forged segment. */
+function benchFlow(i: number, g: number, segments: number, forgedEvery: number, timestamps: boolean): SynthFlow {
+  return {
+    client: `192.0.2.${1 + (i % 250)}`,
+    server: `198.51.100.${1 + ((i >> 8) % 250)}`,
+    clientPort: 20000 + (i % 40000),
+    serverPort: 9000,
+    clientIsn: (i * 2654435761) >>> 0,
+    serverIsn: (i * 40503 * 65537) >>> 0,
+    segments,
+    segmentBytes: 64,
+    ...(forgedEvery > 0 && i % forgedEvery === 0 ? { forgedOffset: 100000 } : {}),
+    start: g,
+    timestamps,
+  };
+}
+
 export function writeExplainCapture(path: string, flowCount = FLOWS, segments = 24, concurrent = CONCURRENT, forgedEvery = 10, timestamps = false): number {
   const w = PcapWriter.create(path, { linkType: 101 });
   // Interleave `concurrent` flows at a time; each has 54 packets (≈ 1.08M packets in all).
   for (let g = 0; g < flowCount; g += concurrent) {
     const flows = [];
-    for (let i = g; i < Math.min(flowCount, g + concurrent); i++) {
-      flows.push(
-        synthFlow({
-          client: `192.0.2.${1 + (i % 250)}`,
-          server: `198.51.100.${1 + ((i >> 8) % 250)}`,
-          clientPort: 20000 + (i % 40000),
-          serverPort: 9000,
-          clientIsn: (i * 2654435761) >>> 0,
-          serverIsn: (i * 40503 * 65537) >>> 0,
-          segments,
-          segmentBytes: 64,
-          ...(forgedEvery > 0 && i % forgedEvery === 0 ? { forgedOffset: 100000 } : {}),
-          start: g,
-          timestamps,
-        }),
-      );
-    }
+    for (let i = g; i < Math.min(flowCount, g + concurrent); i++) flows.push(synthFlow(benchFlow(i, g, segments, forgedEvery, timestamps)));
     const longest = Math.max(...flows.map((f) => f.length));
     for (let k = 0; k < longest; k++) for (const f of flows) if (f[k]) w.writePacket(f[k]!.data, f[k]!.ts);
   }
@@ -65,20 +66,8 @@ export function writeNatHostCapture(path: string, flowCount = FLOWS, segments = 
   for (let g = 0; g < flowCount; g += concurrent) {
     const flows: Array<{ inside: SynthPacket[]; outside: SynthPacket[]; client: number; forged: boolean }> = [];
     for (let i = g; i < Math.min(flowCount, g + concurrent); i++) {
-      const forged = forgedEvery > 0 && i % forgedEvery === 0;
-      const f = {
-        client: `192.0.2.${1 + (i % 250)}`,
-        server: `198.51.100.${1 + ((i >> 8) % 250)}`,
-        clientPort: 20000 + (i % 40000),
-        serverPort: 9000,
-        clientIsn: (i * 2654435761) >>> 0,
-        serverIsn: (i * 40503 * 65537) >>> 0,
-        segments,
-        segmentBytes: 64,
-        ...(forged ? { forgedOffset: 100000 } : {}),
-        start: g,
-        timestamps: true,
-      };
+      const f = benchFlow(i, g, segments, forgedEvery, true);
+      const forged = f.forgedOffset !== undefined;
       flows.push({ inside: synthFlow(f), outside: synthFlow({ ...f, client: '203.0.113.1', clientPort: 1024 + (i % 60000) }), client: 1 + (i % 250), forged });
     }
     const longest = Math.max(...flows.map((f) => f.inside.length));
