@@ -165,12 +165,55 @@ interface FormedMeaning {
 }
 const formedMeanings = new Map<string, FormedMeaning | null>();
 let formedMeaningCount = 0;
-/** The last one per form and width, and what it was for (the model's own strings, compared by identity). */
-const lastFormed = Array.from({ length: 64 }, () => ({ dir: '', before: '', after: '', verdict: '', logged: false, colour: false, m: null as FormedMeaning | null }));
+
 /** Stands for the number while the line is wrapped (a width of it; never in a meaning line). */
 const HOLE = '\u0000';
 
 const decimalWidth = (n: number): number => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 1e4 ? 4 : n < 1e5 ? 5 : n < 1e6 ? 6 : n < 1e7 ? 7 : n < 1e8 ? 8 : n < 1e9 ? 9 : 10);
+
+/**
+ * The last meaning made per kind (form, the widths of the number and the client) and what it was
+ * made for: consecutive packets mostly ask for the one made last (the model's own strings,
+ * compared by identity), no key text built.
+ */
+interface LastMeaning<M> {
+  dir: string;
+  before: string;
+  after: string;
+  verdict: string;
+  form: number;
+  width: number;
+  clientWidth: number;
+  logged: boolean;
+  colour: boolean;
+  /** Null: none for this row (look it up, then keepMeaning). */
+  m: M | null;
+}
+const lastMeanings = <M>(): Array<LastMeaning<M>> => Array.from({ length: 64 }, () => ({ dir: '', before: '', after: '', verdict: '', form: 0, width: 0, clientWidth: 0, logged: false, colour: false, m: null }));
+
+/** Row r's slot in `last`: by its kind (form, widths). */
+const lastSlot = <M>(last: Array<LastMeaning<M>>, r: PacketRow, width: number, clientWidth: number): LastMeaning<M> => last[((r.reasonForm + 1) * 11 + width + clientWidth * 67) & 63]!;
+
+/** Whether l holds a meaning made for what r is now. */
+const madeFor = <M>(l: LastMeaning<M>, r: PacketRow, width: number, clientWidth: number, colour: boolean): boolean =>
+  l.m !== null && l.dir === r.dir && l.before === r.stateBefore && l.after === r.stateAfter && l.verdict === r.verdict && l.form === r.reasonForm && l.width === width && l.clientWidth === clientWidth && l.logged === r.logged && l.colour === colour;
+
+/** Keep m in l as the meaning made for what r is now; returns it. */
+function keepMeaning<M>(l: LastMeaning<M>, r: PacketRow, width: number, clientWidth: number, colour: boolean, m: M | null): M | null {
+  l.dir = r.dir;
+  l.before = r.stateBefore;
+  l.after = r.stateAfter;
+  l.verdict = r.verdict;
+  l.form = r.reasonForm;
+  l.width = width;
+  l.clientWidth = clientWidth;
+  l.logged = r.logged;
+  l.colour = colour;
+  l.m = m;
+  return m;
+}
+const lastFormed = lastMeanings<FormedMeaning>();
+const lastNat = lastMeanings<NatMeaning>();
 
 /**
  * A reply through NAT says whom it goes to: `reply (to CLIENT through NAT) …`. Its meaning line is
@@ -201,8 +244,8 @@ function natMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client'>, clientWidth: 
   if (!plain && r.reasonForm < 0) return null;
   const width = plain ? 0 : decimalWidth(r.reasonArg);
   const colour = colourOn();
-  const l = lastNat[((r.reasonForm + 1) * 11 + width + clientWidth * 67) & 63]!;
-  if (l.m !== null && l.dir === r.dir && l.before === r.stateBefore && l.after === r.stateAfter && l.verdict === r.verdict && l.form === r.reasonForm && l.width === width && l.clientWidth === clientWidth && l.logged === r.logged && l.colour === colour) return l.m;
+  const l = lastSlot(lastNat, r, width, clientWidth);
+  if (madeFor(l, r, width, clientWidth, colour)) return l.m;
   const key = `${r.dir}|${r.stateBefore}|${r.stateAfter}|${r.verdict}|${r.reasonForm}|${width}|${r.logged}|${colour}|${clientWidth}`;
   let m = natMeanings.get(key);
   if (m === undefined) {
@@ -225,27 +268,15 @@ function natMeaning(r: PacketRow, flow: Pick<FlowTrace, 'client'>, clientWidth: 
     if (m !== null && (m.pre.length > 512 || m.mid.length > 512 || (m.post?.length ?? 0) > 512)) m = null;
     if (natMeanings.size < 4096) natMeanings.set(key, m);
   }
-  l.dir = r.dir;
-  l.before = r.stateBefore;
-  l.after = r.stateAfter;
-  l.verdict = r.verdict;
-  l.form = r.reasonForm;
-  l.width = width;
-  l.clientWidth = clientWidth;
-  l.logged = r.logged;
-  l.colour = colour;
-  l.m = m;
-  return m;
+  return keepMeaning(l, r, width, clientWidth, colour, m);
 }
-/** The last NAT meanings and what they were for (the model's own strings, compared by identity). */
-const lastNat = Array.from({ length: 64 }, () => ({ dir: '', before: '', after: '', verdict: '', form: 0, width: 0, clientWidth: 0, logged: false, colour: false, m: null as NatMeaning | null }));
 
 function formedMeaning(r: PacketRow, flow: FlowTrace): FormedMeaning | null {
   if (r.reasonForm < 0 || r.verdict === 'ACCEPT' || r.natted || r.fromNatHost || r.note !== null || r.secondaryReason !== null) return null;
   const width = decimalWidth(r.reasonArg);
   const colour = colourOn();
-  const l = lastFormed[(r.reasonForm * 11 + width) & 63]!;
-  if (l.m !== null && l.dir === r.dir && l.before === r.stateBefore && l.after === r.stateAfter && l.verdict === r.verdict && l.logged === r.logged && l.colour === colour) return l.m;
+  const l = lastSlot(lastFormed, r, width, 0);
+  if (madeFor(l, r, width, 0, colour)) return l.m;
   const key = `${r.reasonForm}|${width}|${r.dir}|${r.stateBefore}|${r.stateAfter}|${r.verdict}|${r.logged}|${colour}`;
   let m = formedMeanings.get(key);
   if (m === undefined) {
@@ -257,14 +288,7 @@ function formedMeaning(r: PacketRow, flow: FlowTrace): FormedMeaning | null {
     if (m !== null && (m.pre.length > 512 || m.post.length > 512)) m = null;
     if (formedMeanings.size < 4096) formedMeanings.set(key, m);
   }
-  l.dir = r.dir;
-  l.before = r.stateBefore;
-  l.after = r.stateAfter;
-  l.verdict = r.verdict;
-  l.logged = r.logged;
-  l.colour = colour;
-  l.m = m;
-  return m;
+  return keepMeaning(l, r, width, 0, colour, m);
 }
 
 /** The first line of a packet: where it goes, its flags, relative seq/ack, length. */
