@@ -88,6 +88,17 @@ describe('PacketCopies', () => {
     expect(see(c, 100, 16, 200)).toBe(-1);
   });
 
+  it('stays bounded, and matches nothing from the other side of a step, when the capture\'s clock steps back', () => {
+    const c = new PacketCopies<object>();
+    for (let k = 0; k < 20_000; k++) see(c, k, 8, 10_000 + k / 1000);
+    const room = c.room;
+    // an hour earlier from here on: what came before is more than the horizon away
+    for (let k = 20_000; k < 120_000; k++) see(c, k, 8, 6_400 + k / 1000);
+    expect(c.room).toBe(room);
+    expect(see(c, 119_999, 16, 6_400 + 120)).toBeGreaterThanOrEqual(0);
+    expect(see(c, 19_999, 16, 6_400 + 120)).toBe(-1);
+  });
+
   it('grows while the packets of the horizon do not fit, and finds them all after growing', () => {
     const c = new PacketCopies<object>();
     // 50,000 packets in one second: all within the horizon

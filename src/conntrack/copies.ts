@@ -146,7 +146,8 @@ export class PacketCopies<B extends object> {
       const r = i * ROW;
       const rows = this.rows;
       if (rows[r + SEQ] !== seq || rows[r + HEAD] !== head || rows[r + ACK] !== ack || rows[r + LEN] !== len || rows[r + WIN] !== win || rows[r + TSV] !== tsv) continue;
-      if (ts - this.ts[i]! > (position < 0 ? POSITIONLESS_HORIZON_S : POSITION_HORIZON_S)) return -1;
+      // (apart by more than the horizon either way: a capture's clock may step back)
+      if (Math.abs(ts - this.ts[i]!) > (position < 0 ? POSITIONLESS_HORIZON_S : POSITION_HORIZON_S)) return -1;
       if (position >= 0) {
         const c = rows[r + COUNT]!;
         const at = i * POSITIONS;
@@ -192,8 +193,9 @@ export class PacketCopies<B extends object> {
   remember(position: number, binding: B | null, dir: 0 | 1, t: Tuple): void {
     const ts = this.now;
     if (this.next - this.oldest === this.capacity) {
-      // full: the oldest goes if it is past the horizon, else the ring doubles
-      if (ts - this.ts[this.oldest & this.mask]! > POSITION_HORIZON_S) this.letGo();
+      // full: the oldest goes if it is past the horizon (either way: after the capture's clock
+      // stepped back, what came before is past it too), else the ring doubles
+      if (Math.abs(ts - this.ts[this.oldest & this.mask]!) > POSITION_HORIZON_S) this.letGo();
       else this.resize(this.capacity * 2);
     }
     const n = this.next++;
