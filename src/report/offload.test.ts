@@ -159,12 +159,12 @@ describe('explain through the output thread', () => {
     const { Output } = (await import(dist('report/output.js'))) as typeof import('./output.js');
     const { ExplainText, explainTextRecordsModule } = (await import(dist('report/explain-text.js'))) as typeof import('./explain-text.js');
     const { createDecision, setReason, formatReason } = (await import(dist('conntrack/model.js'))) as typeof import('../conntrack/model.js');
-    const { wrapJoined } = (await import(dist('report/text.js'))) as typeof import('./text.js');
+    const { wrapJoined, paint, setColour } = (await import(dist('report/text.js'))) as typeof import('./text.js');
     type Packet = import('../conntrack/explain.js').ExplainedPacket;
     const server = { src: '198.51.100.2', sport: 9000 };
     const packets: Packet[] = [];
-    /** Per packet (by index), the meaning lines expected, written out whole. */
-    const expected = new Map<number, string>();
+    /** Per packet (by index), the meaning lines expected, written out whole (painted or not: a function of the terminal's colour). */
+    const meaningOf = new Map<number, () => string>();
     let index = 0;
     for (let c = 0; c < 300; c++) {
       const v6 = c % 3 === 2;
@@ -181,16 +181,17 @@ describe('explain through the output thread', () => {
       const endpoint = v6 ? `[${client}]:${cport}` : `${client}:${cport}`;
       for (let k = 0; k < 4; k++) {
         const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: 'reply' as const, stateBefore: k === 0 ? 'SYN_SENT' : 'ESTABLISHED', stateAfter: 'ESTABLISHED', logged: true });
-        let meaning = `reply (to ${endpoint} through NAT) ${k === 0 ? 'SYN_SENT → ESTABLISHED' : 'ESTABLISHED'}`;
+        let meaning = () => `reply (to ${endpoint} through NAT) ${k === 0 ? 'SYN_SENT → ESTABLISHED' : 'ESTABLISHED'}`;
         if (k === 3) {
           // an IGNORE: its reason a form around a number of any width
           d.verdict = 'IGNORE' as never;
           d.check = 'II';
           const n = [7, 35748, 4294967295][c % 3]!;
           setReason(d, (c % 5) as 0 | 1 | 2 | 3 | 4, n);
-          meaning = `reply (to ${endpoint} through NAT) ESTABLISHED IGNORE "${formatReason(c % 5, n)}" (passes; state not updated)`;
+          meaning = () => `reply (to ${endpoint} through NAT) ESTABLISHED ${paint('IGNORE', 'yellow')} "${formatReason(c % 5, n)}" (passes; state not updated)`;
         }
-        expected.set(index, wrapJoined(meaning, 80, '    '));
+        const m = meaning;
+        meaningOf.set(index, () => wrapJoined(m(), 80, '    '));
         packets.push({ ...base, index: index++, src: server.src, srcPort: server.sport, dst: nat, dstPort: natPort, seq: 100 + k, decision: d, consequence: k === 3 ? 'IGNORE: passes (NAT applied) but conntrack state is not updated' : 'ACCEPT: tracked' });
       }
     }
@@ -202,7 +203,7 @@ describe('explain through the output thread', () => {
         // (after the head, and its segment when that went to a line of its own)
         const lines = block.split('\n').slice(1);
         if (lines[0]?.startsWith('    [')) lines.shift();
-        if (expected.has(i)) got.set(i, lines.join('\n'));
+        if (meaningOf.has(i)) got.set(i, lines.join('\n'));
       }
       return got;
     };
@@ -217,13 +218,23 @@ describe('explain through the output thread', () => {
     const written = meanings(readFileSync(path, 'utf8').replace(/\n$/, ''));
     const onMain = new ExplainText({ verbose: true, time: 'relative', only: null });
     const direct = meanings(packets.map((p) => onMain.packet(p)).join('\n'));
-    expect(written.size).toBe(expected.size);
-    expect(direct.size).toBe(expected.size);
+    expect(written.size).toBe(meaningOf.size);
+    expect(direct.size).toBe(meaningOf.size);
     // (a long IPv6 client wraps the line: the pieces hold for that too)
-    expect([...expected.values()].some((m) => m.includes('\n'))).toBe(true);
-    for (const [i, m] of expected) {
-      expect(written.get(i)).toBe(m);
-      expect(direct.get(i)).toBe(m);
+    expect([...meaningOf.values()].some((m) => m().includes('\n'))).toBe(true);
+    for (const [i, m] of meaningOf) {
+      expect(written.get(i)).toBe(m());
+      expect(direct.get(i)).toBe(m());
+    }
+    // on a terminal (colour): the pieces are cut from the painted line
+    setColour(true);
+    try {
+      const painted = new ExplainText({ verbose: true, time: 'relative', only: null });
+      const onTerminal = meanings(packets.map((p) => painted.packet(p)).join('\n'));
+      expect(meaningOf.get(4)!()).toContain('\u001b[33mIGNORE\u001b[39m');
+      for (const [i, m] of meaningOf) expect(onTerminal.get(i)).toBe(m());
+    } finally {
+      setColour(false);
     }
   });
 
