@@ -339,6 +339,8 @@ function invalidConsequence(r: PacketRow): string | null {
     : r.consequence.replace(/^INVALID: /, '');
 }
 const RST = 4;
+const FIN = 1;
+const SYN = 2;
 
 /** A connection's lines in the closing summary: its peers, counts, final state, first INVALID. */
 function connectionBlock(f: FlowTrace): string {
@@ -686,13 +688,21 @@ export class ExplainText {
   packetInto(p: ExplainedPacket, into: LineBytes): boolean {
     this.t0 ??= p.tsSec;
     this.seen++;
+    const o = this.o;
+    // whether it is shown, or may be held (a handshake's), from the packet: a row is made only then
+    // (most packets of the default text: counted on their connection, nothing more)
+    const verdict = p.decision.verdict;
+    let show: boolean;
+    if (o.only === 'invalid') show = verdict === 'INVALID';
+    else if (o.only === 'ignored') show = verdict !== 'ACCEPT';
+    else show = o.verbose || verdict !== 'ACCEPT' || (p.tcpFlags & (RST | FIN)) !== 0 || p.captureMissed > 0;
+    const held = !show && !o.only && !o.verbose && ((p.tcpFlags & SYN) !== 0 || (p.decision.dir === 'original' && p.decision.stateBefore === 'SYN_RECV'));
+    if (!show && !held) {
+      this.tracker.add(p, false);
+      return false;
+    }
     const row = this.tracker.add(p);
     const flow = this.tracker.flow!;
-    const o = this.o;
-    let show: boolean;
-    if (o.only === 'invalid') show = row.verdict === 'INVALID';
-    else if (o.only === 'ignored') show = row.verdict !== 'ACCEPT';
-    else show = o.verbose || row.matters || p.captureMissed > 0;
     if (!show) {
       const h = flow.renderer;
       if (!o.only && !o.verbose && row.handshake && h !== SHOWN) {

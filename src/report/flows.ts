@@ -219,7 +219,10 @@ export class FlowTracker {
    * it; otherwise it is a scratch row, valid until the next call (copy it, src and dst included,
    * to keep it). Nothing is allocated for a packet of a known connection that is not kept.
    */
-  add(p: ExplainedPacket): PacketRow {
+  add(p: ExplainedPacket): PacketRow;
+  /** `needRow` false (a tracker that keeps no rows): the connection is followed, no row is made (null). */
+  add(p: ExplainedPacket, needRow: boolean): PacketRow | null;
+  add(p: ExplainedPacket, needRow = true): PacketRow | null {
     const d = p.decision;
     const bits = p.tcpFlags;
     let fromNatHost = false;
@@ -272,6 +275,11 @@ export class FlowTracker {
     else f.isnServer ??= p.seq | 0;
     const own = fromClient ? f.isnClient! : f.isnServer!;
     const other = fromClient ? f.isnServer : f.isnClient;
+    if (!needRow && this.maxRows === 0) {
+      this.countPacket(t, p, fromNatHost, toNatHost);
+      t.omitted++;
+      return null;
+    }
     const ackFlag = (bits & FLAG_BIT.ACK) !== 0;
     const keep = f.kept && t.rows.length < this.maxRows;
     const row: PacketRow = keep ? ({ src: { addr: p.src, port: p.srcPort }, dst: { addr: p.dst, port: p.dstPort } } as PacketRow) : this.scratch;
@@ -306,19 +314,24 @@ export class FlowTracker {
     row.tcpFlags = bits;
     row.handshake = (bits & FLAG_BIT.SYN) !== 0 || (d.dir === 'original' && d.stateBefore === 'SYN_RECV');
     row.matters = d.verdict !== 'ACCEPT' || (bits & (FLAG_BIT.RST | FLAG_BIT.FIN)) !== 0;
-    if (row.natted && row.verdict === 'INVALID') f.lastInvalidToNat = p.index;
-    t.packets++;
-    if (fromNatHost && bits & FLAG_BIT.RST) t.hostResets++;
-    if (d.verdict === 'INVALID') {
-      t.invalid++;
-      if (!fromNatHost) t.firstInvalid ??= { index: p.index, reason: d.reason };
-    }
-    else if (d.verdict === 'IGNORE') t.ignore++;
-    else t.accept++;
-    // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
-    if (!fromNatHost) t.finalState = d.stateAfter;
+    this.countPacket(t, p, fromNatHost, toNatHost);
     if (keep) t.rows.push(row);
     else t.omitted++;
     return row;
+  }
+
+  /** Count a packet of connection t: its verdict, the NAT host's resets, the last INVALID to the NAT host, the state it leaves. */
+  private countPacket(t: TrackedFlow, p: ExplainedPacket, fromNatHost: boolean, toNatHost: boolean): void {
+    const d = p.decision;
+    if (toNatHost && d.verdict === 'INVALID') t.lastInvalidToNat = p.index;
+    t.packets++;
+    if (fromNatHost && p.tcpFlags & FLAG_BIT.RST) t.hostResets++;
+    if (d.verdict === 'INVALID') {
+      t.invalid++;
+      if (!fromNatHost) t.firstInvalid ??= { index: p.index, reason: d.reason };
+    } else if (d.verdict === 'IGNORE') t.ignore++;
+    else t.accept++;
+    // The NAT host's own packets have no entry of their own: the connection's state is the reply's.
+    if (!fromNatHost) t.finalState = d.stateAfter;
   }
 }
