@@ -241,6 +241,12 @@ describe('pcap writer → reader round trips', () => {
       expect(got).toEqual(mem.map((r) => [r.index, 10000 + (r.index % 50000), r.data.length]));
       expect(pauses).toBeGreaterThan(0);
     }
+    // Where the read is, given to each pause: packets and the file's fraction only grow, and end at all of them.
+    const at: Array<[number, number | null]> = [];
+    await forEachPacket(path, () => undefined, { chunkSize: 4096, pause: (p) => void at.push([p.packets, p.fraction]) });
+    expect(at.length).toBeGreaterThan(2);
+    expect(at.every(([k, f], i) => f !== null && f >= 0 && f <= 1 && (i === 0 || (k >= at[i - 1]![0] && f >= at[i - 1]![1]!)))).toBe(true);
+    expect(at.at(-1)).toEqual([n, 1]);
     // Early stop.
     expect(await forEachPacket(path, (r) => r.index < 9)).toBe(10);
     let yielded = 0;
@@ -551,6 +557,11 @@ describe('compressed captures and snaplen', () => {
     ]);
     expect(recs[0]!.capLen).toBe(60);
     expect(stats).toEqual({ cutToSnaplen: 1, compression: 'gzip' });
+    // a compressed file's progress: how much of the compressed file was taken, all of it at the end
+    const fractions: Array<number | null> = [];
+    await forEachPacket(tmpFile(gzipSync(ngFile)), () => undefined, { chunkSize: 64, pause: (p) => void fractions.push(p.fraction) });
+    expect(fractions.at(-1)).toBe(1);
+    expect(fractions.every((f) => f !== null && f >= 0 && f <= 1)).toBe(true);
     const e = await inputErrorAsync(readAll(tmpFile(gzipSync(ngFile).subarray(0, 40))));
     expect(e.message).toMatch(/cannot read the gzip-compressed file .*: unexpected end of file|truncated/);
   });

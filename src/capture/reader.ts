@@ -87,6 +87,17 @@ export interface PacketRecord {
   capLen: number;
 }
 
+/** Where a read is, after a chunk: what `pause` is given (one object, refilled). */
+export interface ReadProgress {
+  /** Records read so far. */
+  packets: number;
+  /**
+   * How far into its input (0 … 1): a file's bytes, a compressed file's compressed bytes; null
+   * when not known (standard input).
+   */
+  fraction: number | null;
+}
+
 export interface ReadOptions {
   /** Bytes per file read (default 1 MiB). A block larger than this grows the next buffer. */
   chunkSize?: number;
@@ -100,10 +111,11 @@ export interface ReadOptions {
    */
   unknownLinkType?: 'error' | 'pass';
   /**
-   * forEachPacket: called after each chunk's packets; a promise it returns is awaited before the
-   * next read (a consumer whose output is backed up pauses the reader: memory stays bounded).
+   * forEachPacket: called after each chunk's packets, with where the read is; a promise it
+   * returns is awaited before the next read (a consumer whose output is backed up pauses the
+   * reader: memory stays bounded).
    */
-  pause?: () => Promise<void> | null;
+  pause?: (progress: ReadProgress) => Promise<void> | null | void;
   /**
    * forEachPacket: `data` is valid only during the callback (the read buffer is reused instead of
    * a fresh one per chunk: a replay that keeps no views holds one chunk of memory, not dozens
@@ -629,6 +641,8 @@ interface ByteSource {
   base: number;
   /** Total bytes, or Infinity for a stream until it ends. */
   readonly size: number;
+  /** How far into its input the bytes up to `base + at` are (see ReadProgress), or null. */
+  fraction(at: number): number | null;
   refill(need: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -681,8 +695,14 @@ class StreamSource implements ByteSource {
     chunks: AsyncIterable<Uint8Array>,
     private readonly what: string,
     private readonly onClose: () => void,
+    /** How far the compressed input is read (a file's), or null. */
+    private readonly inputFraction: () => number | null = () => null,
   ) {
     this.it = chunks[Symbol.asyncIterator]();
+  }
+
+  fraction(): number | null {
+    return this.inputFraction();
   }
 
   async refill(need: number): Promise<boolean> {
@@ -753,7 +773,9 @@ async function openSource(path: string, opts: ReadOptions): Promise<ByteSource> 
   await file.close();
   const rs = createReadStream(path);
   const stop = () => rs.destroy();
-  return new StreamSource(kind === 'gzip' ? gunzip(rs) : unzstd(rs), `${kind}-compressed file ${path}`, stop);
+  // (what the decompressor has taken of the file: a little ahead of the packets read)
+  const size = file.size;
+  return new StreamSource(kind === 'gzip' ? gunzip(rs) : unzstd(rs), `${kind}-compressed file ${path}`, stop, () => Math.min(1, rs.bytesRead / size));
 }
 
 /** gzip → decompressed chunks (zlib loaded only for a gzip capture). */
@@ -809,6 +831,10 @@ class FileSource implements ByteSource {
     }
   }
 
+  fraction(at: number): number {
+    return (this.base + at) / this.size;
+  }
+
   /** Move the unconsumed tail into a fresh buffer of at least `need` bytes and fill it. False at EOF. */
   async refill(need: number): Promise<boolean> {
     const keep = this.end - this.start;
@@ -859,6 +885,7 @@ class FileSource implements ByteSource {
 export async function forEachPacket(path: string, fn: (rec: PacketRecord) => void | boolean, opts: ReadOptions = {}): Promise<number> {
   const src = await openSource(path, opts);
   const parser = new CaptureParser(opts);
+  const progress: ReadProgress = { packets: 0, fraction: null };
   try {
     let total = src.size;
     for (;;) {
@@ -871,7 +898,12 @@ export async function forEachPacket(path: string, fn: (rec: PacketRecord) => voi
         if (parser.ready && fn(parser.rec) === false) return parser.count;
       }
       src.start = pos;
-      const wait = opts.pause?.();
+      let wait: Promise<void> | null | void = null;
+      if (opts.pause) {
+        progress.packets = parser.count;
+        progress.fraction = src.fraction(pos);
+        wait = opts.pause(progress);
+      }
       if (wait) await wait;
       if (base + pos >= total) break;
       if (!(await src.refill(parser.need))) {

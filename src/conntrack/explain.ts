@@ -7,7 +7,7 @@
  * through SNAT/MASQUERADE, DNAT, REDIRECT and NodePort (nat.ts: mappings learned from the capture
  * or given from `conntrack -L`) → the model (model.ts) → report.
  */
-import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord } from '../capture/reader.js';
+import { forEachPacket, LINKTYPE, type CaptureStats, type PacketRecord, type ReadProgress } from '../capture/reader.js';
 import { decodeIp, DecodedIp, IPPROTO_TCP, isPacketError } from '../packet/ip.js';
 import { decodeTcp, decodeTcpOptions, flagsToString, newTcpHeader, type TcpOptions } from '../packet/tcp.js';
 import { capturePosition, HAS_TIMESTAMP, identityHead, PacketCopies } from './copies.js';
@@ -39,8 +39,8 @@ export interface ExplainOptions {
    * the gone ones, so it too holds what the kernel would.
    */
   onSweep?: (live: (key: string) => boolean) => void;
-  /** Called between chunks of the capture; a promise it returns is awaited (output backpressure). */
-  pause?: () => Promise<void> | null;
+  /** Called between chunks of the capture, with where the read is; a promise it returns is awaited (output backpressure). */
+  pause?: (progress: ReadProgress) => Promise<void> | null | void;
   /**
    * Where the flows' final summary rows go past the first `flowRowsKept` (32,768) flows (explain's
    * CLI: a store that goes to disk past 2 MiB); in memory if not given.

@@ -1,11 +1,12 @@
 /** `explain`'s stream: one line (or JSON line) per reported packet, then per-flow summaries and a total. */
+import type { ReadProgress } from '../capture/reader.js';
 import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/explain.js';
 import { REASON_FORMS, reasonArg32, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { EndpointPairs } from './pair-cache.js';
-import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Renderer } from './output.js';
+import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -669,6 +670,45 @@ export const explainFlows: LineRenderer<FlowSummary> = { text: flowText, json: f
  * are read: a capture of a million flows is never held as a million summaries or strings), then
  * this, the `summary` line.
  */
+/** A count as people read it: 950, 12.3k, 3.24M. */
+function countText(n: number): string {
+  if (n < 1e4) return String(Math.round(n));
+  if (n < 1e6) return `${(n / 1e3).toFixed(n < 1e5 ? 1 : 0)}k`;
+  return `${(n / 1e6).toFixed(n < 1e8 ? 2 : 0)}M`;
+}
+
+/** Where a replay is: how far into the capture, packets read, their rate, and (a file's) the time left at that rate. */
+export function explainProgressLine(p: Readonly<ReadProgress>, seconds: number): string {
+  const parts = ['explain:'];
+  const f = p.fraction;
+  if (f !== null) parts.push(`${Math.floor(100 * f)} % of the capture,`);
+  parts.push(`${countText(p.packets)} packets`);
+  if (seconds > 0) parts.push(`(${countText(p.packets / seconds)}/s)`);
+  if (f !== null && f >= 0.02 && f < 1) {
+    const left = Math.ceil((seconds * (1 - f)) / f);
+    parts.push(`· about ${left < 90 ? `${left} s` : `${Math.round(left / 60)} min`} left`);
+  }
+  return parts.join(' ');
+}
+
+/**
+ * What explain's CLI gives the replay after each chunk: after a second, then once a second, the
+ * progress line on the terminal's status line (`Output.status`: only when stderr is a terminal
+ * and stdout is not — a capture of millions of packets to a file or a pipe takes a while).
+ * Cleared by the Output's flush.
+ */
+export function explainProgress(out: Output, now: () => number = () => performance.now()): (p: Readonly<ReadProgress>) => void {
+  if (!out.showsStatus) return () => undefined;
+  const t0 = now();
+  let next = t0 + 1000;
+  return (p) => {
+    const t = now();
+    if (t < next) return;
+    next = t + 1000;
+    out.status(explainProgressLine(p, (t - t0) / 1000));
+  };
+}
+
 export function explainSummaryLine(s: ExplainSummary & { kernel: string; profile: string }): string {
   return JSON.stringify(explainSummary.json(s));
 }

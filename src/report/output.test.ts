@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createDecision, setReason, type ReasonForm } from '../conntrack/model.js';
 import type { ExplainedPacket } from '../conntrack/explain.js';
-import { explainFlows, explainPackets, flowJson } from './explain.js';
+import { explainFlows, explainPackets, explainProgress, explainProgressLine, flowJson } from './explain.js';
 import { jsonLine, Output } from './output.js';
 
 /** A writable that keeps what it got, taking `delayMs` per chunk (a slow reader) when set. */
@@ -180,5 +180,62 @@ describe('Output', () => {
     out.line('last');
     await out.flush();
     expect(s.text()).toBe(`first\n${big}\nlast\n`);
+  });
+});
+
+describe('the status line (explain on a large capture)', () => {
+  /** A terminal's stderr: what was written to it, its width. */
+  const terminal = (columns = 40) => {
+    const written: string[] = [];
+    return { stream: { isTTY: true, columns, write: (s: string) => written.push(s) } as unknown as NodeJS.WriteStream, written };
+  };
+
+  it('is shown only when stderr is a terminal and stdout is not, cut to the width, cleared by flush', async () => {
+    const t = terminal(40);
+    const out = new Output('json', sink().stream, t.stream);
+    expect(out.showsStatus).toBe(true);
+    const exitListeners = process.listenerCount('exit');
+    out.status('explain: 41 % of the capture, 3.24M packets (1.08M/s) · about 5 s left');
+    out.status('short');
+    // (cleared at exit too, if a signal stops the run before its flush)
+    expect(process.listenerCount('exit')).toBe(exitListeners + 1);
+    await out.flush();
+    expect(process.listenerCount('exit')).toBe(exitListeners);
+    await out.flush();
+    expect(t.written).toEqual(['\rexplain: 41 % of the capture, 3.24M pac\x1b[K', '\rshort\x1b[K', '\r\x1b[K']);
+
+    // stdout on the terminal itself (the output is what shows), or stderr not a terminal: nothing
+    const both = terminal();
+    const onTerminal = new Output('text', Object.assign(sink().stream, { isTTY: true }), both.stream);
+    onTerminal.status('x');
+    const piped = new Output('json', sink().stream, Object.assign(sink().stream, { isTTY: false }) as unknown as NodeJS.WriteStream);
+    piped.status('x');
+    expect([onTerminal.showsStatus, piped.showsStatus, both.written]).toEqual([false, false, []]);
+  });
+
+  it('says how far a replay is, once a second after the first', () => {
+    expect(explainProgressLine({ packets: 3_241_000, fraction: 0.41 }, 3)).toBe('explain: 41 % of the capture, 3.24M packets (1.08M/s) · about 5 s left');
+    expect(explainProgressLine({ packets: 950, fraction: null }, 1)).toBe('explain: 950 packets (950/s)');
+    expect(explainProgressLine({ packets: 45_600, fraction: 0.01 }, 2)).toBe('explain: 1 % of the capture, 45.6k packets (22.8k/s)');
+    expect(explainProgressLine({ packets: 120_000_000, fraction: 0.2 }, 60)).toBe('explain: 20 % of the capture, 120M packets (2.00M/s) · about 4 min left');
+    const t = terminal(200);
+    const out = new Output('json', sink().stream, t.stream);
+    let now = 0;
+    const progress = explainProgress(out, () => now);
+    for (const [ms, packets] of [
+      [500, 1],
+      [1000, 2],
+      [1500, 3],
+      [2000, 4],
+    ] as const) {
+      now = ms;
+      progress({ packets, fraction: packets / 8 });
+    }
+    expect(t.written).toEqual(['\rexplain: 25 % of the capture, 2 packets (2/s) · about 3 s left\x1b[K', '\rexplain: 50 % of the capture, 4 packets (2/s) · about 2 s left\x1b[K']);
+    // not shown: no clock read, nothing written
+    const quiet = explainProgress(new Output('json', sink().stream, null), () => {
+      throw new Error('read the clock');
+    });
+    quiet({ packets: 1, fraction: 1 });
   });
 });

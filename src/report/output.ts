@@ -163,6 +163,7 @@ export class Output implements LineBytes {
   private readonly free: Buffer[] = [];
   private readonly fdBacked: boolean;
   private scheduled = false;
+  private statusShown = false;
   private waiting: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private readonly onDrain = (): void => {
@@ -312,6 +313,36 @@ export class Output implements LineBytes {
   }
 
   /**
+   * Whether `status` shows anything: stderr is a terminal and stdout is not (the output goes to a
+   * file or a pipe, so nothing else on the screen says the run is alive; a terminal showing the
+   * output itself is not written over).
+   */
+  get showsStatus(): boolean {
+    return Boolean(this.progressStream?.isTTY) && !(this.stream as NodeJS.WriteStream).isTTY;
+  }
+
+  /** Rewrite the terminal's status line (cut to its width: a wrapped line is not rewritten in place); null clears it. */
+  status(s: string | null): void {
+    if (!this.showsStatus) return;
+    const ps = this.progressStream!;
+    if (s === null) {
+      if (this.statusShown) {
+        ps.write('\r\x1b[K');
+        process.off('exit', this.clearStatus);
+      }
+      this.statusShown = false;
+      return;
+    }
+    const width = Math.max(20, (ps.columns || 80) - 1);
+    ps.write(`\r${s.length > width ? s.slice(0, width) : s}\x1b[K`);
+    // (a run stopped by Ctrl-C exits without a flush: the line goes then too — a terminal's writes are synchronous)
+    if (!this.statusShown) process.once('exit', this.clearStatus);
+    this.statusShown = true;
+  }
+
+  private readonly clearStatus = (): void => this.status(null);
+
+  /**
    * null when the stream can take more now; otherwise a promise that resolves on its `drain`.
    * Producers that can pause (a capture read chunk by chunk) await it between chunks.
    */
@@ -382,6 +413,7 @@ export class Output implements LineBytes {
 
   /** Write what is batched and wait until the stream has taken it (and the output thread, if any, has ended). */
   async flush(): Promise<void> {
+    this.status(null);
     if (this.offloading) {
       const o = this.offloading;
       this.offloading = null;

@@ -88,8 +88,11 @@ blamed on the kernel.`,
     party: { type: 'strings', arg: 'NAME=EP,…', help: 'diagrams: one column per party across connections, e.g. app=203.0.113.1:40000 or proxy=127.0.0.1:15001,203.0.113.1:* (EP: ADDR:PORT, ADDR:*, *:PORT); repeatable' },
   },
   more: `-o json prints JSON lines: {"type":"header"}, {"type":"packet",…}…, {"type":"flow",…}…, {"type":"summary",…}.
+When the output goes to a file or a pipe and stderr is a terminal, a status line there says how
+far the replay is after its first second (packets, rate, time left), and is cleared at the end.
 Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
-          ctprobe explain ct.pcap --html ct.html --time wall`,
+          ctprobe explain ct.pcap --html ct.html --time wall
+          ctprobe explain big.pcap -o json | jq -c 'select(.verdict == "INVALID")'`,
   exits: '0 nothing INVALID, 1 some packet is INVALID',
   async run({ flags: f, args, out }) {
     if (args.length !== (f.from ? 0 : 1)) throw new UsageError(f.from ? 'explain --from BUNDLE takes no FILE' : 'explain needs exactly one capture FILE (see --help)');
@@ -108,7 +111,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const offloadFile = (file: string) => !f.only && !pictures && file !== '-' && (json || (f.verbose && !process.stdout.isTTY)) && fileSize(file) >= OFFLOAD_FROM_BYTES;
     const offloading = !f.from && offloadFile(args[0]!) ? (textModule ? textModule.then((m) => m.explainTextRecordsModule) : reportModule.then((m) => m.explainRecordsModule)).then((expander) => out.offload(expander, tuneV8)) : null;
     offloading?.catch(() => undefined); // (handled where it is awaited, or by out.flush when this throws first)
-    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainRecordsModule, explainSummaryLine }, { BlockLog }] = await Promise.all([
+    const [{ explainCapture }, { natMappingsFromConntrack }, { profileForRelease, profileFromFlag }, { explainFlows, explainHeader, explainPackets, explainProgress, explainRecordsModule, explainSummaryLine }, { BlockLog }] = await Promise.all([
       import('../../conntrack/explain.js'),
       import('../../conntrack/nat.js'),
       import('../../conntrack/profile.js'),
@@ -157,6 +160,8 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     // The flows' summary rows, final once their entry is gone: on disk past 2 MiB (a file unlinked
     // as soon as it is opened), so memory follows the flows live at once, not the capture.
     const flowRows = new BlockLog(1 << 20, 2);
+    // where the replay is, on the terminal, while the output goes to a file or a pipe
+    const progress = explainProgress(out);
     try {
       const summary = await explainCapture(file, {
         profile,
@@ -175,8 +180,9 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
         // Read the next chunk of the capture only when stdout has taken what was written.
         // (and V8's settings again: a worker thread booting resets them, and this thread sees its
         // 'ready' only when the event loop turns, which a replay to a fast reader may not do for a while)
-        pause: () => {
+        pause: (at) => {
           if (offloaded) tuneV8();
+          progress(at);
           return out.ready();
         },
         onPacket: (p) => {
