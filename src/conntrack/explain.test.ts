@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { PcapWriter } from '../capture/writer.js';
 import { explainCapture, parseFlowFilter, type ExplainedPacket } from './explain.js';
 import { profileFromFlag } from './profile.js';
-import { synthFlow, type SynthFlow } from './synth.js';
+import { synthFlow, tcpPacket, type SynthFlow } from './synth.js';
 
 const dir = mkdtempSync(`${tmpdir()}/ctp-explain-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -129,5 +129,31 @@ describe('explain', () => {
     const k = spawnSync('node', [cli, 'explain', bad, '--kernel', 'banana'], { encoding: 'utf8' });
     expect(k.status).toBe(2);
     expect(k.stderr).toMatch(/^ctprobe: --kernel: unknown kernel profile/);
+  });
+
+  it('holds the table at nf_conntrack_max through a SYN flood, dropping unassured entries early, and says so', async () => {
+    // 3,000 SYNs from distinct ports, a real connection among them (ASSURED once its handshake completes)
+    const packets: Array<{ ts: number; data: Uint8Array }> = [];
+    for (let i = 0; i < 3000; i++) {
+      packets.push({ ts: 1 + i / 1e4, data: tcpPacket({ src: '203.0.113.9', sport: 1024 + i, dst: '198.51.100.2', dport: 9000 }, { fromClient: true, seq: i * 7919, ack: 0, flags: 0x02, id: i & 0xffff }) });
+      if (i === 1500) for (const p of synthFlow({ ...base, start: 1 + i / 1e4 })) packets.push(p);
+    }
+    const path = pcap('flood', packets.sort((a, b) => a.ts - b.ts));
+    const { summary, packets: seen } = await run(path, '6.18', { sysctls: { conntrackMax: 500 } });
+    expect([summary.conntrackMax, summary.earlyDrops, summary.tableFull, summary.flows.length]).toEqual([500, 3001 - 500, 0, 3001]);
+    // the real connection was never dropped: every packet of it accepted, through to TIME_WAIT
+    expect(seen.filter((p) => p.verdict !== 'ACCEPT')).toEqual([]);
+    expect([...summary.flows].filter((f) => f.packets > 1).map((f) => f.finalState)).toEqual(['TIME_WAIT']);
+    // no limit: every SYN keeps its entry
+    const free = await run(path, '6.18');
+    expect([free.summary.conntrackMax, free.summary.earlyDrops]).toEqual([0, 0]);
+
+    const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+    const text = spawnSync('node', [cli, 'explain', path, '--kernel', '6.18', '--conntrack-max', '500'], { encoding: 'utf8' });
+    expect(text.stdout.replace(/\n/g, ' ')).toMatch(/conntrack table full \(nf_conntrack_max 500\): 2,501 entries dropped early to make room/);
+    const json = spawnSync('node', [cli, 'explain', path, '--kernel', '6.18', '--conntrack-max', '500', '-o', 'json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    expect(JSON.parse(json.stdout.trim().split('\n').at(-1)!)).toMatchObject({ type: 'summary', conntrackMax: 500, earlyDrops: 2501, tableFull: 0 });
+    const bad = spawnSync('node', [cli, 'explain', path, '--conntrack-max', '-5'], { encoding: 'utf8' });
+    expect([bad.status, bad.stderr.trim().split('\n').length]).toEqual([2, 1]);
   });
 });

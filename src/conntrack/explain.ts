@@ -94,6 +94,12 @@ export interface ExplainSummary {
   /** Records longer than the snaplen, cut to it (as libpcap does). */
   cutToSnaplen: number;
   compression: CaptureStats['compression'];
+  /** The table's limit modelled (nf_conntrack_max; 0: none). */
+  conntrackMax: number;
+  /** Entries early-dropped to make room: the table was full (see ConntrackTable). */
+  earlyDrops: number;
+  /** New lookups that found the table full and nothing to drop: the kernel dropped those packets. */
+  tableFull: number;
 }
 
 /** What a verdict means for the packet, in plain words; through NAT (its entry's binding `b`), where an INVALID packet goes instead. */
@@ -187,12 +193,14 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const decision = createDecision();
   const opts: TcpOptions = {};
   const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '', captureMissed: 0 };
-  const s: Omit<ExplainSummary, 'flows'> & { flows: FlowList | null } = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: null, captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null };
+  const s: Omit<ExplainSummary, 'flows'> & { flows: FlowList | null } = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: null, captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null, conntrackMax: table.max, earlyDrops: 0, tableFull: 0 };
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
   const scratch = createDecision();
   const flows = new FlowLedger(o.flowRows, o.flowRowsKept);
   let lastGc = 0;
+  let dropsAtGc = 0;
+  const dropsBetweenGc = Math.max(4096, table.max >> 1);
   const pt: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const inv: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
   const firstCopy: Tuple = { src: '', sport: 0, dst: '', dport: 0 };
@@ -264,7 +272,9 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     s.tcp++;
     if (ip.lengthFrom === 'wire') s.lengthFromFrame++;
-    if (rec.tsSec - lastGc >= GC_EVERY_S) {
+    // (and when a full table has dropped half as many entries as it holds since: a flood past
+    // nf_conntrack_max fills it in less; what goes with the dropped entries goes then)
+    if (rec.tsSec - lastGc >= GC_EVERY_S || table.earlyDrops - dropsAtGc >= dropsBetweenGc) {
       // what explain remembers per flow goes with the kernel's entry: bounded by the flow table
       table.gc(rec.tsSec);
       nat.sweep(rec.tsSec);
@@ -272,6 +282,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       gaps.sweep(inTable);
       o.onSweep?.(inTable);
       lastGc = rec.tsSec;
+      dropsAtGc = table.earlyDrops;
     }
     view.seq = tcp.seq;
     view.ack = tcp.ack;
@@ -351,6 +362,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   // a link type carrying no IP is an error naming it, not a clean run over 0 TCP packets
   await forEachPacket(path, onRecord, { stats, transientData: true, ...(o.pause ? { pause: o.pause } : {}) });
   s.captureMissed = gaps.missed;
+  s.earlyDrops = table.earlyDrops;
+  s.tableFull = table.tableFull;
   s.cutToSnaplen = stats.cutToSnaplen;
   s.compression = stats.compression;
   return { ...s, flows: flows.list() };

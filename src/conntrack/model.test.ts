@@ -608,3 +608,61 @@ describe('ConntrackTracker used directly', () => {
     expect(again.stateBefore).toBe('SYN_SENT');
   });
 });
+
+describe('nf_conntrack_max: a full table early-drops an unassured entry', () => {
+  /** A packet of client port `port` (server 9000). */
+  const from = (port: number, o: P): TcpPacketView => ({ ...c(o), srcPort: port });
+  const to = (port: number, o: P): TcpPacketView => ({ ...s(o), dstPort: port });
+  const syn = (port: number, t: number) => from(port, { seq: port * 1000, flags: SYN, t });
+  /** A full handshake from `port`: its entry is ASSURED. */
+  const assured = (table: ConntrackTable, port: number, t: number) => {
+    table.process(syn(port, t));
+    table.process(to(port, { seq: 7, ack: port * 1000 + 1, flags: SYN | ACK, t }));
+    table.process(from(port, { seq: port * 1000 + 1, ack: 8, flags: ACK, t }));
+    return table.lookup(from(port, { seq: 0, flags: 0 }))!;
+  };
+
+  it('drops the oldest unassured entry to make room, never an assured one; none to drop: the kernel drops the packet', () => {
+    const table = new ConntrackTable(MODERN, { conntrackMax: 3 });
+    const a = assured(table, 1000, 0);
+    table.process(syn(1001, 1));
+    const old = table.lookup(from(1001, { seq: 0, flags: 0 }))!;
+    table.process(syn(1002, 2));
+    expect([table.size, table.earlyDrops]).toEqual([3, 0]);
+    // the 4th: the oldest unassured (1001) goes, the assured one stays
+    expect(table.process(syn(1003, 3)).verdict).toBe('ACCEPT');
+    expect([table.size, table.earlyDrops, old.dead, a.dead]).toEqual([3, 1, true, false]);
+    expect(table.lookup(from(1001, { seq: 0, flags: 0 }))).toBeUndefined();
+    // its next packet finds no entry: a SYN/ACK cannot start one
+    expect(table.process(to(1001, { seq: 7, ack: 1001 * 1000 + 1, flags: SYN | ACK, t: 4 })).reason).toBe('invalid new');
+
+    // every entry assured: nothing to drop, counted (the model tracks the new one anyway)
+    const full = new ConntrackTable(MODERN, { conntrackMax: 2 });
+    assured(full, 2000, 0);
+    assured(full, 2001, 0);
+    full.process(syn(2002, 1));
+    expect([full.size, full.earlyDrops, full.tableFull]).toEqual([3, 0, 1]);
+    // no limit (the default): nothing dropped
+    const free = new ConntrackTable(MODERN);
+    for (let p = 3000; p < 3100; p++) free.process(syn(p, 0));
+    expect([free.size, free.earlyDrops, free.tableFull]).toEqual([100, 0, 0]);
+  });
+
+  it('removes an expired entry it meets without counting it; holds the table at its limit through a flood of SYNs', () => {
+    const table = new ConntrackTable(MODERN, { conntrackMax: 2, timeouts: { syn_sent: 5 } });
+    table.process(syn(1, 0));
+    table.process(syn(2, 4));
+    // at 6, entry 1 has expired (SYN_SENT 5 s): it goes, and no live entry is dropped
+    table.process(syn(3, 6));
+    expect([table.size, table.earlyDrops]).toEqual([2, 0]);
+    expect(table.lookup(from(2, { seq: 0, flags: 0 }))).toBeDefined();
+
+    const flood = new ConntrackTable(MODERN, { conntrackMax: 1000 });
+    const keep = assured(flood, 65000, 0);
+    for (let i = 0; i < 20_000; i++) {
+      flood.process(syn(1 + (i % 60000), 1 + i / 1e4));
+      if (i % 5000 === 4999) flood.gc(1 + i / 1e4);
+    }
+    expect([flood.size, flood.earlyDrops, keep.dead]).toEqual([1000, 20_000 - 999, false]);
+  });
+});

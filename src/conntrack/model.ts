@@ -93,6 +93,11 @@ export interface Sysctls {
   timeouts: Partial<Record<TimeoutName, number>>;
   /** Kernel HZ, only used to print the jiffies in handleInvalid's message (250 on the 6.18 lab host). */
   hz?: number;
+  /**
+   * net.netfilter.nf_conntrack_max: the most entries the table holds (0: no limit, the model's
+   * default). A new lookup past it early-drops an unassured entry to make room (see ConntrackTable).
+   */
+  conntrackMax?: number;
 }
 
 export const DEFAULT_SYSCTLS: Readonly<Sysctls> = {
@@ -942,9 +947,27 @@ export class ConntrackTable {
   /** Like `conntrack -S` invalid: packets that left untracked. */
   invalidCount = 0;
   ignoreCount = 0;
+  /** nf_conntrack_max (0: no limit). */
+  readonly max: number;
+  /** Like `conntrack -S` early_drop: entries dropped to make room for a new one (the table was full). */
+  earlyDrops = 0;
+  /**
+   * New lookups that found the table full with no unassured entry to drop: the kernel drops the
+   * packet ("nf_conntrack: table full, dropping packet"); the model tracks it anyway.
+   */
+  tableFull = 0;
+  /**
+   * With a limit: the entries in the order they were made (keys beside them), from `evictFrom`
+   * on — the candidates for an early drop, oldest first. An entry assured, replaced or gone is
+   * skipped once met (ASSURED is never cleared); the list is compacted at `gc`.
+   */
+  private made: ConntrackTracker[] = [];
+  private madeKeys: string[] = [];
+  private evictFrom = 0;
 
   constructor(profile: KernelProfile, sysctls: Partial<Sysctls> = {}) {
     this.cfg = makeTrackerConfig(profile, sysctls);
+    this.max = Math.max(0, Math.floor(sysctls.conntrackMax ?? 0));
   }
 
   get size(): number {
@@ -975,7 +998,54 @@ export class ConntrackTable {
         n++;
       }
     });
+    if (this.max > 0) this.compactMade();
     return n;
+  }
+
+  /** Keep of the early-drop candidates only the entries still in the table and unassured (what they hold is bounded by the table, not the capture). */
+  private compactMade(): void {
+    let w = 0;
+    for (let i = this.evictFrom; i < this.made.length; i++) {
+      const t = this.made[i]!;
+      const k = this.madeKeys[i]!;
+      if (t.assured || t.dead || this.flows.get(k) !== t) continue;
+      this.made[w] = t;
+      this.madeKeys[w++] = k;
+    }
+    this.made.length = this.madeKeys.length = w;
+    this.evictFrom = 0;
+  }
+
+  /**
+   * The table is full (nf_conntrack_max) and a new lookup needs an entry: early_drop. The kernel
+   * deletes the unassured entries of the first of 8 hash buckets (from the new tuple's, keyed by
+   * a random seed) that has any — which ones, a capture cannot tell; the model drops the oldest
+   * unassured entry (an expired one it meets is removed, and makes room: the kernel's gc keeps
+   * expired entries out of its count). None: the kernel drops the packet (counted in `tableFull`).
+   */
+  private earlyDrop(now: number): void {
+    while (this.evictFrom < this.made.length) {
+      const i = this.evictFrom++;
+      const t = this.made[i]!;
+      const k = this.madeKeys[i]!;
+      // (let go of it: the list does not keep what it passed)
+      this.made[i] = undefined as unknown as ConntrackTracker;
+      this.madeKeys[i] = '';
+      if (t.dead || this.flows.get(k) !== t) continue;
+      if (t.isExpired(now)) {
+        // (the kernel's gc keeps expired entries out of its count: one gone makes room)
+        this.flows.delete(k);
+        if (this.flows.size < this.max) return;
+        continue;
+      }
+      if (t.assured) continue;
+      this.flows.delete(k);
+      t.dead = true;
+      this.earlyDrops++;
+      if (this.evictFrom > 4096 && 2 * this.evictFrom > this.made.length) this.compactMade();
+      return;
+    }
+    this.tableFull++;
   }
 
   /** `key` may be passed when the caller already computed flowKey(p) (hot replay loops). */
@@ -1017,6 +1087,8 @@ export class ConntrackTable {
   }
 
   private processNew(key: string, p: TcpPacketView, out: Decision): Decision {
+    // (the kernel makes room before it knows whether the packet can start an entry)
+    if (this.max > 0 && this.flows.size >= this.max) this.earlyDrop(p.tsSec);
     const t = new ConntrackTracker(this.cfg.profile, undefined, this.cfg);
     const d = t.process(p, 0, out);
     if (t.confirmed && !t.dead) {
@@ -1025,6 +1097,10 @@ export class ConntrackTable {
       t.origSrcPort = p.srcPort;
       t.origDstPort = p.dstPort;
       this.flows.set(key, t);
+      if (this.max > 0) {
+        this.made.push(t);
+        this.madeKeys.push(key);
+      }
     }
     return d;
   }

@@ -165,7 +165,7 @@ export class Bundle {
  * The capture of a bundle, copied out to a temp file that lives until the process exits (the
  * bundle's own extraction is removed at once).
  */
-export async function bundleCapture(path: string): Promise<{ file: string; kernelRelease: string; conntrackList: string | null }> {
+export async function bundleCapture(path: string): Promise<{ file: string; kernelRelease: string; conntrackList: string | null; conntrackMax: number | null }> {
   const b = await Bundle.open(path);
   try {
     const c = b.capturePath();
@@ -176,7 +176,8 @@ export async function bundleCapture(path: string): Promise<{ file: string; kerne
     copyFileSync(c, out);
     // conntrack -L of the same moment: NAT mappings explain cannot see in the capture
     const ct = b.file('conntrackList');
-    return { file: out, kernelRelease: b.manifest.kernelRelease, conntrackList: ct.text === null ? null : readFileSync(ct.text, 'utf8') };
+    const max = b.manifest.sysctls.nf_conntrack_max;
+    return { file: out, kernelRelease: b.manifest.kernelRelease, conntrackList: ct.text === null ? null : readFileSync(ct.text, 'utf8'), conntrackMax: typeof max === 'number' ? max : null };
   } finally {
     b.close();
   }

@@ -3,6 +3,7 @@
  * reads and writes them, and the one list of their defaults (timeouts come from the model).
  */
 import { DEFAULT_TIMEOUTS } from '../conntrack/states.js';
+import { DEFAULT_CONNTRACK_MAX } from './conntrack-max.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { InternalError } from '../errors.js';
 import { STATE_DIR } from './statedir.js';
@@ -16,6 +17,8 @@ export const CONNTRACK_SYSCTLS: Readonly<Record<string, number>> = {
   nf_conntrack_tcp_ignore_invalid_rst: 0,
   nf_conntrack_log_invalid: 0,
   nf_conntrack_tcp_max_retrans: 3,
+  // (the table's limit: the kernel's default on a 64-bit host with more than 4 GB; less with less)
+  nf_conntrack_max: DEFAULT_CONNTRACK_MAX,
   ...Object.fromEntries(Object.entries(DEFAULT_TIMEOUTS).map(([k, v]) => [`nf_conntrack_tcp_timeout_${k}`, v])),
 };
 

@@ -9,6 +9,7 @@ import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
 import { BlockLog } from './block-log.js';
 import { EndpointPairs } from './pair-cache.js';
+import { tableFullSentences } from './explain-table.js';
 import { endpointText, FlowTracker, rowReason, type Endpoint, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
@@ -768,6 +769,7 @@ export class ExplainText {
     if (s.captureMissed) yield wrapJoined(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`, WIDTH);
     if (s.lengthFromFrame) yield wrapJoined(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`, WIDTH);
     if (s.cutToSnaplen) yield wrapJoined(`${s.cutToSnaplen} records longer than the snaplen were cut to it`, WIDTH);
+    for (const t of tableFullSentences(s)) yield wrapJoined(t, WIDTH);
     if (s.invalid)
       yield wrapJoined('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).', WIDTH);
   }

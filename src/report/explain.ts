@@ -6,6 +6,7 @@ import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { EndpointPairs } from './pair-cache.js';
+import { tableFullSentences } from './explain-table.js';
 import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
 
 export interface ExplainHeader {
@@ -530,6 +531,7 @@ export const explainSummary: Renderer<ExplainSummary & { kernel: string; profile
     if (s.captureMissed) out.push(`the capture missed ${s.captureMissed} bytes (ACKed but never captured): a capture loss, not the kernel's — those bytes were modelled as sent`);
     if (s.lengthFromFrame) out.push(`${s.lengthFromFrame} TSO/BIG TCP segments (IP length 0, captured on the sender) sized by their frame`);
     if (s.cutToSnaplen) out.push(`${s.cutToSnaplen} records longer than the snaplen were cut to it`);
+    out.push(...tableFullSentences(s));
     if (s.invalid) out.push('INVALID packets are not de-NATed: behind NAT they reach the host itself and are answered with RST. Fixes: ctprobe fix apply --method drop-invalid | be-liberal (see ctprobe audit).');
     return out.join('\n');
   },

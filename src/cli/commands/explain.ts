@@ -3,6 +3,7 @@ import { release } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { UsageError } from '../../errors.js';
 import type { Verdict } from '../../conntrack/model.js';
+import { DEFAULT_CONNTRACK_MAX, hostConntrackMax } from '../../host/conntrack-max.js';
 import type { TimeStyle } from '../../report/explain-text.js';
 import { defineCommand, EXIT } from '../command.js';
 
@@ -76,6 +77,7 @@ blamed on the kernel.`,
     'be-liberal': { type: 'boolean', help: 'as with net.netfilter.nf_conntrack_tcp_be_liberal=1' },
     'no-loose': { type: 'boolean', help: 'as with nf_conntrack_tcp_loose=0 (no mid-stream pickup)' },
     'ignore-invalid-rst': { type: 'boolean', help: 'as with nf_conntrack_tcp_ignore_invalid_rst=1 (5.14+)' },
+    'conntrack-max': { type: 'int', arg: 'N', min: 0, max: 2 ** 31 - 1, defaultText: "this host's nf_conntrack_max (with --from: the bundle's), else 262144", help: 'the table holds at most N entries: past it a new one early-drops an unassured entry, as the kernel does (0: no limit)' },
     flow: { type: 'string', arg: 'FILTER', help: 'report only flows with an endpoint matching ADDR, PORT, :PORT or ADDR:PORT' },
     only: { type: 'choice', arg: 'KIND', choices: ['invalid', 'ignored'], help: "report only INVALID packets, or 'ignored' (IGNORE and INVALID) ones" },
     from: { type: 'string', arg: 'BUNDLE', help: "replay the capture of a support bundle (ctprobe collect --capture DUR) instead of FILE" },
@@ -123,7 +125,9 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     const { parseParty } = f.party.length ? await import('../../report/sequence.js') : { parseParty: null };
     const bundleCapture = f.from ? (await import('../../host/bundle.js')).bundleCapture : null;
     // A bundle's capture is modelled with the kernel it was collected on.
-    const { file, kernelRelease, conntrackList } = bundleCapture && f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null };
+    const { file, kernelRelease, conntrackList, conntrackMax: bundleMax } = bundleCapture && f.from ? await bundleCapture(f.from) : { file: args[0]!, kernelRelease: release(), conntrackList: null, conntrackMax: null };
+    // the table's limit: given, the bundle's host's, this host's (as the kernel: this host's), else the kernel's default
+    const conntrackMax = f.conntrackMax ?? bundleMax ?? (f.from ? null : hostConntrackMax()) ?? DEFAULT_CONNTRACK_MAX;
     if (file === '-' && process.stdin.isTTY) throw new UsageError("explain - reads a capture from standard input: pipe one in (tcpdump -U -w - 'tcp port 9000' | ctprobe explain -)");
     let natMappings: ReturnType<typeof natMappingsFromConntrack> = [];
     if (f.conntrackFile || conntrackList !== null) {
@@ -165,7 +169,7 @@ Examples: ctprobe explain ct.pcap --kernel 5.10 --flow 9000 --only ignored
     try {
       const summary = await explainCapture(file, {
         profile,
-        sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst },
+        sysctls: { beLiberal: f.beLiberal, loose: !f.noLoose, ignoreInvalidRst: f.ignoreInvalidRst, conntrackMax },
         flow: f.flow ?? null,
         dedupe: f.dedupe === 'auto' ? 'auto' : f.dedupe === 'on',
         natMappings,
