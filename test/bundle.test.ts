@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, hasTool, isRoot, sh, uniqueName } from './netns.js';
@@ -69,6 +69,10 @@ describe.skipIf(!ready)('collect → --from', () => {
     const body = (r: { stdout: string }) => r.stdout.split('\n').slice(1).join('\n');
     expect(body(ex)).toBe(body(direct));
     expect(json({ stdout: ex.stdout.trim().split('\n').at(-1)! }).tcp).toBeGreaterThan(0);
+    // the table's limit modelled is the one the bundle's host had (nf_conntrack_max, read when collected)
+    const manifest = JSON.parse(readFileSync(`${d}/x/manifest.json`, 'utf8')) as { sysctls: Record<string, number | null> };
+    expect(manifest.sysctls.nf_conntrack_max).toBeGreaterThan(0);
+    expect(json({ stdout: ex.stdout.trim().split('\n').at(-1)! }).conntrackMax).toBe(manifest.sysctls.nf_conntrack_max);
     // the bundle's real `ss -naoep` (netlink, unix… sockets included) gives the same leak answer
     const naoep = ctp('leaks', '--ss-file', `${d}/x/ss-naoep.txt`, '--conntrack-file', `${d}/x/conntrack-L.txt`, '-o', 'json');
     expect(naoep.status, naoep.stderr).toBe(offLeaks.status);
