@@ -61,6 +61,9 @@ export interface ExplainedPacket {
   tcpFlags: number;
   /** IPv4 identification (unchanged by NAT; identifies copies of a packet); null for IPv6. */
   ipId: number | null;
+  /** IPv4: `src` and `dst` as int32 (a.b.c.d: a << 24 | …), what a renderer's record sends instead of the text; null for IPv6. */
+  src4: number | null;
+  dst4: number | null;
   seq: number;
   ack: number;
   len: number;
@@ -192,7 +195,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
-  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '', captureMissed: 0 };
+  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, src4: null, dst4: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '', captureMissed: 0 };
   const s: Omit<ExplainSummary, 'flows'> & { flows: FlowList | null } = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: null, captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null, conntrackMax: table.max, earlyDrops: 0, tableFull: 0 };
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
@@ -347,6 +350,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.flags = FLAGS_TEXT[tcp.flags & 0xff]!;
       out.tcpFlags = tcp.flags;
       out.ipId = v6 ? null : ip.id;
+      out.src4 = v6 ? null : a;
+      out.dst4 = v6 ? null : b;
       out.seq = tcp.seq;
       out.ack = tcp.ack;
       out.len = payloadLength;

@@ -5,7 +5,7 @@ import { REASON_FORMS, reasonArg32, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
-import { EndpointPairs } from './pair-cache.js';
+import { EndpointPairs, V4EndpointPairs } from './pair-cache.js';
 import { tableFullSentences } from './explain-table.js';
 import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
 
@@ -279,6 +279,31 @@ const endpoints = new EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
 });
 const endpointsSlot = (p: ExplainedPacket): number => endpoints.slot(p.src, p.srcPort, p.dst, p.dstPort);
 
+/** An IPv4 address (int32) as dotted decimal, digit by digit: the very text the replay's address has. */
+function putV4(b: Uint8Array, u: number, a: number): number {
+  u = putUint(b, u, (a >>> 24) & 255);
+  b[u++] = 46; // '.'
+  u = putUint(b, u, (a >>> 16) & 255);
+  b[u++] = 46;
+  u = putUint(b, u, (a >>> 8) & 255);
+  b[u++] = 46;
+  return putUint(b, u, a & 255);
+}
+
+/** The output thread's side of an IPv4 record's endpoints (see R_V4): the same words around the numbers. */
+const v4Endpoints = new V4EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
+  let u = putBytes(b, at, K_SRC);
+  u = putV4(b, u, src);
+  b[u++] = 58; // ':'
+  u = putUint(b, u, srcPort);
+  u = putBytes(b, u, K_DST);
+  u = putV4(b, u, dst);
+  b[u++] = 58;
+  u = putUint(b, u, dstPort);
+  b[u++] = 34; // '"'
+  return u;
+});
+
 /** `,"flags":"PSH|ACK","seq":` by the flag byte, encoded once. */
 const flagPieces: (Uint8Array | undefined)[] = [];
 function flagsPiece(p: ExplainedPacket): Uint8Array {
@@ -338,7 +363,11 @@ function natTailInto(split: NatSplit, natTo: string, into: LineBytes): void {
  * and either through NAT (a NAT name by number, see NatNames: the tail is cut around it):
  *   RECORD R_NAT_PACKET (as R_PACKET), then the NAT name u16
  *   RECORD R_NAT_FORMED (as R_FORMED), then the NAT name u16
+ * An IPv4 packet's kind has R_V4 set, and its endpoints are its numbers, not a piece: src u32, dst
+ * u32, src port u16, dst port u16 in place of `endpoints u16` (the output thread keeps their
+ * pieces, V4EndpointPairs: the replay thread, what bounds a run, does no lookup for them).
  */
+const R_V4 = 0x40;
 const R_PACKET = 2;
 const R_FORMED = 3;
 const R_NAT_PACKET = 4;
@@ -374,9 +403,12 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   if (natId >= 0 && natNames.lengthOf(natId) > 1024) return false;
   const session = into.records!;
   const b = into.room(RECORD_ROOM);
-  const ep = endpointsSlot(p);
+  const src4 = p.src4;
+  const dst4 = p.dst4;
+  const v4 = src4 !== null && dst4 !== null;
+  const ep = v4 ? 0 : endpointsSlot(p);
   const flags = p.tcpFlags & 0xff;
-  let u = pieces.putFrom(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.bytesOf(ep), endpoints.startOf(ep), endpoints.lengthOf(ep));
+  let u = v4 ? into.used : pieces.putFrom(b, into.used, session, P_ENDPOINTS, ep, endpoints.version(ep), endpoints.bytesOf(ep), endpoints.startOf(ep), endpoints.lengthOf(ep));
   u = pieces.put(b, u, session, P_FLAGS, flags, 0, flagsPiece(p));
   let id: number;
   if (tail !== null) {
@@ -399,12 +431,23 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   }
   if (natId >= 0) u = pieces.putFrom(b, u, session, P_NAT_NAME, natId, natNames.version(natId), natNames.bytes, natNames.startOf(natId), natNames.lengthOf(natId));
   b[u++] = RECORD;
-  b[u++] = tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED;
+  b[u++] = (tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED) | (v4 ? R_V4 : 0);
   u = put32(b, u, index);
   u = put32(b, u, sec);
   u = put32(b, u, micro);
-  b[u++] = ep;
-  b[u++] = ep >>> 8;
+  if (v4) {
+    u = put32(b, u, src4);
+    u = put32(b, u, dst4);
+    const sp = p.srcPort;
+    const dp = p.dstPort;
+    b[u++] = sp;
+    b[u++] = sp >>> 8;
+    b[u++] = dp;
+    b[u++] = dp >>> 8;
+  } else {
+    b[u++] = ep;
+    b[u++] = ep >>> 8;
+  }
   b[u++] = flags;
   u = put32(b, u, seq);
   u = put32(b, u, ack);
@@ -425,14 +468,31 @@ export const explainRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kind = b[at + 1]!;
-  if (kind < R_PACKET || kind > R_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
+  const kindByte = b[at + 1]!;
+  const v4 = (kindByte & R_V4) !== 0;
+  const kind = kindByte & ~R_V4;
+  if (kind < R_PACKET || kind > R_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kindByte}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
   const micro = get32(b, (r += 4));
-  const ep = get16(b, (r += 4));
-  const flags = b[(r += 2)]!;
+  r += 4;
+  let ep = 0;
+  let srcAddr = 0;
+  let dstAddr = 0;
+  let srcPort = 0;
+  let dstPort = 0;
+  if (v4) {
+    srcAddr = get32(b, r) | 0;
+    dstAddr = get32(b, r + 4) | 0;
+    srcPort = get16(b, r + 8);
+    dstPort = get16(b, r + 10);
+    r += 12;
+  } else {
+    ep = get16(b, r);
+    r += 2;
+  }
+  const flags = b[r]!;
   const seq = get32(b, (r += 1));
   const ack = get32(b, (r += 4));
   const len = get32(b, (r += 4));
@@ -443,7 +503,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
   u = putSecMicro(o, u, sec, micro);
-  u = got.copy(P_ENDPOINTS, ep, o, u);
+  u = v4 ? v4Endpoints.copy(srcAddr, srcPort, dstAddr, dstPort, o, u) : got.copy(P_ENDPOINTS, ep, o, u);
   u = got.copy(P_FLAGS, flags, o, u);
   u = putU32(o, u, seq | 0);
   u = putBytes(o, u, K_ACK);

@@ -27,6 +27,10 @@ function bigCapture(): string {
 }
 const capture = bigCapture();
 
+
+/** An IPv4 address as the replay gives it to records (int32), null for IPv6. */
+const int4 = (a: string): number | null => (a.includes(':') ? null : a.split('.').reduce((x, o) => (x << 8) | Number(o), 0));
+
 describe('explain through the output thread', () => {
   it('writes the very bytes the main thread writes, to a pipe and to a file', () => {
     expect(statSync(capture).size).toBeGreaterThan(4 << 20);
@@ -83,6 +87,46 @@ describe('explain through the output thread', () => {
     expect(readFileSync(path, 'utf8')).toBe(expected.join('\n') + '\n');
   });
 
+  it('writes an IPv4 packet from its addresses and ports as numbers: 40,000 pairs in any order, every octet and port width', async () => {
+    const dist = (m: string) => new URL(`../../dist/${m}`, import.meta.url).href;
+    const { Output } = (await import(dist('report/output.js'))) as typeof import('./output.js');
+    const { explainPackets, explainRecordsModule } = (await import(dist('report/explain.js'))) as typeof import('./explain.js');
+    const { createDecision } = (await import(dist('conntrack/model.js'))) as typeof import('../conntrack/model.js');
+    type Packet = import('../conntrack/explain.js').ExplainedPacket;
+    // addresses from 0.0.0.0 to 255.255.255.255 (int32: negative from 128.0.0.0), ports 0 to 65535
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const octets = [0, 1, 9, 10, 99, 100, 127, 128, 192, 198, 203, 255];
+    const address = () => Array.from({ length: 4 }, () => octets[rnd(octets.length)]!).join('.');
+    const pairs = Array.from({ length: 40_000 }, () => ({ src: address(), sport: [0, 1, 80, 9000, 40000, 65535][rnd(6)]! + rnd(2), dst: address(), dport: rnd(65536) }));
+    const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: 'original' as const, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' });
+    const packets: Packet[] = [];
+    for (let k = 0; k < 120_000; k++) {
+      // the first 10,000 pairs often (held), the rest now and then (evicted, coming back)
+      const e = pairs[k % 3 ? rnd(10_000) : rnd(pairs.length)]!;
+      const sport = Math.min(e.sport, 65535);
+      packets.push({ index: k, tsSec: 3000 + k / 1000, src: e.src, srcPort: sport, dst: e.dst, dstPort: e.dport, src4: int4(e.src), dst4: int4(e.dst), flags: 'ACK', tcpFlags: 16, ipId: k & 0xffff, seq: k, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence: 'ACCEPT: tracked', captureMissed: 0 });
+    }
+    const expected = packets.map((p) => explainPackets.json(p) + '\n').join('');
+    expect(expected).toContain('"src":"255.255.255.255:');
+    const path = `${dir}/v4.json`;
+    const fd = openSync(path, 'w');
+    const out = new Output('json', Object.assign(new Writable({ write: (c: Buffer, _e, cb) => (writeSync(fd, c), cb()) }), { fd }), null);
+    expect(await out.offload(explainRecordsModule)).toBe(true);
+    const line = out.lines(explainPackets);
+    for (let k = 0; k < packets.length; k++) {
+      line(packets[k]!);
+      if (k % 10_000 === 0) await out.ready();
+    }
+    await out.flush();
+    closeSync(fd);
+    // (the first line that differs, not a diff of 15 MB)
+    const got = readFileSync(path, 'utf8').split('\n');
+    const want = expected.split('\n');
+    const at = got.findIndex((l, i) => l !== want[i]);
+    expect(at < 0 && got.length === want.length ? null : { at, got: got[at], want: want[at] }).toBe(null);
+  });
+
   it('writes a window check\'s reason from its pieces around the number, JSON and text, as the whole text is written', async () => {
     const dist = (m: string) => new URL(`../../dist/${m}`, import.meta.url).href;
     const { Output } = (await import(dist('report/output.js'))) as typeof import('./output.js');
@@ -105,7 +149,7 @@ describe('explain through the output thread', () => {
             const d = Object.assign(createDecision(), { verdict, check, dir, logged: true, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' });
             setReason(d, form, n);
             const whole = JSON.parse(JSON.stringify(d)) as typeof d;
-            const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence, captureMissed: 0 };
+            const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4(dir === 'original' ? '192.0.2.1' : '198.51.100.2'), dst4: int4(dir === 'original' ? '198.51.100.2' : '192.0.2.1'), seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence, captureMissed: 0 };
             packets.push([p, { ...p, decision: whole }]);
             // through NAT: the same cut around the name of the connection it was matched to
             if (width % 3 === 0) {
@@ -116,7 +160,7 @@ describe('explain through the output thread', () => {
     // plain packets (tracked, nothing to say), through NAT and not, more NAT names than a record session keeps apart
     for (let k = 0; k < 40_000; k++) {
       const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: k % 2 ? ('reply' as const) : ('original' as const), stateBefore: 'ESTABLISHED', stateAfter: k % 5 ? 'ESTABLISHED' : 'FIN_WAIT' });
-      const p: Packet = { index: index++, tsSec: 2000 + k / 1000, src: '192.0.2.1', srcPort: 40000, dst: '198.51.100.2', dstPort: 9000, flags: 'ACK', tcpFlags: 16, ipId: 1, seq: k, ack: 1, len: 0, window: 502, natMatchedTo: k % 3 ? `192.0.2.${k % 250}:${k} → 198.51.100.2:9000` : null, entry: null, entryKey: 'k', decision: d, consequence: k % 5 ? 'ACCEPT: tracked' : 'ACCEPT: tracked, ESTABLISHED → FIN_WAIT', captureMissed: 0 };
+      const p: Packet = { index: index++, tsSec: 2000 + k / 1000, src: '192.0.2.1', srcPort: 40000, dst: '198.51.100.2', dstPort: 9000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4('192.0.2.1'), dst4: int4('198.51.100.2'), seq: k, ack: 1, len: 0, window: 502, natMatchedTo: k % 3 ? `192.0.2.${k % 250}:${k} → 198.51.100.2:9000` : null, entry: null, entryKey: 'k', decision: d, consequence: k % 5 ? 'ACCEPT: tracked' : 'ACCEPT: tracked, ESTABLISHED → FIN_WAIT', captureMissed: 0 };
       packets.push([p, p]);
     }
     const expectJson = packets.map(([, whole]) => explainPackets.json(whole) + '\n').join('');
@@ -177,7 +221,7 @@ describe('explain through the output thread', () => {
       const entry = { orig, reply };
       const base = { tsSec: 1000 + index / 1000, flags: 'ACK', tcpFlags: 16, ipId: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry, entryKey: `k${c}`, captureMissed: 0 };
       const syn = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: 'original' as const, stateBefore: 'NONE', stateAfter: 'SYN_SENT' });
-      packets.push({ ...base, index: index++, src: client, srcPort: cport, dst: server.src, dstPort: server.sport, flags: 'SYN', tcpFlags: 2, seq: 5, ack: 0, decision: syn, consequence: 'ACCEPT: tracked, NONE → SYN_SENT' });
+      packets.push({ ...base, index: index++, src: client, srcPort: cport, dst: server.src, dstPort: server.sport, src4: int4(client), dst4: int4(server.src), flags: 'SYN', tcpFlags: 2, seq: 5, ack: 0, decision: syn, consequence: 'ACCEPT: tracked, NONE → SYN_SENT' });
       const endpoint = v6 ? `[${client}]:${cport}` : `${client}:${cport}`;
       for (let k = 0; k < 4; k++) {
         const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: 'reply' as const, stateBefore: k === 0 ? 'SYN_SENT' : 'ESTABLISHED', stateAfter: 'ESTABLISHED', logged: true });
@@ -192,7 +236,7 @@ describe('explain through the output thread', () => {
         }
         const m = meaning;
         meaningOf.set(index, () => wrapJoined(m(), 80, '    '));
-        packets.push({ ...base, index: index++, src: server.src, srcPort: server.sport, dst: nat, dstPort: natPort, seq: 100 + k, decision: d, consequence: k === 3 ? 'IGNORE: passes (NAT applied) but conntrack state is not updated' : 'ACCEPT: tracked' });
+        packets.push({ ...base, index: index++, src: server.src, srcPort: server.sport, dst: nat, dstPort: natPort, src4: int4(server.src), dst4: int4(nat), seq: 100 + k, decision: d, consequence: k === 3 ? 'IGNORE: passes (NAT applied) but conntrack state is not updated' : 'ACCEPT: tracked' });
       }
     }
     /** Each expected packet's lines after its head, as written. */

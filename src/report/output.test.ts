@@ -30,6 +30,8 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
     flags: 'PSH|ACK',
     tcpFlags: 0x18,
     ipId: null,
+    src4: null,
+    dst4: null,
     seq: 4294967295,
     ack: 0,
     len: 64,

@@ -1,3 +1,4 @@
+import { TupleCacheSizing } from '../conntrack/tuple-cache-sizing.js';
 /** Evicted pairs' ports remembered: more than the most pairs the cache holds, so one that comes back is still known. */
 const EVICTED_BITS = 16;
 
@@ -150,5 +151,70 @@ export class EndpointPairs {
     this.long.clear();
     this.lengths = new Uint16Array(n);
     this.recent = new Uint8Array(n / 2);
+  }
+}
+
+const v4PairHash = (a: number, b: number, ports: number): number => Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(ports, 0x85ebca6b), 0xc2b2ae35);
+
+/**
+ * The output thread's pieces per IPv4 endpoint pair, by the pair's numbers: a record carries an
+ * IPv4 packet's addresses and ports (12 bytes) instead of the main thread looking its pair up by
+ * text and sending the piece — with tens of thousands of connections live, that lookup and the
+ * pieces sent again for pairs the cache had lost were a sixth of the replay thread's time, which
+ * is what bounds a run; the output thread has time to spare. Two slots per hash, the less
+ * recently used refilled, sized as the tuple caches are (4,096 slots, doubled up to 65,536 while
+ * pairs it held and lost come back: TupleCacheSizing); a slot is 64 bytes of one arena (two IPv4
+ * endpoints with a renderer's words: 60 at most). Made on first use.
+ */
+export class V4EndpointPairs {
+  static readonly STRIDE = 64;
+  /** Per slot: a, b, ports, 1 when filled. */
+  private keys = new Int32Array(0);
+  private arena = new Uint8Array(0);
+  private lengths = new Uint8Array(0);
+  private sizing: TupleCacheSizing | null = null;
+
+  /** `write` puts the piece of (a:pa → b:pb), addresses as int32, into b at `at` (at most STRIDE bytes) and returns the position after it. */
+  constructor(private readonly write: (b: Uint8Array, at: number, a: number, pa: number, bAddr: number, pb: number) => number) {}
+
+  /** Copy the piece of (a:pa → b:pb) into out at `at` (made if its slots did not hold it); returns the position after it. */
+  copy(a: number, pa: number, b: number, pb: number, out: Uint8Array, at: number): number {
+    const sizing = (this.sizing ??= new TupleCacheSizing(1 << 12, 1 << 16, (size) => {
+      this.keys = new Int32Array(4 * size);
+      this.arena = new Uint8Array(size * V4EndpointPairs.STRIDE);
+      this.lengths = new Uint8Array(size);
+    }));
+    sizing.lookup();
+    const ports = (pa << 16) | pb;
+    const mix = v4PairHash(a, b, ports);
+    const h = (mix >>> 16) & (sizing.size - 2);
+    const k = this.keys;
+    let i: number;
+    if (k[4 * h + 3] === 1 && k[4 * h] === a && k[4 * h + 1] === b && k[4 * h + 2] === ports) {
+      sizing.hit(h, h);
+      i = h;
+    } else if (k[4 * h + 7] === 1 && k[4 * h + 4] === a && k[4 * h + 5] === b && k[4 * h + 6] === ports) {
+      sizing.hit(h, h + 1);
+      i = h + 1;
+    } else {
+      i = sizing.refill(h, mix);
+      if (k[4 * i + 3] === 1) sizing.evict(v4PairHash(k[4 * i]!, k[4 * i + 1]!, k[4 * i + 2]!));
+      k[4 * i] = a;
+      k[4 * i + 1] = b;
+      k[4 * i + 2] = ports;
+      k[4 * i + 3] = 1;
+      const start = i * V4EndpointPairs.STRIDE;
+      this.lengths[i] = this.write(this.arena, start, a, pa, b, pb) - start;
+    }
+    const n = this.lengths[i]!;
+    const arena = this.arena;
+    const from = i * V4EndpointPairs.STRIDE;
+    for (let j = 0; j < n; j++) out[at + j] = arena[from + j]!;
+    return at + n;
+  }
+
+  /** How many slots it has now (grows with the pairs live at once). */
+  get slots(): number {
+    return this.sizing?.size ?? 0;
   }
 }
