@@ -8,12 +8,12 @@ import type { ExplainedPacket, ExplainSummary } from '../conntrack/explain.js';
 import { REASON_FORMS } from '../conntrack/model.js';
 import type { ExplainHeader } from './explain.js';
 import { BlockLog } from './block-log.js';
-import { EndpointPairs } from './pair-cache.js';
+import { EndpointPairs, V4EndpointPairs } from './pair-cache.js';
 import { tableFullSentences } from './explain-table.js';
 import { endpointText, FlowTracker, rowReason, type Endpoint, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
-import { putAscii, putBytes, putUint, type LineBytes } from './output.js';
+import { putAscii, putBytes, putIPv4, putUint, type LineBytes } from './output.js';
 import { colourOn, paint, wrapJoined, wrapText } from './text.js';
 
 export type TimeStyle = 'relative' | 'wall' | 'epoch';
@@ -83,6 +83,18 @@ const pairs = new EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
   return putEndpoint(b, u, { addr: dst, port: dstPort });
 });
 const pairSlot = (src: { addr: string; port: number }, dst: { addr: string; port: number }): number => pairs.slot(src.addr, src.port, dst.addr, dst.port);
+/** The output thread's side of an IPv4 record's pair (see T_V4): `A:P > B:Q` from the numbers. */
+const v4Pairs = new V4EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
+  let u = putIPv4(b, at, src);
+  b[u++] = 58; // ':'
+  u = putUint(b, u, srcPort);
+  b[u++] = 32;
+  b[u++] = 62; // '>'
+  b[u++] = 32;
+  u = putIPv4(b, u, dst);
+  b[u++] = 58;
+  return putUint(b, u, dstPort);
+});
 
 /** A flag byte's text ("PSH|ACK"), encoded once. */
 const flagTexts: (Uint8Array | undefined)[] = [];
@@ -530,8 +542,8 @@ export class ExplainText {
    * after: packetHead and packetMeaning as bytes, numbers digit by digit, a plain accepted
    * packet's meaning as one encoded piece; only what carries prose is built as a string.
    */
-  private renderInto(r: PacketRow, flow: FlowTrace, into: LineBytes): void {
-    if (into.records !== null && this.o.time === 'relative' && this.recordInto(r, flow, into)) return;
+  private renderInto(r: PacketRow, flow: FlowTrace, into: LineBytes, src4: number | null = null, dst4: number | null = null): void {
+    if (into.records !== null && this.o.time === 'relative' && this.recordInto(r, flow, into, src4, dst4)) return;
     const b = into.room(HEAD_ROOM);
     const start = into.used;
     let u = start;
@@ -599,9 +611,10 @@ export class ExplainText {
 
   /**
    * A plain packet as a record for the output thread (see offload.ts and expandRecord): its
-   * numbers, and the pieces it needs sent first. false: write its lines.
+   * numbers, and the pieces it needs sent first. false: write its lines. `src4`, `dst4`: the
+   * row's IPv4 addresses as numbers when known (the packet's own row: see T_V4).
    */
-  private recordInto(r: PacketRow, flow: FlowTrace, into: LineBytes): boolean {
+  private recordInto(r: PacketRow, flow: FlowTrace, into: LineBytes, src4: number | null, dst4: number | null): boolean {
     const meaning = this.plainMeaning(r);
     // (an IGNORE's formed meaning is all its lines; an INVALID has a consequence line too)
     const formed = meaning === null && r.verdict === 'IGNORE' ? formedMeaning(r, flow) : null;
@@ -620,9 +633,10 @@ export class ExplainText {
     if (index >>> 0 !== index || len >>> 0 !== len) return false; // integers in [0, 2³²)
     const session = into.records!;
     const b = into.room(RECORD_ROOM);
-    const pair = pairSlot(r.src, r.dst);
+    const v4 = src4 !== null && dst4 !== null;
+    const pair = v4 ? 0 : pairSlot(r.src, r.dst);
     const flags = r.tcpFlags & 0xff;
-    let u = pieces.putFrom(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.bytesOf(pair), pairs.startOf(pair), pairs.lengthOf(pair));
+    let u = v4 ? into.used : pieces.putFrom(b, into.used, session, K_PAIR, pair, pairs.version(pair), pairs.bytesOf(pair), pairs.startOf(pair), pairs.lengthOf(pair));
     u = pieces.put(b, u, session, K_FLAGS, flags, 0, flagsBytes(r));
     let id: number;
     if (nat !== null) {
@@ -636,12 +650,23 @@ export class ExplainText {
       id = meaning !== null ? meaning.id : formed!.id;
     }
     b[u++] = RECORD;
-    b[u++] = meaning !== null ? T_PACKET : formed !== null ? T_FORMED : nat!.post === null ? T_NAT_PACKET : T_NAT_FORMED;
+    b[u++] = (meaning !== null ? T_PACKET : formed !== null ? T_FORMED : nat!.post === null ? T_NAT_PACKET : T_NAT_FORMED) | (v4 ? T_V4 : 0);
     u = put32(b, u, index);
     u = put32(b, u, sec);
     u = put32(b, u, micro);
-    b[u++] = pair;
-    b[u++] = pair >>> 8;
+    if (v4) {
+      u = put32(b, u, src4);
+      u = put32(b, u, dst4);
+      const sp = r.src.port;
+      const dp = r.dst.port;
+      b[u++] = sp;
+      b[u++] = sp >>> 8;
+      b[u++] = dp;
+      b[u++] = dp >>> 8;
+    } else {
+      b[u++] = pair;
+      b[u++] = pair >>> 8;
+    }
     b[u++] = flags;
     u = put32(b, u, relSeq);
     b[u++] = relAck === null ? 0 : 1;
@@ -725,7 +750,7 @@ export class ExplainText {
       flow.renderer = null;
     }
     if (!o.verbose && !o.only) flow.renderer = SHOWN;
-    this.renderInto(row, flow, into);
+    this.renderInto(row, flow, into, p.src4, p.dst4);
     if (p.captureMissed) into.text('\n' + wrapJoined(`the capture missed ${p.captureMissed} bytes this packet acknowledges (not captured, but the kernel saw them: modelled as sent)`, WIDTH, '    '));
     this.shown++;
     return true;
@@ -810,7 +835,11 @@ class CollectedText implements LineBytes {
  * and a reply through NAT whose meaning is cut around its client (see natMeaning):
  *   RECORD T_NAT_PACKET (as T_PACKET), then the client u16
  *   RECORD T_NAT_FORMED (as T_FORMED), then the client u16
+ * An IPv4 packet's kind has T_V4 set, and its pair is its numbers, not a piece: src u32, dst u32,
+ * src port u16, dst port u16 in place of `pair u16` (the output thread keeps their text,
+ * V4EndpointPairs: the replay thread does no pair lookup for them).
  */
+const T_V4 = 0x40;
 const T_PACKET = 2;
 const T_FORMED = 3;
 const T_NAT_PACKET = 4;
@@ -833,14 +862,31 @@ export const explainTextRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side: a record of recordInto back to the packet's lines. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kind = b[at + 1]!;
-  if (kind < T_PACKET || kind > T_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kind}`);
+  const kindByte = b[at + 1]!;
+  const v4 = (kindByte & T_V4) !== 0;
+  const kind = kindByte & ~T_V4;
+  if (kind < T_PACKET || kind > T_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kindByte}`);
   let r = at + 2;
   const index = get32(b, r);
   const sec = get32(b, (r += 4));
   const micro = get32(b, (r += 4));
-  const pair = get16(b, (r += 4));
-  const flags = b[(r += 2)]!;
+  r += 4;
+  let pair = 0;
+  let srcAddr = 0;
+  let dstAddr = 0;
+  let srcPort = 0;
+  let dstPort = 0;
+  if (v4) {
+    srcAddr = get32(b, r) | 0;
+    dstAddr = get32(b, r + 4) | 0;
+    srcPort = get16(b, r + 8);
+    dstPort = get16(b, r + 10);
+    r += 12;
+  } else {
+    pair = get16(b, r);
+    r += 2;
+  }
+  const flags = b[r]!;
   const relSeq = get32(b, (r += 1));
   const hasAck = b[(r += 4)]!;
   const relAck = get32(b, (r += 1));
@@ -856,7 +902,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   o[u++] = 43; // '+'
   u = putSecMicro6(o, u, sec, micro);
   o[u++] = 32;
-  u = got.copy(K_PAIR, pair, o, u);
+  u = v4 ? v4Pairs.copy(srcAddr, srcPort, dstAddr, dstPort, o, u) : got.copy(K_PAIR, pair, o, u);
   o[u + 1] = 91; // '['
   u = putSegmentAfterFlags(o, start, u, got.copy(K_FLAGS, flags, o, u + 2), relSeq, hasAck ? relAck : -1, len);
   if (kind === T_PACKET) {

@@ -7,7 +7,7 @@ import { InternalError } from '../errors.js';
 import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
 import { EndpointPairs, V4EndpointPairs } from './pair-cache.js';
 import { tableFullSentences } from './explain-table.js';
-import { jsonLine, putAscii, putBytes, putDecimal, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
+import { jsonLine, putAscii, putBytes, putDecimal, putIPv4, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
 
 export interface ExplainHeader {
   file: string;
@@ -279,25 +279,14 @@ const endpoints = new EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
 });
 const endpointsSlot = (p: ExplainedPacket): number => endpoints.slot(p.src, p.srcPort, p.dst, p.dstPort);
 
-/** An IPv4 address (int32) as dotted decimal, digit by digit: the very text the replay's address has. */
-function putV4(b: Uint8Array, u: number, a: number): number {
-  u = putUint(b, u, (a >>> 24) & 255);
-  b[u++] = 46; // '.'
-  u = putUint(b, u, (a >>> 16) & 255);
-  b[u++] = 46;
-  u = putUint(b, u, (a >>> 8) & 255);
-  b[u++] = 46;
-  return putUint(b, u, a & 255);
-}
-
 /** The output thread's side of an IPv4 record's endpoints (see R_V4): the same words around the numbers. */
 const v4Endpoints = new V4EndpointPairs((b, at, src, srcPort, dst, dstPort) => {
   let u = putBytes(b, at, K_SRC);
-  u = putV4(b, u, src);
+  u = putIPv4(b, u, src);
   b[u++] = 58; // ':'
   u = putUint(b, u, srcPort);
   u = putBytes(b, u, K_DST);
-  u = putV4(b, u, dst);
+  u = putIPv4(b, u, dst);
   b[u++] = 58;
   u = putUint(b, u, dstPort);
   b[u++] = 34; // '"'

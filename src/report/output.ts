@@ -95,6 +95,17 @@ export function putUint(b: Uint8Array, at: number, n: number): number {
   return at + digits;
 }
 
+/** An IPv4 address (int32: a << 24 | …) as dotted decimal, digit by digit: the text a replay's address has. */
+export function putIPv4(b: Uint8Array, u: number, a: number): number {
+  u = putUint(b, u, (a >>> 24) & 255);
+  b[u++] = 46; // '.'
+  u = putUint(b, u, (a >>> 16) & 255);
+  b[u++] = 46;
+  u = putUint(b, u, (a >>> 8) & 255);
+  b[u++] = 46;
+  return putUint(b, u, a & 255);
+}
+
 /**
  * A number as JSON writes it: seconds with up to microseconds (a capture's timestamps) digit by
  * digit; anything else — or a double that is not the nearest one to its 6-decimal form, which
