@@ -12,7 +12,7 @@ import { EndpointPairs, V4EndpointPairs } from './pair-cache.js';
 import { tableFullSentences } from './explain-table.js';
 import { endpointText, FlowTracker, rowReason, type Endpoint, type FlowTrace, type PacketRow } from './flows.js';
 import { InternalError } from '../errors.js';
-import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
+import { get16, get32, put32, readRecordHead, RECORD, RecordPieces, V4_RECORD, type ExpandRecord } from './offload.js';
 import { putAscii, putBytes, putIPv4, putUint, type LineBytes } from './output.js';
 import { colourOn, paint, wrapJoined, wrapText } from './text.js';
 
@@ -650,7 +650,7 @@ export class ExplainText {
       id = meaning !== null ? meaning.id : formed!.id;
     }
     b[u++] = RECORD;
-    b[u++] = (meaning !== null ? T_PACKET : formed !== null ? T_FORMED : nat!.post === null ? T_NAT_PACKET : T_NAT_FORMED) | (v4 ? T_V4 : 0);
+    b[u++] = (meaning !== null ? T_PACKET : formed !== null ? T_FORMED : nat!.post === null ? T_NAT_PACKET : T_NAT_FORMED) | (v4 ? V4_RECORD : 0);
     u = put32(b, u, index);
     u = put32(b, u, sec);
     u = put32(b, u, micro);
@@ -835,11 +835,9 @@ class CollectedText implements LineBytes {
  * and a reply through NAT whose meaning is cut around its client (see natMeaning):
  *   RECORD T_NAT_PACKET (as T_PACKET), then the client u16
  *   RECORD T_NAT_FORMED (as T_FORMED), then the client u16
- * An IPv4 packet's kind has T_V4 set, and its pair is its numbers, not a piece: src u32, dst u32,
- * src port u16, dst port u16 in place of `pair u16` (the output thread keeps their text,
- * V4EndpointPairs: the replay thread does no pair lookup for them).
+ * An IPv4 packet's kind has V4_RECORD set, and its pair is its numbers, not a piece (see
+ * offload.ts: readRecordHead reads what all records start with).
  */
-const T_V4 = 0x40;
 const T_PACKET = 2;
 const T_FORMED = 3;
 const T_NAT_PACKET = 4;
@@ -862,30 +860,10 @@ export const explainTextRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side: a record of recordInto back to the packet's lines. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kindByte = b[at + 1]!;
-  const v4 = (kindByte & T_V4) !== 0;
-  const kind = kindByte & ~T_V4;
-  if (kind < T_PACKET || kind > T_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kindByte}`);
-  let r = at + 2;
-  const index = get32(b, r);
-  const sec = get32(b, (r += 4));
-  const micro = get32(b, (r += 4));
-  r += 4;
-  let pair = 0;
-  let srcAddr = 0;
-  let dstAddr = 0;
-  let srcPort = 0;
-  let dstPort = 0;
-  if (v4) {
-    srcAddr = get32(b, r) | 0;
-    dstAddr = get32(b, r + 4) | 0;
-    srcPort = get16(b, r + 8);
-    dstPort = get16(b, r + 10);
-    r += 12;
-  } else {
-    pair = get16(b, r);
-    r += 2;
-  }
+  const h = readRecordHead(b, at);
+  const { kind, v4, index, sec, micro } = h;
+  if (kind < T_PACKET || kind > T_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
+  let r = h.next;
   const flags = b[r]!;
   const relSeq = get32(b, (r += 1));
   const hasAck = b[(r += 4)]!;
@@ -902,7 +880,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   o[u++] = 43; // '+'
   u = putSecMicro6(o, u, sec, micro);
   o[u++] = 32;
-  u = v4 ? v4Pairs.copy(srcAddr, srcPort, dstAddr, dstPort, o, u) : got.copy(K_PAIR, pair, o, u);
+  u = v4 ? v4Pairs.copy(h.srcAddr, h.srcPort, h.dstAddr, h.dstPort, o, u) : got.copy(K_PAIR, h.pair, o, u);
   o[u + 1] = 91; // '['
   u = putSegmentAfterFlags(o, start, u, got.copy(K_FLAGS, flags, o, u + 2), relSeq, hasAck ? relAck : -1, len);
   if (kind === T_PACKET) {

@@ -4,7 +4,7 @@ import type { ExplainedPacket, ExplainSummary, FlowSummary } from '../conntrack/
 import { REASON_FORMS, reasonArg32, reasonForm } from '../conntrack/model.js';
 import type { KernelProfile } from '../conntrack/profile.js';
 import { InternalError } from '../errors.js';
-import { get16, get32, put32, RECORD, RecordPieces, type ExpandRecord } from './offload.js';
+import { get16, get32, put32, readRecordHead, RECORD, RecordPieces, V4_RECORD, type ExpandRecord } from './offload.js';
 import { EndpointPairs, V4EndpointPairs } from './pair-cache.js';
 import { tableFullSentences } from './explain-table.js';
 import { jsonLine, putAscii, putBytes, putDecimal, putIPv4, putSecMicro, putU32, putUint, type LineBytes, type LineRenderer, type Output, type Renderer } from './output.js';
@@ -352,11 +352,9 @@ function natTailInto(split: NatSplit, natTo: string, into: LineBytes): void {
  * and either through NAT (a NAT name by number, see NatNames: the tail is cut around it):
  *   RECORD R_NAT_PACKET (as R_PACKET), then the NAT name u16
  *   RECORD R_NAT_FORMED (as R_FORMED), then the NAT name u16
- * An IPv4 packet's kind has R_V4 set, and its endpoints are its numbers, not a piece: src u32, dst
- * u32, src port u16, dst port u16 in place of `endpoints u16` (the output thread keeps their
- * pieces, V4EndpointPairs: the replay thread, what bounds a run, does no lookup for them).
+ * An IPv4 packet's kind has V4_RECORD set, and its endpoints are its numbers, not a piece (see
+ * offload.ts: readRecordHead reads what all records start with).
  */
-const R_V4 = 0x40;
 const R_PACKET = 2;
 const R_FORMED = 3;
 const R_NAT_PACKET = 4;
@@ -420,7 +418,7 @@ function packetRecord(p: ExplainedPacket, into: LineBytes): boolean {
   }
   if (natId >= 0) u = pieces.putFrom(b, u, session, P_NAT_NAME, natId, natNames.version(natId), natNames.bytes, natNames.startOf(natId), natNames.lengthOf(natId));
   b[u++] = RECORD;
-  b[u++] = (tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED) | (v4 ? R_V4 : 0);
+  b[u++] = (tail !== null ? (natId < 0 ? R_PACKET : R_NAT_PACKET) : natId < 0 ? R_FORMED : R_NAT_FORMED) | (v4 ? V4_RECORD : 0);
   u = put32(b, u, index);
   u = put32(b, u, sec);
   u = put32(b, u, micro);
@@ -457,30 +455,10 @@ export const explainRecordsModule = new URL(import.meta.url);
 
 /** The output thread's side (offload.ts): a record of packetRecord back to the line's bytes. */
 export const expandRecord: ExpandRecord = (b, at, out, got) => {
-  const kindByte = b[at + 1]!;
-  const v4 = (kindByte & R_V4) !== 0;
-  const kind = kindByte & ~R_V4;
-  if (kind < R_PACKET || kind > R_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${kindByte}`);
-  let r = at + 2;
-  const index = get32(b, r);
-  const sec = get32(b, (r += 4));
-  const micro = get32(b, (r += 4));
-  r += 4;
-  let ep = 0;
-  let srcAddr = 0;
-  let dstAddr = 0;
-  let srcPort = 0;
-  let dstPort = 0;
-  if (v4) {
-    srcAddr = get32(b, r) | 0;
-    dstAddr = get32(b, r + 4) | 0;
-    srcPort = get16(b, r + 8);
-    dstPort = get16(b, r + 10);
-    r += 12;
-  } else {
-    ep = get16(b, r);
-    r += 2;
-  }
+  const h = readRecordHead(b, at);
+  const { kind, v4, index, sec, micro } = h;
+  if (kind < R_PACKET || kind > R_NAT_FORMED) throw new InternalError(`explain: unknown record kind ${b[at + 1]}`);
+  let r = h.next;
   const flags = b[r]!;
   const seq = get32(b, (r += 1));
   const ack = get32(b, (r += 4));
@@ -492,7 +470,7 @@ export const expandRecord: ExpandRecord = (b, at, out, got) => {
   u = putUint(o, u, index);
   u = putBytes(o, u, K_TS);
   u = putSecMicro(o, u, sec, micro);
-  u = v4 ? v4Endpoints.copy(srcAddr, srcPort, dstAddr, dstPort, o, u) : got.copy(P_ENDPOINTS, ep, o, u);
+  u = v4 ? v4Endpoints.copy(h.srcAddr, h.srcPort, h.dstAddr, h.dstPort, o, u) : got.copy(P_ENDPOINTS, h.pair, o, u);
   u = got.copy(P_FLAGS, flags, o, u);
   u = putU32(o, u, seq | 0);
   u = putBytes(o, u, K_ACK);

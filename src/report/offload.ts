@@ -151,6 +151,55 @@ export const get32 = (b: Uint8Array, u: number): number => (b[u]! | (b[u + 1]! <
 export const get16 = (b: Uint8Array, u: number): number => b[u]! | (b[u + 1]! << 8);
 
 /**
+ * A packet record's kind has this bit set when its endpoints are an IPv4 packet's numbers (src
+ * u32, dst u32, src port u16, dst port u16) instead of a pair piece's id (u16): the output thread
+ * keeps their text (V4EndpointPairs), the replay thread does no lookup for them.
+ */
+export const V4_RECORD = 0x40;
+
+/** What every renderer's packet record starts with, read (one object, refilled: see readRecordHead). */
+export interface RecordHead {
+  /** Without V4_RECORD. */
+  kind: number;
+  v4: boolean;
+  index: number;
+  sec: number;
+  micro: number;
+  /** The pair piece's id (not v4). */
+  pair: number;
+  /** v4: the addresses (int32) and ports. */
+  srcAddr: number;
+  dstAddr: number;
+  srcPort: number;
+  dstPort: number;
+  /** Where the record goes on after its head. */
+  next: number;
+}
+const head: RecordHead = { kind: 0, v4: false, index: 0, sec: 0, micro: 0, pair: 0, srcAddr: 0, dstAddr: 0, srcPort: 0, dstPort: 0, next: 0 };
+
+/** The head of the record at b[at] (its RECORD mark): kind, index u32, sec u32, micro u32, then its endpoints (see V4_RECORD). */
+export function readRecordHead(b: Uint8Array, at: number): RecordHead {
+  const kind = b[at + 1]!;
+  const v4 = (kind & V4_RECORD) !== 0;
+  head.kind = kind & ~V4_RECORD;
+  head.v4 = v4;
+  head.index = get32(b, at + 2);
+  head.sec = get32(b, at + 6);
+  head.micro = get32(b, at + 10);
+  if (v4) {
+    head.srcAddr = get32(b, at + 14) | 0;
+    head.dstAddr = get32(b, at + 18) | 0;
+    head.srcPort = get16(b, at + 22);
+    head.dstPort = get16(b, at + 24);
+    head.next = at + 26;
+  } else {
+    head.pair = get16(b, at + 14);
+    head.next = at + 16;
+  }
+  return head;
+}
+
+/**
  * The main thread's side of the pieces a renderer's records name (an endpoint pair, a flag
  * text, a line's tail…): each sent once per output session, and again when its version changed
  * (a cache slot given to another pair).
