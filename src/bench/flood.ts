@@ -155,7 +155,11 @@ export async function synFlood(o: FloodOptions): Promise<FloodResult> {
     server.stderr?.setEncoding('utf8').on('data', (d: string) => (serverErr += d.slice(0, 4000)));
     let serverExit: string | null = null;
     server.on('close', (code, signal) => (serverExit = `exit ${code ?? signal}${serverErr ? `: ${serverErr.trim().split('\n').slice(0, 6).join(' | ')}` : ''}`));
-    if (!(await waitFor(server, events, (e) => e.type === 'listening', STARTUP_MS))) throw new SystemError('flood: the probe server did not start');
+    if (!(await waitFor(server, events, (e) => e.type === 'listening', STARTUP_MS))) {
+      // (exited: its stderr, once its streams closed)
+      if (server.exitCode !== null || server.signalCode !== null) await new Promise((resolve) => setTimeout(resolve, 200));
+      throw new SystemError(`flood: the probe server did not start (${serverExit ?? `not listening after ${STARTUP_MS / 1000} s`})`);
+    }
     // The flooder stands in for a remote attacker but shares this machine's cores with the server
     // (and, here, with other jobs): the server under test gets a higher priority so a busy
     // scheduler does not starve it behind the flooder. Its CPU use is what the flood costs it.

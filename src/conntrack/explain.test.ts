@@ -110,6 +110,38 @@ describe('explain', () => {
     expect(summary.flows.toArray().reduce((n, f) => n + f.packets, 0)).toBe(summary.tcp);
   });
 
+  it('one row per conntrack entry: a SYN reopening TIME_WAIT, or a connection after its tuple\'s entry expired, is a new one (summary and text)', async () => {
+    const t = (fromClient: boolean, flags: number, seq: number, ack: number, id: number) =>
+      tcpPacket(fromClient ? { src: '192.0.2.2', sport: 40000, dst: '198.51.100.2', dport: 9000 } : { src: '198.51.100.2', sport: 9000, dst: '192.0.2.2', dport: 40000 }, { fromClient, flags, seq, ack, id });
+    const handshake = (at: number, c: number, s: number) => [
+      { ts: at, data: t(true, 0x02, c, 0, 1) },
+      { ts: at + 0.001, data: t(false, 0x12, s, c + 1, 2) },
+      { ts: at + 0.002, data: t(true, 0x10, c + 1, s + 1, 3) },
+    ];
+    // closed by FIN (TIME_WAIT, 120 s): a SYN a second later is NF_REPEAT — the kernel kills the entry and makes another
+    const fin = [{ ts: 0.003, data: t(true, 0x11, 1001, 5001, 4) }, { ts: 0.004, data: t(false, 0x11, 5001, 1002, 5) }, { ts: 0.005, data: t(true, 0x10, 1002, 5002, 6) }];
+    // closed by RST (CLOSE, 10 s): a packet of another flow at 10 s (the replay's sweep runs then, before the entry
+    // expires), then a SYN at 12 s — after it expired, before the next sweep
+    const rst = [{ ts: 0.003, data: t(true, 0x04, 1001, 0, 4) }, { ts: 10, data: tcpPacket({ src: '192.0.2.3', sport: 1, dst: '198.51.100.3', dport: 2 }, { fromClient: true, flags: 0x02, seq: 1, ack: 0, id: 7 }) }];
+    const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+    const cases = [
+      { name: 'repeat', close: fin, again: 1, rows: [[6, 'TIME_WAIT'], [3, 'ESTABLISHED']], connections: 2 },
+      { name: 'expired', close: rst, again: 12, rows: [[4, 'CLOSE'], [3, 'ESTABLISHED']], connections: 3 },
+    ];
+    for (const { name, close, again, rows, connections } of cases) {
+      const path = pcap(`reuse-${name}`, [...handshake(0, 1000, 5000), ...close, ...handshake(again, 900000, 700000)]);
+      const { summary, packets } = await run(path, '6.18');
+      expect(packets.every((p) => p.verdict === 'ACCEPT')).toBe(true);
+      const mine = [...summary.flows].filter((f) => f.flow === '192.0.2.2:40000 → 198.51.100.2:9000');
+      expect(mine.map((f) => [f.packets, f.finalState])).toEqual(rows);
+      // the text: two connections, the new one's sequence numbers relative to its own first
+      const text = spawnSync('node', [cli, 'explain', path, '--kernel', '6.18', '-v'], { encoding: 'utf8' }).stdout;
+      expect(text).toMatch(new RegExp(`connections \\(${connections}\\)`));
+      expect(text).toMatch(/\+(1|12)\.000000 192\.0\.2\.2:40000 > 198\.51\.100\.2:9000 \[SYN\] seq 0 len 0/);
+      expect(text).not.toMatch(/seq 899000/);
+    }
+  });
+
   it('the CLI gives one clear line and exit 2 for a malformed or missing file, exit 1 for INVALID', () => {
     const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
     const bad = `${dir}/bad.pcap`;

@@ -74,6 +74,11 @@ export interface ExplainedPacket {
   entry: { orig: Tuple; reply: Tuple } | null;
   /** The model table's key of the packet's entry: the same for every packet of one connection (opaque). */
   entryKey: string;
+  /**
+   * The packet's row in the summary's flows (0 = the first): one per conntrack entry, so a new
+   * entry for the same tuple (after the last expired, or a SYN reopening TIME_WAIT) has a new one.
+   */
+  flow: number;
   decision: Decision;
   consequence: string;
   /** Bytes this packet shows the capture missed (it ACKs data that was not captured); 0 mostly. */
@@ -195,7 +200,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
   const view: TcpPacketView = { src: '', dst: '', srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadLength: 0, dataOffset: 20, options: {}, hasOptions: false, tsSec: 0 };
   const decision = createDecision();
   const opts: TcpOptions = {};
-  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, src4: null, dst4: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', decision, consequence: '', captureMissed: 0 };
+  const out: ExplainedPacket = { index: 0, tsSec: 0, src: '', srcPort: 0, dst: '', dstPort: 0, flags: '', tcpFlags: 0, ipId: null, src4: null, dst4: null, seq: 0, ack: 0, len: 0, window: 0, natMatchedTo: null, entry: null, entryKey: '', flow: 0, decision, consequence: '', captureMissed: 0 };
   const s: Omit<ExplainSummary, 'flows'> & { flows: FlowList | null } = { packets: 0, tcp: 0, skipped: 0, duplicates: 0, accept: 0, ignore: 0, invalid: 0, flows: null, captureMissed: 0, lengthFromFrame: 0, cutToSnaplen: 0, compression: null, conntrackMax: table.max, earlyDrops: 0, tableFull: 0 };
   const stats: CaptureStats = { cutToSnaplen: 0, compression: null };
   const gaps = new CaptureGaps();
@@ -359,6 +364,7 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
       out.natMatchedTo = r?.viaNat ? r.binding.origText : null;
       out.entry = binding !== null ? binding.entry : null;
       out.entryKey = key;
+      out.flow = flows.rowOfFlow(f);
       out.consequence = consequenceOf(decision, binding);
       out.captureMissed = missed;
       o.onPacket(out);

@@ -171,6 +171,11 @@ export class FlowLedger {
    * Map insert and delete each).
    */
   private readonly bindingOf: Array<Binding | null> = [];
+  /**
+   * Per slot, the model's entry the row was bound to: a binding whose entry is another (NF_REPEAT
+   * replaced it, or it expired before a sweep noticed) starts a new row, as the kernel's new entry.
+   */
+  private readonly trackerOf: Array<Binding['tracker'] | null> = [];
   private readonly boundSlots: number[] = [];
   private boundAt = new Int32Array(INITIAL_SLOTS);
   /** A final row's bytes are built here. */
@@ -193,6 +198,11 @@ export class FlowLedger {
     return this.n;
   }
 
+  /** The row (its place in the summary) of flow slot `s`. */
+  rowOfFlow(s: number): number {
+    return this.rowOf[s]!;
+  }
+
   /** Slots ever used: the most rows live at once (for tests: bounded by the flows live, not the capture). */
   get slots(): number {
     return this.slotsUsed;
@@ -206,6 +216,16 @@ export class FlowLedger {
   flowOf(key: string, binding: Binding | null, t: Tuple, reply: boolean): number {
     let s = binding !== null && binding.key === key ? (binding.owner as number | null) : null;
     if (s === null || this.keyOf[s] !== key) s = this.byKey.get(key) ?? null;
+    if (s !== null && binding !== null && this.trackerOf[s] !== binding.tracker && this.trackerOf[s] !== null) {
+      // the row's entry is gone: NF_REPEAT replaced it (a SYN reopening TIME_WAIT), or it expired
+      // and this packet made a new one before a sweep noticed — the row is final, as in settleGone
+      const held = this.bindingOf[s];
+      if (held !== null && held !== undefined) this.settle(s, held);
+      if (binding.owner === s) binding.owner = null;
+      this.byKey.delete(key);
+      this.finish(s);
+      s = null;
+    }
     if (s === null) {
       s = this.open(key);
       this.src[s] = reply ? t.dst : t.src;
@@ -222,6 +242,7 @@ export class FlowLedger {
         this.boundSlots.push(s);
       }
       this.bindingOf[s] = binding;
+      this.trackerOf[s] = binding.tracker;
     }
     return s;
   }
@@ -357,6 +378,7 @@ export class FlowLedger {
     this.missed[s] = this.firstIndex[s] = 0;
     this.finalState[s] = '';
     this.bindingOf[s] = null;
+    this.trackerOf[s] = null;
     return s;
   }
 
@@ -428,6 +450,7 @@ export class FlowLedger {
       this.boundAt[last] = at;
     }
     this.bindingOf[s] = null;
+    this.trackerOf[s] = null;
   }
 
   private grow(): void {

@@ -200,14 +200,17 @@ describe('explain follows NAT as conntrack does', () => {
     it('without a mapping the challenge ACK looks like another connection', async () => {
       const r = await explain(pcap(reuse(1000)));
       expect(r.packets[1]).toMatchObject({ verdict: 'ACCEPT', reason: null }); // a mid-stream pickup of its own
-      expect(r.summary.flows).toHaveLength(2);
+      // the app's first entry (deleted by its RST), the pickup, and the app's new entry: a row each
+      expect(r.summary.flows).toHaveLength(3);
+      expect([...r.summary.flows].map((f) => [f.packets, f.finalState])).toEqual([[2, 'CLOSE'], [2, 'ESTABLISHED'], [2, 'SYN_SENT']]);
     });
 
     it('with the entry from conntrack -L (a support bundle) it is the entry’s reply, IGNOREd as the kernel logs it', async () => {
       const ct = parseConntrackLine('tcp      6 118 SYN_SENT src=203.0.113.1 dst=203.0.113.2 sport=35664 dport=7777 [UNREPLIED] src=127.0.0.1 dst=203.0.113.1 sport=15001 dport=35664 mark=0 use=1');
       const r = await explain(pcap(reuse(1000)), '6.18', { natMappings: natMappingsFromConntrack([ct]) });
       expectReuse(r, 0, 'conntrack');
-      expect(r.summary.flows).toHaveLength(1);
+      // the RST deleted the entry: the SYN after it makes a new one, a row of its own (as the kernel's)
+      expect([...r.summary.flows].map((f) => [f.packets, f.finalState])).toEqual([[3, 'CLOSE'], [3, 'ESTABLISHED']]);
     });
 
     it('ctprobe explain --conntrack-file reads the mapping; a malformed file is one line, exit 2', () => {
@@ -219,7 +222,7 @@ describe('explain follows NAT as conntrack does', () => {
       expect(r.status).toBe(0);
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines.find((l) => l.type === 'packet' && l.verdict === 'IGNORE')).toMatchObject({ reason: 'packet (index 3) in dir 1 ignored, state SYN_SENT', natMatchedTo: null, dir: 'reply' });
-      expect(lines.filter((l) => l.type === 'flow')).toHaveLength(1);
+      expect(lines.filter((l) => l.type === 'flow')).toHaveLength(2);
       writeFileSync(ct, 'not conntrack output\n');
       const bad = spawnSync('node', [cli, 'explain', cap, '--conntrack-file', ct], { encoding: 'utf8' });
       expect(bad.status).toBe(2);
@@ -232,7 +235,7 @@ describe('explain follows NAT as conntrack does', () => {
       const earlier = synthNatFlow({ ...base, forward: [hop(1, IN, T('203.0.113.1', 46576, '127.0.0.1', 15001))], backward: [hop(1, IN, T('203.0.113.2', 7777, '203.0.113.1', 46576))] });
       const r = await explain(pcap([...earlier, ...reuse(1010)]));
       expectReuse(r, SEGMENTS, 'rule');
-      expect(r.summary.flows).toHaveLength(2);
+      expect(r.summary.flows).toHaveLength(3);
     });
   });
 

@@ -114,6 +114,8 @@ class TrackedFlow implements FlowTrace {
   lastInvalidToNat: number | null = null;
   /** Its key in natAlias, once the NAT host's address is known. */
   alias: string | null = null;
+  /** Its conntrack entry's row in explain's summary (ExplainedPacket.flow); -1 before a packet of the entry. */
+  entryFlow = -1;
   renderer: unknown = null;
   constructor(
     public client: Endpoint,
@@ -194,11 +196,14 @@ export class FlowTracker {
   sweep(live: (key: string) => boolean): void {
     // forEach: no [key, value] array per entry, per sweep
     this.flows.forEach((f, key) => {
-      if (live(key)) return;
-      this.flows.delete(key);
-      if (f.alias !== null && this.natAlias.get(f.alias) === key) this.natAlias.delete(f.alias);
-      this.onClosed?.(f, f.ordinal);
+      if (!live(key)) this.close(key, f);
     });
+  }
+
+  private close(key: string, f: TrackedFlow): void {
+    this.flows.delete(key);
+    if (f.alias !== null && this.natAlias.get(f.alias) === key) this.natAlias.delete(f.alias);
+    this.onClosed?.(f, f.ordinal);
   }
 
   /** How many connections are not closed. */
@@ -237,6 +242,12 @@ export class FlowTracker {
     // one connection = one conntrack entry (explain's key), even before its NAT mapping was learned
     const key = fromNatHost ? aliased! : p.entryKey;
     let f = this.flows.get(key);
+    if (f !== undefined && !fromNatHost && f.entryFlow !== p.flow && f.entryFlow >= 0) {
+      // a new conntrack entry for the same tuple (NF_REPEAT, or after the last one expired): the
+      // connection is over, as when its entry is swept
+      this.close(key, f);
+      f = undefined;
+    }
     if (f && e && (f.client.addr !== e.orig.src || f.client.port !== e.orig.sport || f.server.addr !== e.reply.src || f.server.port !== e.reply.sport)) {
       // NAT learned after the connection's first packets: name its peers as the entry does
       f.client = { addr: e.orig.src, port: e.orig.sport };
@@ -261,6 +272,7 @@ export class FlowTracker {
     }
     const t = f;
     this.flow = t;
+    if (!fromNatHost) t.entryFlow = p.flow;
     if (snatted && !t.nat) {
       t.nat = { addr: e.reply.dst, port: e.reply.dport };
       f.alias = `${epKey(t.nat.addr, t.nat.port)}>${epKey(t.server.addr, t.server.port)}`;

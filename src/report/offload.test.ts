@@ -105,7 +105,7 @@ describe('explain through the output thread', () => {
       // the first 10,000 pairs often (held), the rest now and then (evicted, coming back)
       const e = pairs[k % 3 ? rnd(10_000) : rnd(pairs.length)]!;
       const sport = Math.min(e.sport, 65535);
-      packets.push({ index: k, tsSec: 3000 + k / 1000, src: e.src, srcPort: sport, dst: e.dst, dstPort: e.dport, src4: int4(e.src), dst4: int4(e.dst), flags: 'ACK', tcpFlags: 16, ipId: k & 0xffff, seq: k, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence: 'ACCEPT: tracked', captureMissed: 0 });
+      packets.push({ index: k, tsSec: 3000 + k / 1000, src: e.src, srcPort: sport, dst: e.dst, dstPort: e.dport, src4: int4(e.src), dst4: int4(e.dst), flags: 'ACK', tcpFlags: 16, ipId: k & 0xffff, seq: k, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', flow: 0, decision: d, consequence: 'ACCEPT: tracked', captureMissed: 0 });
     }
     const expected = packets.map((p) => explainPackets.json(p) + '\n').join('');
     expect(expected).toContain('"src":"255.255.255.255:');
@@ -149,7 +149,7 @@ describe('explain through the output thread', () => {
             const d = Object.assign(createDecision(), { verdict, check, dir, logged: true, stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' });
             setReason(d, form, n);
             const whole = JSON.parse(JSON.stringify(d)) as typeof d;
-            const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4(dir === 'original' ? '192.0.2.1' : '198.51.100.2'), dst4: int4(dir === 'original' ? '198.51.100.2' : '192.0.2.1'), seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', decision: d, consequence, captureMissed: 0 };
+            const p: Packet = { index: index++, tsSec: 1000 + index / 1000, src: dir === 'original' ? '192.0.2.1' : '198.51.100.2', srcPort: dir === 'original' ? 40000 : 9000, dst: dir === 'original' ? '198.51.100.2' : '192.0.2.1', dstPort: dir === 'original' ? 9000 : 40000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4(dir === 'original' ? '192.0.2.1' : '198.51.100.2'), dst4: int4(dir === 'original' ? '198.51.100.2' : '192.0.2.1'), seq: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry: null, entryKey: 'k', flow: 0, decision: d, consequence, captureMissed: 0 };
             packets.push([p, { ...p, decision: whole }]);
             // through NAT: the same cut around the name of the connection it was matched to
             if (width % 3 === 0) {
@@ -160,7 +160,7 @@ describe('explain through the output thread', () => {
     // plain packets (tracked, nothing to say), through NAT and not, more NAT names than a record session keeps apart
     for (let k = 0; k < 40_000; k++) {
       const d = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: k % 2 ? ('reply' as const) : ('original' as const), stateBefore: 'ESTABLISHED', stateAfter: k % 5 ? 'ESTABLISHED' : 'FIN_WAIT' });
-      const p: Packet = { index: index++, tsSec: 2000 + k / 1000, src: '192.0.2.1', srcPort: 40000, dst: '198.51.100.2', dstPort: 9000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4('192.0.2.1'), dst4: int4('198.51.100.2'), seq: k, ack: 1, len: 0, window: 502, natMatchedTo: k % 3 ? `192.0.2.${k % 250}:${k} → 198.51.100.2:9000` : null, entry: null, entryKey: 'k', decision: d, consequence: k % 5 ? 'ACCEPT: tracked' : 'ACCEPT: tracked, ESTABLISHED → FIN_WAIT', captureMissed: 0 };
+      const p: Packet = { index: index++, tsSec: 2000 + k / 1000, src: '192.0.2.1', srcPort: 40000, dst: '198.51.100.2', dstPort: 9000, flags: 'ACK', tcpFlags: 16, ipId: 1, src4: int4('192.0.2.1'), dst4: int4('198.51.100.2'), seq: k, ack: 1, len: 0, window: 502, natMatchedTo: k % 3 ? `192.0.2.${k % 250}:${k} → 198.51.100.2:9000` : null, entry: null, entryKey: 'k', flow: 0, decision: d, consequence: k % 5 ? 'ACCEPT: tracked' : 'ACCEPT: tracked, ESTABLISHED → FIN_WAIT', captureMissed: 0 };
       packets.push([p, p]);
     }
     const expectJson = packets.map(([, whole]) => explainPackets.json(whole) + '\n').join('');
@@ -219,7 +219,7 @@ describe('explain through the output thread', () => {
       const orig = { src: client, sport: cport, dst: server.src, dport: server.sport };
       const reply = { src: server.src, sport: server.sport, dst: nat, dport: natPort };
       const entry = { orig, reply };
-      const base = { tsSec: 1000 + index / 1000, flags: 'ACK', tcpFlags: 16, ipId: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry, entryKey: `k${c}`, captureMissed: 0 };
+      const base = { tsSec: 1000 + index / 1000, flags: 'ACK', tcpFlags: 16, ipId: 1, ack: 1, len: 0, window: 502, natMatchedTo: null, entry, entryKey: `k${c}`, flow: c, captureMissed: 0 };
       const syn = Object.assign(createDecision(), { verdict: 'ACCEPT' as const, dir: 'original' as const, stateBefore: 'NONE', stateAfter: 'SYN_SENT' });
       packets.push({ ...base, index: index++, src: client, srcPort: cport, dst: server.src, dstPort: server.sport, src4: int4(client), dst4: int4(server.src), flags: 'SYN', tcpFlags: 2, seq: 5, ack: 0, decision: syn, consequence: 'ACCEPT: tracked, NONE → SYN_SENT' });
       const endpoint = v6 ? `[${client}]:${cport}` : `${client}:${cport}`;

@@ -39,6 +39,7 @@ function packet(over: Partial<ExplainedPacket> = {}, d: Partial<ReturnType<typeo
     natMatchedTo: null,
     entry: null,
     entryKey: 'k',
+    flow: 0,
     decision: Object.assign(createDecision(), { stateBefore: 'ESTABLISHED', stateAfter: 'ESTABLISHED' }, d),
     consequence: 'ACCEPT: tracked',
     captureMissed: 0,
