@@ -140,6 +140,15 @@ describe('explain', () => {
       expect(text).toMatch(/\+(1|12)\.000000 192\.0\.2\.2:40000 > 198\.51\.100\.2:9000 \[SYN\] seq 0 len 0/);
       expect(text).not.toMatch(/seq 899000/);
     }
+    // what the capture missed is the old entry's: the new one's ACKs do not confirm its holes
+    const hole = [{ ts: 0.003, data: tcpPacket({ src: '198.51.100.2', sport: 9000, dst: '192.0.2.2', dport: 40000 }, { fromClient: false, flags: 0x18, seq: 5201, ack: 1001, id: 8, payload: 100 }) }];
+    for (const again of [1, 12]) {
+      // RST: CLOSE, 10 s — a SYN a second later reopens it (NF_REPEAT), 12 s later finds it expired
+      const ticks = again === 12 ? [rst[1]!] : [];
+      const path = pcap(`reuse-hole-${again}`, [...handshake(0, 1000, 5000), ...hole, { ts: 0.004, data: t(true, 0x04, 1001, 0, 4) }, ...ticks, ...handshake(again, 900000, 700000)]);
+      const { summary } = await run(path, '6.18');
+      expect([summary.captureMissed, ...[...summary.flows].map((f) => f.captureMissed)]).toEqual([0, 0, ...ticks.map(() => 0), 0]);
+    }
   });
 
   it('the CLI gives one clear line and exit 2 for a malformed or missing file, exit 1 for INVALID', () => {

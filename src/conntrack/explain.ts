@@ -331,6 +331,8 @@ export async function explainCapture(path: string, o: ExplainOptions): Promise<E
     }
     const pureSyn = (tcp.flags & 0x17) === 0x02;
     const binding = nat.afterPacket(r, tuple, key, pureSyn ? segmentEnd(view) : null, dk, gaps.fills.length === 0 && !decision.repeat && !decision.deleted);
+    // (NF_REPEAT: the entry is a new one, its capture-gap state too)
+    if (decision.repeat) gaps.restart(view, key, binding);
     if (dedupe) copies.remember(position, binding, decision.dir === 'original' ? 0 : 1, tuple);
 
     // (every counter touched for every packet: a capture's first INVALID does not meet code

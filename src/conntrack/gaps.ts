@@ -45,6 +45,8 @@ export class CaptureGaps {
   private firstSrc: string[] = [];
   private firstPort = new Int32Array(INITIAL_SLOTS);
   private flowMissed = new Float64Array(INITIAL_SLOTS);
+  /** 1: an entry's binding has held the slot (so a packet of its tuple with none is a new entry's). */
+  private bound = new Uint8Array(INITIAL_SLOTS);
   /** Per side. */
   private maxEnd = new Uint32Array(2 * INITIAL_SLOTS);
   private lastAck = new Uint32Array(2 * INITIAL_SLOTS);
@@ -71,8 +73,18 @@ export class CaptureGaps {
     // flow's slot found once: no lookup per packet (a slot given to another flow since is not its)
     let f = holder !== null ? holder.gaps : -1;
     if (f < 0 || this.keys[f] !== key) {
-      f = this.slots.get(key) ?? this.open(key, p.src, p.srcPort);
-      if (holder !== null) holder.gaps = f;
+      const found = this.slots.get(key);
+      if (found === undefined) f = this.open(key, p.src, p.srcPort);
+      else if (holder === null && this.bound[found] === 1) {
+        // the slot was an entry's, and the caller found no live entry for the tuple: it expired or
+        // was deleted since (before a sweep let the slot go) — the kernel's next entry starts afresh
+        f = found;
+        this.start(f, key, p.src, p.srcPort);
+      } else f = found;
+      if (holder !== null) {
+        holder.gaps = f;
+        this.bound[f] = 1;
+      }
     }
     const mine = this.firstSrc[f] === p.src && this.firstPort[f] === p.srcPort ? 2 * f : 2 * f + 1;
     const peer = mine ^ 1;
@@ -123,6 +135,17 @@ export class CaptureGaps {
     });
   }
 
+  /**
+   * The entry of the flow of `p` was replaced by a new one (NF_REPEAT: a SYN reopening TIME_WAIT or
+   * CLOSE) after `observe` saw `p`: the new entry's sides start afresh, from `p`.
+   */
+  restart(p: TcpPacketView, key: string, holder: { gaps: number } | null): void {
+    const f = holder !== null && holder.gaps >= 0 && this.keys[holder.gaps] === key ? holder.gaps : this.slots.get(key);
+    if (f === undefined) return;
+    this.start(f, key, p.src, p.srcPort);
+    this.observe(p, key, holder);
+  }
+
   /** Bytes the capture missed in one flow. */
   missedIn(key: string): number {
     const f = this.slots.get(key);
@@ -142,21 +165,28 @@ export class CaptureGaps {
       if (f === this.firstPort.length) this.grow();
     }
     this.slots.set(key, f);
+    this.start(f, key, src, port);
+    return f;
+  }
+
+  /** Slot f for flow `key` whose first captured packet is from src:port, its sides empty, no entry's yet. */
+  private start(f: number, key: string, src: string, port: number): void {
     this.keys[f] = key;
     this.firstSrc[f] = src;
     this.firstPort[f] = port;
     this.flowMissed[f] = 0;
+    this.bound[f] = 0;
     for (const i of [2 * f, 2 * f + 1]) {
       this.maxEnd[i] = this.lastAck[i] = this.window[i] = this.wscale[i] = this.bits[i] = 0;
       this.holes[i] = null;
     }
-    return f;
   }
 
   private grow(): void {
     const n = 2 * this.firstPort.length;
     const up = <T extends Int32Array | Uint32Array | Uint8Array | Float64Array>(a: T, b: T): T => (b.set(a), b);
     this.firstPort = up(this.firstPort, new Int32Array(n));
+    this.bound = up(this.bound, new Uint8Array(n));
     this.flowMissed = up(this.flowMissed, new Float64Array(n));
     this.maxEnd = up(this.maxEnd, new Uint32Array(2 * n));
     this.lastAck = up(this.lastAck, new Uint32Array(2 * n));
