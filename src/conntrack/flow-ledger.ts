@@ -198,9 +198,12 @@ export class FlowLedger {
     return this.n;
   }
 
-  /** The row (its place in the summary) of flow slot `s`. */
+  /**
+   * The row (its place in the summary) of flow slot `s`, as an int32 (wraps past 2³¹ rows: it tells
+   * rows apart): a double stored in a renderer's per-connection field is a box of its own there.
+   */
   rowOfFlow(s: number): number {
-    return this.rowOf[s]!;
+    return this.rowOf[s]! | 0;
   }
 
   /** Slots ever used: the most rows live at once (for tests: bounded by the flows live, not the capture). */
