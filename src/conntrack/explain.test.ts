@@ -139,6 +139,10 @@ describe('explain', () => {
       expect(text).toMatch(new RegExp(`connections \\(${connections}\\)`));
       expect(text).toMatch(/\+(1|12)\.000000 192\.0\.2\.2:40000 > 198\.51\.100\.2:9000 \[SYN\] seq 0 len 0/);
       expect(text).not.toMatch(/seq 899000/);
+      // the default text shows the SYN that reopened the entry (NF_REPEAT), not the new handshake's other packets
+      const plain = spawnSync('node', [cli, 'explain', path, '--kernel', '6.18'], { encoding: 'utf8' }).stdout.replace(/\n {4}/g, ' ');
+      expect(plain.includes('(NF_REPEAT)')).toBe(name === 'repeat');
+      expect(plain).not.toContain(`+${again}.001000`);
     }
     // what the capture missed is the old entry's: the new one's ACKs do not confirm its holes
     const hole = [{ ts: 0.003, data: tcpPacket({ src: '198.51.100.2', sport: 9000, dst: '192.0.2.2', dport: 40000 }, { fromClient: false, flags: 0x18, seq: 5201, ack: 1001, id: 8, payload: 100 }) }];

@@ -1,6 +1,6 @@
 /**
- * `explain` for people: per packet that matters (IGNORE, INVALID, RST, FIN, and the handshake of a
- * connection that has any) two or three lines fitting 80 columns, every packet with `verbose`;
+ * `explain` for people: per packet that matters (IGNORE, INVALID, RST, FIN, a SYN that reopens a
+ * closed entry — NF_REPEAT —, and the handshake of a connection that has any) two or three lines fitting 80 columns, every packet with `verbose`;
  * then a summary per connection. Sequence numbers are relative to each side's first (as tcpdump
  * prints them); the kernel's reasons quote absolute ones, as the kernel logs them.
  */
@@ -721,7 +721,8 @@ export class ExplainText {
     let show: boolean;
     if (o.only === 'invalid') show = verdict === 'INVALID';
     else if (o.only === 'ignored') show = verdict !== 'ACCEPT';
-    else show = o.verbose || verdict !== 'ACCEPT' || (p.tcpFlags & (RST | FIN)) !== 0 || p.captureMissed > 0;
+    // (NF_REPEAT: the kernel killed the tuple's entry and made another — port reuse, seen as it happens)
+    else show = o.verbose || verdict !== 'ACCEPT' || (p.tcpFlags & (RST | FIN)) !== 0 || p.captureMissed > 0 || p.decision.repeat;
     const held = !show && !o.only && !o.verbose && ((p.tcpFlags & SYN) !== 0 || (p.decision.dir === 'original' && p.decision.stateBefore === 'SYN_RECV'));
     if (!show && !held) {
       this.tracker.add(p, false);

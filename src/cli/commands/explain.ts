@@ -52,8 +52,9 @@ TCP packet: the flow and direction, the conntrack state before → after, the ve
   INVALID  untracked: not de-NATed, so a NAT host answers it with RST (unless INVALID is dropped)
 and the reason in the kernel's own words (what nf_conntrack_log_invalid would print on that
 kernel), then a summary per connection. The text shows the packets that matter (IGNORE, INVALID,
-RST, FIN, and the handshake of a connection that has any; -v: every packet), seq/ack relative to
-each side's first; the NAT host's own RST, answering an INVALID reply, is shown as the reset it is.
+RST, FIN, a SYN that reopens a closed entry, and the handshake of a connection that has any; -v:
+every packet), seq/ack relative to each side's first; a tuple's new entry is a new connection;
+the NAT host's own RST, answering an INVALID reply, is shown as the reset it is.
 
 --html OUT.html draws each connection as a sequence diagram (client, NAT host with its conntrack
 state, server; one arrow per packet; INVALID in red with the kernel's reason): one self-contained
