@@ -156,6 +156,12 @@ interface Iface {
   tsOffset: number;
 }
 
+/** What `step` passes on as the bytes left in the input, at most. */
+const LEFT_MAX = 0x3fffffff;
+
+/** Where in the file, for an error (made only then: a text per block was most of a pcapng replay's garbage). */
+const byteAt = (off: number): string => `byte ${off}`;
+
 function hex32(buf: Uint8Array, p: number): string {
   let s = '';
   for (let i = 0; i < 4; i++) s += (buf[p + i] ?? 0).toString(16).padStart(2, '0');
@@ -358,7 +364,9 @@ export class CaptureParser {
   step(buf: Uint8Array, dv: DataView, pos: number, end: number, base: number, total: number): number {
     this.ready = false;
     const avail = end - pos;
-    const left = total - (base + pos);
+    // (at most LEFT_MAX: a small integer to V8 — Infinity from a stream, or a file's past 1 GiB, is a
+    // number boxed on the heap for each call it is passed to; no record is near that long)
+    const left = Math.min(total - (base + pos), LEFT_MAX);
     if (left <= 0) return 0;
     switch (this.fmt) {
       case Fmt.Pcap:
@@ -422,7 +430,7 @@ export class CaptureParser {
     const rec = this.rec;
     rec.tsSec = sec + (this.nano ? frac / 1e9 : frac / 1e6);
     if (this.wantNs) rec.tsNs = BigInt(sec) * 1_000_000_000n + BigInt(this.nano ? frac : frac * 1000);
-    this.emit(buf, pos + PCAP_REC_HDR, this.cut(capLen, snap), dv.getUint32(pos + 12, le), this.linkType, 0, base + pos);
+    this.emit(buf, pos + PCAP_REC_HDR, this.cut(capLen, snap), dv.getUint32(pos + 12, le), this.linkType, 0, base, pos);
     return size;
   }
 
@@ -432,7 +440,8 @@ export class CaptureParser {
     return snap;
   }
 
-  private emit(buf: Uint8Array, dataOff: number, capLen: number, origLen: number, linkType: number, ifId: number, at: number): void {
+  /** (`base` + `pos`: where the record starts, for an error — added only then: past 1 GiB of a file it is a double, boxed when passed) */
+  private emit(buf: Uint8Array, dataOff: number, capLen: number, origLen: number, linkType: number, ifId: number, base: number, pos: number): void {
     const rec = this.rec;
     rec.index = this.count;
     rec.linkType = linkType;
@@ -443,60 +452,58 @@ export class CaptureParser {
     if (!decodeLink(rec, linkType, buf, dataOff, capLen, this.le) && !this.passUnknown)
       throw new InputError(
         `unsupported link type ${linkType} ${linkTypeName(linkType)}${this.fmt === Fmt.Pcapng ? ` (interface ${ifId})` : ''}: it carries no IP ctprobe can read — capture on an interface that does (tcpdump -i any, -i eth0, -i nflog:N)`,
-        `byte ${at}`,
+        byteAt(base + pos),
       );
     this.count++;
     this.ready = true;
   }
 
   private pcapngBlock(buf: Uint8Array, dv: DataView, pos: number, avail: number, base: number, left: number): number {
-    const off = base + pos;
-    const at = `byte ${off}`;
-    if (left < 12) throw new InputError(`truncated block header (need 12 bytes, ${left} left)`, at);
+    if (left < 12) throw new InputError(`truncated block header (need 12 bytes, ${left} left)`, byteAt(base + pos));
     if (this.more(12, avail) === 0) return 0;
     const type = dv.getUint32(pos, this.le);
     if (type === BT_SHB) {
       const bom = dv.getUint32(pos + 8, true);
       if (bom === 0x1a2b3c4d) this.le = true;
       else if (bom === 0x4d3c2b1a) this.le = false;
-      else throw new InputError(`bad byte-order magic 0x${hex32(buf, pos + 8)} in section header block`, at);
+      else throw new InputError(`bad byte-order magic 0x${hex32(buf, pos + 8)} in section header block`, byteAt(base + pos));
     }
     const le = this.le;
     const len = dv.getUint32(pos + 4, le);
-    if (len < 12) throw new InputError(`block length ${len} is too small`, at);
-    if (len % 4 !== 0) throw new InputError(`block length ${len} is not a multiple of 4`, at);
-    if (len > left) throw new InputError(`truncated block (need ${len} bytes, ${left} left)`, at);
+    if (len < 12) throw new InputError(`block length ${len} is too small`, byteAt(base + pos));
+    if (len % 4 !== 0) throw new InputError(`block length ${len} is not a multiple of 4`, byteAt(base + pos));
+    if (len > left) throw new InputError(`truncated block (need ${len} bytes, ${left} left)`, byteAt(base + pos));
     if (this.more(len, avail) === 0) return 0;
     const trail = dv.getUint32(pos + len - 4, le);
-    if (trail !== len) throw new InputError(`block trailing length ${trail} does not match leading length ${len}`, at);
+    if (trail !== len) throw new InputError(`block trailing length ${trail} does not match leading length ${len}`, byteAt(base + pos));
     switch (type) {
       case BT_EPB: {
-        if (len < 32) throw new InputError(`enhanced packet block too short (${len} bytes)`, at);
+        if (len < 32) throw new InputError(`enhanced packet block too short (${len} bytes)`, byteAt(base + pos));
         const capLen = dv.getUint32(pos + 20, le);
-        this.packet(buf, dv, pos, len, off, dv.getUint32(pos + 8, le), dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le), capLen, dv.getUint32(pos + 24, le), 28);
+        this.packet(buf, dv, pos, len, base, dv.getUint32(pos + 8, le), dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le), capLen, dv.getUint32(pos + 24, le), 28);
         break;
       }
       case BT_SPB: {
-        if (len < 16) throw new InputError(`simple packet block too short (${len} bytes)`, at);
-        const iface = this.iface(0, off);
+        if (len < 16) throw new InputError(`simple packet block too short (${len} bytes)`, byteAt(base + pos));
+        const iface = this.iface(0, base, pos);
         const origLen = dv.getUint32(pos + 8, le);
         let capLen = Math.min(origLen, len - 16);
         if (iface.snaplen > 0) capLen = Math.min(capLen, iface.snaplen);
-        this.packet(buf, dv, pos, len, off, 0, -1, 0, capLen, origLen, 12);
+        this.packet(buf, dv, pos, len, base, 0, -1, 0, capLen, origLen, 12);
         break;
       }
       case BT_PB: {
-        if (len < 32) throw new InputError(`packet block too short (${len} bytes)`, at);
-        this.packet(buf, dv, pos, len, off, dv.getUint16(pos + 8, le), dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le), dv.getUint32(pos + 20, le), dv.getUint32(pos + 24, le), 28);
+        if (len < 32) throw new InputError(`packet block too short (${len} bytes)`, byteAt(base + pos));
+        this.packet(buf, dv, pos, len, base, dv.getUint16(pos + 8, le), dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le), dv.getUint32(pos + 20, le), dv.getUint32(pos + 24, le), 28);
         break;
       }
       case BT_IDB:
-        this.parseIdb(dv, pos, len, off);
+        this.parseIdb(dv, pos, len, base + pos);
         break;
       case BT_SHB: {
-        if (len < 28) throw new InputError(`section header block too short (${len} bytes)`, at);
+        if (len < 28) throw new InputError(`section header block too short (${len} bytes)`, byteAt(base + pos));
         const major = dv.getUint16(pos + 12, le);
-        if (major !== 1) throw new InputError(`unsupported pcapng version ${major}.${dv.getUint16(pos + 14, le)}`, at);
+        if (major !== 1) throw new InputError(`unsupported pcapng version ${major}.${dv.getUint16(pos + 14, le)}`, byteAt(base + pos));
         this.ifaces = [];
         break;
       }
@@ -506,9 +513,9 @@ export class CaptureParser {
     return len;
   }
 
-  private iface(id: number, off: number): Iface {
+  private iface(id: number, base: number, pos: number): Iface {
     const i = this.ifaces[id];
-    if (!i) throw new InputError(`packet refers to interface ${id} but the section has ${this.ifaces.length} interface(s)`, `byte ${off}`);
+    if (!i) throw new InputError(`packet refers to interface ${id} but the section has ${this.ifaces.length} interface(s)`, byteAt(base + pos));
     return i;
   }
 
@@ -518,7 +525,7 @@ export class CaptureParser {
     _dv: DataView,
     pos: number,
     len: number,
-    off: number,
+    base: number,
     ifId: number,
     tsHigh: number,
     tsLow: number,
@@ -526,9 +533,9 @@ export class CaptureParser {
     origLen: number,
     dataRel: number,
   ): void {
-    const iface = this.iface(ifId, off);
+    const iface = this.iface(ifId, base, pos);
     const room = len - dataRel - 4;
-    if (capLen > room) throw new InputError(`truncated packet (captured length ${capLen}, block holds ${room} bytes)`, `byte ${off}`);
+    if (capLen > room) throw new InputError(`truncated packet (captured length ${capLen}, block holds ${room} bytes)`, byteAt(base + pos));
     if (iface.snaplen > 0) capLen = this.cut(capLen, iface.snaplen);
     const rec = this.rec;
     if (tsHigh < 0) {
@@ -545,7 +552,7 @@ export class CaptureParser {
         rec.tsNs = ns + BigInt(iface.tsOffset) * 1_000_000_000n;
       }
     }
-    this.emit(buf, pos + dataRel, capLen, origLen, iface.linkType, ifId, off);
+    this.emit(buf, pos + dataRel, capLen, origLen, iface.linkType, ifId, base, pos);
   }
 
   private parseIdb(dv: DataView, pos: number, len: number, off: number): void {
