@@ -7,7 +7,9 @@
  * invalid ≥ 2M packets/s; peak RSS ≤ 1/10 of tshark's whatever stdout is.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { PcapWriter } from '../capture/writer.js';
 import { sll2Frame, synthFlow, synthNatFlow, type SynthFlow, type SynthPacket } from '../conntrack/synth.js';
@@ -170,6 +172,19 @@ export async function benchExplain(): Promise<void> {
     console.log(`explain ${label.padEnd(24)} ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)  ${speed}  peak RSS ${m.peakMB.toFixed(0)} MB${mem}${m.code === 1 ? '' : ` (exit ${m.code})`}`);
   }
   rmSync(`${dir}/explain.out`, { force: true });
+
+  // The same capture as others write it: pcapng (dumpcap, Wireshark, `tshark -w`: editcap converts
+  // it, from tshark's package) and gzip-compressed (read as it is): what the format costs.
+  const editcap = findTool('editcap');
+  const formats: Array<[string, string]> = [];
+  if (editcap && spawnSync(editcap, ['-F', 'pcapng', path, `${path}ng`]).status === 0) formats.push(['pcapng', `${path}ng`]);
+  await pipeline(createReadStream(path), createGzip({ level: 1 }), createWriteStream(`${path}.gz`));
+  formats.push(['pcap.gz (gzip -1)', `${path}.gz`]);
+  for (const [what, file] of formats) {
+    const m = await best([process.execPath, CLI, 'explain', file, '--kernel', '6.18', '--only', 'invalid', '-o', 'json'], 'pipe', 2);
+    console.log(`explain --only invalid -o json, the first capture as ${what} (${(statSync(file).size / 1e6).toFixed(0)} MB): ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s), ${rate(packets, m.ms).toFixed(2)} M packets/s, peak RSS ${m.peakMB.toFixed(0)} MB`);
+    rmSync(file, { force: true });
+  }
   rmSync(path, { force: true });
 
   // Bounded by the flow table, not by the capture: twice the packets (the same flows, twice as
