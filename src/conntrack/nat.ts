@@ -368,11 +368,12 @@ export class NatFollower {
    * int32, `ack | 0`: never boxed), or null (a new lookup). The result is reused by the next call.
    */
   resolve(t: Tuple, flags: number, ack32: number, k: string = dirKey(t)): Resolved | null {
-    const now = this.now;
-    const r = this.fromAlias(k, now);
+    // (the clock is read where it is used, not passed: fromAlias is not inlined, and a number that
+    // is not a small integer passed to a call V8 did not inline is boxed — one per packet)
+    const r = this.fromAlias(k);
     if (r) return r;
     // (learnForOrphan registers a form only when it binds, and then says so)
-    if (this.learnForOrphan(t, flags, ack32 >>> 0, now)) return this.fromAlias(k, now);
+    if (this.learnForOrphan(t, flags, ack32)) return this.fromAlias(k);
     return null;
   }
 
@@ -452,7 +453,8 @@ export class NatFollower {
     return this.aliases.size;
   }
 
-  private fromAlias(k: string, now: number): Resolved | null {
+  private fromAlias(k: string): Resolved | null {
+    const now = this.now;
     const b = this.aliases.get(k);
     if (!b) {
       this.unaliased = k;
@@ -483,12 +485,11 @@ export class NatFollower {
   }
 
   /** A packet that matches no entry: try what could tie it to one. */
-  private learnForOrphan(t: Tuple, flags: number, ack: number, now: number): boolean {
-    const live = (b: Binding | undefined): b is Binding => !!b && !b.natted && !b.tracker.dead && !b.tracker.isExpired(now) && this.table.byKey(b.key) === b.tracker;
+  private learnForOrphan(t: Tuple, flags: number, ack32: number): boolean {
     // The handshake: a SYN/ACK acking an unanswered SYN, from another address/port or to one.
     if ((flags & 0x16) === 0x12) {
-      const b = this.pendingSyn.get(ack | 0);
-      if (live(b) && b.tracker.state === State.SYN_SENT) {
+      const b = this.pendingSyn.get(ack32);
+      if (this.liveUnnatted(b) && b.tracker.state === State.SYN_SENT) {
         const c = b.canon;
         if (t.dst === c.src && t.dport === c.sport) {
           // To the initiator, from elsewhere: the SYN was seen after DNAT/REDIRECT (local traffic,
@@ -505,24 +506,29 @@ export class NatFollower {
     if (m) {
       for (const form of [m.orig, inverse(m.reply)]) {
         const b = this.aliases.get(dirKey(form));
-        if (live(b) && this.bind(b, m.orig, m.reply, 'conntrack')) return true;
+        if (this.liveUnnatted(b) && this.bind(b, m.orig, m.reply, 'conntrack')) return true;
       }
     }
     // A reply from a known DNAT/REDIRECT destination to an entry that was sent to its target.
     const to = this.dnat.size ? this.dnat.get(endpoint(t.src, t.sport)) : undefined;
     if (to) {
       const b = this.aliases.get(dirKey({ src: t.dst, sport: t.dport, dst: to.addr, dport: to.port }));
-      if (live(b) && this.bind(b, inverse(t), { src: to.addr, sport: to.port, dst: t.dst, dport: t.dport }, 'rule')) return true;
+      if (this.liveUnnatted(b) && this.bind(b, inverse(t), { src: to.addr, sport: to.port, dst: t.dst, dport: t.dport }, 'rule')) return true;
     }
     // A reply to a known masquerade address, for an entry from one of its original sources (same port).
     const sources = this.snat.size ? this.snat.get(t.dst) : undefined;
     if (sources) {
       for (const s of sources) {
         const b = this.aliases.get(dirKey({ src: s, sport: t.dport, dst: t.src, dport: t.sport }));
-        if (live(b) && this.bind(b, b.canon, own(t), 'rule')) return true;
+        if (this.liveUnnatted(b) && this.bind(b, b.canon, own(t), 'rule')) return true;
       }
     }
     return false;
+  }
+
+  /** `b` exists, is not NATed, and its entry is the table's, live now (a method, not a closure over the clock: none made per orphan packet). */
+  private liveUnnatted(b: Binding | undefined): b is Binding {
+    return !!b && !b.natted && !b.tracker.dead && !b.tracker.isExpired(this.now) && this.table.byKey(b.key) === b.tracker;
   }
 
   /** Give a binding its real tuples; the canonical form must be one of its ORIGINAL forms. */
