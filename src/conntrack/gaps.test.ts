@@ -40,6 +40,13 @@ describe('capture gaps', () => {
     expect(g.observe(pkt('c', 500, 300, 0), 'k')).toBe(50);
     expect(g.missed).toBe(50);
   });
+  it('tells the two sides apart by address when both ends have the same port', () => {
+    const g = new CaptureGaps();
+    const same = (p: TcpPacketView): TcpPacketView => ({ ...p, srcPort: 5000, dstPort: 5000 });
+    g.observe(same(pkt('s', 100, 500, 50)), 'k');
+    expect(g.observe(same(pkt('c', 500, 450, 0)), 'k')).toBe(300);
+    expect(g.fills.at(-1)).toMatchObject({ src: '192.0.2.2', ack: 450, payloadLength: 0 });
+  });
   it('a swept flow is forgotten: what it remembered does not outlive its entry', () => {
     const g = new CaptureGaps();
     g.observe(pkt('s', 100, 500, 50), 'k');
@@ -50,14 +57,14 @@ describe('capture gaps', () => {
   });
   it("a slot freed by a sweep and taken by another flow is not the old holder's: it looks its flow up again", () => {
     const g = new CaptureGaps();
-    const holder = { gaps: -1 };
+    const holder = { gaps: -1, gapsGen: 0 };
     g.observe(pkt('s', 100, 500, 50), 'a', holder);
     const slotA = holder.gaps;
     expect(slotA).toBeGreaterThanOrEqual(0);
     g.sweep((k) => k !== 'a');
     expect(g.size).toBe(0);
     // flow b takes the freed slot; its sides start empty
-    const other = { gaps: -1 };
+    const other = { gaps: -1, gapsGen: 0 };
     expect(g.observe(pkt('c', 500, 9999, 0), 'b', other)).toBe(0);
     expect(other.gaps).toBe(slotA);
     // the old holder of flow a: not flow b's state — a new slot, afresh

@@ -26,37 +26,61 @@ const MAX_GAP = 1 << 30;
 const MAX_HOLES = 16;
 const MAX_FILL_STEPS = 64;
 
-/** Side bits: the side's highest end is set / its last ACK is. */
-const HAS_END = 1;
-const HAS_ACK = 2;
 const INITIAL_SLOTS = 64;
 
 /**
- * Per flow, a slot; per slot, two sides (index 2 × slot + side; side 0 sent the flow's first
- * captured packet). A side is its highest sequence end captured (seq + len + SYN + FIN), its last
- * ACK, its window and scale, and its holes. Kept in typed arrays, not an object per flow and
- * side: with tens of thousands of flows live at once, three objects and four boxed numbers per
- * flow were 290 bytes of heap each, copied by every young collection they lived through.
+ * A slot's record in `st`: 8 int32, half a cache line — with tens of thousands of flows live, a
+ * packet's gap check touched a line in each of eight arrays (its slot's key, first sender, port,
+ * and its sides' ends, ACKs, windows, scales, bits and holes), most of them a cache miss.
+ */
+const STRIDE = 8;
+/** Which flow holds the slot (0: none): a holder's slot is its own while this is its `gapsGen`. */
+const GEN = 0;
+/** The first captured packet's source port | its destination port << 16 (side 0 sent it). */
+const PORTS = 1;
+/** Side s's fields at SIDE + 3 × s: its highest end captured, its last ACK, and WSB. */
+const SIDE = 2;
+const END = 0;
+const LAST_ACK = 1;
+/** The side's window (16 bits) | its scale << 16 | the bits below. */
+const WSB = 2;
+const WINDOW_MASK = 0xffff;
+const SCALE_SHIFT = 16;
+const SCALE_MASK = 0xf << SCALE_SHIFT;
+/** The side's highest end is set / its last ACK is / it has holes (see `holes`). */
+const HAS_END = 1 << 20;
+const HAS_ACK = 1 << 21;
+const HAS_HOLES = 1 << 22;
+/** In side 0's WSB: an entry's binding has held the slot (so a packet of its tuple with none is a new entry's). */
+const BOUND = 1 << 23;
+
+/** Where `observe` keeps a flow's slot on what stays with its conntrack entry (explain: the NAT binding). */
+export interface GapsHolder {
+  gaps: number;
+  gapsGen: number;
+}
+
+/**
+ * Per flow, a slot; per slot, two sides (side 0 sent the flow's first captured packet). A side is
+ * its highest sequence end captured (seq + len + SYN + FIN), its last ACK, its window and scale,
+ * and its holes. Kept in typed arrays, not an object per flow and side: with tens of thousands of
+ * flows live at once, three objects and four boxed numbers per flow were 290 bytes of heap each,
+ * copied by every young collection they lived through. Sequence numbers are kept as int32 (the
+ * same 32 bits) and read as u32 where they leave.
  */
 export class CaptureGaps {
   private readonly slots = new Map<string, number>();
   /** Per slot: its flow's key ('' when free), the first packet's sender. */
   private keys: string[] = [];
   private firstSrc: string[] = [];
-  private firstPort = new Int32Array(INITIAL_SLOTS);
+  private st = new Int32Array(STRIDE * INITIAL_SLOTS);
   private flowMissed = new Float64Array(INITIAL_SLOTS);
-  /** 1: an entry's binding has held the slot (so a packet of its tuple with none is a new entry's). */
-  private bound = new Uint8Array(INITIAL_SLOTS);
-  /** Per side. */
-  private maxEnd = new Uint32Array(2 * INITIAL_SLOTS);
-  private lastAck = new Uint32Array(2 * INITIAL_SLOTS);
-  private window = new Uint32Array(2 * INITIAL_SLOTS);
-  private wscale = new Uint8Array(2 * INITIAL_SLOTS);
-  private bits = new Uint8Array(2 * INITIAL_SLOTS);
-  /** Holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place; null: none yet. */
+  /** Per side (index 2 × slot + side): holes as [start, end) pairs, flat: [s0, e0, s1, e1, …], edited in place; null: none yet. */
   private holes: Array<number[] | null> = [];
   private used = 0;
   private readonly free: number[] = [];
+  /** The last slot generation given (see GEN). */
+  private gen = 0;
   /** Bytes the capture missed in all flows. */
   missed = 0;
   /** Synthetic segments for the model, from the last `observe` (valid until the next call). */
@@ -67,50 +91,66 @@ export class CaptureGaps {
    * packet shows the capture missed (0 mostly) and leaves in `fills` the segments to feed the
    * model first.
    */
-  observe(p: TcpPacketView, key: string, holder: { gaps: number } | null = null): number {
+  observe(p: TcpPacketView, key: string, holder: GapsHolder | null = null): number {
     if (this.fills.length) this.fills.length = 0;
+    let st = this.st;
     // `holder` (explain: the entry's NAT binding, which lives no longer than the entry) keeps the
     // flow's slot found once: no lookup per packet (a slot given to another flow since is not its)
     let f = holder !== null ? holder.gaps : -1;
-    if (f < 0 || this.keys[f] !== key) {
+    if (f < 0 || st[f * STRIDE + GEN] !== holder!.gapsGen) {
       const found = this.slots.get(key);
-      if (found === undefined) f = this.open(key, p.src, p.srcPort);
-      else if (holder === null && this.bound[found] === 1) {
+      if (found === undefined) f = this.open(key, p);
+      else if (holder === null && st[found * STRIDE + SIDE + WSB]! & BOUND) {
         // the slot was an entry's, and the caller found no live entry for the tuple: it expired or
         // was deleted since (before a sweep let the slot go) — the kernel's next entry starts afresh
         f = found;
-        this.start(f, key, p.src, p.srcPort);
+        this.start(f, key, p);
       } else f = found;
+      // (open may have grown the array)
+      st = this.st;
       if (holder !== null) {
         holder.gaps = f;
-        this.bound[f] = 1;
+        holder.gapsGen = st[f * STRIDE + GEN]!;
+        st[f * STRIDE + SIDE + WSB] = st[f * STRIDE + SIDE + WSB]! | BOUND;
       }
     }
-    const mine = this.firstSrc[f] === p.src && this.firstPort[f] === p.srcPort ? 2 * f : 2 * f + 1;
+    const base = f * STRIDE;
+    // the sender's side: its port tells it, unless both ends have the same port
+    const ports = st[base + PORTS]!;
+    const port = ports & 0xffff;
+    const first = port !== ports >>> 16 ? p.srcPort === port : p.srcPort === port && this.firstSrc[f] === p.src;
+    const mine = first ? 2 * f : 2 * f + 1;
     const peer = mine ^ 1;
+    const my = base + SIDE + (first ? 0 : 3);
+    const their = base + SIDE + (first ? 3 : 0);
     let missed = 0;
 
-    if (p.flags & SYN && p.options.wscale !== undefined) this.wscale[mine] = Math.min(p.options.wscale, 14);
+    if (p.flags & SYN && p.options.wscale !== undefined) st[my + WSB] = (st[my + WSB]! & ~SCALE_MASK) | (Math.min(p.options.wscale, 14) << SCALE_SHIFT);
     if (!(p.flags & RST)) {
       // ACK beyond anything captured from the peer: the capture lost the peer's data
       // (seqAfter / seqDiff written out, as in the model's window checks: a call V8 does not inline boxes a u32 it is given)
-      const gap = (p.ack - this.maxEnd[peer]!) | 0;
-      if (p.flags & ACK && this.bits[peer]! & HAS_END && gap > 0) {
+      const theirBits = st[their + WSB]!;
+      const gap = (p.ack - st[their + END]!) | 0;
+      if (p.flags & ACK && theirBits & HAS_END && gap > 0) {
         if (gap < MAX_GAP) {
           missed += gap;
-          this.fill(p, mine, peer, gap);
-          this.maxEnd[peer] = p.ack;
+          this.fill(p, my, their, gap);
+          st[their + END] = p.ack;
         }
       }
       // holes of the peer now ACKed without a retransmission: lost by the capture, not the network
-      const peerHoles = this.holes[peer];
-      if (p.flags & ACK && peerHoles !== null && peerHoles !== undefined && peerHoles.length) missed += confirm(peerHoles, p.ack);
-      this.segment(p, mine);
-      if (p.flags & ACK) {
-        this.lastAck[mine] = p.ack;
-        this.bits[mine] = this.bits[mine]! | HAS_ACK;
+      if (p.flags & ACK && theirBits & HAS_HOLES) {
+        const peerHoles = this.holes[peer]!;
+        missed += confirm(peerHoles, p.ack);
+        if (!peerHoles.length) st[their + WSB] = st[their + WSB]! & ~HAS_HOLES;
       }
-      this.window[mine] = p.window;
+      this.segment(p, mine, my);
+      // (the window as the header's 16 bits)
+      const wsb = (st[my + WSB]! & ~WINDOW_MASK) | (p.window & WINDOW_MASK);
+      if (p.flags & ACK) {
+        st[my + LAST_ACK] = p.ack;
+        st[my + WSB] = wsb | HAS_ACK;
+      } else st[my + WSB] = wsb;
     }
     if (missed) {
       this.flowMissed[f] = this.flowMissed[f]! + missed;
@@ -130,6 +170,7 @@ export class CaptureGaps {
       this.slots.delete(k);
       this.keys[f] = '';
       this.firstSrc[f] = '';
+      this.st[f * STRIDE + GEN] = 0;
       this.holes[2 * f] = this.holes[2 * f + 1] = null;
       this.free.push(f);
     });
@@ -139,10 +180,16 @@ export class CaptureGaps {
    * The entry of the flow of `p` was replaced by a new one (NF_REPEAT: a SYN reopening TIME_WAIT or
    * CLOSE) after `observe` saw `p`: the new entry's sides start afresh, from `p`.
    */
-  restart(p: TcpPacketView, key: string, holder: { gaps: number } | null): void {
-    const f = holder !== null && holder.gaps >= 0 && this.keys[holder.gaps] === key ? holder.gaps : this.slots.get(key);
+  restart(p: TcpPacketView, key: string, holder: GapsHolder | null): void {
+    const f = holder !== null && holder.gaps >= 0 && this.st[holder.gaps * STRIDE + GEN] === holder.gapsGen ? holder.gaps : this.slots.get(key);
     if (f === undefined) return;
-    this.start(f, key, p.src, p.srcPort);
+    this.start(f, key, p);
+    if (holder !== null) {
+      // (the new entry's binding holds it)
+      holder.gaps = f;
+      holder.gapsGen = this.st[f * STRIDE + GEN]!;
+      this.st[f * STRIDE + SIDE + WSB] = this.st[f * STRIDE + SIDE + WSB]! | BOUND;
+    }
     this.observe(p, key, holder);
   }
 
@@ -157,83 +204,92 @@ export class CaptureGaps {
     return this.slots.size;
   }
 
-  /** A slot for a new flow whose first captured packet is from src:port, its sides empty. */
-  private open(key: string, src: string, port: number): number {
+  /** A slot for a new flow whose first captured packet is `p`, its sides empty. */
+  private open(key: string, p: TcpPacketView): number {
     let f = this.free.pop();
     if (f === undefined) {
       f = this.used++;
-      if (f === this.firstPort.length) this.grow();
+      if (f === this.flowMissed.length) this.grow();
     }
     this.slots.set(key, f);
-    this.start(f, key, src, port);
+    this.start(f, key, p);
     return f;
   }
 
-  /** Slot f for flow `key` whose first captured packet is from src:port, its sides empty, no entry's yet. */
-  private start(f: number, key: string, src: string, port: number): void {
+  /** Slot f for flow `key` whose first captured packet is `p`, its sides empty, no entry's yet. */
+  private start(f: number, key: string, p: TcpPacketView): void {
     this.keys[f] = key;
-    this.firstSrc[f] = src;
-    this.firstPort[f] = port;
+    this.firstSrc[f] = p.src;
     this.flowMissed[f] = 0;
-    this.bound[f] = 0;
-    for (const i of [2 * f, 2 * f + 1]) {
-      this.maxEnd[i] = this.lastAck[i] = this.window[i] = this.wscale[i] = this.bits[i] = 0;
-      this.holes[i] = null;
-    }
+    const base = f * STRIDE;
+    this.st.fill(0, base, base + STRIDE);
+    // (never 0: that is a free slot's)
+    this.gen = (this.gen + 1) | 0 || 1;
+    this.st[base + GEN] = this.gen;
+    this.st[base + PORTS] = (p.srcPort & 0xffff) | (p.dstPort << 16);
+    this.holes[2 * f] = this.holes[2 * f + 1] = null;
   }
 
   private grow(): void {
-    const n = 2 * this.firstPort.length;
-    const up = <T extends Int32Array | Uint32Array | Uint8Array | Float64Array>(a: T, b: T): T => (b.set(a), b);
-    this.firstPort = up(this.firstPort, new Int32Array(n));
-    this.bound = up(this.bound, new Uint8Array(n));
-    this.flowMissed = up(this.flowMissed, new Float64Array(n));
-    this.maxEnd = up(this.maxEnd, new Uint32Array(2 * n));
-    this.lastAck = up(this.lastAck, new Uint32Array(2 * n));
-    this.window = up(this.window, new Uint32Array(2 * n));
-    this.wscale = up(this.wscale, new Uint8Array(2 * n));
-    this.bits = up(this.bits, new Uint8Array(2 * n));
+    const n = 2 * this.flowMissed.length;
+    const st = new Int32Array(STRIDE * n);
+    st.set(this.st);
+    this.st = st;
+    const missed = new Float64Array(n);
+    missed.set(this.flowMissed);
+    this.flowMissed = missed;
   }
 
-  /** A data segment of side `s`: advance its highest end, open a hole on a jump, fill holes on a retransmission. */
-  private segment(p: TcpPacketView, s: number): void {
+  /**
+   * A data segment of side `s` (its fields at `at` in `st`): advance its highest end, open a hole
+   * on a jump, fill holes on a retransmission.
+   */
+  private segment(p: TcpPacketView, s: number, at: number): void {
+    const st = this.st;
     const len = p.payloadLength + (p.flags & SYN ? 1 : 0) + (p.flags & FIN ? 1 : 0);
-    const end = (p.seq + len) >>> 0;
-    if (!(this.bits[s]! & HAS_END) || p.flags & SYN) {
-      this.maxEnd[s] = end;
-      this.bits[s] = this.bits[s]! | HAS_END;
+    const end = (p.seq + len) | 0;
+    const bits = st[at + WSB]!;
+    if (!(bits & HAS_END) || p.flags & SYN) {
+      st[at + END] = end;
+      st[at + WSB] = bits | HAS_END;
       return;
     }
     if (len === 0) return;
-    const maxEnd = this.maxEnd[s]!;
-    const holes = this.holes[s] ?? null;
+    const maxEnd = st[at + END]!;
     if (((maxEnd - p.seq) | 0) < 0 && ((p.seq - maxEnd) | 0) < MAX_GAP) {
       // (the first hole as a literal of its two numbers: an empty array pushed to grows room for 17)
-      if (holes === null) this.holes[s] = [maxEnd, p.seq];
-      else if (holes.length < 2 * MAX_HOLES) holes.push(maxEnd, p.seq);
-    } else if (holes !== null && holes.length) {
+      const holes = this.holes[s] ?? null;
+      if (holes === null) this.holes[s] = [maxEnd >>> 0, p.seq];
+      else if (holes.length < 2 * MAX_HOLES) holes.push(maxEnd >>> 0, p.seq);
+      st[at + WSB] = st[at + WSB]! | HAS_HOLES;
+    } else if (bits & HAS_HOLES) {
       // a retransmission: what it covers was not lost by the capture
-      uncover(holes, p.seq, end);
+      const holes = this.holes[s]!;
+      uncover(holes, p.seq, end >>> 0);
+      if (!holes.length) st[at + WSB] = st[at + WSB]! & ~HAS_HOLES;
     }
-    if (((maxEnd - end) | 0) < 0) this.maxEnd[s] = end;
+    if (((maxEnd - end) | 0) < 0) st[at + END] = end;
   }
 
   /**
    * The exchange the capture lost, one window at a time: the peer's data from its highest
    * captured end, then our ACK of it (so the model's window moves as the kernel's did).
    */
-  private fill(p: TcpPacketView, mine: number, peer: number, gap: number): void {
-    const window = Math.max(this.window[mine]! * 2 ** this.wscale[mine]!, 1024);
+  private fill(p: TcpPacketView, my: number, their: number, gap: number): void {
+    const st = this.st;
+    const myWindow = st[my + WSB]! & WINDOW_MASK;
+    const theirWindow = st[their + WSB]! & WINDOW_MASK;
+    const window = Math.max(myWindow * 2 ** ((st[my + WSB]! & SCALE_MASK) >> SCALE_SHIFT), 1024);
     const step = Math.max(window, Math.ceil(gap / MAX_FILL_STEPS));
-    const myEnd = this.bits[mine]! & HAS_END ? this.maxEnd[mine]! : p.seq;
-    const peerAck = this.bits[peer]! & HAS_ACK ? this.lastAck[peer]! : myEnd;
-    let seq = this.maxEnd[peer]!;
+    const myEnd = st[my + WSB]! & HAS_END ? st[my + END]! >>> 0 : p.seq;
+    const peerAck = st[their + WSB]! & HAS_ACK ? st[their + LAST_ACK]! >>> 0 : myEnd;
+    let seq = st[their + END]! >>> 0;
     for (let left = gap; left > 0; ) {
       const len = Math.min(left, step);
-      this.fills.push(view(p, true, seq, peerAck, len, this.window[peer]! || p.window));
+      this.fills.push(view(p, true, seq, peerAck, len, theirWindow || p.window));
       seq = seqAdd(seq, len);
       left -= len;
-      this.fills.push(view(p, false, myEnd, seq, 0, this.window[mine]! || p.window));
+      this.fills.push(view(p, false, myEnd, seq, 0, myWindow || p.window));
     }
   }
 }

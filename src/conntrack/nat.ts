@@ -74,8 +74,9 @@ export interface Binding {
   afterSameKey1: boolean;
   /** What the caller keeps for this entry (explain: its flow's summary), opaque here: found without a lookup. */
   owner: unknown;
-  /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one. */
+  /** The same for the caller's capture-gap state of this entry: its slot (see gaps.ts), -1 before it has one, and the slot's generation then. */
   gaps: number;
+  gapsGen: number;
   /** `orig` as text (what a packet through NAT was matched to): made once per orig, not per packet. */
   readonly origText: string;
   /** { orig, reply } once NAT is learned (null before): one object per mapping, not per packet. */
@@ -127,6 +128,7 @@ class EntryBinding implements Binding, Tuple {
   synEnd: number | null = null;
   owner: unknown = null;
   gaps = -1;
+  gapsGen = 0;
   /** natted false, post0 false, post1 null, afterSameKey0 and 1 true */
   private bits = (POST_FALSE << POST0) | (POST_NULL << POST1) | SAME0 | SAME1;
   private learned: Learned | null = null;
