@@ -171,6 +171,7 @@ export async function benchExplain(): Promise<void> {
     const speed = slow ? 'paced by the reader' : `${r.toFixed(2)} M packets/s (target ≥ ${target}M/s)${vs}`;
     console.log(`explain ${label.padEnd(24)} ${(m.ms / 1000).toFixed(2)} s (CPU ${(m.cpuMs / 1000).toFixed(2)} s)  ${speed}  peak RSS ${m.peakMB.toFixed(0)} MB${mem}${m.code === 1 ? '' : ` (exit ${m.code})`}`);
   }
+  await benchFloors(dir, `${dir}/explain.out`, tshark);
   rmSync(`${dir}/explain.out`, { force: true });
 
   // The same capture as others write it: pcapng (dumpcap, Wireshark, `tshark -w`: editcap converts
@@ -246,6 +247,35 @@ export async function benchExplain(): Promise<void> {
   rmSync(v6, { force: true });
   await benchNatHost(dir, tsharkPath, everyText);
   await benchSynFlood(dir, tsharkPath);
+}
+
+/**
+ * What no replay here gets under, measured without explain's own work: what the targets above
+ * are up against on this machine. Node idle (its binary's pages and runtime); explain of the
+ * smallest capture given an output thread (what any run that writes every packet starts from);
+ * and the first capture's JSON (`jsonOut`, as `-o json > file` wrote it) moved through a pipe by
+ * `cat F | cat`, no ctprobe: the wall and CPU time (both cats, from their shell's reaped
+ * children) that writing every packet costs before any packet is read or modelled.
+ */
+async function benchFloors(dir: string, jsonOut: string, tshark: Measured | null): Promise<void> {
+  const idle = await measure([process.execPath, '-e', 'setTimeout(() => {}, 300)'], 'null');
+  console.log(`floor: node itself, idle: peak RSS ${idle.peakMB.toFixed(0)} MB`);
+  const small = `${dir}/explain-small.pcap`;
+  const packets = writeExplainCapture(small, 1000);
+  const smallMB = statSync(small).size / 1e6;
+  const m = await best([process.execPath, CLI, 'explain', small, '--kernel', '6.18', '-o', 'json'], 'pipe', 2);
+  rmSync(small, { force: true });
+  console.log(`floor: explain -o json | cat of ${packets} packets (${smallMB.toFixed(1)} MB: about the smallest capture given an output thread, 4 MiB): ${(m.ms / 1000).toFixed(2)} s, peak RSS ${m.peakMB.toFixed(0)} MB`);
+  const size = statSync(jsonOut).size;
+  if (size === 0) return;
+  // (the shell's cutime + cstime once both cats are reaped: fields 16 and 17 of its stat)
+  const t0 = performance.now();
+  const r = spawnSync('sh', ['-c', `cat "$1" | cat > /dev/null; cat /proc/$$/stat`, 'sh', jsonOut], { encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  const f = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).trim().split(' ');
+  const cpuMs = ((Number(f[13]) + Number(f[14])) * 1000) / 100;
+  const budget = tshark ? `; 10× tshark is ${(tshark.ms / 10000).toFixed(2)} s for the whole run` : '';
+  console.log(`floor: the first capture's JSON (${(size / 1e6).toFixed(0)} MB) through a pipe, no ctprobe (cat F | cat): ${(ms / 1000).toFixed(2)} s, CPU ${(cpuMs / 1000).toFixed(2)} s${budget}`);
 }
 
 /**
