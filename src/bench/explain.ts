@@ -272,8 +272,13 @@ async function benchFloors(dir: string, jsonOut: string, tshark: Measured | null
   const t0 = performance.now();
   const r = spawnSync('sh', ['-c', `cat "$1" | cat > /dev/null; cat /proc/$$/stat`, 'sh', jsonOut], { encoding: 'utf8' });
   const ms = performance.now() - t0;
-  const f = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).trim().split(' ');
+  const stat = r.stdout ?? '';
+  const f = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
   const cpuMs = ((Number(f[13]) + Number(f[14])) * 1000) / 100;
+  if (r.status !== 0 || !Number.isFinite(cpuMs)) {
+    console.log(`floor: the first capture's JSON through a pipe: not measured (sh -c 'cat F | cat' ${r.error ? r.error.message : `exited ${r.status}`})`);
+    return;
+  }
   const budget = tshark ? `; 10× tshark is ${(tshark.ms / 10000).toFixed(2)} s for the whole run` : '';
   console.log(`floor: the first capture's JSON (${(size / 1e6).toFixed(0)} MB) through a pipe, no ctprobe (cat F | cat): ${(ms / 1000).toFixed(2)} s, CPU ${(cpuMs / 1000).toFixed(2)} s${budget}`);
 }
